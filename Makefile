@@ -1,0 +1,131 @@
+# bpgen — build, test, demo, install.
+#
+#   make              build/bpgen and build/libbp.a
+#   make test         every test suite (SANITIZE=1: under ASan and UBSan)
+#   make demo         the built-in example
+#   make examples     build and run every example
+#   make install PREFIX=/usr/local
+#
+# Everything built goes under $(BUILD); SANITIZE=1 uses a build folder of
+# its own so the two never mix.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BISON   ?= bison
+FLEX    ?= flex
+
+WARN     = -std=c99 -Wall -Wextra -pedantic
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+LDLIBS   = -lm
+
+ifeq ($(SANITIZE),1)
+BUILD   ?= build/san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD   ?= build
+SANFLAGS =
+endif
+
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -D_POSIX_C_SOURCE=200809L
+GEN        = $(BUILD)/gen
+
+# ---------------------------------------------------------------- compiler
+COMPILER_SRC = $(filter-out compiler/main.c,$(wildcard compiler/*.c))
+COMPILER_OBJ = $(COMPILER_SRC:compiler/%.c=$(BUILD)/compiler/%.o) \
+               $(GEN)/parser.o $(GEN)/lexer.o
+COMPILER_INC = -Icompiler -I$(GEN) -Igrammar
+
+# ---------------------------------------------------------------- runtime
+RUNTIME_SRC = $(wildcard runtime/*.c)
+RUNTIME_OBJ = $(RUNTIME_SRC:runtime/%.c=$(BUILD)/runtime/%.o)
+
+# ---------------------------------------------------------------- tests
+TEST_SRC = $(wildcard tests/test_*.c)
+TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
+           $(BUILD)/tests/runner.o $(BUILD)/tests/support.o
+
+.PHONY: all test demo examples bench install clean
+.DELETE_ON_ERROR:
+
+all: $(BUILD)/bpgen $(BUILD)/libbp.a
+
+$(BUILD)/bpgen: $(BUILD)/compiler/main.o $(BUILD)/libbpgen.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libbpgen.a: $(COMPILER_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libbp.a: $(RUNTIME_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(GEN)/parser.c $(GEN)/parser.h &: grammar/parser.y | $(GEN)
+	$(BISON) -Wall -Werror --defines=$(GEN)/parser.h -o $(GEN)/parser.c $<
+
+$(GEN)/lexer.c $(GEN)/lexer.h &: grammar/lexer.l | $(GEN)
+	$(FLEX) --header-file=$(GEN)/lexer.h -o $(GEN)/lexer.c $<
+
+# Generated scanners and parsers are not -pedantic clean; they get the
+# same standard but fewer warnings.
+$(GEN)/%.o: $(GEN)/%.c $(GEN)/parser.h $(GEN)/lexer.h compiler/bpgen.h compiler/ops.h
+	$(CC) -std=c99 $(CFLAGS) $(SANFLAGS) -D_POSIX_C_SOURCE=200809L $(COMPILER_INC) -c -o $@ $<
+
+$(BUILD)/compiler/%.o: compiler/%.c compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h | $(BUILD)/compiler
+	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -c -o $@ $<
+
+$(BUILD)/runtime/%.o: runtime/%.c runtime/bp.h | $(BUILD)/runtime
+	$(CC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
+
+# ---------------------------------------------------------------- tests
+# Every tests/test_NAME.c defines `void register_NAME(void)`; the registry
+# calls them all, so adding a suite is adding a file.
+$(BUILD)/tests/registry.c: $(TEST_SRC) | $(BUILD)/tests
+	{ for f in $(TEST_SRC); do n=$$(basename $$f .c); n=$${n#test_}; \
+	    echo "void register_$$n(void);"; done; \
+	  echo "void tests_register_all(void);"; \
+	  echo "void tests_register_all(void) {"; \
+	  for f in $(TEST_SRC); do n=$$(basename $$f .c); n=$${n#test_}; \
+	    echo "    register_$$n();"; done; \
+	  echo "}"; } > $@
+
+TEST_DEFS = -DTEST_BPGEN='"$(BUILD)/bpgen"' -DTEST_LIBBP='"$(BUILD)/libbp.a"' \
+            -DTEST_CC='"$(CC)"' -DTEST_CFLAGS='"$(WARN) $(SANFLAGS) -O1 -g"' \
+            -DTEST_TMP='"$(BUILD)/tmp"'
+
+$(BUILD)/tests/%.o: tests/%.c tests/support.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests $(TEST_DEFS) -c -o $@ $<
+
+$(BUILD)/tests/registry.o: $(BUILD)/tests/registry.c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcunit $(LDLIBS)
+
+test: all $(BUILD)/run_tests
+	@mkdir -p $(BUILD)/tmp
+	$(BUILD)/run_tests
+
+# ---------------------------------------------------------------- demo, examples
+demo: all
+	@sh scripts/demo.sh $(BUILD)
+
+examples: all
+	@$(MAKE) -s -C examples BUILD=$(CURDIR)/$(BUILD) CC="$(CC)"
+
+bench: all
+	@sh bench/run.sh $(BUILD)
+
+# ---------------------------------------------------------------- install, clean
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	install -m 755 $(BUILD)/bpgen $(DESTDIR)$(PREFIX)/bin/bpgen
+	install -m 644 runtime/bp.h $(DESTDIR)$(PREFIX)/include/bp.h
+	install -m 644 $(BUILD)/libbp.a $(DESTDIR)$(PREFIX)/lib/libbp.a
+
+clean:
+	rm -rf build
+
+$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/tests $(GEN):
+	mkdir -p $@

@@ -1,0 +1,300 @@
+/* bpgen.h — the compiler's one header, and its table of contents.
+ *
+ * bpgen is a pipeline of passes, each in its own file, run in this order by
+ * main.c:
+ *
+ *   grammar/lexer.l, grammar/parser.y   text        -> AST (Program)
+ *   check.c                             AST         -> Model (names, shapes)
+ *   graph.c                             Model       -> Graph (hash-consed)
+ *   diff.c                              Graph       -> Graph + gradient nodes
+ *   simplify.c                          Graph       -> Graph, simplified
+ *   print.c                             Graph       -> --derivatives text
+ *   lower.c                             Graph       -> Plan (schedules, buffers)
+ *   emit.c                              Plan        -> C source and header
+ *
+ * Each section below is owned by the file it is named after. Everything a
+ * compilation allocates comes from one Arena and is freed at once.
+ */
+#ifndef BPGEN_H
+#define BPGEN_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "ops.h"
+
+#define BPGEN_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* arena.c — bump allocation; everything lives until arena_free().          */
+
+typedef struct Arena Arena;
+
+Arena *arena_new(void);
+void  *arena_alloc(Arena *a, size_t size);          /* zeroed; never NULL */
+char  *arena_strdup(Arena *a, const char *s);
+char  *arena_strndup(Arena *a, const char *s, size_t n);
+char  *arena_printf(Arena *a, const char *fmt, ...);
+void   arena_free(Arena *a);
+
+/* ------------------------------------------------------------------------ */
+/* diag.c — user-facing messages.                                           */
+
+/* A place in the source. Lines and columns count from 1; columns count
+ * characters (UTF-8 code points), not bytes. line 0 means "no place". */
+typedef struct {
+    int line, col;
+} Loc;
+
+typedef struct Diag Diag;
+
+/* The diagnostics sink of one compilation: it knows the file name and the
+ * text so that each message can quote its line with a caret under it.
+ * Messages are collected and printed sorted by place by diag_flush(). */
+Diag *diag_new(Arena *a, const char *path, const char *text, size_t len);
+void  diag_error(Diag *d, Loc at, const char *fmt, ...);
+void  diag_note(Diag *d, Loc at, const char *fmt, ...);
+int   diag_count(const Diag *d);                    /* errors so far */
+void  diag_flush(Diag *d, FILE *out);
+
+/* ------------------------------------------------------------------------ */
+/* grammar/parser.y — the AST.                                              */
+
+typedef struct {
+    int rank;     /* 0, 1 or 2 */
+    int dim[2];   /* dim[0] rows, dim[1] columns; unused entries are 1 */
+} Shape;
+
+typedef enum { EX_NUM, EX_NAME, EX_NEG, EX_BINARY, EX_CALL } ExprKind;
+typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_POW, BIN_MATMUL } BinOp;
+
+typedef struct Symbol Symbol;
+typedef struct Expr Expr;
+struct Expr {
+    ExprKind kind;
+    Loc loc;          /* first character of the expression / the operator */
+    double num;       /* EX_NUM */
+    const char *name; /* EX_NAME; EX_CALL: the function's name */
+    BinOp op;         /* EX_BINARY */
+    Expr *lhs, *rhs;  /* EX_BINARY; EX_NEG uses lhs */
+    Expr **args;      /* EX_CALL */
+    int nargs;
+    /* filled in by check.c */
+    Symbol *sym;      /* EX_NAME */
+    int func;         /* EX_CALL: index into check.c's function table */
+    Shape shape;
+};
+
+typedef enum {
+    ST_MODEL, ST_INPUT, ST_PARAM, ST_CONST, ST_ASSIGN, ST_LOSS, ST_OUTPUT,
+    ST_WRT
+} StmtKind;
+
+typedef enum {
+    INIT_DEFAULT, INIT_ZEROS, INIT_ONES, INIT_VALUE, INIT_NORMAL,
+    INIT_UNIFORM, INIT_XAVIER, INIT_HE
+} InitKind;
+
+typedef struct {
+    InitKind kind;
+    double a, b;      /* INIT_VALUE: a; NORMAL: mean a, std b; UNIFORM: lo a, hi b */
+    Loc loc;
+} Init;
+
+typedef struct {
+    const char *name;
+    Loc loc;
+} NameRef;
+
+typedef struct Stmt Stmt;
+struct Stmt {
+    StmtKind kind;
+    Loc loc;             /* the statement's first token */
+    const char *name;    /* MODEL, INPUT, PARAM, CONST, ASSIGN, LOSS */
+    Loc name_loc;
+    int rank;            /* INPUT, PARAM: number of dims written (0..2) */
+    double dims[2];      /* as written; check.c verifies they are positive integers */
+    Loc dim_loc[2];
+    bool frozen;         /* PARAM: `param frozen NAME ...` */
+    Init init;           /* PARAM */
+    double value;        /* CONST */
+    Expr *expr;          /* ASSIGN, LOSS */
+    NameRef *names;      /* OUTPUT, WRT */
+    int nnames;
+    Stmt *next;
+};
+
+typedef struct {
+    const char *path;
+    Stmt *first;         /* statements in source order */
+} Program;
+
+/* Parses `text` (len bytes, the whole file). Always returns a Program
+ * holding every statement that could be read; syntax errors go to `diag`.
+ * Lexical limits (line length, nesting depth) are reported, not crashed on. */
+Program *parse_program(Arena *a, Diag *diag, const char *path,
+                       const char *text, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* check.c — names and shapes; AST -> Model.                                */
+
+typedef enum { SYM_INPUT, SYM_PARAM, SYM_CONST, SYM_VALUE } SymKind;
+
+struct Symbol {
+    SymKind kind;
+    const char *name;
+    Loc loc;
+    Shape shape;
+    int index;      /* INPUT: among inputs; PARAM: among params; else -1 */
+    bool wrt;       /* INPUT named in `wrt` */
+    bool is_loss;   /* VALUE defined by `loss` */
+    Stmt *stmt;     /* the defining statement (init, frozen, value, expr) */
+};
+
+typedef struct {
+    const char *name;        /* the C prefix: `model NAME` or from the path */
+    const char *path;
+    Symbol **inputs;  int ninputs;
+    Symbol **params;  int nparams;
+    Symbol **outputs; int noutputs;
+    Symbol **values;  int nvalues;   /* every `NAME = EXPR` and the loss, in order */
+    Symbol *loss;
+} Model;
+
+/* Resolves names, checks shapes and every rule of the language. Returns
+ * NULL when there were errors (all of them reported to `diag`). */
+Model *check_program(Arena *a, Diag *diag, Program *prog);
+
+/* The C identifier a path's file name gives (`nets/my-model.net` -> `my_model`). */
+const char *check_default_model_name(Arena *a, const char *path);
+
+/* ------------------------------------------------------------------------ */
+/* graph.c — the expression graph.                                          */
+
+typedef enum {
+#define X(op, name, arity, kind) OP_##op,
+    BP_OPS(X)
+#undef X
+    OP__COUNT
+} Op;
+
+typedef enum {
+    OPK_LEAF, OPK_ELEMENTWISE, OPK_LINALG, OPK_REDUCE, OPK_VECTOR, OPK_BATCH
+} OpKind;
+
+typedef struct {
+    const char *name;
+    int arity;
+    OpKind kind;
+} OpInfo;
+
+extern const OpInfo op_info[OP__COUNT];
+
+typedef struct Node Node;
+struct Node {
+    Op op;
+    Shape shape;          /* per sample */
+    bool batched;         /* varies from sample to sample (depends on an input) */
+    int nin;
+    Node *in[2];
+    double value;         /* OP_CONST: every element has this value */
+    int index;            /* OP_INPUT / OP_PARAM: declaration index */
+    const char *name;     /* a name from the .net file, when it has one */
+    int id;               /* creation order, so a topological order */
+    Node *hash_next;      /* hash-consing chain */
+    void *aux;            /* scratch for the pass that runs now */
+};
+
+typedef struct {
+    Arena *arena;
+    Model *model;
+    bool batched_inputs;  /* inputs vary per sample (false for --derivatives) */
+    Node **table;         /* hash-consing buckets */
+    int table_cap;
+    Node **nodes;         /* every node, in creation order */
+    int nnodes, nodes_cap;
+    Node **input_nodes;   /* [model->ninputs] */
+    Node **param_nodes;   /* [model->nparams] */
+    Node **value_nodes;   /* [model->nvalues] */
+    Node **output_nodes;  /* [model->noutputs] */
+    Node *loss;
+    /* filled by diff.c: per-sample gradient of the loss (batched nodes) or
+     * gradient of the batch-mean loss (unbatched nodes). NULL: no gradient
+     * wanted (frozen param, input not in wrt); a CONST 0: gradient is zero. */
+    Node **grad_params;   /* [model->nparams] */
+    Node **grad_inputs;   /* [model->ninputs] */
+} Graph;
+
+/* Builds the graph of the model's values. With batched_inputs, every node
+ * depending on an input is marked batched. */
+Graph *graph_build(Arena *a, Model *m, bool batched_inputs);
+
+/* The single door into the graph: folds constants, applies local
+ * identities, orders commutative operands and returns the existing node
+ * when an equal one exists. Shapes must already be valid (check.c saw to
+ * that for user expressions; diff.c builds only valid ones). */
+Node *node_new(Graph *g, Op op, Node *a, Node *b);
+Node *node_const(Graph *g, double value, Shape shape);
+Node *node_scalar(Graph *g, double value);
+Node *node_broadcast(Graph *g, Node *scalar, Shape shape);
+
+bool shape_eq(Shape a, Shape b);
+long shape_size(Shape s);
+extern const Shape SHAPE_SCALAR;
+
+bool node_is_const(const Node *n, double value);    /* a CONST of this value */
+
+/* Verifies the graph's invariants (shapes, arity, ids topological). Returns
+ * false and describes the first violation on stderr: an internal error. */
+bool graph_check(const Graph *g);
+void graph_dump(const Graph *g, FILE *out);
+
+/* ------------------------------------------------------------------------ */
+/* diff.c — reverse-mode differentiation on the graph.                      */
+
+/* Fills g->grad_params and g->grad_inputs. Only nodes on a path from a
+ * wanted leaf to the loss get adjoints. */
+void diff_graph(Graph *g);
+
+/* ------------------------------------------------------------------------ */
+/* simplify.c — global simplification.                                      */
+
+/* Rewrites every root (loss, outputs, gradients) through node_new with
+ * sums and products flattened, like terms and constant factors collected. */
+void simp_graph(Graph *g);
+
+/* ------------------------------------------------------------------------ */
+/* print.c — expressions in .net syntax.                                    */
+
+/* Writes `n` as a .net expression. With inline_values, named intermediates
+ * are written out in full; otherwise they appear by name. */
+void print_expr(FILE *out, const Node *n, bool inline_values);
+
+/* The --derivatives listing: `dL/dX = EXPR`, one line per gradient. */
+void print_derivatives(FILE *out, const Graph *g);
+
+/* ------------------------------------------------------------------------ */
+/* lower.c / emit.c — from graph to C.                                      */
+
+typedef enum { PREC_FLOAT, PREC_DOUBLE } Precision;
+
+typedef struct {
+    Precision precision;
+    bool with_main;             /* --main */
+    const char *header_name;    /* what the .c file #includes, e.g. "model.h" */
+} EmitOptions;
+
+typedef struct Plan Plan;
+
+/* Decides what forward, backward and predict compute, in what order, which
+ * nodes are fused into one loop and where each buffer lives in the
+ * workspace. */
+Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt);
+
+/* Writes the generated C file and its header. Returns false on a write
+ * error (the caller then removes the files). */
+bool emit_c(const Plan *p, FILE *c_out, FILE *h_out);
+
+#endif
