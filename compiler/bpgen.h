@@ -70,6 +70,17 @@ typedef struct {
 typedef enum { EX_NUM, EX_NAME, EX_NEG, EX_BINARY, EX_CALL } ExprKind;
 typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_POW, BIN_MATMUL } BinOp;
 
+/* The built-in functions, in the order of check.c's function table (which
+ * holds each one's name, arity and shape rule). Expr.func holds one. */
+typedef enum {
+    FN_EXP, FN_LOG, FN_SQRT, FN_ABS, FN_SIN, FN_COS, FN_TANH, FN_SIGMOID,
+    FN_RELU, FN_SOFTPLUS, FN_STEP, FN_SIGN, FN_MAX, FN_MIN, FN_TRANSPOSE,
+    FN_OUTER, FN_SUM, FN_MEAN, FN_DOT, FN_LOGSUMEXP, FN_SOFTMAX,
+    FN_LOG_SOFTMAX, FN_MSE, FN_CROSS_ENTROPY, FN_SOFTMAX_CROSS_ENTROPY,
+    FN_BCE,
+    FN__COUNT
+} Func;
+
 typedef struct Symbol Symbol;
 typedef struct Expr Expr;
 struct Expr {
@@ -83,7 +94,7 @@ struct Expr {
     int nargs;
     /* filled in by check.c */
     Symbol *sym;      /* EX_NAME */
-    int func;         /* EX_CALL: index into check.c's function table */
+    Func func;        /* EX_CALL: which built-in (check.c's table) */
     Shape shape;
 };
 
@@ -170,6 +181,9 @@ Model *check_program(Arena *a, Diag *diag, Program *prog);
 /* The C identifier a path's file name gives (`nets/my-model.net` -> `my_model`). */
 const char *check_default_model_name(Arena *a, const char *path);
 
+/* The .net spelling of a built-in function ("softmax"). */
+const char *check_func_name(Func f);
+
 /* ------------------------------------------------------------------------ */
 /* graph.c — the expression graph.                                          */
 
@@ -202,6 +216,7 @@ struct Node {
     double value;         /* OP_CONST: every element has this value */
     int index;            /* OP_INPUT / OP_PARAM: declaration index */
     const char *name;     /* a name from the .net file, when it has one */
+    const char *label;    /* for comments: "h", "dL/dh" (diff.c names adjoints) */
     int id;               /* creation order, so a topological order */
     Node *hash_next;      /* hash-consing chain */
     void *aux;            /* scratch for the pass that runs now */

@@ -1,0 +1,290 @@
+/* main.c — the command line, and the whole pipeline on one screen.
+ *
+ *   text --parse--> AST --check--> Model --graph--> Graph --diff--> gradients
+ *        --simplify--> Graph --lower--> Plan --emit--> OUT.c, OUT.h
+ *
+ * Exit status: 0 success, 1 an error in the model, 2 a usage or I/O error.
+ * Output is written to temporary files beside the target and renamed into
+ * place only when everything succeeded, so a failure never leaves half a
+ * file or damages an earlier good one.
+ */
+#include "bpgen.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
+enum { MAX_SOURCE_BYTES = 64 << 20 };
+
+typedef struct {
+    const char *model_path;
+    const char *out_path;
+    bool check_only, derivatives, with_main;
+    Precision precision;
+    const char *dump;   /* comma-separated pass names, or NULL */
+} Options;
+
+static void usage(FILE *out)
+{
+    fputs("usage: bpgen MODEL.net -o OUT.c [options]\n"
+          "       bpgen MODEL.net --check | --derivatives\n"
+          "\n"
+          "Compiles a .net model to C: a forward pass, a backward pass with every\n"
+          "gradient, and an inference function. OUT.h is written beside OUT.c.\n"
+          "\n"
+          "options:\n"
+          "  -o FILE               the C file to write (its header: FILE with .h)\n"
+          "  --check               parse and check only; write nothing\n"
+          "  --derivatives         print dL/dX = EXPR for every differentiated X\n"
+          "  --precision=float     values are float (the default)\n"
+          "  --precision=double    values are double\n"
+          "  --main                add a main() that reads values on standard input\n"
+          "                        and prints the loss and gradients\n"
+          "  --dump=PASSES         print the graph after passes (graph,diff,simplify)\n"
+          "                        on standard error\n"
+          "  -h, --help            this help\n"
+          "  --version             the version\n",
+          out);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("bpgen: error: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\n(run 'bpgen --help' for usage)\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* Returns -1 when the options were fine, else the exit status. */
+static int parse_options(int argc, char **argv, Options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("bpgen %s\n", BPGEN_VERSION);
+            return 0;
+        } else if (!strcmp(a, "-o")) {
+            if (++i == argc)
+                return usage_error("%s needs a file name", "-o");
+            o->out_path = argv[i];
+        } else if (!strncmp(a, "-o", 2) && a[2]) {
+            o->out_path = a + 2;
+        } else if (!strncmp(a, "--output=", 9)) {
+            o->out_path = a + 9;
+        } else if (!strcmp(a, "--check")) {
+            o->check_only = true;
+        } else if (!strcmp(a, "--derivatives")) {
+            o->derivatives = true;
+        } else if (!strcmp(a, "--main")) {
+            o->with_main = true;
+        } else if (!strcmp(a, "--precision=float")) {
+            o->precision = PREC_FLOAT;
+        } else if (!strcmp(a, "--precision=double")) {
+            o->precision = PREC_DOUBLE;
+        } else if (!strncmp(a, "--precision", 11)) {
+            return usage_error("unknown precision '%s' (use --precision=float or --precision=double)", a);
+        } else if (!strncmp(a, "--dump=", 7)) {
+            o->dump = a + 7;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '%s'", a);
+        } else if (o->model_path) {
+            return usage_error("more than one model given ('%s')", a);
+        } else {
+            o->model_path = a;
+        }
+    }
+    if (!o->model_path)
+        return usage_error("%s", "no model file given");
+    if (!o->out_path && !o->check_only && !o->derivatives)
+        return usage_error("%s", "no output file: use -o OUT.c (or --check, --derivatives)");
+    return -1;
+}
+
+/* Reads the whole model file. Returns NULL (after a message) on an I/O
+ * error. */
+static char *read_source(Arena *a, const char *path, size_t *len)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "bpgen: error: cannot open '%s': %s\n", path, strerror(errno));
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "bpgen: error: '%s' is a directory, not a model file\n", path);
+        return NULL;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "bpgen: error: cannot open '%s': %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+        if (n == cap) {
+            if (cap >= MAX_SOURCE_BYTES) {
+                fprintf(stderr, "bpgen: error: '%s' is larger than %d MiB\n", path, MAX_SOURCE_BYTES >> 20);
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    bool failed = !buf || ferror(f);
+    fclose(f);
+    if (failed) {
+        fprintf(stderr, "bpgen: error: cannot read '%s'\n", path);
+        free(buf);
+        return NULL;
+    }
+    char *text = arena_strndup(a, buf, n);
+    free(buf);
+    *len = n;
+    return text;
+}
+
+static bool dumping(const Options *o, const char *pass)
+{
+    if (!o->dump)
+        return false;
+    size_t len = strlen(pass);
+    for (const char *p = o->dump; (p = strstr(p, pass)); p += len)
+        if ((p == o->dump || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
+            return true;
+    return false;
+}
+
+static bool checked(const Graph *g, const Options *o, const char *pass)
+{
+    if (dumping(o, pass)) {
+        fprintf(stderr, "# after %s\n", pass);
+        graph_dump(g, stderr);
+    }
+    return graph_check(g);
+}
+
+/* `dir/name.c` -> `dir/name.h`; a name without `.c` gets `.h` added. */
+static char *header_path(Arena *a, const char *out)
+{
+    size_t len = strlen(out);
+    if (len > 2 && !strcmp(out + len - 2, ".c"))
+        return arena_printf(a, "%.*s.h", (int)(len - 2), out);
+    return arena_printf(a, "%s.h", out);
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* A temporary file beside `target`, opened for writing. */
+static FILE *open_temp(Arena *a, const char *target, char **temp_path)
+{
+    char *path = arena_printf(a, "%s.tmpXXXXXX", target);
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        remove(path);
+        return NULL;
+    }
+    *temp_path = path;
+    return f;
+}
+
+static int write_outputs(Arena *a, const Plan *plan, const char *out_path)
+{
+    char *h_path = header_path(a, out_path);
+    char *c_temp = NULL, *h_temp = NULL;
+    FILE *c = open_temp(a, out_path, &c_temp);
+    FILE *h = c ? open_temp(a, h_path, &h_temp) : NULL;
+    bool ok = c && h && emit_c(plan, c, h);
+    if (c && fclose(c) != 0)
+        ok = false;
+    if (h && fclose(h) != 0)
+        ok = false;
+    if (ok && rename(h_temp, h_path) != 0)
+        ok = false;
+    if (ok && rename(c_temp, out_path) != 0)
+        ok = false;
+    if (!ok) {
+        fprintf(stderr, "bpgen: error: cannot write '%s': %s\n", out_path, strerror(errno));
+        if (c_temp)
+            remove(c_temp);
+        if (h_temp)
+            remove(h_temp);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int compile(Arena *a, const Options *o)
+{
+    size_t len = 0;
+    char *text = read_source(a, o->model_path, &len);
+    if (!text)
+        return EXIT_USAGE;
+
+    Diag *diag = diag_new(a, o->model_path, text, len);
+    Program *prog = parse_program(a, diag, o->model_path, text, len);
+    Model *model = check_program(a, diag, prog);
+    if (diag_count(diag) > 0 || !model) {
+        diag_flush(diag, stderr);
+        return EXIT_MODEL;
+    }
+    diag_flush(diag, stderr);  /* notes and warnings, if any */
+    if (o->check_only)
+        return 0;
+
+    Graph *g = graph_build(a, model, !o->derivatives);
+    bool ok = checked(g, o, "graph");
+    diff_graph(g);
+    ok = ok && checked(g, o, "diff");
+    simp_graph(g);
+    ok = ok && checked(g, o, "simplify");
+    if (!ok)
+        return EXIT_USAGE;
+
+    if (o->derivatives) {
+        print_derivatives(stdout, g);
+        return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
+    }
+
+    EmitOptions eo = {o->precision, o->with_main,
+                      base_name(header_path(a, o->out_path))};
+    Plan *plan = lower_graph(a, g, &eo);
+    return write_outputs(a, plan, o->out_path);
+}
+
+int main(int argc, char **argv)
+{
+    Options o = {NULL, NULL, false, false, false, PREC_FLOAT, NULL};
+    int status = parse_options(argc, argv, &o);
+    if (status >= 0)
+        return status;
+    Arena *a = arena_new();
+    status = compile(a, &o);
+    arena_free(a);
+    return status;
+}

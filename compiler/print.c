@@ -1,0 +1,376 @@
+/* print.c — graph nodes written back as .net expressions.
+ *
+ * In:  a node (usually a simplified gradient).
+ * Out: text in the .net expression syntax, e.g. `L / sqrt(L^2 + 2)`.
+ *
+ * The graph's canonical algebra is turned back into what a person writes:
+ * a sum whose terms carry negative coefficients prints with `-`, factors
+ * with negative exponents go under a `/`, `x^0.5` prints as `sqrt(x)`.
+ * Each rendering returns its precedence, and a parent puts parentheses
+ * around a child only when the child binds more loosely than its position
+ * needs. Shared sub-expressions print once per use; when written out in
+ * full that could grow without bound, so text past a limit is abandoned
+ * and the expression is written with its named intermediates instead.
+ */
+#include "bpgen.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { PREC_SUM = 1, PREC_PRODUCT = 2, PREC_UNARY = 3, PREC_POWER = 4, PREC_ATOM = 5 };
+enum { INLINE_LIMIT = 2000 };
+
+typedef struct {
+    char *s;
+    size_t n, cap, limit;
+    bool overflow;
+} Buf;
+
+static void put(Buf *b, const char *s)
+{
+    size_t len = strlen(s);
+    if (b->overflow || b->n + len > b->limit) {
+        b->overflow = true;
+        return;
+    }
+    if (b->n + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->n + len + 1)
+            cap *= 2;
+        char *s2 = realloc(b->s, cap);
+        if (!s2) {
+            b->overflow = true;
+            return;
+        }
+        b->s = s2;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, s, len + 1);
+    b->n += len;
+}
+
+static Buf buf_new(size_t limit)
+{
+    Buf b = {NULL, 0, 0, limit, false};
+    put(&b, "");
+    return b;
+}
+
+/* The shortest decimal that reads back as the same double. */
+static void put_number(Buf *b, double v)
+{
+    char tmp[40];
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(tmp, sizeof tmp, "%.*g", digits, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    put(b, tmp);
+}
+
+typedef struct {
+    bool inline_values;
+} Printer;
+
+static int render(const Printer *p, Buf *b, const Node *n);
+
+/* Renders `n`, in parentheses when it binds looser than `need`; returns
+ * the precedence of what was written. */
+static int render_at(const Printer *p, Buf *b, const Node *n, int need)
+{
+    Buf tmp = buf_new(b->limit);
+    int prec = render(p, &tmp, n);
+    if (tmp.overflow)
+        b->overflow = true;
+    if (prec < need)
+        put(b, "(");
+    put(b, tmp.s ? tmp.s : "");
+    if (prec < need)
+        put(b, ")");
+    free(tmp.s);
+    return prec < need ? PREC_ATOM : prec;
+}
+
+static bool shown_by_name(const Printer *p, const Node *n)
+{
+    return n->op == OP_INPUT || n->op == OP_PARAM ||
+           (!p->inline_values && n->name && n->op != OP_CONST);
+}
+
+/* ---------------------------------------------------------------- products */
+
+typedef struct {
+    const Node *base;
+    double power;
+} Factor;
+
+typedef struct {
+    Factor f[64];
+    int n;
+    double coef;
+    bool overflow;
+} Factors;
+
+static void gather_factors(const Printer *p, Factors *fs, const Node *n, double power)
+{
+    if (n->op == OP_CONST) {
+        fs->coef *= pow(n->value, power);
+    } else if (n->op == OP_MUL && power == 1 && !shown_by_name(p, n)) {
+        gather_factors(p, fs, n->in[0], 1);
+        gather_factors(p, fs, n->in[1], 1);
+    } else if (n->op == OP_POW && n->in[1]->op == OP_CONST && power == 1 &&
+               !shown_by_name(p, n)) {
+        gather_factors(p, fs, n->in[0], n->in[1]->value);
+    } else if (fs->n < 64) {
+        fs->f[fs->n].base = n;
+        fs->f[fs->n].power = power;
+        fs->n++;
+    } else {
+        fs->overflow = true;
+    }
+}
+
+/* base^power with power > 0; returns the precedence written */
+static int render_power(const Printer *p, Buf *b, const Node *base, double power)
+{
+    if (power == 1)
+        return render_at(p, b, base, PREC_UNARY);
+    if (power == 0.5) {
+        put(b, "sqrt(");
+        render_at(p, b, base, 0);
+        put(b, ")");
+        return PREC_ATOM;
+    }
+    render_at(p, b, base, PREC_ATOM);
+    put(b, "^");
+    put_number(b, power);
+    return PREC_POWER;
+}
+
+/* The factors on one side of the `/`, joined by ` * `. Returns how many
+ * there were; *prec gets the precedence of a lone factor. */
+static int render_list(const Printer *p, Buf *b, const Factors *fs, bool numerator, int *prec)
+{
+    int count = 0;
+    for (int i = 0; i < fs->n; i++) {
+        double e = fs->f[i].power;
+        if ((e > 0) != numerator)
+            continue;
+        if (count++)
+            put(b, " * ");
+        *prec = render_power(p, b, fs->f[i].base, numerator ? e : -e);
+    }
+    return count;
+}
+
+/* coef * n, written as a product; returns the precedence. */
+static int render_product(const Printer *p, Buf *b, double coef, const Node *n)
+{
+    Factors fs;
+    fs.n = 0;
+    fs.coef = coef;
+    fs.overflow = false;
+    gather_factors(p, &fs, n, 1);
+    if (fs.overflow) {
+        b->overflow = true;
+        return PREC_ATOM;
+    }
+    int nnum = 0, nden = 0;
+    for (int i = 0; i < fs.n; i++)
+        fs.f[i].power > 0 ? nnum++ : nden++;
+    double c = fs.coef;
+    bool negative = c < 0;
+    if (negative) {
+        put(b, "-");
+        c = -c;
+    }
+    int prec = PREC_ATOM;
+    bool show_coef = c != 1 || nnum == 0;
+    if (show_coef) {
+        put_number(b, c);
+        if (nnum)
+            put(b, " * ");
+    }
+    if (nnum) {
+        int lone = PREC_ATOM;
+        int count = render_list(p, b, &fs, true, &lone);
+        prec = (count > 1 || show_coef) ? PREC_PRODUCT : lone;
+    }
+    if (nden) {
+        int lone = PREC_ATOM;
+        put(b, " / ");
+        if (nden > 1)
+            put(b, "(");
+        render_list(p, b, &fs, false, &lone);
+        if (nden > 1)
+            put(b, ")");
+        prec = PREC_PRODUCT;
+    }
+    if (negative && prec > PREC_UNARY)
+        prec = PREC_UNARY;
+    return prec;
+}
+
+/* ---------------------------------------------------------------- sums */
+
+static void gather_terms(const Printer *p, const Node **terms, int *count, int max, const Node *n)
+{
+    if (n->op == OP_ADD && !shown_by_name(p, n)) {
+        gather_terms(p, terms, count, max, n->in[0]);
+        gather_terms(p, terms, count, max, n->in[1]);
+    } else if (*count < max) {
+        terms[(*count)++] = n;
+    }
+}
+
+static int render_sum(const Printer *p, Buf *b, const Node *n)
+{
+    const Node *terms[256];
+    int count = 0;
+    gather_terms(p, terms, &count, 256, n);
+    /* constants last, as a person writes them */
+    const Node *ordered[256];
+    int k = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < count; i++)
+            if ((terms[i]->op == OP_CONST) == (pass == 1))
+                ordered[k++] = terms[i];
+    for (int i = 0; i < k; i++) {
+        const Node *t = ordered[i];
+        double coef = 1;
+        const Node *rest = t;
+        if (t->op == OP_MUL && t->in[0]->op == OP_CONST && !shown_by_name(p, t)) {
+            coef = t->in[0]->value;
+            rest = t->in[1];
+        }
+        bool negative = t->op == OP_CONST ? t->value < 0 : coef < 0;
+        if (i == 0 && negative)
+            put(b, "-");
+        else if (i > 0)
+            put(b, negative ? " - " : " + ");
+        if (t->op == OP_CONST) {
+            put_number(b, fabs(t->value));
+        } else {
+            Buf tmp = buf_new(b->limit);
+            int prec = render_product(p, &tmp, fabs(coef), rest);
+            bool paren = prec < PREC_PRODUCT; /* a - (b + c) */
+            if (paren)
+                put(b, "(");
+            put(b, tmp.s);
+            if (paren)
+                put(b, ")");
+            if (tmp.overflow)
+                b->overflow = true;
+            free(tmp.s);
+        }
+    }
+    return count > 1 ? PREC_SUM : PREC_UNARY;
+}
+
+/* ---------------------------------------------------------------- nodes */
+
+static int render_call(const Printer *p, Buf *b, const char *name, const Node *a, const Node *c)
+{
+    put(b, name);
+    put(b, "(");
+    render_at(p, b, a, 0);
+    if (c) {
+        put(b, ", ");
+        render_at(p, b, c, 0);
+    }
+    put(b, ")");
+    return PREC_ATOM;
+}
+
+static int render(const Printer *p, Buf *b, const Node *n)
+{
+    if (b->overflow)
+        return PREC_ATOM;
+    if (shown_by_name(p, n)) {
+        put(b, n->name);
+        return PREC_ATOM;
+    }
+    switch (n->op) {
+    case OP_CONST:
+        put_number(b, n->value);
+        return n->value < 0 ? PREC_UNARY : PREC_ATOM;
+    case OP_INPUT: case OP_PARAM:
+        put(b, n->name ? n->name : "?");
+        return PREC_ATOM;
+    case OP_ADD:
+        return render_sum(p, b, n);
+    case OP_MUL:
+        return render_product(p, b, 1, n);
+    case OP_POW:
+        if (n->in[1]->op == OP_CONST)
+            return render_product(p, b, 1, n);
+        render_at(p, b, n->in[0], PREC_ATOM);
+        put(b, "^");
+        render_at(p, b, n->in[1], PREC_ATOM);
+        return PREC_POWER;
+    case OP_MATMUL:
+        render_at(p, b, n->in[0], PREC_PRODUCT);
+        put(b, " · ");
+        render_at(p, b, n->in[1], PREC_UNARY);
+        return PREC_PRODUCT;
+    case OP_BROADCAST:
+        return render(p, b, n->in[0]);
+    default:
+        return render_call(p, b, op_info[n->op].name, n->in[0], n->nin > 1 ? n->in[1] : NULL);
+    }
+}
+
+static char *to_text(const Node *n, bool inline_values)
+{
+    Printer p = {inline_values};
+    Buf b = buf_new(inline_values ? INLINE_LIMIT : (size_t)1 << 30);
+    render(&p, &b, n);
+    if (b.overflow && inline_values) {
+        free(b.s);
+        return to_text(n, false);
+    }
+    return b.s;
+}
+
+void print_expr(FILE *out, const Node *n, bool inline_values)
+{
+    char *s = to_text(n, inline_values);
+    fputs(s ? s : "", out);
+    free(s);
+}
+
+static bool all_scalar(const Model *m)
+{
+    for (int i = 0; i < m->ninputs; i++)
+        if (m->inputs[i]->shape.rank)
+            return false;
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i]->shape.rank)
+            return false;
+    for (int i = 0; i < m->nvalues; i++)
+        if (m->values[i]->shape.rank)
+            return false;
+    return true;
+}
+
+void print_derivatives(FILE *out, const Graph *g)
+{
+    const Model *m = g->model;
+    bool inline_values = all_scalar(m);
+    const char *loss = m->loss->name;
+    for (int i = 0; i < m->nparams; i++) {
+        if (!g->grad_params[i])
+            continue;
+        fprintf(out, "d%s/d%s = ", loss, m->params[i]->name);
+        print_expr(out, g->grad_params[i], inline_values);
+        fputc('\n', out);
+    }
+    for (int k = 0; k < m->ninputs; k++) {
+        if (!g->grad_inputs[k])
+            continue;
+        fprintf(out, "d%s/d%s = ", loss, m->inputs[k]->name);
+        print_expr(out, g->grad_inputs[k], inline_values);
+        fputc('\n', out);
+    }
+}
