@@ -45,8 +45,18 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
            $(BUILD)/tests/runner.o $(BUILD)/tests/support.o
 
-.PHONY: all test demo examples bench install clean
+.PHONY: all test demo examples bench install clean build-deps test-deps
 .DELETE_ON_ERROR:
+
+# On a fresh machine the tools are installed on first use, so `make demo`
+# and `make test` are the only commands a new user types.
+build-deps:
+	@command -v $(BISON) >/dev/null 2>&1 && command -v $(FLEX) >/dev/null 2>&1 \
+	  || sh scripts/install-deps.sh
+
+test-deps: build-deps
+	@[ -f /usr/include/CUnit/Basic.h ] && command -v clang >/dev/null 2>&1 \
+	  || sh scripts/install-deps.sh
 
 all: $(BUILD)/bpgen $(BUILD)/libbp.a
 
@@ -61,10 +71,10 @@ $(BUILD)/libbp.a: $(RUNTIME_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(GEN)/parser.c $(GEN)/parser.h &: grammar/parser.y | $(GEN)
+$(GEN)/parser.c $(GEN)/parser.h &: grammar/parser.y | $(GEN) build-deps
 	$(BISON) -Wall -Werror --defines=$(GEN)/parser.h -o $(GEN)/parser.c $<
 
-$(GEN)/lexer.c $(GEN)/lexer.h &: grammar/lexer.l | $(GEN)
+$(GEN)/lexer.c $(GEN)/lexer.h &: grammar/lexer.l | $(GEN) build-deps
 	$(FLEX) --header-file=$(GEN)/lexer.h -o $(GEN)/lexer.c $<
 
 # Generated scanners and parsers are not -pedantic clean; they get the
@@ -94,7 +104,7 @@ TEST_DEFS = -DTEST_BPGEN='"$(BUILD)/bpgen"' -DTEST_LIBBP='"$(BUILD)/libbp.a"' \
             -DTEST_CC='"$(CC)"' -DTEST_CFLAGS='"$(WARN) $(SANFLAGS) -O1 -g"' \
             -DTEST_TMP='"$(BUILD)/tmp"'
 
-$(BUILD)/tests/%.o: tests/%.c tests/support.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests
+$(BUILD)/tests/%.o: tests/%.c tests/support.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests test-deps
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests $(TEST_DEFS) -c -o $@ $<
 
 $(BUILD)/tests/registry.o: $(BUILD)/tests/registry.c

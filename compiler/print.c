@@ -224,6 +224,14 @@ static void gather_terms(const Printer *p, const Node **terms, int *count, int m
     }
 }
 
+static bool term_negative(const Printer *p, const Node *t)
+{
+    if (t->op == OP_CONST)
+        return t->value < 0;
+    return t->op == OP_MUL && t->in[0]->op == OP_CONST && !shown_by_name(p, t) &&
+           t->in[0]->value < 0;
+}
+
 static int render_sum(const Printer *p, Buf *b, const Node *n)
 {
     const Node *terms[256];
@@ -236,6 +244,14 @@ static int render_sum(const Printer *p, Buf *b, const Node *n)
         for (int i = 0; i < count; i++)
             if ((terms[i]->op == OP_CONST) == (pass == 1))
                 ordered[k++] = terms[i];
+    /* 1 - x reads better than -x + 1: lead with a positive term */
+    for (int i = 0; i < k && term_negative(p, ordered[0]); i++)
+        if (!term_negative(p, ordered[i])) {
+            const Node *t = ordered[i];
+            memmove(ordered + 1, ordered, sizeof *ordered * (size_t)i);
+            ordered[0] = t;
+            break;
+        }
     for (int i = 0; i < k; i++) {
         const Node *t = ordered[i];
         double coef = 1;
@@ -244,7 +260,7 @@ static int render_sum(const Printer *p, Buf *b, const Node *n)
             coef = t->in[0]->value;
             rest = t->in[1];
         }
-        bool negative = t->op == OP_CONST ? t->value < 0 : coef < 0;
+        bool negative = term_negative(p, t);
         if (i == 0 && negative)
             put(b, "-");
         else if (i > 0)

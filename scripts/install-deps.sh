@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs what building and testing bpgen needs, when it is missing:
+# a C compiler, make, flex, bison, CUnit, and clang (the tests compile
+# generated code with both gcc and clang). Uses apt-get (Debian, as root).
+set -eu
+
+missing=""
+command -v cc >/dev/null 2>&1 || missing="$missing gcc"
+command -v make >/dev/null 2>&1 || missing="$missing make"
+command -v flex >/dev/null 2>&1 || missing="$missing flex"
+command -v bison >/dev/null 2>&1 || missing="$missing bison"
+command -v clang >/dev/null 2>&1 || missing="$missing clang"
+[ -f /usr/include/CUnit/Basic.h ] || missing="$missing libcunit1-dev"
+
+if [ -z "$missing" ]; then
+    echo "install-deps: everything is installed"
+    exit 0
+fi
+
+echo "install-deps: installing$missing"
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq $missing

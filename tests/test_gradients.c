@@ -1,0 +1,181 @@
+/* test_gradients.c — every operation's generated gradient against finite
+ * differences.
+ *
+ * For each case: bpgen compiles the model in double and in float, the C
+ * is compiled with -Werror by the test compiler (and by clang, which must
+ * also accept it warning-free), linked with tests/harness/gradcheck.c, and
+ * run. The harness prints the worst relative error of bp_gradcheck for
+ * batches of 1 and 7; double must stay below 1e-6 and float below 1e-2. */
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support.h"
+
+typedef struct {
+    const char *name;
+    const char *source;
+} Case;
+
+static const Case cases[] = {
+    {"add_sub", "input x[3]\ninput y[3]\nparam w[3]\nparam s\nwrt x, y\n"
+                "loss L = sum((x + w - y) * (x - s + 1)) + s\n"},
+    {"mul_div", "input x[3]\ninput y[3]\nparam w[3]\nparam s\nwrt x, y\n"
+                "loss L = sum(x * w / (y * y + 1)) + sum(s / (x * x + 2))\n"},
+    {"pow", "input x[3]\nparam w[3]\nparam s\nwrt x\n"
+            "loss L = sum((x * x + 1) ^ s) + sum(w ^ 2) * 0.5 + sum((x + 2) ^ 3)\n"},
+    {"neg", "input x[3]\nparam w[3]\nparam s\nwrt x\nloss L = sum(-x * w) + -s^2\n"},
+    {"matmul_mv", "input x[3]\nparam W[2, 3]\nparam b[2]\nwrt x\n"
+                  "loss L = sum(tanh(W · x + b))\n"},
+    {"matmul_mm", "input X[3, 2]\nparam A[4, 3]\nwrt X\nloss L = sum(sin(A @ X))\n"},
+    {"matmul_vm", "input x[4]\nparam B[4, 3]\nwrt x\nloss L = sum(cos(x · B))\n"},
+    {"matmul_vv", "input x[4]\nparam w[4]\nwrt x\nloss L = (x · w)^2\n"},
+    {"matmul_batched", "input x[3]\ninput A[2, 3]\nparam w[2]\nwrt x, A\n"
+                       "loss L = sum(w * (A · x))\n"},
+    {"matmul_params", "input x[2]\nparam A[2, 3]\nparam B[3, 2]\nwrt x\n"
+                      "loss L = sum((A · B) · x)\n"},
+    {"transpose", "input X[2, 3]\nparam A[2, 4]\nwrt X\n"
+                  "loss L = sum(exp(transpose(X) · A) * 0.1)\n"},
+    {"outer", "input x[3]\ninput y[2]\nparam W[3, 2]\nwrt x, y\n"
+              "loss L = sum(outer(x, y) * W)\n"},
+    {"exp", "input x[5]\nparam w[5]\nwrt x\nloss L = sum(w * exp(x + 0.1 * w))\n"},
+    {"log", "input x[5]\nparam w[5]\nwrt x\nloss L = sum(w * log(x * x + 1 + w * w))\n"},
+    {"sqrt", "input x[5]\nparam w[5]\nwrt x\nloss L = sum(w * sqrt(x * x + 1 + w * w))\n"},
+    {"abs", "input x[5]\nparam w[5]\nwrt x\nloss L = sum(w * abs(x + 0.1 * w))\n"},
+    {"sin", "input x[5]\nparam w[5]\nwrt x\nloss L = sum(w * sin(x + 0.1 * w))\n"},
+    {"cos", "input x[5]\nparam w[5]\nwrt x\nloss L = sum(w * cos(x + 0.1 * w))\n"},
+    {"tanh", "input x[5]\nparam w[5]\nwrt x\nloss L = sum(w * tanh(x + 0.1 * w))\n"},
+    {"sigmoid", "input x[5]\nparam w[5]\nwrt x\nloss L = sum(w * sigmoid(x + 0.1 * w))\n"},
+    {"relu", "input x[5]\nparam w[5]\nwrt x\nloss L = sum(w * relu(x + 0.1 * w))\n"},
+    {"softplus", "input x[5]\nparam w[5]\nwrt x\nloss L = sum(w * softplus(x + 0.1 * w))\n"},
+    {"step_sign", "input x[5]\nparam w[5]\nwrt x\n"
+                  "loss L = sum(step(x) * x * w) + sum(sign(x) * w * x)\n"},
+    {"max_min", "input x[4]\ninput y[4]\nparam w[4]\nwrt x, y\n"
+                "loss L = sum(max(x, y) * w) + sum(min(x, 0.3) * w) + max(sum(x), 0.1)\n"},
+    {"sum_mean", "input x[2, 3]\nparam w[2, 3]\nwrt x\nloss L = sum(x * w) + mean(x * x)\n"},
+    {"dot", "input x[4]\nparam w[4]\nwrt x\nloss L = dot(x, w) * dot(x, x)\n"},
+    {"logsumexp", "input x[4]\nparam w[4]\nwrt x\nloss L = logsumexp(x * w)\n"},
+    {"softmax", "input x[4]\nparam w[4]\nwrt x\nloss L = sum(softmax(x) * w)\n"},
+    {"log_softmax", "input x[4]\nparam w[4]\nwrt x\nloss L = sum(log_softmax(x * 2) * w)\n"},
+    {"mse", "input x[3]\ninput y[3]\nparam W[3, 3]\nwrt x, y\nloss L = mse(W · x, y)\n"},
+    {"cross_entropy_softmax", "input z[4]\ninput y[4]\nparam W[4, 4]\nwrt z, y\n"
+                              "p = softmax(W · z)\noutput p\nloss L = cross_entropy(p, y)\n"},
+    {"cross_entropy", "input x[3]\ninput y[3]\nparam w[3]\nwrt x\n"
+                      "loss L = cross_entropy(sigmoid(w * x), y)\n"},
+    {"softmax_cross_entropy", "input z[4]\ninput y[4]\nparam W[4, 4]\nwrt z, y\n"
+                              "loss L = softmax_cross_entropy(W · z, y)\n"},
+    {"bce", "input x[3]\ninput t[3]\nparam w[3]\nwrt x, t\n"
+            "loss L = bce(sigmoid(w * x), t) + bce((x * x + 0.5) / (x * x + 1), t)\n"},
+    {"broadcast", "input x[3]\nparam s\nparam v[3]\nwrt x\n"
+                  "loss L = sum(s * x + s) + sum(v - s) * s\n"},
+    {"shared_intermediate", "input x[3]\nparam W[3, 3]\n"
+                            "Wn = W / sum(W * W)\nloss L = sum(Wn · x)\n"},
+    {"param_only_loss", "input x[3]\nparam w[3]\nloss L = sum(w * w)\n"},
+    {"scalar_chain", "input x\ninput t\nparam th1\nparam th2\nwrt x\n"
+                     "z = th1 * x + th2\ny = sigmoid(z)\nloss J = 0.5 * (y - t)^2\n"},
+    {"mlp", "input x[4]\ninput y[3]\nparam W1[5, 4] = normal(0, 0.5)\nparam b1[5]\n"
+            "param W2[3, 5] = xavier\nparam b2[3]\nwrt x\n"
+            "h = tanh(W1 · x + b1)\nz = W2 · h + b2\np = softmax(z)\noutput p\n"
+            "loss L = cross_entropy(p, y)\n"},
+    {"keywords_as_names", "input int[3]\ninput theta[3]\nparam n[3]\nparam ws\nwrt int\n"
+                          "i = int * n + theta\nloss L = sum(i * i) * ws\n"},
+};
+
+static char *clang_path(void)
+{
+    char *out = NULL;
+    int rc = test_run("command -v clang", &out, NULL);
+    if (rc != 0 || !out || !*out) {
+        free(out);
+        return NULL;
+    }
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+/* Worst of the err= values in the harness output, or -1 when absent. */
+static double worst_error(const char *out, int *lines)
+{
+    double worst = -1;
+    *lines = 0;
+    for (const char *p = out; p && (p = strstr(p, "err=")); p += 4) {
+        double e = strtod(p + 4, NULL);
+        if (e > worst)
+            worst = e;
+        (*lines)++;
+    }
+    return worst;
+}
+
+static void run_case(const Case *c, const char *precision, double limit, const char *clang)
+{
+    char *name = test_format("g_%s_%s", c->name, precision);
+    char *out_c = test_format("%s/%s.c", TEST_TMP, name);
+    char *args = test_format("-o %s --precision=%s", out_c, precision);
+    char *err = NULL;
+    int rc = test_bpgen(name, c->source, args, NULL, &err);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc != 0) {
+        fprintf(stderr, "\n[%s] bpgen failed:\n%s\n", name, err ? err : "");
+        goto done;
+    }
+    char *exe = test_tmp_path(name);
+    char *cmd = test_format("%s %s -Werror -Iruntime -DMODEL=%s_model -o %s %s "
+                            "tests/harness/gradcheck.c %s -lm",
+                            TEST_CC, TEST_CFLAGS, name, exe, out_c, TEST_LIBBP);
+    char *cc_err = NULL;
+    rc = test_run(cmd, NULL, &cc_err);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc != 0) {
+        fprintf(stderr, "\n[%s] does not compile cleanly:\n%s\n", name, cc_err ? cc_err : "");
+        goto done;
+    }
+    if (clang) {
+        char *ccmd = test_format("%s -std=c99 -Wall -Wextra -pedantic -Werror -Iruntime "
+                                 "-c -o %s.o %s", clang, exe, out_c);
+        char *clang_err = NULL;
+        int crc = test_run(ccmd, NULL, &clang_err);
+        CU_ASSERT_EQUAL(crc, 0);
+        if (crc != 0)
+            fprintf(stderr, "\n[%s] clang:\n%s\n", name, clang_err ? clang_err : "");
+        free(clang_err);
+        free(ccmd);
+    }
+    char *out = NULL;
+    rc = test_run(exe, &out, NULL);
+    CU_ASSERT_EQUAL(rc, 0);
+    int lines = 0;
+    double worst = worst_error(out, &lines);
+    CU_ASSERT_EQUAL(lines, 2);
+    CU_ASSERT(worst >= 0 && worst < limit);
+    if (!(worst >= 0 && worst < limit) || rc != 0)
+        fprintf(stderr, "\n[%s] gradient check failed (limit %g):\n%s\n", name, limit,
+                out ? out : "");
+    free(out);
+    free(cc_err);
+    free(cmd);
+    free(exe);
+done:
+    free(err);
+    free(args);
+    free(out_c);
+    free(name);
+}
+
+static void test_every_operation(void)
+{
+    char *clang = clang_path();
+    CU_ASSERT_PTR_NOT_NULL(clang); /* scripts/install-deps.sh installs it */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_case(&cases[i], "double", 1e-6, clang);
+        run_case(&cases[i], "float", 1e-2, clang);
+    }
+    free(clang);
+}
+
+void register_gradients(void)
+{
+    CU_pSuite s = CU_add_suite("gradients", NULL, NULL);
+    CU_add_test(s, "every operation against finite differences", test_every_operation);
+}

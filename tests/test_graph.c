@@ -1,0 +1,227 @@
+/* test_graph.c — the graph, differentiation and simplification passes.
+ *
+ * Models are parsed and checked from source text, then the passes run
+ * in-process so the tests can look at nodes directly: hash-consing,
+ * constant folding, identities, like-term collection, the stable
+ * cross-entropy rewrite, and where gradients flow. */
+#include <CUnit/CUnit.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpgen.h"
+
+static Arena *arena;
+
+static Graph *build(const char *src, bool batched)
+{
+    if (arena)
+        arena_free(arena);
+    arena = arena_new();
+    Diag *d = diag_new(arena, "t.net", src, strlen(src));
+    Program *p = parse_program(arena, d, "t.net", src, strlen(src));
+    Model *m = check_program(arena, d, p);
+    if (!m || diag_count(d)) {
+        diag_flush(d, stderr);
+        return NULL;
+    }
+    return graph_build(arena, m, batched);
+}
+
+/* The value named `name` in g. */
+static Node *value(Graph *g, const char *name)
+{
+    for (int i = 0; i < g->model->nvalues; i++)
+        if (!strcmp(g->model->values[i]->name, name))
+            return g->value_nodes[i];
+    return NULL;
+}
+
+static char *text(const Node *n)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    print_expr(f, n, true);
+    fclose(f);
+    return buf;
+}
+
+static void assert_text(const Node *n, const char *expected)
+{
+    char *t = text(n);
+    CU_ASSERT_STRING_EQUAL(t, expected);
+    if (strcmp(t, expected))
+        fprintf(stderr, "\n  got '%s', expected '%s'\n", t, expected);
+    free(t);
+}
+
+/* Whether any node reachable from root has the op. */
+static bool reaches(const Graph *g, const Node *root, Op op)
+{
+    bool *seen = calloc((size_t)g->nnodes, 1);
+    bool found = false;
+    seen[root->id] = true;
+    for (int i = root->id; i >= 0; i--) {
+        if (!seen[i])
+            continue;
+        const Node *n = g->nodes[i];
+        if (n->op == op)
+            found = true;
+        for (int k = 0; k < n->nin; k++)
+            seen[n->in[k]->id] = true;
+    }
+    free(seen);
+    return found;
+}
+
+static void test_equal_subexpressions_are_one_node(void)
+{
+    Graph *g = build("input x\ninput y\na = x * y + 1\nb = y * x + 1\nloss L = a - b\n", false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_PTR_EQUAL(value(g, "a"), value(g, "b"));
+    diff_graph(g);
+    simp_graph(g);
+    CU_ASSERT_TRUE(node_is_const(g->loss, 0));
+}
+
+static void test_identities(void)
+{
+    Graph *g = build("input x\na = x * 1\nb = x + 0\nc = 0 * x\nd = x ^ 1\ne = x / x\n"
+                     "f = x - 0\nloss L = a + b + c + d + e + f\n", false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    Node *x = g->input_nodes[0];
+    CU_ASSERT_PTR_EQUAL(value(g, "a"), x);
+    CU_ASSERT_PTR_EQUAL(value(g, "b"), x);
+    CU_ASSERT_TRUE(node_is_const(value(g, "c"), 0));
+    CU_ASSERT_PTR_EQUAL(value(g, "d"), x);
+    CU_ASSERT_PTR_EQUAL(value(g, "f"), x);
+    /* x / x is not 1 where x = 0, so it stays */
+    CU_ASSERT_FALSE(value(g, "e")->op == OP_CONST);
+}
+
+static void test_constant_folding_is_conservative(void)
+{
+    Graph *g = build("const c = 2\ninput x\na = c * 3 + 1\nb = log(-1)\nd = 0 * -1\n"
+                     "e = 1 / 0\nf = sqrt(16) + exp(0)\nloss L = a + b + d + e + f + x\n", false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_TRUE(node_is_const(value(g, "a"), 7));
+    CU_ASSERT_EQUAL(value(g, "b")->op, OP_LOG);            /* NaN is not folded */
+    CU_ASSERT_TRUE(node_is_const(value(g, "d"), 0));
+    CU_ASSERT_FALSE(signbit(value(g, "d")->value));        /* nor is -0 */
+    CU_ASSERT_NOT_EQUAL(value(g, "e")->op, OP_CONST);      /* nor infinity */
+    CU_ASSERT_TRUE(node_is_const(value(g, "f"), 5));
+}
+
+static void test_like_terms_and_constant_factors(void)
+{
+    Graph *g = build("input x\ninput y\na = x + x + 3 * x\nb = 2 * (0.5 * y)\n"
+                     "c = x * x * x\nd = 2 + x - 2\nloss L = a + b + c + d\n", false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    diff_graph(g);
+    simp_graph(g);
+    /* the values are rebuilt by simp_graph */
+    assert_text(value(g, "a"), "5 * x");
+    assert_text(value(g, "b"), "y");
+    assert_text(value(g, "c"), "x^3");
+    assert_text(value(g, "d"), "x");
+}
+
+static void test_chain_rule_textbook(void)
+{
+    Graph *g = build("input L\nwrt L\nS = L^2 + 2\nloss P = sqrt(S)\n", false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    diff_graph(g);
+    simp_graph(g);
+    CU_ASSERT_TRUE(graph_check(g));
+    assert_text(g->grad_inputs[0], "L / sqrt(L^2 + 2)");
+}
+
+static void test_cross_entropy_of_softmax_is_stable(void)
+{
+    Graph *g = build("input z[3]\ninput y[3]\nwrt z\np = softmax(z)\n"
+                     "loss L = cross_entropy(p, y)\n", true);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    diff_graph(g);
+    simp_graph(g);
+    CU_ASSERT_TRUE(reaches(g, g->loss, OP_LOG_SOFTMAX));
+    CU_ASSERT_FALSE(reaches(g, g->loss, OP_LOG));
+    CU_ASSERT_FALSE(reaches(g, g->grad_inputs[0], OP_LOG));
+    /* softmax and cross-entropy combine: dL/dz = softmax(z) * sum(y) - y */
+    assert_text(g->grad_inputs[0], "p * sum(y) - y");
+}
+
+static void test_gradients_only_where_wanted(void)
+{
+    Graph *g = build("input x[3]\ninput y[2]\nparam frozen A[2, 3]\nparam b[2]\n"
+                     "loss L = sum((A · x + b - y)^2)\n", true);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    diff_graph(g);
+    simp_graph(g);
+    CU_ASSERT_PTR_NULL(g->grad_params[0]);    /* frozen */
+    CU_ASSERT_PTR_NOT_NULL(g->grad_params[1]);
+    CU_ASSERT_PTR_NULL(g->grad_inputs[0]);    /* not in wrt */
+    CU_ASSERT_PTR_NULL(g->grad_inputs[1]);
+    /* nothing computes a gradient for A: no OUTER anywhere */
+    CU_ASSERT_FALSE(reaches(g, g->grad_params[1], OP_OUTER));
+    CU_ASSERT_FALSE(reaches(g, g->grad_params[1], OP_TRANSPOSE));
+}
+
+static void test_weight_gradient_is_batch_mean_of_outer(void)
+{
+    Graph *g = build("input x[3]\ninput y[2]\nparam W[2, 3]\nwrt x\n"
+                     "loss L = mse(W · x, y)\n", true);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    diff_graph(g);
+    simp_graph(g);
+    Node *dW = g->grad_params[0];
+    CU_ASSERT_FALSE(dW->batched);
+    CU_ASSERT_TRUE(reaches(g, dW, OP_BATCH_MEAN));
+    CU_ASSERT_TRUE(reaches(g, dW, OP_OUTER));
+    Node *dx = g->grad_inputs[0];
+    CU_ASSERT_TRUE(dx->batched);
+    CU_ASSERT_FALSE(reaches(g, dx, OP_BATCH_MEAN));
+    CU_ASSERT_TRUE(reaches(g, dx, OP_TRANSPOSE));
+}
+
+static void test_kinks_use_step_and_sign(void)
+{
+    Graph *g = build("input a\ninput b\nwrt a, b\nloss L = relu(a) + abs(b) + max(a, b)\n", false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    diff_graph(g);
+    simp_graph(g);
+    assert_text(g->grad_inputs[0], "step(a) - step(b - a) + 1");
+    assert_text(g->grad_inputs[1], "sign(b) + step(b - a)");
+}
+
+static void test_unused_gradient_is_zero(void)
+{
+    Graph *g = build("input x\nparam w\nparam unused\nloss L = w * x\n", false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    diff_graph(g);
+    simp_graph(g);
+    assert_text(g->grad_params[0], "x");
+    CU_ASSERT_TRUE(node_is_const(g->grad_params[1], 0));
+}
+
+static int free_arena(void)
+{
+    arena_free(arena);
+    arena = NULL;
+    return 0;
+}
+
+void register_graph(void)
+{
+    CU_pSuite s = CU_add_suite("graph", NULL, free_arena);
+    CU_add_test(s, "equal sub-expressions are one node", test_equal_subexpressions_are_one_node);
+    CU_add_test(s, "identities", test_identities);
+    CU_add_test(s, "constant folding is conservative", test_constant_folding_is_conservative);
+    CU_add_test(s, "like terms and constant factors", test_like_terms_and_constant_factors);
+    CU_add_test(s, "chain rule textbook example", test_chain_rule_textbook);
+    CU_add_test(s, "cross_entropy(softmax) is stable", test_cross_entropy_of_softmax_is_stable);
+    CU_add_test(s, "gradients only where wanted", test_gradients_only_where_wanted);
+    CU_add_test(s, "weight gradient is a batch mean of outer", test_weight_gradient_is_batch_mean_of_outer);
+    CU_add_test(s, "kinks use step and sign", test_kinks_use_step_and_sign);
+    CU_add_test(s, "an unused parameter's gradient is zero", test_unused_gradient_is_zero);
+}
