@@ -142,13 +142,19 @@ static int check_model(const char *path, const bp_model *m, const void *theta,
     if (m->real_size != 4 && m->real_size != 8)
         return fail(err, err_size, "%s: model '%s' has real_size %d (need 4 or 8)",
                     path, m->name ? m->name : "?", m->real_size);
+    if (m->num_param_tensors < 0 || (m->num_param_tensors > 0 && !m->params))
+        return fail(err, err_size, "%s: model '%s' has no parameter table",
+                    path, m->name ? m->name : "?");
     for (int p = 0; p < m->num_param_tensors; p++) {
         const bp_tensor_info *t = &m->params[p];
         size_t elems = t->rank == 0 ? 1
                      : t->rank == 1 ? (size_t)t->dims[0]
                                     : (size_t)t->dims[0] * (size_t)t->dims[1];
-        if (!t->name || strlen(t->name) > MAX_NAME || t->rank < 0
-            || t->rank > 2 || elems != t->size || t->offset > m->num_params
+        if (!t->name || !t->name[0] || strlen(t->name) > MAX_NAME
+            || t->rank < 0 || t->rank > 2
+            || (t->rank >= 1 && t->dims[0] < 1)
+            || (t->rank == 2 && t->dims[1] < 1)
+            || elems != t->size || t->offset > m->num_params
             || t->size > m->num_params - t->offset)
             return fail(err, err_size,
                         "%s: model '%s': descriptor of parameter %d is "
@@ -598,19 +604,19 @@ static int load(const char *path, const bp_model *m, void *theta,
          * counts also rule out a name stored twice. */
         if (h.count > (uint64_t)m->num_param_tensors) {
             fail(err, err_size,
-                 "%s: the file has %llu parameters, model '%s' %d", path,
-                 (unsigned long long)h.count, m->name, m->num_param_tensors);
+                 "%s: the file has %llu parameters but model '%s' has %d",
+                 path, (unsigned long long)h.count, m->name, m->num_param_tensors);
             goto done;
         }
     }
     /* Check every requested tensor before reading any value. */
     for (int k = 0; k < n; k++) {
-        const bp_tensor_info *t = full ? &m->params[k] : find_param(m, names[k]);
-        const char *name = full ? t->name : names[k];
+        const char *name = full ? m->params[k].name : names[k];
         if (!name) {
             fail(err, err_size, "%s: invalid argument (NULL name)", path);
             goto done;
         }
+        const bp_tensor_info *t = full ? &m->params[k] : find_param(m, name);
         if (!t) {
             fail(err, err_size, "%s: model '%s' has no parameter '%s'", path,
                  m->name, name);

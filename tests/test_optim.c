@@ -1,0 +1,303 @@
+/* test_optim.c — optimisers, schedules, clipping and frozen tensors. Each
+ * optimiser runs 3 steps on a small quadratic and is compared with its
+ * update rule written out by hand below, in float and in double. */
+#include "bp.h"
+#include "support.h"
+
+#include <CUnit/CUnit.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { P = 4, STEPS = 3 };
+static const double theta0[P] = {0.5, -1.0, 2.0, 0.1};
+static const double target[P] = {1.0, 2.0, -1.0, 0.3};
+
+/* The gradient of sum (theta - target)^2, nonuniform so that per-element
+ * scaling (RMSprop, Adam) matters. */
+static double grad_of(double th, int i)
+{
+    return 2 * (th - target[i]) * (1 + i);
+}
+
+static bp_optim_config config(bp_optim_kind kind, double wd)
+{
+    bp_optim_config c = bp_optim_defaults(kind);
+    c.lr = 0.1;
+    c.momentum = 0.8;
+    c.rho = 0.7;
+    c.beta1 = 0.85;
+    c.beta2 = 0.95;
+    c.eps = 1e-6;
+    c.weight_decay = wd;
+    return c;
+}
+
+/* The rules, by hand, in double. */
+static void by_hand(bp_optim_kind kind, double wd, double th[P])
+{
+    const double lr = 0.1, mu = 0.8, rho = 0.7, b1 = 0.85, b2 = 0.95,
+                 eps = 1e-6;
+    double v[P] = {0}, s[P] = {0};
+    memcpy(th, theta0, sizeof theta0);
+    for (int t = 1; t <= STEPS; t++)
+        for (int i = 0; i < P; i++) {
+            double g = grad_of(th[i], i);
+            if (kind != BP_ADAMW)
+                g += wd * th[i];
+            switch (kind) {
+            case BP_SGD:
+                th[i] = th[i] - lr * g;
+                break;
+            case BP_MOMENTUM:
+                v[i] = mu * v[i] + g;
+                th[i] = th[i] - lr * v[i];
+                break;
+            case BP_NESTEROV:
+                v[i] = mu * v[i] + g;
+                th[i] = th[i] - lr * (g + mu * v[i]);
+                break;
+            case BP_RMSPROP:
+                s[i] = rho * s[i] + (1 - rho) * g * g;
+                th[i] = th[i] - lr * g / (sqrt(s[i]) + eps);
+                break;
+            case BP_ADAM:
+            case BP_ADAMW: {
+                if (kind == BP_ADAMW)
+                    th[i] = th[i] - lr * wd * th[i];
+                v[i] = b1 * v[i] + (1 - b1) * g;
+                s[i] = b2 * s[i] + (1 - b2) * g * g;
+                double mhat = v[i] / (1 - pow(b1, t));
+                double shat = s[i] / (1 - pow(b2, t));
+                th[i] = th[i] - lr * mhat / (sqrt(shat) + eps);
+                break;
+            }
+            }
+        }
+}
+
+/* The same 3 steps through the optimizer, at real_size rs. */
+static void by_optim(bp_optim_kind kind, double wd, int rs, double out[P])
+{
+    bp_optim_config c = config(kind, wd);
+    size_t bytes = bp_optim_state_size(&c, P, rs);
+    void *state = malloc(bytes ? bytes : 1);
+    bp_optimizer o;
+    bp_optim_init(&o, &c, NULL, P, rs, state);
+    float tf[P], gf[P];
+    double td[P], gd[P];
+    for (int i = 0; i < P; i++) {
+        td[i] = theta0[i];
+        tf[i] = (float)theta0[i];
+    }
+    for (int t = 0; t < STEPS; t++) {
+        for (int i = 0; i < P; i++) {
+            gd[i] = grad_of(td[i], i);
+            gf[i] = (float)grad_of(tf[i], i);
+        }
+        if (rs == 8)
+            bp_optim_step(&o, td, gd);
+        else
+            bp_optim_step(&o, tf, gf);
+    }
+    CU_ASSERT_EQUAL(o.step, STEPS);
+    for (int i = 0; i < P; i++)
+        out[i] = rs == 8 ? td[i] : tf[i];
+    free(state);
+}
+
+static void test_rules(void)
+{
+    static const bp_optim_kind kinds[] = {BP_SGD, BP_MOMENTUM, BP_NESTEROV,
+                                          BP_RMSPROP, BP_ADAM, BP_ADAMW};
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
+        for (int w = 0; w < 2; w++)
+            for (int rs = 4; rs <= 8; rs += 4) {
+                double wd = w ? 0.05 : 0, want[P], got[P];
+                by_hand(kinds[k], wd, want);
+                by_optim(kinds[k], wd, rs, got);
+                double tol = rs == 8 ? 1e-12 : 2e-5;
+                for (int i = 0; i < P; i++) {
+                    CU_ASSERT(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])));
+                    CU_ASSERT(got[i] != theta0[i]);
+                }
+            }
+}
+
+static void test_weight_decay_matters(void)
+{
+    /* wd changes the result, differently for Adam (L2) and AdamW. */
+    double a[P], b[P], c[P];
+    by_optim(BP_ADAM, 0, 8, a);
+    by_optim(BP_ADAM, 0.05, 8, b);
+    by_optim(BP_ADAMW, 0.05, 8, c);
+    CU_ASSERT(a[0] != b[0] && b[0] != c[0] && a[0] != c[0]);
+}
+
+static void test_first_step_values(void)
+{
+    /* One step written out as numbers, as a check on the hand rules. */
+    double th[2] = {1.0, -2.0}, g[2] = {0.5, -1.0};
+    bp_optim_config c = bp_optim_defaults(BP_SGD);
+    c.lr = 0.1;
+    bp_optimizer o;
+    bp_optim_init(&o, &c, NULL, 2, 8, NULL);
+    bp_optim_step(&o, th, g);
+    CU_ASSERT_DOUBLE_EQUAL(th[0], 0.95, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(th[1], -1.9, 1e-15);
+    /* Adam's first step moves every entry by lr (bias correction). */
+    double th2[2] = {1.0, -2.0}, g2[2] = {0.5, -1.0}, st[4];
+    c = bp_optim_defaults(BP_ADAM);
+    c.lr = 0.01;
+    bp_optim_init(&o, &c, NULL, 2, 8, st);
+    bp_optim_step(&o, th2, g2);
+    CU_ASSERT_DOUBLE_EQUAL(th2[0], 0.99, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(th2[1], -1.99, 1e-9);
+}
+
+static void test_schedules(void)
+{
+    bp_optim_config c = bp_optim_defaults(BP_SGD);
+    bp_optimizer o;
+    c.lr = 1.0;
+    bp_optim_init(&o, &c, NULL, 1, 8, NULL);
+    o.step = 1000;
+    CU_ASSERT_EQUAL(bp_optim_lr(&o), 1.0);
+
+    c.schedule = BP_LR_STEP;
+    c.step_size = 2;
+    c.gamma = 0.5;
+    bp_optim_init(&o, &c, NULL, 1, 8, NULL);
+    static const double step_want[] = {1, 1, 0.5, 0.5, 0.25, 0.25, 0.125};
+    for (int t = 0; t < 7; t++) {
+        o.step = t;
+        CU_ASSERT_DOUBLE_EQUAL(bp_optim_lr(&o), step_want[t], 1e-15);
+    }
+
+    c.schedule = BP_LR_COSINE;
+    c.total_steps = 10;
+    c.lr_min = 0.1;
+    bp_optim_init(&o, &c, NULL, 1, 8, NULL);
+    const double pi = 3.14159265358979323846;
+    for (int t = 0; t <= 10; t++) {
+        o.step = t;
+        double want = 0.1 + 0.9 * (1 + cos(pi * t / 10)) / 2;
+        CU_ASSERT_DOUBLE_EQUAL(bp_optim_lr(&o), want, 1e-15);
+    }
+    o.step = 0;
+    CU_ASSERT_DOUBLE_EQUAL(bp_optim_lr(&o), 1.0, 1e-15);
+    o.step = 5;
+    CU_ASSERT_DOUBLE_EQUAL(bp_optim_lr(&o), 0.55, 1e-15);
+    o.step = 10;
+    CU_ASSERT_DOUBLE_EQUAL(bp_optim_lr(&o), 0.1, 1e-15);
+    o.step = 25; /* clamped after total_steps */
+    CU_ASSERT_DOUBLE_EQUAL(bp_optim_lr(&o), 0.1, 1e-15);
+
+    /* The schedule drives the steps: SGD on a constant gradient of 1. */
+    c = bp_optim_defaults(BP_SGD);
+    c.lr = 1.0;
+    c.schedule = BP_LR_STEP;
+    c.step_size = 1;
+    c.gamma = 0.5;
+    bp_optim_init(&o, &c, NULL, 1, 8, NULL);
+    double th = 0, g;
+    for (int t = 0; t < 3; t++) {
+        g = 1;
+        bp_optim_step(&o, &th, &g);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(th, -1.75, 1e-15);
+}
+
+static void test_clipping(void)
+{
+    for (int rs = 4; rs <= 8; rs += 4) {
+        bp_optim_config c = bp_optim_defaults(BP_SGD);
+        c.lr = 1.0;
+        c.clip_norm = 1.0;
+        bp_optimizer o;
+        bp_optim_init(&o, &c, NULL, 3, rs, NULL);
+        double td[3] = {0, 0, 0}, gd[3] = {3, 4, 0};
+        float tf[3] = {0, 0, 0}, gf[3] = {3, 4, 0};
+        double norm = rs == 8 ? bp_optim_step(&o, td, gd)
+                              : bp_optim_step(&o, tf, gf);
+        CU_ASSERT_DOUBLE_EQUAL(norm, 5.0, 1e-6);
+        double g0 = rs == 8 ? gd[0] : gf[0], t1 = rs == 8 ? td[1] : tf[1];
+        CU_ASSERT_DOUBLE_EQUAL(g0, 0.6, 1e-6);   /* rescaled in place */
+        CU_ASSERT_DOUBLE_EQUAL(t1, -0.8, 1e-6);
+        /* Below the threshold: untouched. */
+        double t2[2] = {0, 0}, g2[2] = {0.3, 0.4};
+        bp_optim_init(&o, &c, NULL, 2, 8, NULL);
+        CU_ASSERT_DOUBLE_EQUAL(bp_optim_step(&o, t2, g2), 0.5, 1e-15);
+        CU_ASSERT_EQUAL(g2[1], 0.4);
+        CU_ASSERT_DOUBLE_EQUAL(t2[1], -0.4, 1e-15);
+    }
+}
+
+static void test_frozen(void)
+{
+    static const bp_tensor_info params[] = {
+        {"a", 1, {2, 1}, 2, 0, 1, 0}, {"b", 1, {2, 1}, 2, 2, 0, 0}};
+    bp_model m;
+    memset(&m, 0, sizeof m);
+    m.name = "frz";
+    m.real_size = 8;
+    m.num_params = 4;
+    m.num_param_tensors = 2;
+    m.params = params;
+    static const bp_optim_kind kinds[] = {BP_SGD, BP_MOMENTUM, BP_ADAMW};
+    for (int k = 0; k < 3; k++) {
+        bp_optim_config c = bp_optim_defaults(kinds[k]);
+        c.weight_decay = 0.1;
+        double state[8];
+        bp_optimizer o;
+        bp_optim_init(&o, &c, &m, 4, 8, state);
+        double th[4] = {1, 2, 3, 4}, g[4] = {3, 4, 3, 4};
+        double norm = bp_optim_step(&o, th, g);
+        CU_ASSERT_DOUBLE_EQUAL(norm, 5.0, 1e-15); /* frozen entries not counted */
+        CU_ASSERT_EQUAL(th[0], 1.0);
+        CU_ASSERT_EQUAL(th[1], 2.0);
+        CU_ASSERT(th[2] < 3.0 && th[3] < 4.0);
+    }
+}
+
+static void test_defaults_and_sizes(void)
+{
+    bp_optim_config c = bp_optim_defaults(BP_ADAM);
+    CU_ASSERT_EQUAL(c.kind, BP_ADAM);
+    CU_ASSERT_EQUAL(c.lr, 0.001);
+    CU_ASSERT_EQUAL(c.beta1, 0.9);
+    CU_ASSERT_EQUAL(c.beta2, 0.999);
+    CU_ASSERT_EQUAL(c.eps, 1e-8);
+    CU_ASSERT_EQUAL(c.weight_decay, 0);
+    CU_ASSERT_EQUAL(c.clip_norm, 0);
+    CU_ASSERT_EQUAL(c.schedule, BP_LR_CONSTANT);
+    CU_ASSERT_EQUAL(bp_optim_defaults(BP_SGD).lr, 0.01);
+    CU_ASSERT_EQUAL(bp_optim_defaults(BP_MOMENTUM).momentum, 0.9);
+    CU_ASSERT_EQUAL(bp_optim_defaults(BP_RMSPROP).rho, 0.9);
+    CU_ASSERT_EQUAL(bp_optim_state_size(&c, 10, 4), 2 * 10 * sizeof(double));
+    c = bp_optim_defaults(BP_SGD);
+    CU_ASSERT_EQUAL(bp_optim_state_size(&c, 10, 8), 0);
+    c = bp_optim_defaults(BP_NESTEROV);
+    CU_ASSERT_EQUAL(bp_optim_state_size(&c, 10, 8), 10 * sizeof(double));
+    /* init zeroes the state. */
+    double st[10];
+    for (int i = 0; i < 10; i++)
+        st[i] = 7;
+    bp_optimizer o;
+    bp_optim_init(&o, &c, NULL, 10, 8, st);
+    CU_ASSERT_EQUAL(st[9], 0.0);
+    CU_ASSERT_EQUAL(o.step, 0);
+}
+
+void register_optim(void);
+void register_optim(void)
+{
+    CU_pSuite s = CU_add_suite("optim", NULL, NULL);
+    CU_add_test(s, "update rules by hand", test_rules);
+    CU_add_test(s, "weight decay", test_weight_decay_matters);
+    CU_add_test(s, "first step values", test_first_step_values);
+    CU_add_test(s, "schedules", test_schedules);
+    CU_add_test(s, "clipping", test_clipping);
+    CU_add_test(s, "frozen tensors", test_frozen);
+    CU_add_test(s, "defaults and sizes", test_defaults_and_sizes);
+}

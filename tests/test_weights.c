@@ -1,0 +1,517 @@
+/* test_weights.c — weights files: round trips in both precisions and
+ * across them, the exact bytes of the format, loading a subset of tensors
+ * into another model, and every kind of damage (each byte flipped, each
+ * possible truncation, wrong magic, model, names and shapes, hostile
+ * headers with valid checksums), which must give a precise message, leave
+ * theta alone and never crash. Models are descriptors written by hand. */
+#include "bp.h"
+#include "support.h"
+
+#include <CUnit/CUnit.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* iris: the contract's example. */
+static const bp_tensor_info iris_params[] = {
+    {"W1", 2, {16, 4}, 64, 0, 0, 0},  {"b1", 1, {16, 1}, 16, 64, 0, 0},
+    {"W2", 2, {3, 16}, 48, 80, 0, 0}, {"b2", 1, {3, 1}, 3, 128, 0, 0},
+    {"s", 0, {1, 1}, 1, 131, 0, 0}};
+/* The same with W1 [16, 5]. */
+static const bp_tensor_info iris5_params[] = {
+    {"W1", 2, {16, 5}, 80, 0, 0, 0},  {"b1", 1, {16, 1}, 16, 80, 0, 0},
+    {"W2", 2, {3, 16}, 48, 96, 0, 0}, {"b2", 1, {3, 1}, 3, 144, 0, 0}};
+/* A 2-class head on the same hidden layer. */
+static const bp_tensor_info other_params[] = {
+    {"W1", 2, {16, 4}, 64, 0, 0, 0},  {"b1", 1, {16, 1}, 16, 64, 0, 0},
+    {"W2", 2, {2, 16}, 32, 80, 0, 0}, {"b2", 1, {2, 1}, 2, 112, 0, 0}};
+
+enum { IRIS_N = 131, IRIS_PLUS_N = 132, IRIS5_N = 147, OTHER_N = 114 };
+
+static bp_model model(const char *name, int rs, const bp_tensor_info *p,
+                      int count, size_t n)
+{
+    bp_model m;
+    memset(&m, 0, sizeof m);
+    m.name = name;
+    m.real_size = rs;
+    m.num_params = n;
+    m.num_param_tensors = count;
+    m.params = p;
+    return m;
+}
+
+/* iris has 4 tensors; iris_params[4] ("s") makes iris_plus, 3 makes
+ * iris_less. */
+static bp_model iris(int rs) { return model("iris", rs, iris_params, 4, IRIS_N); }
+
+static void fill(double *d, float *f, size_t n, unsigned long long seed)
+{
+    bp_rng r;
+    bp_rng_seed(&r, seed);
+    if (d) bp_fill_normal(&r, d, 8, n, 0, 1);
+    bp_rng_seed(&r, seed);
+    if (f) bp_fill_normal(&r, f, 4, n, 0, 1);
+}
+
+static char *path_of(const char *name)
+{
+    return test_tmp_path(name);
+}
+
+static int write_bin(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int bad = fwrite(p, 1, n, f) != n;
+    bad |= fclose(f) != 0;
+    return bad ? -1 : 0;
+}
+
+/* Expects loading `path` into iris (double) to fail with a message that
+ * contains `want`, leaving theta as it was. */
+static int fails_with(const char *path, const char *want)
+{
+    double th[IRIS_N], before[IRIS_N];
+    fill(th, NULL, IRIS_N, 99);
+    memcpy(before, th, sizeof th);
+    bp_model m = iris(8);
+    char err[512] = "";
+    int rc = bp_weights_load(path, &m, th, err, sizeof err);
+    int ok = rc != 0 && strstr(err, want) && strncmp(err, path, strlen(path)) == 0
+             && memcmp(th, before, sizeof th) == 0;
+    if (!ok)
+        fprintf(stderr, "\nload %s: rc %d, err '%s', wanted '%s'\n", path, rc,
+                err, want);
+    return ok;
+}
+
+static void test_round_trip(void)
+{
+    char *path = path_of("rt.bin");
+    char err[256];
+    for (int rs = 4; rs <= 8; rs += 4) {
+        double d[IRIS_N], d2[IRIS_N];
+        float f[IRIS_N], f2[IRIS_N];
+        fill(d, f, IRIS_N, 1);
+        bp_model m = iris(rs);
+        CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &m, rs == 8 ? (void *)d
+                                                                : (void *)f,
+                                              err, sizeof err), 0);
+        char *tmp = test_format("%s.tmp", path);
+        struct stat st;
+        CU_ASSERT(stat(tmp, &st) != 0); /* the temporary is gone */
+        free(tmp);
+        /* Same precision: exact. */
+        memset(d2, 0, sizeof d2);
+        memset(f2, 0, sizeof f2);
+        CU_ASSERT_EQUAL(bp_weights_load(path, &m, rs == 8 ? (void *)d2
+                                                         : (void *)f2,
+                                        err, sizeof err), 0);
+        if (rs == 8)
+            CU_ASSERT(memcmp(d, d2, sizeof d) == 0);
+        if (rs == 4)
+            CU_ASSERT(memcmp(f, f2, sizeof f) == 0);
+        /* Other precision: converted. */
+        bp_model o = iris(12 - rs);
+        CU_ASSERT_EQUAL(bp_weights_load(path, &o, rs == 8 ? (void *)f2
+                                                         : (void *)d2,
+                                        err, sizeof err), 0);
+        for (int i = 0; i < IRIS_N; i++) {
+            if (rs == 8)
+                CU_ASSERT_EQUAL(f2[i], (float)d[i]);
+            if (rs == 4)
+                CU_ASSERT_EQUAL(d2[i], (double)f[i]);
+        }
+    }
+    /* Saving again replaces the file. */
+    double z[IRIS_N] = {0}, back[IRIS_N];
+    bp_model m = iris(8);
+    CU_ASSERT_EQUAL(bp_weights_save(path, &m, z, err, sizeof err), 0);
+    back[5] = 1;
+    CU_ASSERT_EQUAL(bp_weights_load(path, &m, back, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(back[5], 0.0);
+    free(path);
+}
+
+static void test_format_bytes(void)
+{
+    char *path = path_of("fmt.bin");
+    char err[256];
+    double th[IRIS_N] = {0};
+    th[0] = 1.5;
+    bp_model m = iris(8);
+    CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &m, th, err, sizeof err), 0);
+    size_t len;
+    unsigned char *b = (unsigned char *)test_read_file(path, &len);
+    CU_ASSERT_FATAL(b != NULL);
+    /* header: magic, version 1, file size, real_size 8, "iris", 4 tensors */
+    CU_ASSERT(memcmp(b, "BPGW\1\0\0\0", 8) == 0);
+    uint64_t size = 0;
+    for (int i = 7; i >= 0; i--)
+        size = size << 8 | b[8 + i];
+    CU_ASSERT_EQUAL(size, len);
+    CU_ASSERT(memcmp(b + 16, "\10\0\0\0\4\0\0\0iris\4\0\0\0", 16) == 0);
+    /* first tensor: "W1", rank 2, 16 x 4 */
+    CU_ASSERT(memcmp(b + 32, "\2\0\0\0W1\2\0\0\0\20\0\0\0\4\0\0\0", 18) == 0);
+    /* values start after the 4 tensor headers; 1.5 little-endian */
+    size_t values = 32 + 18 + (4 + 2 + 4 + 4) + 18 + (4 + 2 + 4 + 4);
+    CU_ASSERT_EQUAL(len, values + IRIS_N * 8 + 8);
+    CU_ASSERT(memcmp(b + values, "\0\0\0\0\0\0\370\77", 8) == 0);
+    free(b);
+    free(path);
+}
+
+static void test_every_flip(void)
+{
+    char *path = path_of("flip.bin"), *bad = path_of("flipped.bin");
+    char err[256];
+    double th[IRIS_N];
+    fill(th, NULL, IRIS_N, 3);
+    bp_model m = iris(8);
+    CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &m, th, err, sizeof err), 0);
+    size_t len;
+    unsigned char *b = (unsigned char *)test_read_file(path, &len);
+    CU_ASSERT_FATAL(b != NULL);
+    int wrong = 0;
+    for (size_t i = 0; i < len; i++) {
+        b[i] ^= 0x10;
+        write_bin(bad, b, len);
+        const char *want = i < 4 ? "bad magic"
+                         : i < 8 ? "unsupported weights format version"
+                         : i < 16 ? (b[i] > (b[i] ^ 0x10) ? "truncated" : "damaged")
+                                  : "checksum mismatch (file damaged)";
+        wrong += !fails_with(bad, want);
+        b[i] ^= 0x10;
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    free(b);
+    free(path);
+    free(bad);
+}
+
+static void test_every_truncation(void)
+{
+    char *path = path_of("trunc.bin"), *cut = path_of("cut.bin");
+    char err[256];
+    float th[IRIS_N];
+    fill(NULL, th, IRIS_N, 4);
+    bp_model m = iris(4);
+    CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &m, th, err, sizeof err), 0);
+    size_t len;
+    char *b = test_read_file(path, &len);
+    CU_ASSERT_FATAL(b != NULL);
+    int wrong = 0;
+    for (size_t n = 0; n < len; n++) {
+        write_bin(cut, b, n);
+        wrong += !fails_with(cut, "truncated");
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    /* One byte too many is damage, not truncation. */
+    char *longer = malloc(len + 1);
+    memcpy(longer, b, len);
+    longer[len] = 0;
+    write_bin(cut, longer, len + 1);
+    CU_ASSERT(fails_with(cut, "damaged"));
+    free(longer);
+    free(b);
+    free(path);
+    free(cut);
+}
+
+static void test_wrong_model(void)
+{
+    char *path = path_of("wrong.bin");
+    char err[512];
+    double th[IRIS_PLUS_N];
+    fill(th, NULL, IRIS_PLUS_N, 5);
+    bp_model m = iris(8);
+    CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &m, th, err, sizeof err), 0);
+
+    /* Wrong magic. */
+    size_t len;
+    char *b = test_read_file(path, &len);
+    char *magic = path_of("magic.bin");
+    memcpy(b, "GIF8", 4);
+    write_bin(magic, b, len);
+    CU_ASSERT(fails_with(magic, "not a bpgen weights file (bad magic)"));
+    test_write_file(magic, "hello, world, this is text\n");
+    CU_ASSERT(fails_with(magic, "bad magic"));
+    free(b);
+    free(magic);
+
+    /* Another model's name. */
+    double o[OTHER_N];
+    bp_model om = model("other", 8, iris_params, 4, IRIS_N);
+    CU_ASSERT(bp_weights_load(path, &om, o, err, sizeof err) != 0);
+    char *want = test_format("%s: the file holds weights for model 'iris', not "
+                             "'other'", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    free(want);
+
+    /* A shape that differs: the message of the brief, word for word. */
+    double t5[IRIS5_N];
+    bp_model m5 = model("iris", 8, iris5_params, 4, IRIS5_N);
+    CU_ASSERT(bp_weights_load(path, &m5, t5, err, sizeof err) != 0);
+    want = test_format("%s: parameter 'W1' has shape [16, 4] in the file but "
+                       "[16, 5] in model 'iris'", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    free(want);
+
+    /* A parameter missing from the file; one missing from the model. */
+    bp_model plus = model("iris", 8, iris_params, 5, IRIS_PLUS_N);
+    CU_ASSERT(bp_weights_load(path, &plus, th, err, sizeof err) != 0);
+    CU_ASSERT(strstr(err, "parameter 's' of model 'iris' is not in the file") != NULL);
+    bp_model less = model("iris", 8, iris_params, 3, 128);
+    CU_ASSERT(bp_weights_load(path, &less, th, err, sizeof err) != 0);
+    CU_ASSERT(strstr(err, "the file has parameter 'b2', which model 'iris' does not") != NULL);
+
+    /* Missing file, a folder, an unwritable destination. */
+    char *missing = path_of("no-such-file.bin");
+    CU_ASSERT(fails_with(missing, "cannot open"));
+    CU_ASSERT(fails_with(TEST_TMP, "not a regular file"));
+    char *nodir = path_of("no-such-dir/w.bin");
+    CU_ASSERT(bp_weights_save(nodir, &m, th, err, sizeof err) != 0);
+    CU_ASSERT(strstr(err, "cannot write") != NULL);
+    /* A tiny err buffer is cut, not overrun; NULL is allowed. */
+    char tiny[8];
+    CU_ASSERT(bp_weights_load(missing, &m, th, tiny, sizeof tiny) != 0);
+    CU_ASSERT_EQUAL(strlen(tiny), 7);
+    CU_ASSERT(bp_weights_load(missing, &m, th, NULL, 0) != 0);
+    free(missing);
+    free(nodir);
+    free(path);
+}
+
+/* ---------------------------------------------- hostile, valid checksum */
+
+typedef struct {
+    unsigned char b[4096];
+    size_t n;
+} buf;
+
+static void put(buf *w, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        w->b[w->n++] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_str(buf *w, const char *s)
+{
+    put(w, strlen(s), 4);
+    memcpy(w->b + w->n, s, strlen(s));
+    w->n += strlen(s);
+}
+
+/* Patches the size field and appends a valid checksum, then writes. */
+static void finish(buf *w, const char *path)
+{
+    uint64_t size = w->n + 8;
+    for (int i = 0; i < 8; i++)
+        w->b[8 + i] = (unsigned char)(size >> (8 * i));
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < w->n; i++) {
+        h ^= w->b[i];
+        h *= 0x100000001b3ull;
+    }
+    put(w, h, 8);
+    write_bin(path, w->b, w->n);
+}
+
+static void start(buf *w, uint64_t real_size)
+{
+    w->n = 0;
+    memcpy(w->b, "BPGW", 4);
+    w->n = 4;
+    put(w, 1, 4);
+    put(w, 0, 8);
+    put(w, real_size, 4);
+}
+
+static void test_hostile(void)
+{
+    char *path = path_of("hostile.bin");
+    buf w;
+
+    /* A well-formed file built here loads: the test writer is right. */
+    start(&w, 8);
+    put_str(&w, "iris");
+    put(&w, 4, 4);
+    static const char *names[] = {"W1", "b1", "W2", "b2"};
+    static const int dims[4][3] = {{2, 16, 4}, {1, 16, 0}, {2, 3, 16}, {1, 3, 0}};
+    for (int t = 0; t < 4; t++) {
+        put_str(&w, names[t]);
+        put(&w, (uint64_t)dims[t][0], 4);
+        for (int d = 0; d < dims[t][0]; d++)
+            put(&w, (uint64_t)dims[t][1 + d], 4);
+    }
+    for (int i = 0; i < IRIS_N; i++)
+        put(&w, 0x3ff0000000000000ull, 8); /* 1.0 */
+    finish(&w, path);
+    double th[IRIS_N];
+    bp_model m = iris(8);
+    char err[256];
+    CU_ASSERT_EQUAL(bp_weights_load(path, &m, th, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(th[130], 1.0);
+
+    /* Real size 3. */
+    start(&w, 3);
+    put_str(&w, "iris");
+    put(&w, 0, 4);
+    finish(&w, path);
+    CU_ASSERT(fails_with(path, "malformed weights file (bad real_size)"));
+
+    /* A model name of 4 GB. */
+    start(&w, 8);
+    put(&w, 0xFFFFFFF0u, 4);
+    put(&w, 0, 4);
+    finish(&w, path);
+    CU_ASSERT(fails_with(path, "malformed weights file (bad model name)"));
+
+    /* Four billion tensors. */
+    start(&w, 8);
+    put_str(&w, "iris");
+    put(&w, 0xFFFFFFFFu, 4);
+    finish(&w, path);
+    CU_ASSERT(fails_with(path, "malformed weights file (bad tensor count)"));
+
+    /* A 65536 x 65536 tensor, and a 40000 x 40000 one (1.6e9 values, some
+     * 12 GB) with no values behind it. */
+    for (int k = 0; k < 2; k++) {
+        start(&w, 8);
+        put_str(&w, "iris");
+        put(&w, 1, 4);
+        put_str(&w, "W1");
+        put(&w, 2, 4);
+        put(&w, k ? 40000 : 65536, 4);
+        put(&w, k ? 40000 : 65536, 4);
+        finish(&w, path);
+        CU_ASSERT(fails_with(path, k ? "values do not fit the file"
+                                     : "tensor too large"));
+    }
+
+    /* Rank 7; a zero dimension; a name with a NUL in it. */
+    start(&w, 8);
+    put_str(&w, "iris");
+    put(&w, 1, 4);
+    put_str(&w, "W1");
+    put(&w, 7, 4);
+    finish(&w, path);
+    CU_ASSERT(fails_with(path, "bad tensor rank"));
+    start(&w, 8);
+    put_str(&w, "iris");
+    put(&w, 1, 4);
+    put_str(&w, "W1");
+    put(&w, 1, 4);
+    put(&w, 0, 4);
+    finish(&w, path);
+    CU_ASSERT(fails_with(path, "bad tensor dimension"));
+    start(&w, 8);
+    put(&w, 3, 4);
+    memcpy(w.b + w.n, "i\0s", 3);
+    w.n += 3;
+    put(&w, 0, 4);
+    finish(&w, path);
+    CU_ASSERT(fails_with(path, "bad model name"));
+
+    /* A preamble that claims a 10 GB file. */
+    start(&w, 8);
+    uint64_t huge = 10000000000ull;
+    for (int i = 0; i < 8; i++)
+        w.b[8 + i] = (unsigned char)(huge >> (8 * i));
+    write_bin(path, w.b, w.n);
+    CU_ASSERT(fails_with(path, "truncated: the file has 20 bytes but its header "
+                               "says 10000000000"));
+
+    /* The same tensor twice (and nothing else): a full load refuses it. */
+    start(&w, 8);
+    put_str(&w, "iris");
+    put(&w, 5, 4);
+    for (int t = 0; t < 5; t++) {
+        int k = t < 4 ? t : 0;
+        put_str(&w, names[k]);
+        put(&w, (uint64_t)dims[k][0], 4);
+        for (int d = 0; d < dims[k][0]; d++)
+            put(&w, (uint64_t)dims[k][1 + d], 4);
+    }
+    for (int i = 0; i < IRIS_N + 64; i++)
+        put(&w, 0, 8);
+    finish(&w, path);
+    CU_ASSERT(fails_with(path, "the file has 5 parameters"));
+    free(path);
+}
+
+/* ------------------------------------------------------ transfer learning */
+
+static void test_load_tensors(void)
+{
+    char *path = path_of("pretrained.bin");
+    char err[512];
+    double src[IRIS_N];
+    fill(src, NULL, IRIS_N, 7);
+    bp_model m = iris(8);
+    CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &m, src, err, sizeof err), 0);
+
+    /* The hidden layer into a float model with another head. */
+    bp_model o = model("other", 4, other_params, 4, OTHER_N);
+    float dst[OTHER_N];
+    for (int i = 0; i < OTHER_N; i++)
+        dst[i] = -7;
+    const char *const hidden[] = {"W1", "b1"};
+    CU_ASSERT_EQUAL(bp_weights_load_tensors(path, &o, dst, hidden, 2, err,
+                                            sizeof err), 0);
+    for (int i = 0; i < 80; i++)
+        CU_ASSERT_EQUAL(dst[i], (float)src[i]);
+    for (int i = 80; i < OTHER_N; i++)
+        CU_ASSERT_EQUAL(dst[i], -7.0f);
+
+    /* A head of another shape; a name the model lacks; nothing at all. */
+    float before[OTHER_N];
+    memcpy(before, dst, sizeof dst);
+    const char *const head[] = {"b1", "W2"};
+    CU_ASSERT(bp_weights_load_tensors(path, &o, dst, head, 2, err, sizeof err) != 0);
+    char *want = test_format("%s: parameter 'W2' has shape [3, 16] in the file "
+                             "but [2, 16] in model 'other'", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    free(want);
+    CU_ASSERT(memcmp(before, dst, sizeof dst) == 0); /* b1 not half-loaded */
+    const char *const nope[] = {"nope"};
+    CU_ASSERT(bp_weights_load_tensors(path, &o, dst, nope, 1, err, sizeof err) != 0);
+    CU_ASSERT(strstr(err, "model 'other' has no parameter 'nope'") != NULL);
+    CU_ASSERT_EQUAL(bp_weights_load_tensors(path, &o, dst, NULL, 0, err,
+                                            sizeof err), 0);
+    CU_ASSERT(memcmp(before, dst, sizeof dst) == 0);
+
+    /* A parameter of the model that the file lacks. */
+    bp_model plus = model("iris", 8, iris_params, 5, IRIS_PLUS_N);
+    double tp[IRIS_PLUS_N];
+    const char *const s[] = {"W2", "s"};
+    CU_ASSERT(bp_weights_load_tensors(path, &plus, tp, s, 2, err, sizeof err) != 0);
+    CU_ASSERT(strstr(err, "parameter 's' of model 'iris' is not in the file") != NULL);
+
+    /* A damaged file is refused here too. */
+    size_t len;
+    char *b = test_read_file(path, &len);
+    b[len - 20] ^= 1;
+    write_bin(path, b, len);
+    free(b);
+    CU_ASSERT(bp_weights_load_tensors(path, &o, dst, hidden, 2, err, sizeof err) != 0);
+    CU_ASSERT(strstr(err, "checksum mismatch (file damaged)") != NULL);
+    free(path);
+}
+
+void register_weights(void);
+void register_weights(void)
+{
+    CU_pSuite s = CU_add_suite("weights", NULL, NULL);
+    CU_add_test(s, "round trip", test_round_trip);
+    CU_add_test(s, "format bytes", test_format_bytes);
+    CU_add_test(s, "every flipped byte", test_every_flip);
+    CU_add_test(s, "every truncation", test_every_truncation);
+    CU_add_test(s, "wrong file or model", test_wrong_model);
+    CU_add_test(s, "hostile headers", test_hostile);
+    CU_add_test(s, "load tensors (transfer)", test_load_tensors);
+}
