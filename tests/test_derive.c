@@ -1,0 +1,89 @@
+/* test_derive.c — `bpgen --derivatives` on the textbook examples.
+ *
+ * The expected text is what a person would write by hand, in the .net
+ * syntax; every line is pinned exactly. */
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support.h"
+
+static void expect_derivatives(const char *name, const char *source, const char *expected)
+{
+    char *out = NULL, *err = NULL;
+    int rc = test_bpgen(name, source, "--derivatives", &out, &err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_STRING_EQUAL(out, expected);
+    if (strcmp(out, expected))
+        fprintf(stderr, "\n[%s] got:\n%s\nexpected:\n%s\nstderr:\n%s\n", name, out, expected,
+                err ? err : "");
+    free(out);
+    free(err);
+}
+
+static void test_chain(void)
+{
+    expect_derivatives("d_chain", "input L\nwrt L\nS = L^2 + 2\nloss P = sqrt(S)\n",
+                       "dP/dL = L / sqrt(L^2 + 2)\n");
+}
+
+static void test_logistic(void)
+{
+    expect_derivatives(
+        "d_logistic",
+        "input x\ninput t\nparam theta1\nparam theta2\nwrt x\n"
+        "z = theta1 * x + theta2\ny = sigmoid(z)\nloss J = 0.5 * (y - t)^2\n",
+        "dJ/dtheta1 = x * (1 - sigmoid(theta1 * x + theta2)) * sigmoid(theta1 * x + theta2) * "
+        "(sigmoid(theta1 * x + theta2) - t)\n"
+        "dJ/dtheta2 = (1 - sigmoid(theta1 * x + theta2)) * sigmoid(theta1 * x + theta2) * "
+        "(sigmoid(theta1 * x + theta2) - t)\n"
+        "dJ/dx = theta1 * (1 - sigmoid(theta1 * x + theta2)) * sigmoid(theta1 * x + theta2) * "
+        "(sigmoid(theta1 * x + theta2) - t)\n");
+}
+
+static void test_polynomial_and_constants(void)
+{
+    expect_derivatives("d_poly", "input x\nwrt x\nconst c = 3\nloss y = c * x^3 - 2 * x + 1\n",
+                       "dy/dx = 9 * x^2 - 2\n");
+    expect_derivatives("d_quot", "input x\nparam a\nwrt x\nloss y = a / x\n",
+                       "dy/da = 1 / x\ndy/dx = -a / x^2\n");
+    expect_derivatives("d_exp_log", "input x\nwrt x\nloss y = log(exp(x) + 1)\n",
+                       "dy/dx = exp(x) / (exp(x) + 1)\n");
+}
+
+static void test_kinks(void)
+{
+    expect_derivatives("d_relu", "input x\nwrt x\nloss y = relu(x) + abs(x)\n",
+                       "dy/dx = sign(x) + step(x)\n");
+}
+
+static void test_tensor_model_names_intermediates(void)
+{
+    expect_derivatives(
+        "d_mlp",
+        "input x[4]\ninput y[3]\nparam W1[16, 4]\nparam b1[16]\nparam W2[3, 16]\nparam b2[3]\n"
+        "h = tanh(W1 · x + b1)\nz = W2 · h + b2\np = softmax(z)\nloss L = cross_entropy(p, y)\n",
+        "dL/dW1 = outer((1 - h^2) * (transpose(W2) · (p * sum(y) - y)), x)\n"
+        "dL/db1 = (1 - h^2) * (transpose(W2) · (p * sum(y) - y))\n"
+        "dL/dW2 = outer(p * sum(y) - y, h)\n"
+        "dL/db2 = p * sum(y) - y\n");
+}
+
+static void test_frozen_parameters_have_no_derivative(void)
+{
+    expect_derivatives("d_frozen", "input x\nparam frozen a\nparam b\nloss y = a * b * x\n",
+                       "dy/db = a * x\n");
+}
+
+void register_derive(void)
+{
+    CU_pSuite s = CU_add_suite("derivatives", NULL, NULL);
+    CU_add_test(s, "chain rule", test_chain);
+    CU_add_test(s, "logistic neuron", test_logistic);
+    CU_add_test(s, "polynomials, quotients, constants", test_polynomial_and_constants);
+    CU_add_test(s, "relu and abs", test_kinks);
+    CU_add_test(s, "tensor model", test_tensor_model_names_intermediates);
+    CU_add_test(s, "frozen parameters", test_frozen_parameters_have_no_derivative);
+}
