@@ -92,6 +92,7 @@ struct Expr {
     Expr *lhs, *rhs;  /* EX_BINARY; EX_NEG uses lhs */
     Expr **args;      /* EX_CALL */
     int nargs;
+    int depth;        /* levels of the tree from here down (1 for a leaf) */
     /* filled in by check.c */
     Symbol *sym;      /* EX_NAME */
     Func func;        /* EX_CALL: which built-in (check.c's table) */
@@ -125,7 +126,8 @@ struct Stmt {
     Loc loc;             /* the statement's first token */
     const char *name;    /* MODEL, INPUT, PARAM, CONST, ASSIGN, LOSS */
     Loc name_loc;
-    int rank;            /* INPUT, PARAM: number of dims written (0..2) */
+    int rank;            /* INPUT, PARAM: number of dims written (check.c
+                            rejects more than 2; only 2 are kept) */
     double dims[2];      /* as written; check.c verifies they are positive integers */
     Loc dim_loc[2];
     bool frozen;         /* PARAM: `param frozen NAME ...` */
@@ -134,6 +136,9 @@ struct Stmt {
     Expr *expr;          /* ASSIGN, LOSS */
     NameRef *names;      /* OUTPUT, WRT */
     int nnames;
+    bool broken;         /* a syntax error cut it short: only kind, loc and
+                            name are known (check.c defines the name but
+                            checks nothing else about it) */
     Stmt *next;
 };
 

@@ -1,0 +1,734 @@
+/* check.c — names and shapes; AST (Program) -> Model.
+ *
+ * In: the statements the parser could read (some of them `broken` by a
+ * syntax error). Out: a Model, with every name resolved (Expr.sym), every
+ * call bound to a built-in (Expr.func) and every expression's shape
+ * (Expr.shape) — or NULL, when anything was wrong, with every problem
+ * reported to the diagnostics.
+ *
+ * How it works. A first walk notes where each name is first defined, so
+ * that a use before the definition can say "defined later, here". The
+ * second walk goes through the statements in order, defining each name
+ * after its expression is checked (so `h = h + 1` is a use of `h` before
+ * it exists). `output` and `wrt` statements are resolved last, against
+ * every name in the file.
+ *
+ * Shapes that cannot be known — a name defined by a broken statement, an
+ * operand that already had an error — are "unknown" (rank -1) and make
+ * every expression above them unknown without another message, so each
+ * mistake is reported once. Expressions are at most MAX_EXPR_DEPTH deep
+ * (the parser sees to it), which bounds the recursion here.
+ *
+ * The table of built-in functions (name, arity, shape rule) is below; the
+ * Func enum in bpgen.h lists them in the same order.
+ */
+#include "bpgen.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_ELEMENTS 2147483647.0      /* 2^31 - 1 */
+
+/* ---------------------------------------------------------------- functions */
+
+typedef enum {
+    RULE_ELEMENTWISE,   /* any shape -> the same shape */
+    RULE_BROADCAST,     /* equal shapes, or either a scalar -> the larger */
+    RULE_TRANSPOSE,     /* [m, n] -> [n, m] */
+    RULE_OUTER,         /* [m], [n] -> [m, n] */
+    RULE_REDUCE,        /* any shape -> scalar */
+    RULE_SAME_TO_SCALAR,/* equal shapes -> scalar */
+    RULE_SAME_TENSOR_TO_SCALAR, /* equal shapes of rank >= 1 -> scalar */
+    RULE_SAME_VECTOR_TO_SCALAR, /* equal vectors -> scalar */
+    RULE_VECTOR,        /* [n] -> [n] */
+} ShapeRule;
+
+static const struct {
+    const char *name;
+    int arity;
+    ShapeRule rule;
+} functions[FN__COUNT] = {
+    [FN_EXP]        = {"exp", 1, RULE_ELEMENTWISE},
+    [FN_LOG]        = {"log", 1, RULE_ELEMENTWISE},
+    [FN_SQRT]       = {"sqrt", 1, RULE_ELEMENTWISE},
+    [FN_ABS]        = {"abs", 1, RULE_ELEMENTWISE},
+    [FN_SIN]        = {"sin", 1, RULE_ELEMENTWISE},
+    [FN_COS]        = {"cos", 1, RULE_ELEMENTWISE},
+    [FN_TANH]       = {"tanh", 1, RULE_ELEMENTWISE},
+    [FN_SIGMOID]    = {"sigmoid", 1, RULE_ELEMENTWISE},
+    [FN_RELU]       = {"relu", 1, RULE_ELEMENTWISE},
+    [FN_SOFTPLUS]   = {"softplus", 1, RULE_ELEMENTWISE},
+    [FN_STEP]       = {"step", 1, RULE_ELEMENTWISE},
+    [FN_SIGN]       = {"sign", 1, RULE_ELEMENTWISE},
+    [FN_MAX]        = {"max", 2, RULE_BROADCAST},
+    [FN_MIN]        = {"min", 2, RULE_BROADCAST},
+    [FN_TRANSPOSE]  = {"transpose", 1, RULE_TRANSPOSE},
+    [FN_OUTER]      = {"outer", 2, RULE_OUTER},
+    [FN_SUM]        = {"sum", 1, RULE_REDUCE},
+    [FN_MEAN]       = {"mean", 1, RULE_REDUCE},
+    [FN_DOT]        = {"dot", 2, RULE_SAME_TO_SCALAR},
+    [FN_LOGSUMEXP]  = {"logsumexp", 1, RULE_REDUCE},
+    [FN_SOFTMAX]    = {"softmax", 1, RULE_VECTOR},
+    [FN_LOG_SOFTMAX] = {"log_softmax", 1, RULE_VECTOR},
+    [FN_MSE]        = {"mse", 2, RULE_SAME_TO_SCALAR},
+    [FN_CROSS_ENTROPY] = {"cross_entropy", 2, RULE_SAME_TENSOR_TO_SCALAR},
+    [FN_SOFTMAX_CROSS_ENTROPY] =
+                      {"softmax_cross_entropy", 2, RULE_SAME_VECTOR_TO_SCALAR},
+    [FN_BCE]        = {"bce", 2, RULE_SAME_TO_SCALAR},
+};
+
+const char *check_func_name(Func f)
+{
+    return f >= 0 && f < FN__COUNT ? functions[f].name : "?";
+}
+
+static int find_function(const char *name)
+{
+    for (int f = 0; f < FN__COUNT; f++)
+        if (strcmp(functions[f].name, name) == 0)
+            return f;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- shapes */
+
+static const Shape UNKNOWN = {-1, {1, 1}};
+static const Shape SCALAR = {0, {1, 1}};
+
+static bool known(Shape s) { return s.rank >= 0; }
+
+static bool same_shape(Shape a, Shape b)
+{
+    return a.rank == b.rank && (a.rank < 1 || a.dim[0] == b.dim[0]) &&
+           (a.rank < 2 || a.dim[1] == b.dim[1]);
+}
+
+static Shape vector(int n) { return (Shape){1, {n, 1}}; }
+static Shape matrix(int m, int n) { return (Shape){2, {m, n}}; }
+
+static double elements(Shape s)
+{
+    return (double)s.dim[0] * (s.rank == 2 ? (double)s.dim[1] : 1.0);
+}
+
+/* "scalar", "[16]", "[3, 4]" */
+static const char *shape_text(Arena *a, Shape s)
+{
+    switch (s.rank) {
+    case 0: return "scalar";
+    case 1: return arena_printf(a, "[%d]", s.dim[0]);
+    case 2: return arena_printf(a, "[%d, %d]", s.dim[0], s.dim[1]);
+    default: return "unknown";
+    }
+}
+
+/* ---------------------------------------------------------------- names */
+
+/* One entry per name: where it is first defined (found before checking)
+ * and its symbol (once its definition has been checked). */
+typedef struct {
+    const char *name;
+    Stmt *def;
+    Symbol *sym;
+} Entry;
+
+typedef struct {
+    Arena *arena;
+    Diag *diag;
+    Entry *table;
+    size_t cap;             /* a power of two */
+    Model *model;
+    Stmt *current;          /* the statement being checked */
+    /* growable lists of the model */
+    int inputs_cap, params_cap, values_cap, outputs_cap;
+} Checker;
+
+static uint32_t hash(const char *s)
+{
+    uint32_t h = 2166136261u;           /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static Entry *entry(Checker *c, const char *name, bool create)
+{
+    size_t i = hash(name) & (c->cap - 1);
+    while (c->table[i].name) {
+        if (strcmp(c->table[i].name, name) == 0)
+            return &c->table[i];
+        i = (i + 1) & (c->cap - 1);
+    }
+    if (!create)
+        return NULL;
+    c->table[i].name = name;
+    return &c->table[i];
+}
+
+/* Levenshtein distance, giving up (returning limit + 1) past limit. */
+static size_t distance(const char *a, const char *b, size_t limit)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if ((la > lb ? la - lb : lb - la) > limit || la > 64 || lb > 64)
+        return limit + 1;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* How many edits make a name "close": one for short names, two from six
+ * characters on. One-letter names are all one edit apart, so for them
+ * only a change of case counts ('w' for 'W'). */
+static size_t allowed_distance(const char *name)
+{
+    return strlen(name) < 6 ? 1 : 2;
+}
+
+static bool one_letter_match(const char *name, const char *candidate)
+{
+    return candidate[0] && !candidate[1] &&
+           (name[0] ^ candidate[0]) == 0x20 &&
+           ((name[0] | 0x20) >= 'a' && (name[0] | 0x20) <= 'z');
+}
+
+/* The defined name closest to `name`, or NULL when none is close. */
+static const char *suggest_name(Checker *c, const char *name)
+{
+    size_t limit = allowed_distance(name), best = limit + 1;
+    const char *found = NULL;
+    for (size_t i = 0; i < c->cap; i++) {
+        const Entry *e = &c->table[i];
+        if (!e->sym)
+            continue;
+        if (name[0] && !name[1]) {
+            if (one_letter_match(name, e->name))
+                return e->name;
+            continue;
+        }
+        size_t d = distance(name, e->name, limit);
+        if (d < best || (d == best && found && strcmp(e->name, found) < 0)) {
+            best = d;
+            found = e->name;
+        }
+    }
+    return found;
+}
+
+static const char *suggest_function(const char *name)
+{
+    size_t limit = allowed_distance(name), best = limit + 1;
+    const char *found = NULL;
+    for (int f = 0; f < FN__COUNT; f++) {
+        size_t d = distance(name, functions[f].name, limit);
+        if (d < best) {
+            best = d;
+            found = functions[f].name;
+        }
+    }
+    return found;
+}
+
+/* "; did you mean 'h'?" or "" */
+static const char *did_you_mean(Checker *c, const char *suggestion)
+{
+    return suggestion ? arena_printf(c->arena, "; did you mean '%s'?",
+                                     suggestion)
+                      : "";
+}
+
+/* What a name is, in words: "an input", "a frozen parameter", "the loss". */
+static const char *what_is(const Symbol *s)
+{
+    switch (s->kind) {
+    case SYM_INPUT: return "an input";
+    case SYM_PARAM: return s->stmt->frozen ? "a frozen parameter"
+                                           : "a parameter";
+    case SYM_CONST: return "a constant";
+    case SYM_VALUE: return s->is_loss ? "the loss" : "an intermediate value";
+    }
+    return "a name";
+}
+
+/* Appends to one of the model's symbol lists. */
+static void push(Checker *c, Symbol ***list, int *n, int *cap, Symbol *s)
+{
+    if (*n == *cap) {
+        int new_cap = *cap ? 2 * *cap : 8;
+        Symbol **bigger = arena_alloc(c->arena, (size_t)new_cap * sizeof *bigger);
+        if (*n)
+            memcpy(bigger, *list, (size_t)*n * sizeof *bigger);
+        *list = bigger;
+        *cap = new_cap;
+    }
+    (*list)[(*n)++] = s;
+}
+
+/* Defines the name of statement s; NULL (after an error) when it exists. */
+static Symbol *define(Checker *c, Stmt *s, SymKind kind, Shape shape)
+{
+    Entry *e = entry(c, s->name, true);
+    if (e->sym) {
+        diag_error(c->diag, s->name_loc, "'%s' is already defined", s->name);
+        diag_note(c->diag, e->sym->loc, "'%s' was first defined here",
+                  s->name);
+        return NULL;
+    }
+    Symbol *sym = arena_alloc(c->arena, sizeof *sym);
+    sym->kind = kind;
+    sym->name = s->name;
+    sym->loc = s->name_loc;
+    sym->shape = shape;
+    sym->index = -1;
+    sym->stmt = s;
+    e->sym = sym;
+    Model *m = c->model;
+    if (kind == SYM_INPUT) {
+        sym->index = m->ninputs;
+        push(c, &m->inputs, &m->ninputs, &c->inputs_cap, sym);
+    } else if (kind == SYM_PARAM) {
+        sym->index = m->nparams;
+        push(c, &m->params, &m->nparams, &c->params_cap, sym);
+    } else if (kind == SYM_VALUE) {
+        push(c, &m->values, &m->nvalues, &c->values_cap, sym);
+    }
+    return sym;
+}
+
+/* ---------------------------------------------------------------- expressions */
+
+static Shape check_expr(Checker *c, Expr *e);
+
+static Shape check_name(Checker *c, Expr *e)
+{
+    Entry *en = entry(c, e->name, false);
+    if (en && en->sym) {
+        e->sym = en->sym;
+        return en->sym->shape;
+    }
+    if (en && en->def == c->current) {
+        diag_error(c->diag, e->loc, "'%s' is used in its own definition",
+                   e->name);
+    } else if (en && en->def) {
+        diag_error(c->diag, e->loc, "'%s' is used before it is defined",
+                   e->name);
+        diag_note(c->diag, en->def->name_loc, "'%s' is defined here",
+                  e->name);
+    } else if (find_function(e->name) >= 0) {
+        diag_error(c->diag, e->loc, "'%s' is a function; call it, as in "
+                   "'%s(x)'", e->name, e->name);
+    } else {
+        diag_error(c->diag, e->loc, "undefined name '%s'%s", e->name,
+                   did_you_mean(c, suggest_name(c, e->name)));
+    }
+    return UNKNOWN;
+}
+
+static const char *verb(BinOp op)
+{
+    switch (op) {
+    case BIN_ADD: return "add";
+    case BIN_SUB: return "subtract";
+    case BIN_MUL: return "multiply";
+    case BIN_DIV: return "divide";
+    default: return "combine";
+    }
+}
+
+/* The shape of a · b, or UNKNOWN (with *why set) when there is none. */
+static Shape matmul_shape(Shape a, Shape b, const char **why, Arena *ar)
+{
+    if (a.rank == 0 || b.rank == 0) {
+        *why = "'·' needs vectors or matrices; use '*' to scale";
+        return UNKNOWN;
+    }
+    int inner_a = a.rank == 1 ? a.dim[0] : a.dim[1];
+    int inner_b = b.dim[0];
+    if (inner_a != inner_b) {
+        *why = arena_printf(ar, "inner dimensions %d and %d differ",
+                            inner_a, inner_b);
+        return UNKNOWN;
+    }
+    if (a.rank == 1 && b.rank == 1)
+        return SCALAR;
+    if (a.rank == 2 && b.rank == 1)
+        return vector(a.dim[0]);
+    if (a.rank == 1 && b.rank == 2)
+        return vector(b.dim[1]);
+    return matrix(a.dim[0], b.dim[1]);
+}
+
+static Shape check_binary(Checker *c, Expr *e)
+{
+    Shape l = check_expr(c, e->lhs);
+    Shape r = check_expr(c, e->rhs);
+    if (!known(l) || !known(r))
+        return UNKNOWN;
+    switch (e->op) {
+    case BIN_ADD: case BIN_SUB: case BIN_MUL: case BIN_DIV: {
+        if (same_shape(l, r) || r.rank == 0)
+            return l;
+        if (l.rank == 0)
+            return r;
+        const char *why = NULL, *hint = "";
+        if (e->op == BIN_MUL && known(matmul_shape(l, r, &why, c->arena)))
+            hint = "; for the matrix product write '·' or '@'";
+        diag_error(c->diag, e->loc, "cannot %s %s and %s%s", verb(e->op),
+                   shape_text(c->arena, l), shape_text(c->arena, r), hint);
+        return UNKNOWN;
+    }
+    case BIN_POW:
+        if (r.rank != 0) {
+            diag_error(c->diag, e->loc, "the exponent of '^' must be a "
+                       "scalar, but it has shape %s", shape_text(c->arena, r));
+            return UNKNOWN;
+        }
+        return l;
+    case BIN_MATMUL: {
+        const char *why = NULL;
+        Shape s = matmul_shape(l, r, &why, c->arena);
+        if (!known(s))
+            diag_error(c->diag, e->loc, "cannot multiply %s · %s: %s",
+                       shape_text(c->arena, l), shape_text(c->arena, r), why);
+        return s;
+    }
+    }
+    return UNKNOWN;
+}
+
+static Shape check_call(Checker *c, Expr *e)
+{
+    Shape arg[2] = {UNKNOWN, UNKNOWN};
+    bool all_known = true;
+    for (int i = 0; i < e->nargs; i++) {
+        Shape s = check_expr(c, e->args[i]);
+        if (i < 2)
+            arg[i] = s;
+        all_known &= known(s);
+    }
+    int f = find_function(e->name);
+    if (f < 0) {
+        Entry *en = entry(c, e->name, false);
+        if (en && en->sym)
+            diag_error(c->diag, e->loc, "'%s' is %s, not a function",
+                       e->name, what_is(en->sym));
+        else
+            diag_error(c->diag, e->loc, "unknown function '%s'%s", e->name,
+                       did_you_mean(c, suggest_function(e->name)));
+        return UNKNOWN;
+    }
+    e->func = (Func)f;
+    const char *name = functions[f].name;
+    int arity = functions[f].arity;
+    if (e->nargs != arity) {
+        diag_error(c->diag, e->loc, "'%s' takes %d argument%s, but %d %s given",
+                   name, arity, arity == 1 ? "" : "s", e->nargs,
+                   e->nargs == 1 ? "was" : "were");
+        return UNKNOWN;
+    }
+    if (!all_known)
+        return UNKNOWN;
+    Shape a = arg[0], b = arg[1];
+    const char *sa = shape_text(c->arena, a), *sb = shape_text(c->arena, b);
+    switch (functions[f].rule) {
+    case RULE_ELEMENTWISE:
+        return a;
+    case RULE_BROADCAST:
+        if (same_shape(a, b) || b.rank == 0)
+            return a;
+        if (a.rank == 0)
+            return b;
+        diag_error(c->diag, e->loc, "'%s' needs arguments of the same shape, "
+                   "or a scalar, but got %s and %s", name, sa, sb);
+        return UNKNOWN;
+    case RULE_TRANSPOSE:
+        if (a.rank == 2)
+            return matrix(a.dim[1], a.dim[0]);
+        diag_error(c->diag, e->loc, "'%s' needs a matrix, but got %s", name,
+                   sa);
+        return UNKNOWN;
+    case RULE_OUTER:
+        if (a.rank == 1 && b.rank == 1)
+            return matrix(a.dim[0], b.dim[0]);
+        diag_error(c->diag, e->loc, "'%s' needs two vectors, but got %s and "
+                   "%s", name, sa, sb);
+        return UNKNOWN;
+    case RULE_REDUCE:
+        return SCALAR;
+    case RULE_SAME_TO_SCALAR:
+        if (same_shape(a, b))
+            return SCALAR;
+        diag_error(c->diag, e->loc, "'%s' needs arguments of the same shape, "
+                   "but got %s and %s", name, sa, sb);
+        return UNKNOWN;
+    case RULE_SAME_TENSOR_TO_SCALAR:
+        if (same_shape(a, b) && a.rank >= 1)
+            return SCALAR;
+        diag_error(c->diag, e->loc, "'%s' needs two vectors or matrices of "
+                   "the same shape, but got %s and %s", name, sa, sb);
+        return UNKNOWN;
+    case RULE_SAME_VECTOR_TO_SCALAR:
+        if (same_shape(a, b) && a.rank == 1)
+            return SCALAR;
+        diag_error(c->diag, e->loc, "'%s' needs two vectors of the same "
+                   "length, but got %s and %s", name, sa, sb);
+        return UNKNOWN;
+    case RULE_VECTOR:
+        if (a.rank == 1)
+            return a;
+        diag_error(c->diag, e->loc, "'%s' needs a vector, but got %s", name,
+                   sa);
+        return UNKNOWN;
+    }
+    return UNKNOWN;
+}
+
+/* Sets e->shape (and sym, func below it); UNKNOWN after an error. */
+static Shape check_expr(Checker *c, Expr *e)
+{
+    Shape s = UNKNOWN;
+    switch (e->kind) {
+    case EX_NUM:    s = SCALAR; break;
+    case EX_NAME:   s = check_name(c, e); break;
+    case EX_NEG:    s = check_expr(c, e->lhs); break;
+    case EX_BINARY: s = check_binary(c, e); break;
+    case EX_CALL:   s = check_call(c, e); break;
+    }
+    if (known(s) && elements(s) > MAX_ELEMENTS) {
+        diag_error(c->diag, e->loc, "the result has shape %s: more than "
+                   "2147483647 elements", shape_text(c->arena, s));
+        s = UNKNOWN;
+    }
+    e->shape = s;
+    return s;
+}
+
+/* ---------------------------------------------------------------- statements */
+
+/* The shape `[d1, d2]` written in an input or param, or UNKNOWN. */
+static Shape declared_shape(Checker *c, Stmt *s)
+{
+    if (s->rank > 2) {
+        diag_error(c->diag, s->name_loc, "'%s' has %d dimensions, but at most "
+                   "2 are allowed", s->name, s->rank);
+        return UNKNOWN;
+    }
+    Shape shape = {s->rank, {1, 1}};
+    bool ok = true;
+    for (int i = 0; i < s->rank; i++) {
+        double d = s->dims[i];
+        if (!(d >= 1) || d != floor(d)) {
+            diag_error(c->diag, s->dim_loc[i], "a dimension must be a "
+                       "positive integer, but this one is %g", d);
+            ok = false;
+        } else if (d > MAX_ELEMENTS) {
+            ok = false;     /* reported below, as too many elements */
+        } else {
+            shape.dim[i] = (int)d;
+        }
+    }
+    double n = s->rank == 0 ? 1 : s->rank == 1 ? s->dims[0]
+                                               : s->dims[0] * s->dims[1];
+    bool all_positive = s->rank < 1 || (s->dims[0] >= 1 &&
+                                        (s->rank < 2 || s->dims[1] >= 1));
+    if (all_positive && n > MAX_ELEMENTS) {
+        diag_error(c->diag, s->name_loc, "'%s' is too large: %.0f elements, "
+                   "but at most 2147483647 are allowed", s->name, n);
+        ok = false;
+    }
+    return ok ? shape : UNKNOWN;
+}
+
+static void check_init(Checker *c, const Init *init)
+{
+    if (init->kind == INIT_NORMAL && !(init->b >= 0))
+        diag_error(c->diag, init->loc, "the standard deviation of "
+                   "normal(mean, std) must be >= 0, but it is %g", init->b);
+    if (init->kind == INIT_UNIFORM && !(init->a <= init->b))
+        diag_error(c->diag, init->loc, "uniform(lo, hi) needs lo <= hi, but "
+                   "%g > %g", init->a, init->b);
+}
+
+static void check_value(Checker *c, Stmt *s)
+{
+    Shape shape = s->broken ? UNKNOWN : check_expr(c, s->expr);
+    Symbol *sym = define(c, s, SYM_VALUE, shape);
+    if (s->kind != ST_LOSS)
+        return;
+    Model *m = c->model;
+    if (m->loss) {
+        diag_error(c->diag, s->name_loc, "a model has exactly one loss, but "
+                   "'%s' is a second one", s->name);
+        diag_note(c->diag, m->loss->loc, "the first loss is '%s'",
+                  m->loss->name);
+        return;
+    }
+    if (!sym)
+        return;
+    sym->is_loss = true;
+    m->loss = sym;
+    if (known(shape) && shape.rank != 0)
+        diag_error(c->diag, s->name_loc, "loss must be a scalar, but '%s' has "
+                   "shape %s; reduce it with sum() or mean()", s->name,
+                   shape_text(c->arena, shape));
+}
+
+/* `output` and `wrt`, resolved against every name in the file. */
+static void check_names(Checker *c, Stmt *s)
+{
+    Model *m = c->model;
+    const char *keyword = s->kind == ST_OUTPUT ? "output" : "wrt";
+    for (int i = 0; i < s->nnames; i++) {
+        NameRef *ref = &s->names[i];
+        Entry *en = entry(c, ref->name, false);
+        if (!en || !en->sym) {
+            diag_error(c->diag, ref->loc, "undefined name '%s'%s", ref->name,
+                       did_you_mean(c, suggest_name(c, ref->name)));
+            continue;
+        }
+        Symbol *sym = en->sym;
+        bool twice = false;
+        if (s->kind == ST_OUTPUT) {
+            for (int k = 0; k < m->noutputs; k++)
+                twice |= m->outputs[k] == sym;
+            if (!twice)
+                push(c, &m->outputs, &m->noutputs, &c->outputs_cap, sym);
+        } else if (sym->kind != SYM_INPUT) {
+            const char *why = sym->kind == SYM_PARAM && !sym->stmt->frozen
+                ? " (parameters are always differentiated)" : "";
+            diag_error(c->diag, ref->loc, "'%s' is %s; wrt names only "
+                       "inputs%s", ref->name, what_is(sym), why);
+            continue;
+        } else {
+            twice = sym->wrt;
+            sym->wrt = true;
+        }
+        if (twice)
+            diag_error(c->diag, ref->loc, "'%s' is named in '%s' twice",
+                       ref->name, keyword);
+    }
+}
+
+Model *check_program(Arena *a, Diag *diag, Program *prog)
+{
+    Checker c = {.arena = a, .diag = diag};
+    Model *m = arena_alloc(a, sizeof *m);
+    c.model = m;
+    m->path = prog->path;
+
+    size_t nstmts = 0;
+    for (Stmt *s = prog->first; s; s = s->next)
+        nstmts++;
+    c.cap = 64;
+    while (c.cap < 2 * nstmts + 16)
+        c.cap *= 2;
+    c.table = arena_alloc(a, c.cap * sizeof *c.table);
+
+    /* Where each name is first defined. */
+    for (Stmt *s = prog->first; s; s = s->next) {
+        if (s->kind == ST_MODEL || s->kind == ST_OUTPUT || s->kind == ST_WRT)
+            continue;
+        Entry *e = entry(&c, s->name, true);
+        if (!e->def)
+            e->def = s;
+    }
+
+    Stmt *model_stmt = NULL;
+    bool first = true;
+    for (Stmt *s = prog->first; s; s = s->next, first = false) {
+        c.current = s;
+        switch (s->kind) {
+        case ST_MODEL:
+            if (model_stmt) {
+                diag_error(diag, s->loc, "the model is already named '%s'",
+                           model_stmt->name);
+                diag_note(diag, model_stmt->loc, "it is named here");
+            } else if (!first) {
+                diag_error(diag, s->loc, "'model' must be the first "
+                           "statement");
+            } else {
+                model_stmt = s;
+                m->name = s->name;
+            }
+            break;
+        case ST_INPUT:
+            define(&c, s, SYM_INPUT, s->broken ? UNKNOWN
+                                               : declared_shape(&c, s));
+            break;
+        case ST_PARAM:
+            if (!s->broken)
+                check_init(&c, &s->init);
+            define(&c, s, SYM_PARAM, s->broken ? UNKNOWN
+                                               : declared_shape(&c, s));
+            break;
+        case ST_CONST:
+            define(&c, s, SYM_CONST, SCALAR);
+            break;
+        case ST_ASSIGN:
+        case ST_LOSS:
+            check_value(&c, s);
+            break;
+        case ST_OUTPUT:
+        case ST_WRT:
+            break;
+        }
+    }
+    c.current = NULL;
+    for (Stmt *s = prog->first; s; s = s->next)
+        if (s->kind == ST_OUTPUT || s->kind == ST_WRT)
+            check_names(&c, s);
+
+    /* (Not when nothing could be read: that error says enough.) */
+    if (!m->loss && (prog->first || diag_count(diag) == 0))
+        diag_error(diag, (Loc){1, 1}, "the model has no loss; add one, as in "
+                   "'loss L = mse(y_hat, y)'");
+    if (!m->name)
+        m->name = check_default_model_name(a, prog->path);
+    return diag_count(diag) > 0 ? NULL : m;
+}
+
+/* ---------------------------------------------------------------- model name */
+
+const char *check_default_model_name(Arena *a, const char *path)
+{
+    const char *base = path ? path : "";
+    for (const char *p = base; *p; p++)
+        if (*p == '/')
+            base = p + 1;
+    size_t len = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        len = (size_t)(dot - base);
+    /* One '_' per character that cannot be in a C identifier. */
+    char *name = arena_alloc(a, len + 3);
+    size_t n = 0;
+    if (len > 0 && base[0] >= '0' && base[0] <= '9') {
+        name[n++] = 'm';
+        name[n++] = '_';
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)base[i];
+        if ((ch & 0xC0) == 0x80)
+            continue;       /* the rest of a UTF-8 character */
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_';
+        name[n++] = ok ? (char)ch : '_';
+    }
+    name[n] = '\0';
+    return n > 0 ? name : "model";
+}
