@@ -263,7 +263,7 @@ static Node *rewrite(Graph *g, Op op, Node *a, Node *b, Shape shape)
     case OP_MUL:
         if (node_is_const(a, 1) && shape_eq(b->shape, shape))
             return b;
-        if (node_is_const(a, 0))
+        if (node_is_const(a, 0) || node_is_const(b, 0))
             return node_const(g, 0, shape);
         /* c1 * (c2 * x) = (c1 c2) * x */
         if (is_const(a) && b->op == OP_MUL && is_const(b->in[0])) {

@@ -131,6 +131,19 @@ static void gather_factors(const Printer *p, Factors *fs, const Node *n, double 
     }
 }
 
+/* Later nodes first: compound factors lead and the leaves they multiply
+ * follow, and leaves come in reverse declaration order, so parameters
+ * (declared after inputs, as a rule) precede inputs: `theta1 * x`. */
+static void sort_factors(Factors *fs)
+{
+    for (int i = 1; i < fs->n; i++)
+        for (int j = i; j > 0 && fs->f[j - 1].base->id < fs->f[j].base->id; j--) {
+            Factor t = fs->f[j];
+            fs->f[j] = fs->f[j - 1];
+            fs->f[j - 1] = t;
+        }
+}
+
 /* base^power with power > 0; returns the precedence written */
 static int render_power(const Printer *p, Buf *b, const Node *base, double power)
 {
@@ -172,6 +185,7 @@ static int render_product(const Printer *p, Buf *b, double coef, const Node *n)
     fs.coef = coef;
     fs.overflow = false;
     gather_factors(p, &fs, n, 1);
+    sort_factors(&fs);
     if (fs.overflow) {
         b->overflow = true;
         return PREC_ATOM;
@@ -232,12 +246,26 @@ static bool term_negative(const Printer *p, const Node *t)
            t->in[0]->value < 0;
 }
 
+/* A term without its constant coefficient. */
+static const Node *term_base(const Printer *p, const Node *t)
+{
+    if (t->op == OP_MUL && t->in[0]->op == OP_CONST && !shown_by_name(p, t))
+        return t->in[1];
+    return t;
+}
+
 static int render_sum(const Printer *p, Buf *b, const Node *n)
 {
     const Node *terms[256];
     int count = 0;
     gather_terms(p, terms, &count, 256, n);
-    /* constants last, as a person writes them */
+    /* compound terms first, by later node first; constants last */
+    for (int i = 1; i < count; i++)
+        for (int j = i; j > 0 && term_base(p, terms[j - 1])->id < term_base(p, terms[j])->id; j--) {
+            const Node *t = terms[j];
+            terms[j] = terms[j - 1];
+            terms[j - 1] = t;
+        }
     const Node *ordered[256];
     int k = 0;
     for (int pass = 0; pass < 2; pass++)

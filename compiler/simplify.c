@@ -78,7 +78,7 @@ static void collect_sum(Simp *s, Terms *t, Node *n, double k, bool open)
     if (is_const(n)) {
         t->constant += k * n->value;
     } else if (n->op == OP_MUL && is_const(n->in[0])) {
-        collect_sum(s, t, n->in[1], k * n->in[0]->value, open);
+        collect_sum(s, t, n->in[1], k * n->in[0]->value, open && single_use(s, n->in[1]));
     } else if (n->op == OP_ADD && open) {
         collect_sum(s, t, n->in[0], k, single_use(s, n->in[0]));
         collect_sum(s, t, n->in[1], k, single_use(s, n->in[1]));

@@ -31,16 +31,17 @@ static void test_chain(void)
 
 static void test_logistic(void)
 {
+    /* textbook: dJ/dθ1 = (y - t) y (1 - y) x, with y = σ(θ1 x + θ2) written out */
     expect_derivatives(
         "d_logistic",
         "input x\ninput t\nparam theta1\nparam theta2\nwrt x\n"
         "z = theta1 * x + theta2\ny = sigmoid(z)\nloss J = 0.5 * (y - t)^2\n",
-        "dJ/dtheta1 = x * (1 - sigmoid(theta1 * x + theta2)) * sigmoid(theta1 * x + theta2) * "
-        "(sigmoid(theta1 * x + theta2) - t)\n"
-        "dJ/dtheta2 = (1 - sigmoid(theta1 * x + theta2)) * sigmoid(theta1 * x + theta2) * "
-        "(sigmoid(theta1 * x + theta2) - t)\n"
-        "dJ/dx = theta1 * (1 - sigmoid(theta1 * x + theta2)) * sigmoid(theta1 * x + theta2) * "
-        "(sigmoid(theta1 * x + theta2) - t)\n");
+        "dJ/dtheta1 = (1 - sigmoid(theta1 * x + theta2)) * (sigmoid(theta1 * x + theta2) - t) * "
+        "sigmoid(theta1 * x + theta2) * x\n"
+        "dJ/dtheta2 = (1 - sigmoid(theta1 * x + theta2)) * (sigmoid(theta1 * x + theta2) - t) * "
+        "sigmoid(theta1 * x + theta2)\n"
+        "dJ/dx = (1 - sigmoid(theta1 * x + theta2)) * (sigmoid(theta1 * x + theta2) - t) * "
+        "sigmoid(theta1 * x + theta2) * theta1\n");
 }
 
 static void test_polynomial_and_constants(void)
@@ -56,7 +57,7 @@ static void test_polynomial_and_constants(void)
 static void test_kinks(void)
 {
     expect_derivatives("d_relu", "input x\nwrt x\nloss y = relu(x) + abs(x)\n",
-                       "dy/dx = sign(x) + step(x)\n");
+                       "dy/dx = step(x) + sign(x)\n");
 }
 
 static void test_tensor_model_names_intermediates(void)
@@ -65,10 +66,10 @@ static void test_tensor_model_names_intermediates(void)
         "d_mlp",
         "input x[4]\ninput y[3]\nparam W1[16, 4]\nparam b1[16]\nparam W2[3, 16]\nparam b2[3]\n"
         "h = tanh(W1 · x + b1)\nz = W2 · h + b2\np = softmax(z)\nloss L = cross_entropy(p, y)\n",
-        "dL/dW1 = outer((1 - h^2) * (transpose(W2) · (p * sum(y) - y)), x)\n"
-        "dL/db1 = (1 - h^2) * (transpose(W2) · (p * sum(y) - y))\n"
-        "dL/dW2 = outer(p * sum(y) - y, h)\n"
-        "dL/db2 = p * sum(y) - y\n");
+        "dL/dW1 = outer((transpose(W2) · (sum(y) * p - y)) * (1 - h^2), x)\n"
+        "dL/db1 = (transpose(W2) · (sum(y) * p - y)) * (1 - h^2)\n"
+        "dL/dW2 = outer(sum(y) * p - y, h)\n"
+        "dL/db2 = sum(y) * p - y\n");
 }
 
 static void test_frozen_parameters_have_no_derivative(void)
