@@ -218,6 +218,245 @@ int bp_weights_load_tensors(const char *path, const bp_model *m, void *theta,
                             const char *const names[], int count, char *err,
                             size_t err_size);
 
+/* ------------------------------------------------------------------------ */
+/* data.c — data sets for training: a CSV loader, standardisation, seeded
+ * shuffling and splitting, subsetting by label, and mini-batch assembly.
+ *
+ * A data set holds its values as double whatever the model's precision;
+ * they are converted to float or double (the model's real_size) only when
+ * a batch is assembled. Every array in a bp_dataset is owned by it: malloc'd
+ * by the function that filled it and released by bp_data_free. A zeroed
+ * bp_dataset ({0}) is a valid empty one, and bp_data_free may be called on
+ * it (and twice). Functions that fill a bp_dataset `out` leave it zeroed on
+ * failure; `out` must not already own arrays (free it first). */
+
+typedef struct {
+    size_t rows;
+    int features;       /* values per row in x */
+    int targets;        /* values per row in y: classes (one-hot), 1 (a
+                           numeric target) or 0 (no label) */
+    int classes;        /* > 0: y is one-hot over this many classes and
+                           label[] holds each row's class; 0: no classes */
+    double *x;          /* rows x features, row-major */
+    double *y;          /* rows x targets, row-major; NULL when targets == 0 */
+    int *label;         /* rows class indices; NULL when classes == 0 */
+} bp_dataset;
+
+typedef enum {
+    BP_HEADER_AUTO,     /* the first line is a header when one of its fields
+                           is not a number */
+    BP_HEADER_NONE,
+    BP_HEADER_PRESENT
+} bp_header_mode;
+
+typedef enum {
+    BP_LABEL_CLASS,     /* integer class 0..classes-1, one-hot encoded */
+    BP_LABEL_NUMERIC,   /* a numeric target kept as it is (regression) */
+    BP_LABEL_NONE       /* every selected column is a feature; no targets */
+} bp_label_kind;
+
+/* CSV format: fields separated by commas, whitespace around a field
+ * ignored, "double quoted" fields allowed (with "" for a quote), LF or CRLF
+ * line ends, blank lines skipped, a UTF-8 byte-order mark ignored. Every
+ * row must have as many fields as the first (header or data) line. Columns
+ * not selected are not parsed, so they may hold text. Numbers use strtod
+ * syntax and must be finite. Nothing in the file is trusted: it is read a
+ * field at a time (a field longer than 255 characters is an error), and
+ * rows, columns and total values are capped. */
+typedef struct {
+    int skip_lines;             /* lines skipped before anything else
+                                   (default 0; iris.csv may use 1) */
+    bp_header_mode header;      /* default BP_HEADER_AUTO */
+    bp_label_kind label;        /* default BP_LABEL_CLASS */
+    int label_column;           /* 0-based; -1 (default): the last column */
+    int classes;                /* CLASS: 0 (default) counts them: largest
+                                   label + 1; > 0: labels must be below it */
+    const int *feature_columns; /* 0-based, in the order wanted; NULL
+                                   (default): every column but the label's */
+    int num_feature_columns;
+    size_t max_rows;            /* default 10,000,000 */
+    int max_columns;            /* default 100,000 */
+    size_t max_values;          /* rows x (features + targets); default 2^27
+                                   (1 GiB of doubles) */
+} bp_csv_options;
+
+bp_csv_options bp_csv_defaults(void);
+
+/* Loads a CSV file into `out` (options NULL: the defaults). With the
+ * defaults, iris.csv and digits.csv load as they are: iris.csv's first
+ * line "150,4,setosa,..." is taken for a header and ignored (its numbers
+ * are never trusted). Errors read "PATH:LINE:COLUMN: MESSAGE", COLUMN being
+ * the 1-based CSV column (field), for example
+ *   "iris.csv:12:3: expected a number, found 'abc'"
+ *   "iris.csv:12:5: expected 5 columns, found 4"
+ *   "iris.csv:12:5: label 7 is out of range: 3 classes (0 to 2)"
+ *   "iris.csv:12:2: expected a finite number, found 'nan'"
+ *   "iris.csv: no data rows (the file is empty)"
+ *   "iris.csv: cannot open: No such file or directory" */
+int bp_data_load_csv(bp_dataset *out, const char *path,
+                     const bp_csv_options *opt, char *err, size_t err_size);
+
+/* A data set of `rows` zeroed rows for the caller to fill (classes > 0
+ * makes targets == classes; labels start at 0 and y all zero). */
+int bp_data_create(bp_dataset *out, size_t rows, int features, int targets,
+                   int classes, char *err, size_t err_size);
+void bp_data_free(bp_dataset *d);
+
+/* A copy of rows idx[0..count) of d (indices may repeat). */
+int bp_data_subset(bp_dataset *out, const bp_dataset *d, const size_t *idx,
+                   size_t count, char *err, size_t err_size);
+/* The rows whose class is one of labels[0..count), in their order in d.
+ * relabel == 0 keeps the classes as they are (a model trained on digits
+ * 0-4 and then fine-tuned on 5-9 keeps its 10 outputs); relabel != 0 maps
+ * labels[i] to class i and sets classes = count. */
+int bp_data_filter_labels(bp_dataset *out, const bp_dataset *d,
+                          const int *labels, int count, int relabel,
+                          char *err, size_t err_size);
+/* Shuffles d's rows in place (Fisher–Yates on r; the same seed gives the
+ * same order on every machine). */
+void bp_data_shuffle(bp_dataset *d, bp_rng *r);
+/* A random permutation: idx[i] = i, then shuffled with r. */
+void bp_shuffle_indices(size_t *idx, size_t n, bp_rng *r);
+/* Shuffles d with a generator seeded by `seed` and puts the first
+ * round(test_fraction * rows) rows into `test`, the rest into `train`.
+ * 0 <= test_fraction < 1, and train must get at least one row. */
+int bp_data_split(const bp_dataset *d, double test_fraction,
+                  unsigned long long seed, bp_dataset *train,
+                  bp_dataset *test, char *err, size_t err_size);
+
+/* Per-feature standardisation, x' = (x - mean) / std, with the population
+ * standard deviation (divided by rows). Fit it on the training split only
+ * and apply it to every split, and to new samples at inference time; mean
+ * and std are malloc'd, owned by the bp_standardizer, and may be saved by
+ * the caller. A constant feature gets std = 1 (it becomes 0). */
+typedef struct {
+    int features;
+    double *mean;
+    double *std;
+} bp_standardizer;
+
+int bp_standardize_fit(bp_standardizer *s, const bp_dataset *train,
+                       char *err, size_t err_size);
+/* Standardises d's features in place; d->features must match. */
+int bp_standardize_apply(const bp_standardizer *s, bp_dataset *d, char *err,
+                         size_t err_size);
+/* Standardises n rows of s->features values of real_size (4 or 8) in
+ * place: for samples that do not come from a bp_dataset. */
+void bp_standardize_rows(const bp_standardizer *s, void *x, int real_size,
+                         size_t n);
+void bp_standardize_free(bp_standardizer *s);
+
+/* Mini-batches. The features of a row go to model input x_input and its
+ * targets to model input y_input (-1: none); every other model input must
+ * be unused. bp_batch_check says whether d fits m that way
+ * ("model input 'x' holds 4 values per sample but the data set has 5
+ * features"); bp_batch_fill then writes rows idx[0..n) of d, converted to
+ * real_size (4 float, 8 double), into the caller-owned arrays x
+ * (n * features values) and y (n * targets values; may be NULL). idx NULL
+ * means rows 0..n-1. */
+int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
+                   int y_input, char *err, size_t err_size);
+void bp_batch_fill(const bp_dataset *d, const size_t *idx, int n,
+                   int real_size, void *x, void *y);
+
+/* ------------------------------------------------------------------------ */
+/* train.c — a training loop for any bp_model: seeded shuffling each epoch,
+ * mini-batches (the last, partial one included), forward, backward and an
+ * optimiser step, and after each epoch the losses and accuracy, reported
+ * through a callback. The same seed and data give bit-identical results.
+ *
+ * Ownership: theta is the caller's, updated in place. Everything else the
+ * loop needs (workspace, batch arrays, gradient, outputs, index order and,
+ * unless cfg->optimizer is given, the optimiser's state) lives in one
+ * scratch block: the caller's (cfg->scratch, at least
+ * bp_train_scratch_size() bytes) or, when cfg->scratch is NULL, malloc'd
+ * by bp_train and freed before it returns. */
+
+typedef struct {
+    int epoch;              /* 1-based */
+    int epochs;
+    long step;              /* optimiser steps taken so far */
+    double lr;              /* learning rate of the epoch's last step */
+    double train_loss;      /* mean per-sample loss over the epoch's batches
+                               (as they were seen); with cfg.eval_train, the
+                               loss over the training split after the epoch */
+    double train_acc;       /* NaN unless cfg.eval_train and accuracy apply */
+    double test_loss;       /* NaN without a test set */
+    double test_acc;        /* NaN without a test set or accuracy */
+    double grad_norm;       /* L2 norm of the epoch's last gradient */
+    double seconds;         /* wall time of the epoch, evaluation included */
+    int stopped;            /* 1 in the last report when the callback
+                               stopped training early */
+} bp_epoch_report;
+
+/* Return nonzero to stop training after this epoch. */
+typedef int (*bp_epoch_fn)(const bp_epoch_report *r, void *user);
+
+typedef struct {
+    int epochs;                 /* default 10 */
+    int batch_size;             /* default 32 */
+    unsigned long long seed;    /* shuffling; default 1 */
+    int shuffle;                /* default 1 */
+    bp_optim_config optim;      /* default bp_optim_defaults(BP_ADAM) */
+    bp_optimizer *optimizer;    /* NULL (default): a fresh optimiser from
+                                   `optim` per call; else the caller's, set
+                                   up with bp_optim_init for this model, and
+                                   its state carries over between calls */
+    int x_input, y_input;       /* model inputs fed with features and
+                                   targets; default 0 and 1 (-1: none) */
+    int accuracy;               /* default 1: when the data has classes,
+                                   compare argmax of output `pred_output`
+                                   with the class (an output of size 1 is
+                                   a probability: class 1 when > 0.5) */
+    int pred_output;            /* default 0 */
+    int eval_train;             /* default 0: 1 evaluates the training
+                                   split after each epoch (loss, accuracy) */
+    int stop_on_nan;            /* default 1: fail when a loss is not finite */
+    int verbose;                /* default 1: without on_epoch, print one
+                                   line per epoch to stdout and a progress
+                                   bar on stderr when it is a terminal */
+    bp_epoch_fn on_epoch;       /* NULL: print as verbose says */
+    void *user;                 /* passed to on_epoch */
+    void *scratch;              /* NULL: malloc'd and freed by bp_train */
+    size_t scratch_size;
+} bp_train_config;
+
+bp_train_config bp_train_defaults(void);
+
+/* Bytes of scratch bp_train needs for m and cfg (NULL: the defaults) with
+ * a training split of train_rows rows; 0 when cfg does not fit m or the
+ * size overflows. */
+size_t bp_train_scratch_size(const bp_model *m, const bp_train_config *cfg,
+                             size_t train_rows);
+
+/* Trains theta (m->num_params values of m->real_size) on `train`; `test`
+ * may be NULL. `last` (may be NULL) receives the last epoch's report.
+ * Fails on mismatched sizes, a bad config, out of memory, or (with
+ * stop_on_nan) a non-finite loss: "training diverged: loss is nan at
+ * epoch 3, step 17 (try a lower learning rate)". */
+int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
+             const bp_dataset *test, const bp_train_config *cfg,
+             bp_epoch_report *last, char *err, size_t err_size);
+
+/* Mean per-sample loss over d (batched by cfg->batch_size) and, when
+ * accuracy applies (see bp_train_config), the accuracy, else NaN. cfg NULL:
+ * the defaults. acc may be NULL. Allocates its scratch and frees it. */
+int bp_evaluate(const bp_model *m, const void *theta, const bp_dataset *d,
+                const bp_train_config *cfg, double *loss, double *acc,
+                char *err, size_t err_size);
+
+/* The predicted class of every row of d: argmax of output cfg->pred_output
+ * (threshold 0.5 for an output of size 1), into pred[0..d->rows). Only the
+ * features are fed (targets are not needed). */
+int bp_predict_argmax(const bp_model *m, const void *theta,
+                      const bp_dataset *d, const bp_train_config *cfg,
+                      int *pred, char *err, size_t err_size);
+
+/* The default epoch callback: prints
+ *   "epoch 3/50  train loss 0.4123  test loss 0.4410  test acc 0.933"
+ * to `user` (a FILE *; NULL means stdout). Never stops training. */
+int bp_epoch_print(const bp_epoch_report *r, void *user);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,1015 @@
+/* data.c — data sets for training: a CSV loader, standardisation, seeded
+ * shuffling and splitting, subsetting by label, and mini-batch assembly
+ * (see bp.h for the API and its ownership rules).
+ *
+ * The CSV reader never trusts the file. It reads one character at a time
+ * through stdio and keeps at most one row in memory, each stored field cut
+ * to 255 characters (a longer field is an error only where its value is
+ * needed), so memory stays bounded by the caps in bp_csv_options and by a
+ * line-length cap, whatever the file says or holds. A NUL byte stops the
+ * read at once: a binary file (or a 10 GB file of zeros) fails on its first
+ * byte. Sizes a file may claim (iris.csv's "150,4,...") are ignored. */
+#include "bp.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define FIELD_MAX 255               /* characters kept of a field */
+#define LINE_MAX_CHARS (1L << 26)   /* 64 MiB: far above any real row */
+#define COUNTED_CLASSES_MAX 65536   /* when classes are counted from data */
+#define SHOW_MAX 40                 /* characters of a field in a message */
+
+/* Writes the message into err (caller-owned, may be NULL) and fails. */
+static int fail(char *err, size_t err_size, const char *fmt, ...)
+{
+    if (err && err_size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_size, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* a * b, or 0 with *overflow set when it does not fit a size_t. */
+static size_t mul(size_t a, size_t b, int *overflow)
+{
+    if (a && b > (size_t)-1 / a) {
+        *overflow = 1;
+        return 0;
+    }
+    return a * b;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Data set basics */
+
+bp_csv_options bp_csv_defaults(void)
+{
+    bp_csv_options o;
+    memset(&o, 0, sizeof o);
+    o.skip_lines = 0;
+    o.header = BP_HEADER_AUTO;
+    o.label = BP_LABEL_CLASS;
+    o.label_column = -1;
+    o.classes = 0;
+    o.feature_columns = NULL;
+    o.num_feature_columns = 0;
+    o.max_rows = 10000000;
+    o.max_columns = 100000;
+    o.max_values = (size_t)1 << 27;
+    return o;
+}
+
+void bp_data_free(bp_dataset *d)
+{
+    if (!d)
+        return;
+    free(d->x);
+    free(d->y);
+    free(d->label);
+    memset(d, 0, sizeof *d);
+}
+
+/* calloc that never returns NULL for a zero count (so a created data set's
+ * x is always usable), and that checks count * size. */
+static void *alloc_zero(size_t count, size_t size)
+{
+    int over = 0;
+    mul(count, size, &over);
+    if (over)
+        return NULL;
+    return calloc(count ? count : 1, size);
+}
+
+int bp_data_create(bp_dataset *out, size_t rows, int features, int targets,
+                   int classes, char *err, size_t err_size)
+{
+    if (!out)
+        return fail(err, err_size, "bp_data_create: no data set given");
+    memset(out, 0, sizeof *out);
+    if (features < 0 || targets < 0 || classes < 0)
+        return fail(err, err_size,
+                    "bp_data_create: negative size (features %d, targets %d, "
+                    "classes %d)", features, targets, classes);
+    if (classes > 0)
+        targets = classes;
+    int over = 0;
+    size_t nx = mul(rows, (size_t)features, &over);
+    size_t ny = mul(rows, (size_t)targets, &over);
+    if (over)
+        return fail(err, err_size, "bp_data_create: %zu rows are too many",
+                    rows);
+    out->x = alloc_zero(nx, sizeof(double));
+    out->y = targets ? alloc_zero(ny, sizeof(double)) : NULL;
+    out->label = classes ? alloc_zero(rows, sizeof(int)) : NULL;
+    if (!out->x || (targets && !out->y) || (classes && !out->label)) {
+        bp_data_free(out);
+        return fail(err, err_size,
+                    "bp_data_create: out of memory for %zu rows", rows);
+    }
+    out->rows = rows;
+    out->features = features;
+    out->targets = targets;
+    out->classes = classes;
+    return 0;
+}
+
+/* Copies row `from` of d into row `to` of out (same layout). */
+static void copy_row(bp_dataset *out, size_t to, const bp_dataset *d,
+                     size_t from)
+{
+    size_t f = (size_t)d->features, t = (size_t)d->targets;
+    if (f)
+        memcpy(out->x + to * f, d->x + from * f, f * sizeof(double));
+    if (t)
+        memcpy(out->y + to * t, d->y + from * t, t * sizeof(double));
+    if (d->classes)
+        out->label[to] = d->label[from];
+}
+
+int bp_data_subset(bp_dataset *out, const bp_dataset *d, const size_t *idx,
+                   size_t count, char *err, size_t err_size)
+{
+    if (!out || !d || (count && !idx))
+        return fail(err, err_size, "bp_data_subset: missing argument");
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < count; i++)
+        if (idx[i] >= d->rows)
+            return fail(err, err_size,
+                        "bp_data_subset: row index %zu is out of range "
+                        "(%zu rows)", idx[i], d->rows);
+    if (bp_data_create(out, count, d->features, d->targets, d->classes, err,
+                       err_size) != 0)
+        return -1;
+    for (size_t i = 0; i < count; i++)
+        copy_row(out, i, d, idx[i]);
+    return 0;
+}
+
+int bp_data_filter_labels(bp_dataset *out, const bp_dataset *d,
+                          const int *labels, int count, int relabel,
+                          char *err, size_t err_size)
+{
+    if (!out || !d || count < 0 || (count && !labels))
+        return fail(err, err_size, "bp_data_filter_labels: missing argument");
+    memset(out, 0, sizeof *out);
+    if (d->classes <= 0)
+        return fail(err, err_size,
+                    "bp_data_filter_labels: the data set has no class labels");
+    if (relabel && count == 0)
+        return fail(err, err_size,
+                    "bp_data_filter_labels: relabelling needs at least one "
+                    "label");
+    /* map[c]: the position of class c in labels, or -1 when not wanted. */
+    int *map = malloc((size_t)d->classes * sizeof *map);
+    if (!map)
+        return fail(err, err_size, "bp_data_filter_labels: out of memory");
+    for (int c = 0; c < d->classes; c++)
+        map[c] = -1;
+    for (int i = 0; i < count; i++) {
+        int c = labels[i];
+        if (c < 0 || c >= d->classes) {
+            free(map);
+            return fail(err, err_size,
+                        "bp_data_filter_labels: label %d is out of range: "
+                        "%d classes (0 to %d)", c, d->classes,
+                        d->classes - 1);
+        }
+        if (map[c] >= 0 && relabel) {
+            free(map);
+            return fail(err, err_size,
+                        "bp_data_filter_labels: label %d is listed twice", c);
+        }
+        if (map[c] < 0)
+            map[c] = i;
+    }
+    size_t kept = 0;
+    for (size_t r = 0; r < d->rows; r++)
+        kept += map[d->label[r]] >= 0;
+    int classes = relabel ? count : d->classes;
+    if (bp_data_create(out, kept, d->features, classes, classes, err,
+                       err_size) != 0) {
+        free(map);
+        return -1;
+    }
+    size_t f = (size_t)d->features;
+    size_t k = 0;
+    for (size_t r = 0; r < d->rows; r++) {
+        int pos = map[d->label[r]];
+        if (pos < 0)
+            continue;
+        if (f)
+            memcpy(out->x + k * f, d->x + r * f, f * sizeof(double));
+        int c = relabel ? pos : d->label[r];
+        out->label[k] = c;
+        out->y[k * (size_t)classes + (size_t)c] = 1.0;
+        k++;
+    }
+    free(map);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Shuffling and splitting */
+
+/* A uniform integer in [0, bound), bound >= 1, without modulo bias:
+ * draws below 2^64 mod bound are rejected. */
+static size_t below(bp_rng *r, size_t bound)
+{
+    unsigned long long b = bound;
+    unsigned long long threshold = (0 - b) % b;
+    unsigned long long v;
+    do
+        v = bp_rng_next(r);
+    while (v < threshold);
+    return (size_t)(v % b);
+}
+
+void bp_shuffle_indices(size_t *idx, size_t n, bp_rng *r)
+{
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = below(r, i);
+        size_t t = idx[i - 1];
+        idx[i - 1] = idx[j];
+        idx[j] = t;
+    }
+}
+
+static void swap_bytes(void *a, void *b, size_t n)
+{
+    unsigned char *p = a, *q = b;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char t = p[i];
+        p[i] = q[i];
+        q[i] = t;
+    }
+}
+
+void bp_data_shuffle(bp_dataset *d, bp_rng *r)
+{
+    if (!d || !r)
+        return;
+    size_t f = (size_t)d->features, t = (size_t)d->targets;
+    /* Same draws as bp_shuffle_indices, so both give the same order. */
+    for (size_t i = d->rows; i > 1; i--) {
+        size_t j = below(r, i);
+        size_t a = i - 1;
+        if (j == a)
+            continue;
+        swap_bytes(d->x + a * f, d->x + j * f, f * sizeof(double));
+        if (t)
+            swap_bytes(d->y + a * t, d->y + j * t, t * sizeof(double));
+        if (d->classes) {
+            int l = d->label[a];
+            d->label[a] = d->label[j];
+            d->label[j] = l;
+        }
+    }
+}
+
+int bp_data_split(const bp_dataset *d, double test_fraction,
+                  unsigned long long seed, bp_dataset *train,
+                  bp_dataset *test, char *err, size_t err_size)
+{
+    if (!d || !train || !test)
+        return fail(err, err_size, "bp_data_split: missing argument");
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (!(test_fraction >= 0 && test_fraction < 1))
+        return fail(err, err_size,
+                    "bp_data_split: test fraction %g is not in [0, 1)",
+                    test_fraction);
+    size_t n_test = (size_t)floor(test_fraction * (double)d->rows + 0.5);
+    if (n_test > d->rows)
+        n_test = d->rows;
+    if (d->rows - n_test < 1)
+        return fail(err, err_size,
+                    "bp_data_split: %zu rows leave none for training",
+                    d->rows);
+    size_t *idx = malloc((d->rows ? d->rows : 1) * sizeof *idx);
+    if (!idx)
+        return fail(err, err_size, "bp_data_split: out of memory");
+    bp_rng r;
+    bp_rng_seed(&r, seed);
+    bp_shuffle_indices(idx, d->rows, &r);
+    int rc = bp_data_subset(test, d, idx, n_test, err, err_size);
+    if (rc == 0) {
+        rc = bp_data_subset(train, d, idx + n_test, d->rows - n_test, err,
+                            err_size);
+        if (rc != 0)
+            bp_data_free(test);
+    }
+    free(idx);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Standardisation */
+
+int bp_standardize_fit(bp_standardizer *s, const bp_dataset *train,
+                       char *err, size_t err_size)
+{
+    if (!s || !train)
+        return fail(err, err_size, "bp_standardize_fit: missing argument");
+    memset(s, 0, sizeof *s);
+    if (train->rows == 0)
+        return fail(err, err_size,
+                    "bp_standardize_fit: the data set has no rows");
+    size_t f = (size_t)train->features, n = train->rows;
+    s->mean = alloc_zero(f, sizeof(double));
+    s->std = alloc_zero(f, sizeof(double));
+    if (!s->mean || !s->std) {
+        bp_standardize_free(s);
+        return fail(err, err_size, "bp_standardize_fit: out of memory");
+    }
+    s->features = train->features;
+    /* Two passes: the mean first, then squared deviations from it, which
+     * is accurate where sum(x^2) - n mean^2 would cancel. */
+    for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < f; j++)
+            s->mean[j] += train->x[r * f + j];
+    for (size_t j = 0; j < f; j++)
+        s->mean[j] /= (double)n;
+    for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < f; j++) {
+            double e = train->x[r * f + j] - s->mean[j];
+            s->std[j] += e * e;
+        }
+    for (size_t j = 0; j < f; j++) {
+        double sd = sqrt(s->std[j] / (double)n);
+        s->std[j] = (sd > 0 && isfinite(sd)) ? sd : 1.0;
+    }
+    return 0;
+}
+
+int bp_standardize_apply(const bp_standardizer *s, bp_dataset *d, char *err,
+                         size_t err_size)
+{
+    if (!s || !d || (s->features && (!s->mean || !s->std)))
+        return fail(err, err_size, "bp_standardize_apply: missing argument");
+    if (s->features != d->features)
+        return fail(err, err_size,
+                    "bp_standardize_apply: the standardizer has %d features "
+                    "but the data set has %d", s->features, d->features);
+    bp_standardize_rows(s, d->x, 8, d->rows);
+    return 0;
+}
+
+void bp_standardize_rows(const bp_standardizer *s, void *x, int real_size,
+                         size_t n)
+{
+    if (!s || !x || !s->mean || !s->std)
+        return;
+    size_t f = (size_t)s->features;
+    for (size_t r = 0; r < n; r++)
+        for (size_t j = 0; j < f; j++) {
+            size_t i = r * f + j;
+            if (real_size == 4) {
+                float *p = x;
+                p[i] = (float)(((double)p[i] - s->mean[j]) / s->std[j]);
+            } else {
+                double *p = x;
+                p[i] = (p[i] - s->mean[j]) / s->std[j];
+            }
+        }
+}
+
+void bp_standardize_free(bp_standardizer *s)
+{
+    if (!s)
+        return;
+    free(s->mean);
+    free(s->std);
+    memset(s, 0, sizeof *s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batches */
+
+int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
+                   int y_input, char *err, size_t err_size)
+{
+    if (!m || !d)
+        return fail(err, err_size, "bp_batch_check: missing argument");
+    const char *mn = m->name ? m->name : "?";
+    if (m->real_size != 4 && m->real_size != 8)
+        return fail(err, err_size, "model '%s': real_size %d is not 4 or 8",
+                    mn, m->real_size);
+    if (x_input < 0 || x_input >= m->num_inputs || !m->inputs)
+        return fail(err, err_size,
+                    "x_input %d is not an input of model '%s' (it has %d)",
+                    x_input, mn, m->num_inputs);
+    if (y_input >= m->num_inputs || y_input < -1)
+        return fail(err, err_size,
+                    "y_input %d is not an input of model '%s' (it has %d)",
+                    y_input, mn, m->num_inputs);
+    if (y_input == x_input)
+        return fail(err, err_size,
+                    "x_input and y_input are both model input %d", x_input);
+    const bp_tensor_info *xi = &m->inputs[x_input];
+    if (xi->size != (size_t)d->features)
+        return fail(err, err_size,
+                    "model input '%s' holds %zu values per sample but the "
+                    "data set has %d feature%s", xi->name ? xi->name : "?",
+                    xi->size, d->features, d->features == 1 ? "" : "s");
+    if (y_input >= 0) {
+        const bp_tensor_info *yi = &m->inputs[y_input];
+        const char *yn = yi->name ? yi->name : "?";
+        if (d->targets == 0)
+            return fail(err, err_size,
+                        "model input '%s' needs targets but the data set has "
+                        "none (loaded without a label)", yn);
+        if (yi->size != (size_t)d->targets) {
+            if (d->classes > 0)
+                return fail(err, err_size,
+                            "model input '%s' holds %zu values per sample but "
+                            "the data set has %d classes (one-hot)", yn,
+                            yi->size, d->classes);
+            return fail(err, err_size,
+                        "model input '%s' holds %zu values per sample but the "
+                        "data set has %d target%s per row", yn, yi->size,
+                        d->targets, d->targets == 1 ? "" : "s");
+        }
+    }
+    for (int k = 0; k < m->num_inputs; k++)
+        if (k != x_input && k != y_input)
+            return fail(err, err_size,
+                        "model input '%s' (input %d) is not fed by the data "
+                        "set: only x_input (%d) and y_input (%d) are",
+                        m->inputs[k].name ? m->inputs[k].name : "?", k,
+                        x_input, y_input);
+    return 0;
+}
+
+/* Writes n rows of `width` doubles (rows idx[i] of src, or rows 0..n-1
+ * when idx is NULL) as real_size values into dst. */
+static void gather(const double *src, size_t width, const size_t *idx, int n,
+                   int real_size, void *dst)
+{
+    for (int i = 0; i < n; i++) {
+        size_t r = idx ? idx[i] : (size_t)i;
+        const double *s = src + r * width;
+        if (real_size == 4) {
+            float *p = (float *)dst + (size_t)i * width;
+            for (size_t j = 0; j < width; j++)
+                p[j] = (float)s[j];
+        } else {
+            double *p = (double *)dst + (size_t)i * width;
+            memcpy(p, s, width * sizeof(double));
+        }
+    }
+}
+
+void bp_batch_fill(const bp_dataset *d, const size_t *idx, int n,
+                   int real_size, void *x, void *y)
+{
+    if (!d || n <= 0)
+        return;
+    if (x && d->features)
+        gather(d->x, (size_t)d->features, idx, n, real_size, x);
+    if (y && d->targets)
+        gather(d->y, (size_t)d->targets, idx, n, real_size, y);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The CSV reader */
+
+typedef struct {
+    FILE *f;
+    const char *path;
+    char *err;
+    size_t err_size;
+    long line;              /* line of the next character, 1-based */
+    long line_chars;        /* characters read on that line so far */
+    /* The current row: fields stored one after another in buf, each
+     * NUL-terminated and cut to FIELD_MAX characters. */
+    char *buf;
+    size_t *off;            /* where each stored field starts in buf */
+    unsigned char *over;    /* the field was longer than FIELD_MAX */
+    int cap;                /* fields buf, off and over have room for; they
+                               grow with the widest row, up to max_columns */
+    int nfields;
+    long row_line;          /* line the row starts on */
+    int max_columns;
+} csv_reader;
+
+/* The field text made printable for a message: control bytes become '?',
+ * and long text is cut with "...". */
+static void show(const char *s, char *dst, size_t dst_size)
+{
+    size_t n = 0, i = 0;
+    for (; s[i] && n + 4 < dst_size && i < SHOW_MAX; i++) {
+        unsigned char c = (unsigned char)s[i];
+        dst[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (s[i] && n + 4 < dst_size) {
+        memcpy(dst + n, "...", 3);
+        n += 3;
+    }
+    dst[n] = '\0';
+}
+
+/* The next character, EOF at the end, or -2 after an error (reported). */
+static int rd_getc(csv_reader *rd)
+{
+    int c = getc(rd->f);
+    if (c == EOF) {
+        if (ferror(rd->f))
+            return fail(rd->err, rd->err_size, "%s:%ld: read error: %s",
+                        rd->path, rd->line, strerror(errno)) - 1;
+        return EOF;
+    }
+    if (c == '\n') {
+        rd->line++;
+        rd->line_chars = 0;
+        return c;
+    }
+    if (c == '\0')
+        return fail(rd->err, rd->err_size,
+                    "%s:%ld:%d: not a text file (NUL byte)", rd->path,
+                    rd->line, rd->nfields + 1) - 1;
+    if (++rd->line_chars > LINE_MAX_CHARS)
+        return fail(rd->err, rd->err_size,
+                    "%s:%ld: line longer than %ld characters", rd->path,
+                    rd->line, LINE_MAX_CHARS) - 1;
+    return c;
+}
+
+/* Skips the rest of the current line. Returns 0, 1 at the end of the
+ * file, or -1 on error. */
+static int skip_line(csv_reader *rd)
+{
+    int c;
+    do
+        c = rd_getc(rd);
+    while (c != '\n' && c != EOF && c != -2);
+    return c == -2 ? -1 : c == EOF;
+}
+
+static int is_blank(int c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Makes room for field number `k` (0-based): each field takes at most
+ * FIELD_MAX + 1 bytes of buf. Returns 0, or -1 when out of memory. */
+static int room_for(csv_reader *rd, int k)
+{
+    if (k < rd->cap)
+        return 0;
+    int cap = rd->cap ? rd->cap * 2 : 64;
+    if (cap > rd->max_columns)
+        cap = rd->max_columns;
+    char *buf = realloc(rd->buf, (size_t)cap * (FIELD_MAX + 1));
+    if (buf)
+        rd->buf = buf;
+    size_t *off = realloc(rd->off, (size_t)cap * sizeof *off);
+    if (off)
+        rd->off = off;
+    unsigned char *over = realloc(rd->over, (size_t)cap);
+    if (over)
+        rd->over = over;
+    if (!buf || !off || !over)
+        return fail(rd->err, rd->err_size, "%s:%ld: out of memory",
+                    rd->path, rd->line);
+    rd->cap = cap;
+    return 0;
+}
+
+/* Reads the next non-blank row into rd. Returns 1 for a row, 0 at the end
+ * of the file, -1 on error (reported). */
+static int read_row(csv_reader *rd)
+{
+    for (;;) {
+        rd->nfields = 0;
+        rd->row_line = rd->line;
+        size_t used = 0;
+        int c, quoted_any = 0;
+        for (;;) {
+            /* One field: leading blanks, then quoted or plain text. */
+            if (room_for(rd, rd->nfields) != 0)
+                return -1;
+            size_t start = used, len = 0;
+            int over = 0;
+            do
+                c = rd_getc(rd);
+            while (is_blank(c));
+            if (c == -2)
+                return -1;
+            if (c == '"') {
+                quoted_any = 1;
+                long qline = rd->line;
+                for (;;) {
+                    c = rd_getc(rd);
+                    if (c == -2)
+                        return -1;
+                    if (c == EOF)
+                        return fail(rd->err, rd->err_size,
+                                    "%s:%ld:%d: unterminated quoted field",
+                                    rd->path, qline, rd->nfields + 1);
+                    if (c == '"') {
+                        c = rd_getc(rd);
+                        if (c != '"')
+                            break;
+                    }
+                    if (len < FIELD_MAX)
+                        rd->buf[start + len++] = (char)c;
+                    else
+                        over = 1;
+                }
+                while (is_blank(c))
+                    c = rd_getc(rd);
+                if (c == -2)
+                    return -1;
+                if (c != ',' && c != '\n' && c != EOF) {
+                    char s[2] = {(char)c, 0}, shown[8];
+                    show(s, shown, sizeof shown);
+                    return fail(rd->err, rd->err_size,
+                                "%s:%ld:%d: unexpected '%s' after a quoted "
+                                "field", rd->path, rd->line, rd->nfields + 1,
+                                shown);
+                }
+            } else {
+                while (c != ',' && c != '\n' && c != EOF) {
+                    if (len < FIELD_MAX)
+                        rd->buf[start + len++] = (char)c;
+                    else
+                        over = 1;
+                    c = rd_getc(rd);
+                    if (c == -2)
+                        return -1;
+                }
+                /* Trailing blanks are not part of the value. */
+                if (!over)
+                    while (len > 0 && is_blank(rd->buf[start + len - 1]))
+                        len--;
+            }
+            rd->buf[start + len] = '\0';
+            rd->off[rd->nfields] = start;
+            rd->over[rd->nfields] = (unsigned char)over;
+            used = start + len + 1;
+            rd->nfields++;
+            if (c != ',')
+                break;
+            if (rd->nfields >= rd->max_columns)
+                return fail(rd->err, rd->err_size,
+                            "%s:%ld:%d: more than %d columns (max_columns)",
+                            rd->path, rd->row_line, rd->nfields + 1,
+                            rd->max_columns);
+        }
+        int blank = rd->nfields == 1 && !quoted_any && rd->buf[0] == '\0';
+        if (!blank)
+            return 1;
+        if (c == EOF)
+            return 0;
+    }
+}
+
+static const char *field(const csv_reader *rd, int k)
+{
+    return rd->buf + rd->off[k];
+}
+
+/* Parses a whole field as a number. 0: ok; 1: not a number; 2: not finite
+ * (nan, inf, or too large for a double). */
+static int parse_number(const char *s, double *v)
+{
+    if (!*s)
+        return 1;
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (end == s || *end)
+        return 1;
+    if (!isfinite(x))
+        return 2;
+    *v = x;
+    return 0;
+}
+
+/* The value of field k of the current row, or -1 with the error written. */
+static int number_at(csv_reader *rd, int k, double *v)
+{
+    if (rd->over[k])
+        return fail(rd->err, rd->err_size,
+                    "%s:%ld:%d: expected a number, found a field of more "
+                    "than %d characters", rd->path, rd->row_line, k + 1,
+                    FIELD_MAX);
+    const char *s = field(rd, k);
+    char shown[SHOW_MAX + 8];
+    show(s, shown, sizeof shown);
+    switch (parse_number(s, v)) {
+    case 0:
+        return 0;
+    case 2:
+        return fail(rd->err, rd->err_size,
+                    "%s:%ld:%d: expected a finite number, found '%s'",
+                    rd->path, rd->row_line, k + 1, shown);
+    default:
+        if (!*s)
+            return fail(rd->err, rd->err_size,
+                        "%s:%ld:%d: expected a number, found an empty field",
+                        rd->path, rd->row_line, k + 1);
+        return fail(rd->err, rd->err_size,
+                    "%s:%ld:%d: expected a number, found '%s'", rd->path,
+                    rd->row_line, k + 1, shown);
+    }
+}
+
+/* Growable arrays for the values read so far. */
+typedef struct {
+    double *x, *t;
+    int *lab;
+    size_t cap;         /* rows the arrays hold */
+} csv_store;
+
+static int store_grow(csv_store *st, size_t rows, size_t f, int numeric,
+                      int cls)
+{
+    if (rows < st->cap)
+        return 0;
+    size_t cap = st->cap ? st->cap * 2 : 256;
+    int over = 0;
+    size_t nx = mul(cap, f ? f : 1, &over);
+    mul(cap, sizeof(double) * (f ? f : 1), &over);
+    if (over)
+        return -1;
+    double *x = realloc(st->x, nx * sizeof(double));
+    if (!x)
+        return -1;
+    st->x = x;
+    if (numeric) {
+        double *t = realloc(st->t, cap * sizeof(double));
+        if (!t)
+            return -1;
+        st->t = t;
+    }
+    if (cls) {
+        int *l = realloc(st->lab, cap * sizeof(int));
+        if (!l)
+            return -1;
+        st->lab = l;
+    }
+    st->cap = cap;
+    return 0;
+}
+
+/* Fills `out` from an open file (see bp_data_load_csv). */
+static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
+{
+    const char *path = rd->path;
+    char *err = rd->err;
+    size_t err_size = rd->err_size;
+    if (o->skip_lines < 0 || o->max_columns < 1 || o->classes < 0)
+        return fail(err, err_size,
+                    "%s: bad options (skip_lines %d, max_columns %d, "
+                    "classes %d)", path, o->skip_lines, o->max_columns,
+                    o->classes);
+    if (o->num_feature_columns < 0 ||
+        (o->num_feature_columns > 0 && !o->feature_columns))
+        return fail(err, err_size, "%s: bad options (feature columns)", path);
+
+    /* A UTF-8 byte-order mark is not data. */
+    int c0 = getc(rd->f);
+    if (c0 == 0xEF) {
+        int c1 = getc(rd->f), c2 = getc(rd->f);
+        if (c1 != 0xBB || c2 != 0xBF)   /* cannot push 3 bytes back */
+            return fail(err, err_size, "%s:1:1: not a CSV file (it starts "
+                        "with the bytes EF %02X %02X)", path,
+                        (unsigned)c1 & 0xFF, (unsigned)c2 & 0xFF);
+    } else if (c0 != EOF)
+        ungetc(c0, rd->f);
+
+    for (int i = 0, s = 0; i < o->skip_lines && s == 0; i++)
+        if ((s = skip_line(rd)) < 0)
+            return -1;
+
+    int got = read_row(rd);
+    if (got < 0)
+        return -1;
+    if (got == 0)
+        return fail(err, err_size, "%s: no data rows (the file is empty)",
+                    path);
+    int ncols = rd->nfields;
+    long first_line = rd->row_line;
+
+    /* Columns. */
+    int has_label = o->label != BP_LABEL_NONE;
+    int label_col = -1;
+    if (has_label) {
+        label_col = o->label_column < 0 ? ncols - 1 : o->label_column;
+        if (label_col >= ncols)
+            return fail(err, err_size,
+                        "%s:%ld: label column %d does not exist: the file has "
+                        "%d column%s (columns count from 0)", path,
+                        first_line, label_col, ncols, ncols == 1 ? "" : "s");
+    }
+    int nf = o->feature_columns ? o->num_feature_columns
+                                : ncols - (has_label ? 1 : 0);
+    if (nf <= 0)
+        return fail(err, err_size, "%s:%ld: no feature columns", path,
+                    first_line);
+    int *fcol = malloc((size_t)nf * sizeof *fcol);
+    if (!fcol)
+        return fail(err, err_size, "%s: out of memory", path);
+    if (o->feature_columns) {
+        for (int j = 0; j < nf; j++) {
+            int k = o->feature_columns[j];
+            if (k < 0 || k >= ncols) {
+                free(fcol);
+                return fail(err, err_size,
+                            "%s:%ld: feature column %d does not exist: the "
+                            "file has %d column%s (columns count from 0)",
+                            path, first_line, k, ncols,
+                            ncols == 1 ? "" : "s");
+            }
+            if (k == label_col) {
+                free(fcol);
+                return fail(err, err_size,
+                            "%s:%ld: column %d is both the label and a "
+                            "feature", path, first_line, k);
+            }
+            fcol[j] = k;
+        }
+    } else {
+        for (int k = 0, j = 0; k < ncols; k++)
+            if (k != label_col)
+                fcol[j++] = k;
+    }
+
+    /* Header. */
+    int header = o->header == BP_HEADER_PRESENT;
+    if (o->header == BP_HEADER_AUTO)
+        for (int k = 0; k < ncols && !header; k++) {
+            double v;
+            header = rd->over[k] || parse_number(field(rd, k), &v) == 1;
+        }
+
+    int numeric = o->label == BP_LABEL_NUMERIC;
+    int cls = o->label == BP_LABEL_CLASS;
+    size_t width = (size_t)nf + (numeric ? 1 : 0);
+    size_t max_rows = o->max_rows ? o->max_rows : 10000000;
+    size_t max_values = o->max_values ? o->max_values : (size_t)1 << 27;
+    csv_store st = {NULL, NULL, NULL, 0};
+    size_t rows = 0;
+    int max_label = -1, rc = -1;
+    if (header)
+        got = read_row(rd);
+    for (; got == 1; got = read_row(rd)) {
+        if (rd->nfields != ncols) {
+            int col = rd->nfields < ncols ? rd->nfields + 1 : ncols + 1;
+            fail(err, err_size, "%s:%ld:%d: expected %d column%s, found %d",
+                 path, rd->row_line, col, ncols, ncols == 1 ? "" : "s",
+                 rd->nfields);
+            goto done;
+        }
+        if (rows >= max_rows) {
+            fail(err, err_size, "%s:%ld: more than %zu rows (max_rows)",
+                 path, rd->row_line, max_rows);
+            goto done;
+        }
+        int over = 0;
+        if (mul(rows + 1, width, &over) > max_values || over) {
+            fail(err, err_size,
+                 "%s:%ld: more than %zu values in all (max_values)", path,
+                 rd->row_line, max_values);
+            goto done;
+        }
+        if (store_grow(&st, rows, (size_t)nf, numeric, cls) != 0) {
+            fail(err, err_size, "%s:%ld: out of memory after %zu rows", path,
+                 rd->row_line, rows);
+            goto done;
+        }
+        for (int j = 0; j < nf; j++)
+            if (number_at(rd, fcol[j], &st.x[rows * (size_t)nf + (size_t)j]))
+                goto done;
+        if (has_label) {
+            double v;
+            if (number_at(rd, label_col, &v))
+                goto done;
+            if (numeric)
+                st.t[rows] = v;
+            else {
+                char shown[SHOW_MAX + 8];
+                show(field(rd, label_col), shown, sizeof shown);
+                if (v != floor(v)) {
+                    fail(err, err_size,
+                         "%s:%ld:%d: expected a whole-number class label, "
+                         "found '%s'", path, rd->row_line, label_col + 1,
+                         shown);
+                    goto done;
+                }
+                if (v < 0 || (o->classes > 0 && v >= o->classes)) {
+                    if (o->classes > 0)
+                        fail(err, err_size,
+                             "%s:%ld:%d: label %s is out of range: %d "
+                             "classes (0 to %d)", path, rd->row_line,
+                             label_col + 1, shown, o->classes,
+                             o->classes - 1);
+                    else
+                        fail(err, err_size,
+                             "%s:%ld:%d: label %s is out of range: labels "
+                             "are 0 or more", path, rd->row_line,
+                             label_col + 1, shown);
+                    goto done;
+                }
+                if (o->classes == 0 && v >= COUNTED_CLASSES_MAX) {
+                    fail(err, err_size,
+                         "%s:%ld:%d: label %s is too large: at most %d "
+                         "classes are counted (set classes to allow more)",
+                         path, rd->row_line, label_col + 1, shown,
+                         COUNTED_CLASSES_MAX);
+                    goto done;
+                }
+                st.lab[rows] = (int)v;
+                if ((int)v > max_label)
+                    max_label = (int)v;
+            }
+        }
+        rows++;
+    }
+    if (got < 0)
+        goto done;
+    if (rows == 0) {
+        fail(err, err_size, "%s: no data rows (only a header)", path);
+        goto done;
+    }
+
+    {
+        int classes = cls ? (o->classes > 0 ? o->classes : max_label + 1) : 0;
+        int targets = cls ? classes : (numeric ? 1 : 0);
+        int over = 0;
+        if (mul(rows, (size_t)nf + (size_t)targets, &over) > max_values ||
+            over) {
+            fail(err, err_size,
+                 "%s: %zu rows of %d features and %d classes are more than "
+                 "%zu values (max_values)", path, rows, nf, classes,
+                 max_values);
+            goto done;
+        }
+        if (bp_data_create(out, rows, nf, targets, classes, NULL, 0) != 0) {
+            fail(err, err_size, "%s: out of memory for %zu rows", path, rows);
+            goto done;
+        }
+        memcpy(out->x, st.x, rows * (size_t)nf * sizeof(double));
+        if (numeric)
+            memcpy(out->y, st.t, rows * sizeof(double));
+        if (cls)
+            for (size_t r = 0; r < rows; r++) {
+                out->label[r] = st.lab[r];
+                out->y[r * (size_t)classes + (size_t)st.lab[r]] = 1.0;
+            }
+        rc = 0;
+    }
+done:
+    free(st.x);
+    free(st.t);
+    free(st.lab);
+    free(fcol);
+    return rc;
+}
+
+int bp_data_load_csv(bp_dataset *out, const char *path,
+                     const bp_csv_options *opt, char *err, size_t err_size)
+{
+    if (!out || !path)
+        return fail(err, err_size, "bp_data_load_csv: missing argument");
+    memset(out, 0, sizeof *out);
+    bp_csv_options o = opt ? *opt : bp_csv_defaults();
+    if (o.max_columns <= 0)
+        o.max_columns = 100000;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return fail(err, err_size, "%s: is a directory, not a CSV file",
+                    path);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail(err, err_size, "%s: cannot open: %s", path,
+                    strerror(errno));
+    csv_reader rd;
+    memset(&rd, 0, sizeof rd);
+    rd.f = f;
+    rd.path = path;
+    rd.err = err;
+    rd.err_size = err_size;
+    rd.line = 1;
+    rd.max_columns = o.max_columns;
+    int rc = room_for(&rd, 0);
+    if (rc == 0)
+        rc = load(&rd, out, &o);
+    free(rd.buf);
+    free(rd.off);
+    free(rd.over);
+    fclose(f);
+    if (rc != 0)
+        bp_data_free(out);
+    return rc;
+}
