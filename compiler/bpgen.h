@@ -306,7 +306,52 @@ typedef struct {
     const char *header_name;    /* what the .c file #includes, e.g. "model.h" */
 } EmitOptions;
 
-typedef struct Plan Plan;
+/* The three functions the generated file defines. */
+typedef enum { PF_FORWARD, PF_BACKWARD, PF_PREDICT, PF__COUNT } PlanFn;
+
+/* How a node is computed inside one function. */
+typedef enum {
+    NODE_ABSENT,   /* not computed here: a leaf, a literal constant, not
+                      needed, or (in backward) already kept by forward */
+    NODE_BUFFER,   /* its own step writes it to a buffer */
+    NODE_INLINE,   /* an elementwise expression evaluated inside the loop of
+                      its only user, never stored */
+    NODE_VIRTUAL   /* folded into its users' steps: a transpose read as a
+                      gemm flag; an outer or matmul under batch_mean */
+} NodeMode;
+
+/* Where a buffer lives. */
+typedef enum {
+    POOL_NONE,
+    POOL_BATCHED,  /* workspace, n rows: offset counts reals per sample */
+    POOL_SHARED,   /* workspace after the batched part: offset in reals */
+    POOL_GRAD      /* written straight into `grad`: offset in theta */
+} Pool;
+
+typedef struct {
+    Pool pool;
+    long offset;
+} Buffer;
+
+typedef struct {
+    NodeMode mode[PF__COUNT];
+    Buffer buf[PF__COUNT];    /* for NODE_BUFFER */
+    bool root[PF__COUNT];     /* read by the function's epilogue */
+    int uses[PF__COUNT];      /* operand slots (and roots) reading it */
+    Node *user[PF__COUNT];    /* the user, when there is exactly one */
+    bool kept;                /* forward stores it for backward */
+} NodeInfo;
+
+typedef struct Plan {
+    Arena *arena;
+    Graph *graph;
+    EmitOptions opt;
+    NodeInfo *info;               /* by node id */
+    Node **steps[PF__COUNT];      /* NODE_BUFFER nodes, in execution order */
+    int nsteps[PF__COUNT];
+    long ws_batched;              /* workspace: reals per sample ... */
+    long ws_shared;               /* ... plus reals shared by the batch */
+} Plan;
 
 /* Decides what forward, backward and predict compute, in what order, which
  * nodes are fused into one loop and where each buffer lives in the

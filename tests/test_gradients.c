@@ -142,8 +142,13 @@ static void run_case(const Case *c, const char *precision, double limit, const c
         free(clang_err);
         free(ccmd);
     }
+    /* float: a step of 1e-3 keeps the finite differences off the kinks of
+     * abs, relu and max for these inputs, and its rounding noise is far
+     * below the 1e-2 limit */
+    char *run = test_format("%s %s", exe, strcmp(precision, "float") ? "0" : "1e-3");
     char *out = NULL;
-    rc = test_run(exe, &out, NULL);
+    rc = test_run(run, &out, NULL);
+    free(run);
     CU_ASSERT_EQUAL(rc, 0);
     int lines = 0;
     double worst = worst_error(out, &lines);

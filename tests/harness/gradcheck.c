@@ -12,8 +12,11 @@
 
 extern const bp_model MODEL;
 
-int main(void)
+/* argv[1], when given, is the finite-difference step (0: the runtime's
+ * default for the model's precision). */
+int main(int argc, char **argv)
 {
+    double step = argc > 1 ? strtod(argv[1], NULL) : 0;
     const bp_model *m = &MODEL;
     int status = 0;
     bp_rng rng;
@@ -34,7 +37,7 @@ int main(void)
         void *ws = malloc(m->workspace_size(n) + 1);
         double loss = m->forward(theta, cinputs, n, ws);
         char where[256] = "";
-        double err = bp_gradcheck(m, theta, cinputs, n, 0, where, sizeof where);
+        double err = bp_gradcheck(m, theta, cinputs, n, step, where, sizeof where);
         printf("n=%d loss=%.17g err=%.3g at %s\n", n, loss, err, where);
         if (!isfinite(loss) || !(err >= 0))
             status = 1;

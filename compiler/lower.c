@@ -1,0 +1,354 @@
+/* lower.c — from the graph to a Plan: what each generated function
+ * computes, in what order, what is fused, and where every buffer lives.
+ *
+ * In:  a Graph after diff.c and simplify.c (loss, outputs, gradients set).
+ * Out: a Plan that emit.c turns into C, with no decisions left to make.
+ *
+ * The generated file has three functions, each with its own roots:
+ *   forward   the loss;
+ *   backward  every wanted gradient, computing only what forward did not
+ *             (what it needs from forward, forward keeps in the workspace);
+ *   predict   the outputs, on its own.
+ * A function computes the nodes reachable from its roots, walking down
+ * until it meets a leaf (inputs and parameters are read where they are;
+ * constants are literals) or, in backward, a node forward computed.
+ *
+ * Each such node gets a mode:
+ *   INLINE   an elementwise node with exactly one user, that user being a
+ *            loop over the same index space (another elementwise node of
+ *            the same shape and batching, a sum, a batch mean): it becomes
+ *            an expression inside that loop and is never stored, so a
+ *            chain like tanh(W·x + b) is one loop;
+ *   VIRTUAL  a transpose whose users are all matrix products (a gemm
+ *            flag, never materialised); outer(a, b) or a per-sample
+ *            matmul whose only user is batch_mean (one gemm over the
+ *            batch, or per-sample gemms accumulating into the mean);
+ *   BUFFER   everything else, and always the roots and what forward keeps
+ *            for backward: one step that writes a buffer.
+ * Constants are literals, except where a gemm needs them in memory.
+ *
+ * Buffers: a batched node has n rows, an unbatched one a single copy, so
+ * the workspace is two pools — reals per sample (times n) and shared
+ * reals — and M_workspace_size(n) is (batched · n + shared) reals. Forward
+ * and backward share one timeline (backward's steps after forward's); each
+ * buffer lives from its step to its last reader, and a buffer is placed
+ * first-fit at the lowest offset free for its whole lifetime, so buffers
+ * whose lifetimes do not overlap share memory. Predict has a timeline of
+ * its own over the same pools. A gradient that backward computes itself is
+ * written straight into its slice of `grad` instead of the workspace.
+ *
+ * This is the one place to grow: bias fusion into gemm, tiling, threads.
+ */
+#include "bpgen.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    Plan *p;
+    Graph *g;
+    bool *member[PF__COUNT];      /* computed by the function */
+    bool *gemm_mem[PF__COUNT];    /* a constant a gemm reads from memory */
+    bool *non_gemm_user[PF__COUNT];
+    long *step_time[PF__COUNT];
+    long *user_time[PF__COUNT];   /* latest step that evaluates the node */
+    long *read_end[PF__COUNT];    /* latest step that reads its buffer */
+} Lower;
+
+static bool is_leaf(const Node *n)
+{
+    return n->op == OP_INPUT || n->op == OP_PARAM;
+}
+
+static bool is_dot(const Node *n)
+{
+    return n->op == OP_MATMUL && n->in[0]->shape.rank == 1 && n->in[1]->shape.rank == 1;
+}
+
+static bool is_gemm(const Node *n)
+{
+    return n->op == OP_MATMUL && !is_dot(n);
+}
+
+static bool is_elementwise(const Node *n)
+{
+    return op_info[n->op].kind == OPK_ELEMENTWISE;
+}
+
+static long max_l(long a, long b)
+{
+    return a > b ? a : b;
+}
+
+/* ---------------------------------------------------------------- membership */
+
+static void want_root(Lower *L, PlanFn f, bool *want, Node *root)
+{
+    if (!root)
+        return;
+    NodeInfo *in = &L->p->info[root->id];
+    in->root[f] = true;
+    in->uses[f]++;
+    in->user[f] = NULL;
+    want[root->id] = true;
+}
+
+/* Marks the nodes function f computes, counting their uses; walks ids
+ * downwards, which visits every user before the node it uses. */
+static void collect(Lower *L, PlanFn f, bool *want)
+{
+    Graph *g = L->g;
+    NodeInfo *info = L->p->info;
+    for (int id = g->nnodes - 1; id >= 0; id--) {
+        if (!want[id])
+            continue;
+        Node *n = g->nodes[id];
+        if (is_leaf(n))
+            continue;
+        if (n->op == OP_CONST) {
+            L->member[f][id] = L->gemm_mem[f][id];
+            continue;
+        }
+        if (f == PF_BACKWARD && L->member[PF_FORWARD][id]) {
+            info[id].kept = true;
+            continue;
+        }
+        L->member[f][id] = true;
+        for (int k = 0; k < n->nin; k++) {
+            Node *x = n->in[k];
+            want[x->id] = true;
+            info[x->id].uses[f]++;
+            info[x->id].user[f] = n;
+            if (!is_gemm(n))
+                L->non_gemm_user[f][x->id] = true;
+            if (x->op == OP_CONST && is_gemm(n))
+                L->gemm_mem[f][x->id] = true;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- modes */
+
+/* Can elementwise node v be evaluated inside the loop of its user u? */
+static bool fits_loop_of(const Node *v, const Node *u)
+{
+    if (is_elementwise(u))
+        return u->batched == v->batched && shape_size(u->shape) == shape_size(v->shape);
+    if (u->op == OP_SUM)
+        return u->batched == v->batched;
+    if (u->op == OP_BATCH_MEAN)
+        return v->batched;
+    return false;
+}
+
+static NodeMode choose_mode(Lower *L, PlanFn f, Node *n)
+{
+    NodeInfo *in = &L->p->info[n->id];
+    if (n->op == OP_CONST || in->root[f] || (f == PF_FORWARD && in->kept))
+        return NODE_BUFFER;
+    Node *u = in->uses[f] == 1 ? in->user[f] : NULL;
+    switch (n->op) {
+    case OP_TRANSPOSE:
+        return L->non_gemm_user[f][n->id] ? NODE_BUFFER : NODE_VIRTUAL;
+    case OP_OUTER:
+        if (u && u->op == OP_BATCH_MEAN && n->in[0]->batched && n->in[1]->batched)
+            return NODE_VIRTUAL;
+        return NODE_BUFFER;
+    case OP_MATMUL:
+        if (u && u->op == OP_BATCH_MEAN && n->batched && !is_dot(n))
+            return NODE_VIRTUAL;
+        return NODE_BUFFER;
+    default:
+        if (is_elementwise(n) && u && fits_loop_of(n, u))
+            return NODE_INLINE;
+        return NODE_BUFFER;
+    }
+}
+
+/* ---------------------------------------------------------------- timing */
+
+/* Step times of function f start at `base`; returns the time of its
+ * epilogue (return value, gradient and output copies). */
+static long schedule(Lower *L, PlanFn f, long base)
+{
+    Plan *p = L->p;
+    Graph *g = L->g;
+    int count = 0;
+    for (int id = 0; id < g->nnodes; id++)
+        if (L->member[f][id] && p->info[id].mode[f] == NODE_BUFFER)
+            count++;
+    p->steps[f] = arena_alloc(p->arena, sizeof(Node *) * (size_t)(count + 1));
+    p->nsteps[f] = 0;
+    for (int id = 0; id < g->nnodes; id++)
+        if (L->member[f][id] && p->info[id].mode[f] == NODE_BUFFER) {
+            L->step_time[f][id] = base + p->nsteps[f];
+            p->steps[f][p->nsteps[f]++] = g->nodes[id];
+        }
+    long end = base + count;
+
+    /* reads: a node is evaluated at its own step, or (inline, virtual)
+     * wherever its users are; its operands are read then */
+    for (int id = g->nnodes - 1; id >= 0; id--) {
+        if (!L->member[f][id])
+            continue;
+        Node *n = g->nodes[id];
+        NodeInfo *in = &p->info[id];
+        long t = in->mode[f] == NODE_BUFFER ? L->step_time[f][id] : L->user_time[f][id];
+        if (in->root[f] && in->mode[f] == NODE_BUFFER)
+            L->read_end[f][id] = max_l(L->read_end[f][id], end);
+        for (int k = 0; k < n->nin; k++) {
+            int x = n->in[k]->id;
+            if (L->member[f][x] && p->info[x].mode[f] != NODE_BUFFER)
+                L->user_time[f][x] = max_l(L->user_time[f][x], t);
+            else if (L->member[f][x])
+                L->read_end[f][x] = max_l(L->read_end[f][x], t);
+            else if (f == PF_BACKWARD && p->info[x].kept)
+                L->read_end[PF_FORWARD][x] = max_l(L->read_end[PF_FORWARD][x], t);
+        }
+    }
+    /* backward's roots that forward computed are read at its end */
+    if (f == PF_BACKWARD)
+        for (int id = 0; id < g->nnodes; id++)
+            if (p->info[id].root[f] && p->info[id].kept)
+                L->read_end[PF_FORWARD][id] = max_l(L->read_end[PF_FORWARD][id], end);
+    return end;
+}
+
+/* ---------------------------------------------------------------- placement */
+
+typedef struct {
+    long start, end, size, offset;
+    Buffer *buf;
+} Interval;
+
+static int by_offset(const void *pa, const void *pb)
+{
+    const Interval *a = *(Interval *const *)pa, *b = *(Interval *const *)pb;
+    return (a->offset > b->offset) - (a->offset < b->offset);
+}
+
+/* First fit, in order of start: each buffer takes the lowest offset that
+ * no buffer alive at the same time occupies. Returns the pool's size. */
+static long place(Arena *a, Interval *iv, int count)
+{
+    Interval **live = arena_alloc(a, sizeof *live * (size_t)(count + 1));
+    long total = 0;
+    for (int i = 0; i < count; i++) {
+        int nlive = 0;
+        for (int j = 0; j < i; j++)
+            if (iv[j].start <= iv[i].end && iv[i].start <= iv[j].end)
+                live[nlive++] = &iv[j];
+        qsort(live, (size_t)nlive, sizeof *live, by_offset);
+        long off = 0;
+        for (int j = 0; j < nlive; j++) {
+            if (off + iv[i].size <= live[j]->offset)
+                break;
+            off = max_l(off, live[j]->offset + live[j]->size);
+        }
+        iv[i].offset = off;
+        iv[i].buf->offset = off;
+        total = max_l(total, off + iv[i].size);
+    }
+    return total;
+}
+
+/* Places the workspace buffers of the functions fns[0..nfns) (one
+ * timeline); adds to the pools' sizes. */
+static void allocate(Lower *L, const PlanFn *fns, int nfns)
+{
+    Plan *p = L->p;
+    int cap = 0;
+    for (int k = 0; k < nfns; k++)
+        cap += p->nsteps[fns[k]];
+    Interval *pools[2];
+    int counts[2] = {0, 0};
+    pools[0] = arena_alloc(p->arena, sizeof(Interval) * (size_t)(cap + 1));
+    pools[1] = arena_alloc(p->arena, sizeof(Interval) * (size_t)(cap + 1));
+    for (int k = 0; k < nfns; k++) {
+        PlanFn f = fns[k];
+        for (int s = 0; s < p->nsteps[f]; s++) {
+            Node *n = p->steps[f][s];
+            Buffer *b = &p->info[n->id].buf[f];
+            if (b->pool == POOL_GRAD)
+                continue;
+            b->pool = n->batched ? POOL_BATCHED : POOL_SHARED;
+            int which = n->batched ? 0 : 1;
+            Interval *iv = &pools[which][counts[which]++];
+            iv->start = L->step_time[f][n->id];
+            iv->end = max_l(iv->start, L->read_end[f][n->id]);
+            iv->size = shape_size(n->shape);
+            iv->buf = b;
+        }
+    }
+    p->ws_batched = max_l(p->ws_batched, place(p->arena, pools[0], counts[0]));
+    p->ws_shared = max_l(p->ws_shared, place(p->arena, pools[1], counts[1]));
+}
+
+/* ---------------------------------------------------------------- entry */
+
+Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
+{
+    Plan *p = arena_alloc(a, sizeof *p);
+    p->arena = a;
+    p->graph = g;
+    p->opt = *opt;
+    p->info = arena_alloc(a, sizeof(NodeInfo) * (size_t)(g->nnodes + 1));
+    Model *m = g->model;
+
+    Lower L;
+    memset(&L, 0, sizeof L);
+    L.p = p;
+    L.g = g;
+    size_t nb = sizeof(bool) * (size_t)(g->nnodes + 1);
+    size_t nl = sizeof(long) * (size_t)(g->nnodes + 1);
+    bool *want[PF__COUNT];
+    for (int f = 0; f < PF__COUNT; f++) {
+        L.member[f] = arena_alloc(a, nb);
+        L.gemm_mem[f] = arena_alloc(a, nb);
+        L.non_gemm_user[f] = arena_alloc(a, nb);
+        L.step_time[f] = arena_alloc(a, nl);
+        L.user_time[f] = arena_alloc(a, nl);
+        L.read_end[f] = arena_alloc(a, nl);
+        want[f] = arena_alloc(a, nb);
+    }
+
+    /* what each function computes; forward first, since backward stops
+     * at what forward has */
+    want_root(&L, PF_FORWARD, want[PF_FORWARD], g->loss);
+    collect(&L, PF_FORWARD, want[PF_FORWARD]);
+    for (int i = 0; i < m->nparams; i++)
+        want_root(&L, PF_BACKWARD, want[PF_BACKWARD], g->grad_params[i]);
+    for (int k = 0; k < m->ninputs; k++)
+        want_root(&L, PF_BACKWARD, want[PF_BACKWARD], g->grad_inputs[k]);
+    collect(&L, PF_BACKWARD, want[PF_BACKWARD]);
+    for (int j = 0; j < m->noutputs; j++)
+        want_root(&L, PF_PREDICT, want[PF_PREDICT], g->output_nodes[j]);
+    collect(&L, PF_PREDICT, want[PF_PREDICT]);
+
+    for (int f = 0; f < PF__COUNT; f++)
+        for (int id = 0; id < g->nnodes; id++)
+            if (L.member[f][id])
+                p->info[id].mode[f] = choose_mode(&L, (PlanFn)f, g->nodes[id]);
+
+    /* a gradient backward computes is written where it is wanted */
+    long offset = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        Node *d = g->grad_params[i];
+        if (d && L.member[PF_BACKWARD][d->id] && d->op != OP_CONST &&
+            p->info[d->id].mode[PF_BACKWARD] == NODE_BUFFER &&
+            p->info[d->id].buf[PF_BACKWARD].pool == POOL_NONE) {
+            p->info[d->id].buf[PF_BACKWARD].pool = POOL_GRAD;
+            p->info[d->id].buf[PF_BACKWARD].offset = offset;
+        }
+        offset += shape_size(m->params[i]->shape);
+    }
+
+    long fwd_end = schedule(&L, PF_FORWARD, 0);
+    schedule(&L, PF_BACKWARD, fwd_end + 1);
+    schedule(&L, PF_PREDICT, 0);
+    const PlanFn train[2] = {PF_FORWARD, PF_BACKWARD};
+    const PlanFn infer[1] = {PF_PREDICT};
+    allocate(&L, train, 2);
+    allocate(&L, infer, 1);
+    return p;
+}

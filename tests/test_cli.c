@@ -1,0 +1,179 @@
+/* test_cli.c — the command line: options, exit statuses, and the promise
+ * that a failed run writes nothing. */
+#include <CUnit/CUnit.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "support.h"
+
+static const char *good = "input x[2]\nparam w[2]\nloss L = sum(w * x)\n";
+
+static int bpgen(const char *args, char **out, char **err)
+{
+    char *cmd = test_format("%s %s", TEST_BPGEN, args);
+    int rc = test_run(cmd, out, err);
+    free(cmd);
+    return rc;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void test_help_and_version(void)
+{
+    char *out = NULL;
+    CU_ASSERT_EQUAL(bpgen("--help", &out, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "usage: bpgen"));
+    free(out);
+    CU_ASSERT_EQUAL(bpgen("-h", &out, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--derivatives"));
+    free(out);
+    CU_ASSERT_EQUAL(bpgen("--version", &out, NULL), 0);
+    CU_ASSERT_EQUAL(strncmp(out, "bpgen ", 6), 0);
+    free(out);
+}
+
+static void test_usage_errors_exit_2(void)
+{
+    char *err = NULL;
+    CU_ASSERT_EQUAL(bpgen("", NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no model file given"));
+    free(err);
+
+    char *missing = test_tmp_path("does-not-exist.net");
+    char *args = test_format("%s --check", missing);
+    CU_ASSERT_EQUAL(bpgen(args, NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot open"));
+    free(err);
+    free(args);
+    free(missing);
+
+    args = test_format("%s --check", TEST_TMP);
+    CU_ASSERT_EQUAL(bpgen(args, NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "is a directory"));
+    free(err);
+    free(args);
+
+    CU_ASSERT_EQUAL(test_bpgen("cli_opt", good, "--frobnicate", NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown option '--frobnicate'"));
+    free(err);
+    CU_ASSERT_EQUAL(test_bpgen("cli_opt", good, "--precision=half -o x.c", NULL, &err), 2);
+    free(err);
+    CU_ASSERT_EQUAL(test_bpgen("cli_opt", good, "", NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "no output file"));
+    free(err);
+}
+
+static void test_check_writes_nothing(void)
+{
+    char *out_c = test_tmp_path("cli_check_out.c");
+    remove(out_c);
+    char *args = test_format("--check -o %s", out_c);
+    CU_ASSERT_EQUAL(test_bpgen("cli_check", good, args, NULL, NULL), 0);
+    CU_ASSERT_FALSE(exists(out_c));
+    free(args);
+    free(out_c);
+}
+
+static void test_writes_c_and_header(void)
+{
+    char *out_c = test_tmp_path("cli_pair.c");
+    char *out_h = test_tmp_path("cli_pair.h");
+    remove(out_c);
+    remove(out_h);
+    char *args = test_format("-o %s", out_c);
+    CU_ASSERT_EQUAL(test_bpgen("my-model", good, args, NULL, NULL), 0);
+    char *c = test_read_file(out_c, NULL);
+    char *h = test_read_file(out_h, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    /* the default model name comes from the file name */
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "my_model_forward"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "my_model_NUM_PARAMS"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "#include \"cli_pair.h\""));
+    free(c);
+    free(h);
+    free(args);
+    free(out_c);
+    free(out_h);
+}
+
+static void test_failure_keeps_existing_output(void)
+{
+    char *out_c = test_tmp_path("cli_keep.c");
+    char *out_h = test_tmp_path("cli_keep.h");
+    test_write_file(out_c, "/* precious */\n");
+    test_write_file(out_h, "/* precious header */\n");
+    char *args = test_format("-o %s", out_c);
+    char *err = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("cli_bad", "input x[2]\nloss L = x + y\n", args, NULL, &err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "error: "));
+    char *c = test_read_file(out_c, NULL);
+    char *h = test_read_file(out_h, NULL);
+    CU_ASSERT_STRING_EQUAL(c, "/* precious */\n");
+    CU_ASSERT_STRING_EQUAL(h, "/* precious header */\n");
+    /* and no temporary file is left behind */
+    char *leftovers = NULL;
+    char *ls = test_format("ls %s | grep -c 'cli_keep.*tmp' || true", TEST_TMP);
+    test_run(ls, &leftovers, NULL);
+    CU_ASSERT_EQUAL(atoi(leftovers), 0);
+    free(leftovers);
+    free(ls);
+    free(c);
+    free(h);
+    free(err);
+    free(args);
+    free(out_c);
+    free(out_h);
+}
+
+static void test_unwritable_output_is_an_io_error(void)
+{
+    char *args = test_format("-o %s/no/such/folder/out.c", TEST_TMP);
+    char *err = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("cli_unwritable", good, args, NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot write"));
+    free(err);
+    free(args);
+}
+
+static void test_model_errors_exit_1_with_location(void)
+{
+    char *err = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("cli_err", "input x[16]\ninput b[3]\nloss L = sum(x + b)\n",
+                               "--check", NULL, &err),
+                    1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cli_err.net:3:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "error: cannot add [16] and [3]"));
+    free(err);
+
+    /* a binary file is an error in the model, not a crash */
+    char *path = test_tmp_path("cli_binary.net");
+    FILE *f = fopen(path, "wb");
+    fwrite("input x\0\xff\xfe", 1, 10, f);
+    fclose(f);
+    char *args = test_format("%s --check", path);
+    CU_ASSERT_EQUAL(bpgen(args, NULL, &err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "error:"));
+    free(err);
+    free(args);
+    free(path);
+}
+
+void register_cli(void)
+{
+    CU_pSuite s = CU_add_suite("cli", NULL, NULL);
+    CU_add_test(s, "help and version", test_help_and_version);
+    CU_add_test(s, "usage errors exit 2", test_usage_errors_exit_2);
+    CU_add_test(s, "--check writes nothing", test_check_writes_nothing);
+    CU_add_test(s, "writes OUT.c and OUT.h", test_writes_c_and_header);
+    CU_add_test(s, "a failure keeps the existing output", test_failure_keeps_existing_output);
+    CU_add_test(s, "an unwritable output is an I/O error", test_unwritable_output_is_an_io_error);
+    CU_add_test(s, "model errors exit 1 with a location", test_model_errors_exit_1_with_location);
+}
