@@ -45,6 +45,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
            $(BUILD)/tests/runner.o $(BUILD)/tests/support.o
 
+.DEFAULT_GOAL := all
 .PHONY: all test demo examples bench install clean build-deps test-deps
 .DELETE_ON_ERROR:
 
@@ -122,7 +123,7 @@ demo: all
 	@sh scripts/demo.sh $(BUILD)
 
 examples: all
-	@$(MAKE) -s -C examples BUILD=$(CURDIR)/$(BUILD) CC="$(CC)"
+	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)"
 
 bench: all
 	@sh bench/run.sh $(BUILD)

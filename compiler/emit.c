@@ -1026,11 +1026,14 @@ static void emit_step(Emit *e, Node *y)
 /* ---------------------------------------------------------------- epilogues */
 
 /* dst[0 .. rows·size) = src (replicated over rows when src is shared),
- * divided by n when `per_n`. dst is an expression of type real *. */
-static void copy_out(Emit *e, int d, const char *dst, Node *src, long size, bool batched_dst,
-                     bool per_n)
+ * divided by n when `per_n`; dst is base + offset, base an expression of
+ * type real *. */
+static void copy_out(Emit *e, int d, const char *base, long offset, Node *src, long size,
+                     bool batched_dst, bool per_n)
 {
     const char *count = batched_dst ? batch_count(e, size) : fmt(e, "%ld", size);
+    const char *dst = offset ? fmt(e, "%s + %ld", base, offset) : base;
+    const char *at_i = offset ? fmt(e, "%s[%ld + i]", base, offset) : fmt(e, "%s[i]", base);
     if (src->op == OP_CONST && src->value == 0) {
         line(e, d, "memset(%s, 0, %s * sizeof(%s));", dst, count, e->real);
         return;
@@ -1038,33 +1041,28 @@ static void copy_out(Emit *e, int d, const char *dst, Node *src, long size, bool
     const char *div = per_n ? fmt(e, " / (%s)n", e->real) : "";
     if (src->op == OP_CONST) {
         line(e, d, "for (size_t i = 0; i < %s; i++)", count);
-        line(e, d + 1, "%s[i] = %s%s;", dst, lit_str(e, src->value), div);
+        line(e, d + 1, "%s = %s%s;", at_i, lit_str(e, src->value), div);
         return;
     }
     long ssize = shape_size(src->shape);
     const char *b = buf_name(e, src);
-    if (!per_n && (src->batched == batched_dst) && ssize == size) {
+    if (!per_n && src->batched == batched_dst && ssize == size) {
         line(e, d, "memcpy(%s, %s, %s * sizeof(%s));", dst, b, count, e->real);
-        return;
-    }
-    if (!per_n && !src->batched && batched_dst && ssize == size) {
+    } else if (!per_n && !src->batched && batched_dst && ssize == size) {
         line(e, d, "for (size_t s = 0; s < (size_t)n; s++)");
         line(e, d + 1, "memcpy(%s + s * %ld, %s, %ld * sizeof(%s));", dst, size, b, size, e->real);
-        return;
-    }
-    if (batched_dst && src->batched && ssize == size) {
+    } else if (src->batched == batched_dst && ssize == size) {
         line(e, d, "for (size_t i = 0; i < %s; i++)", count);
-        line(e, d + 1, "%s[i] = %s[i]%s;", dst, b, div);
-    } else if (batched_dst && size == 1) {
-        line(e, d, "for (size_t s = 0; s < (size_t)n; s++)");
-        line(e, d + 1, "%s[s] = %s%s;", dst, elem(e, src, "s", "0").s, div);
+        line(e, d + 1, "%s = %s[i]%s;", at_i, b, div);
     } else if (batched_dst) {
+        /* a shared value, or a scalar broadcast, to every row */
         line(e, d, "for (size_t s = 0; s < (size_t)n; s++)");
         line(e, d + 1, "for (size_t j = 0; j < %ld; j++)", size);
-        line(e, d + 2, "%s[s * %ld + j] = %s%s;", dst, size, elem(e, src, "s", "j").s, div);
+        line(e, d + 2, "%s[%ss * %ld + j] = %s%s;", base, offset ? fmt(e, "%ld + ", offset) : "",
+             size, elem(e, src, "s", ssize == 1 ? "0" : "j").s, div);
     } else {
-        line(e, d, "for (size_t j = 0; j < %ld; j++)", size);
-        line(e, d + 1, "%s[j] = %s%s;", dst, elem(e, src, "s", "j").s, div);
+        line(e, d, "for (size_t i = 0; i < %ld; i++)", size);
+        line(e, d + 1, "%s = %s%s;", at_i, elem(e, src, "0", ssize == 1 ? "0" : "i").s, div);
     }
 }
 
@@ -1103,7 +1101,7 @@ static void backward_outputs(Emit *e)
             /* computed in place */
         } else {
             comment(e, 1, d->op == OP_CONST && d->value == 0 ? fmt(e, "%s = 0", what) : what);
-            copy_out(e, 1, dst, d, size, false, false);
+            copy_out(e, 1, "grad", offset, d, size, false, false);
         }
         offset += size;
     }
@@ -1114,7 +1112,8 @@ static void backward_outputs(Emit *e)
         comment(e, 1, comment_text(e, fmt(e, "d%s/d%s, row s scaled by 1/n (the batch mean)", loss,
                                           m->inputs[k]->name)));
         line(e, 1, "if (grad_inputs != NULL && grad_inputs[%d] != NULL) {", k);
-        copy_out(e, 2, fmt(e, "grad_inputs[%d]", k), d, shape_size(m->inputs[k]->shape), true, true);
+        copy_out(e, 2, fmt(e, "grad_inputs[%d]", k), 0, d, shape_size(m->inputs[k]->shape), true,
+                 true);
         line(e, 1, "}");
     }
 }
@@ -1124,7 +1123,7 @@ static void predict_outputs(Emit *e)
     Model *m = e->m;
     for (int j = 0; j < m->noutputs; j++) {
         comment(e, 1, comment_text(e, fmt(e, "output %s", m->outputs[j]->name)));
-        copy_out(e, 1, fmt(e, "outputs[%d]", j), e->g->output_nodes[j],
+        copy_out(e, 1, fmt(e, "outputs[%d]", j), 0, e->g->output_nodes[j],
                  shape_size(m->outputs[j]->shape), true, false);
     }
 }
