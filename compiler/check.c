@@ -699,6 +699,17 @@ Model *check_program(Arena *a, Diag *diag, Program *prog)
                    "'loss L = mse(y_hat, y)'");
     if (!m->name)
         m->name = check_default_model_name(a, prog->path);
+    /* Generated symbols are M_...: `bp` and `bp_...` would collide with the
+     * runtime's own names (bp_model, bp_optim_init, ...). */
+    if (!strcmp(m->name, "bp") || !strncmp(m->name, "bp_", 3)) {
+        if (model_stmt)
+            diag_error(diag, model_stmt->name_loc, "the model name '%s' clashes with "
+                       "the runtime's bp_ names; choose another", m->name);
+        else
+            diag_error(diag, (Loc){1, 1}, "the model would be named '%s' after its file, "
+                       "which clashes with the runtime's bp_ names; name it with "
+                       "'model NAME'", m->name);
+    }
     return diag_count(diag) > 0 ? NULL : m;
 }
 

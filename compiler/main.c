@@ -103,6 +103,12 @@ static int parse_options(int argc, char **argv, Options *o)
         return usage_error("%s", "no model file given");
     if (!o->out_path && !o->check_only && !o->derivatives)
         return usage_error("%s", "no output file: use -o OUT.c (or --check, --derivatives)");
+    /* OUT.h includes the runtime's bp.h, so it must not be bp.h itself */
+    const char *slash = o->out_path ? strrchr(o->out_path, '/') : NULL;
+    const char *out_base = slash ? slash + 1 : o->out_path;
+    if (out_base && (!strcmp(out_base, "bp.c") || !strcmp(out_base, "bp")))
+        return usage_error("'%s' would write a header named bp.h, which would hide the "
+                           "runtime's bp.h; choose another output name", o->out_path);
     return -1;
 }
 

@@ -166,6 +166,23 @@ static void test_model_errors_exit_1_with_location(void)
     free(path);
 }
 
+static void test_names_that_clash_with_the_runtime(void)
+{
+    char *err = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("cli_bp", "model bp\ninput x\nloss L = x * x\n", "--check",
+                               NULL, &err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cli_bp.net:1:7: error: the model name 'bp' clashes"));
+    free(err);
+    CU_ASSERT_EQUAL(test_bpgen("bp_optim", "input x\nloss L = x * x\n", "--check", NULL, &err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "name it with 'model NAME'"));
+    free(err);
+    char *args = test_format("-o %s/bp.c", TEST_TMP);
+    CU_ASSERT_EQUAL(test_bpgen("cli_bp_out", good, args, NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "hide the runtime's bp.h"));
+    free(err);
+    free(args);
+}
+
 void register_cli(void)
 {
     CU_pSuite s = CU_add_suite("cli", NULL, NULL);
@@ -176,4 +193,5 @@ void register_cli(void)
     CU_add_test(s, "a failure keeps the existing output", test_failure_keeps_existing_output);
     CU_add_test(s, "an unwritable output is an I/O error", test_unwritable_output_is_an_io_error);
     CU_add_test(s, "model errors exit 1 with a location", test_model_errors_exit_1_with_location);
+    CU_add_test(s, "names that clash with the runtime", test_names_that_clash_with_the_runtime);
 }
