@@ -1,4 +1,7 @@
 #!/bin/sh
+# Flag lists ($warn, $opt, $sizes, ...) are split into words on purpose.
+# shellcheck disable=SC2086
+
 # run.sh — `make bench`: bpgen-generated training steps against hand-written
 # C (around the runtime's bp_gemm_f) and naive loops. See bench/README.md.
 #
@@ -85,7 +88,6 @@ EOF
         objs="$objs $dir/mlp_$name.o $dir/model_$name.o $dir/hand_$name.o $dir/naive_$name.o"
     done
     $cc $warn -Werror $opt $defs -Iruntime -Ibench -c -o "$dir/main.o" bench/main.c
-    # shellcheck disable=SC2086
     $cc $opt -o "$dir/bench" "$dir/main.o" $objs "$lib" -lm
 }
 
@@ -116,11 +118,9 @@ fi
 # ---------------------------------------------------------------- run
 echo "== machine: $(nproc) cores, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $($cc --version | head -1)"
 echo
-# shellcheck disable=SC2086
-"$out/O2/bench" --label "-O2 (headline; build/libbp.a as built by make)" ${BENCH_ARGS:-}
+"$out/O2/bench" --label "-O2 (headline; libbp.a as built by make)" ${BENCH_ARGS:-}
 if [ "$native" != 0 ]; then
     echo
-    # shellcheck disable=SC2086
     "$out/native/bench" --label "-O3 -march=native (code and runtime)" \
         --no-workspace ${BENCH_ARGS:-}
 fi

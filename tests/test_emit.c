@@ -651,6 +651,40 @@ static void test_extreme_logits(void)
     }
 }
 
+/* The number of bp_gemm calls in the generated backward function. */
+static int backward_gemms(const char *name)
+{
+    char *path = test_format("%s/%s.c", TEST_TMP, name);
+    char *c = test_read_file(path, NULL);
+    free(path);
+    if (!c)
+        return -1;
+    char *start = strstr(c, "_backward(const");
+    char *end = start ? strstr(start, "\n}\n") : NULL;
+    int count = 0;
+    for (char *p = start; p && p < end && (p = strstr(p, "bp_gemm_")) && p < end; p++)
+        count++;
+    free(c);
+    return count;
+}
+
+/* A frozen layer costs backward nothing: no weight gradient, and no
+ * gradient flowing into the layer either. */
+static void test_frozen_backward_does_less(void)
+{
+    const char *trained = "input x[8]\ninput y[4]\nparam W1[6, 8]\nparam b1[6]\n"
+                          "param W2[4, 6]\nparam b2[4]\nh = relu(W1 · x + b1)\n"
+                          "loss L = softmax_cross_entropy(W2 · h + b2, y)\n";
+    const char *frozen = "input x[8]\ninput y[4]\nparam frozen W1[6, 8]\nparam frozen b1[6]\n"
+                         "param W2[4, 6]\nparam b2[4]\nh = relu(W1 · x + b1)\n"
+                         "loss L = softmax_cross_entropy(W2 · h + b2, y)\n";
+    CU_ASSERT_EQUAL_FATAL(generate("emit_unfrozen", trained, "float", NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(generate("emit_frozen", frozen, "float", NULL), 0);
+    /* dW2, dh and dW1 against dW2 alone */
+    CU_ASSERT_EQUAL(backward_gemms("emit_unfrozen"), 3);
+    CU_ASSERT_EQUAL(backward_gemms("emit_frozen"), 1);
+}
+
 void register_emit(void)
 {
     CU_pSuite s = CU_add_suite("emit", NULL, NULL);
@@ -662,4 +696,5 @@ void register_emit(void)
     CU_add_test(s, "float and double models in one program; the header", test_two_precisions);
     CU_add_test(s, "--main output and error exits", test_main_driver);
     CU_add_test(s, "finite results for logits of +-1000", test_extreme_logits);
+    CU_add_test(s, "a frozen layer costs backward nothing", test_frozen_backward_does_less);
 }

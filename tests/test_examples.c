@@ -1,5 +1,5 @@
 /* test_examples.c — every example, built and run, against its stated
- * target; every example model's gradients against finite differences.
+ * target. (Their models' gradients are checked in test_gradients.c.)
  *
  * The first test builds and runs all examples at once through
  * examples/Makefile (in parallel, into TEST_TMP/examples, with the test
@@ -9,8 +9,6 @@
  * takes its last line `result: NAME METRIC VALUE` and checks VALUE against
  * the target the example promises (README.md, Examples), plus whatever
  * else the output must show (the printed derivative, the frozen layer).
- * The gradient test compiles each example model in double with
- * tests/harness/gradcheck.c and requires a relative error below 1e-6.
  * Finally the docs: the derivatives docs/tutorial.md quotes must be what
  * bpgen prints, and docs/training.md's complete example must build and
  * train. */
@@ -334,47 +332,6 @@ static void test_finetune(void)
     free(text);
 }
 
-/* Every example model: generated gradients (double) against finite
- * differences, batches of 1 and 7, through tests/harness/gradcheck.c. */
-static void test_gradients(void)
-{
-    static const char *const models[][2] = {
-        {"chain", "chain"},   {"linreg", "linreg"}, {"logistic", "logistic"},
-        {"height", "height"}, {"xor", "xor"},       {"iris", "iris"},
-        {"digits", "digits"}, {"finetune", "finetune"},
-    };
-    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
-        const char *dir = models[i][0], *model = models[i][1];
-        char *c_file = test_format("%s/ex_grad_%s.c", TEST_TMP, model);
-        char *exe = test_format("%s/ex_grad_%s", TEST_TMP, model);
-        char *cmd = test_format("%s examples/%s/%s.net -o %s --precision=double && "
-                                "%s %s -Werror -Iruntime -DMODEL=%s_model -o %s %s "
-                                "tests/harness/gradcheck.c %s -lm && %s",
-                                TEST_BPGEN, dir, model, c_file, TEST_CC, TEST_CFLAGS, model,
-                                exe, c_file, TEST_LIBBP, exe);
-        char *out = NULL, *err = NULL;
-        int rc = test_run(cmd, &out, &err);
-        CU_ASSERT_EQUAL(rc, 0);
-        double worst = -1;
-        int lines = 0;
-        for (const char *p = out; p && (p = strstr(p, "err=")); p += 4, lines++) {
-            double e = strtod(p + 4, NULL);
-            if (!(e <= worst))
-                worst = e;
-        }
-        CU_ASSERT_EQUAL(lines, 2);
-        CU_ASSERT(worst >= 0 && worst < 1e-6);
-        if (rc != 0 || lines != 2 || !(worst >= 0 && worst < 1e-6))
-            fprintf(stderr, "\n[%s] gradient check failed:\n%s%s\n", model, out ? out : "",
-                    err ? err : "");
-        free(out);
-        free(err);
-        free(cmd);
-        free(exe);
-        free(c_file);
-    }
-}
-
 /* docs/tutorial.md quotes `bpgen examples/... --derivatives` output: each
  * quoted block must be what bpgen prints now. */
 static void test_tutorial_quotes_bpgen(void)
@@ -473,7 +430,6 @@ void register_examples(void)
     CU_add_test(s, "digits: test accuracy >= 0.95", test_digits);
     CU_add_test(s, "classify_digit: ASCII art", test_classify_digit);
     CU_add_test(s, "finetune: frozen layer, accuracy on 5-9", test_finetune);
-    CU_add_test(s, "example models' gradients", test_gradients);
     CU_add_test(s, "tutorial quotes what bpgen prints", test_tutorial_quotes_bpgen);
     CU_add_test(s, "training.md's complete example", test_training_doc_example);
 }

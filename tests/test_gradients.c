@@ -179,8 +179,32 @@ static void test_every_operation(void)
     free(clang);
 }
 
+/* Every example model, read from examples/, the same way. */
+static void test_every_example(void)
+{
+    static const char *const examples[] = {"chain",  "linreg", "logistic", "height",
+                                           "xor",    "iris",   "digits",   "finetune"};
+    char *clang = clang_path();
+    for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
+        char *path = test_format("examples/%s/%s.net", examples[i], examples[i]);
+        char *source = test_read_file(path, NULL);
+        CU_ASSERT_PTR_NOT_NULL(source);
+        if (source) {
+            char *name = test_format("example_%s", examples[i]);
+            Case c = {name, source};
+            run_case(&c, "double", 1e-6, clang);
+            run_case(&c, "float", 1e-2, clang);
+            free(name);
+        }
+        free(source);
+        free(path);
+    }
+    free(clang);
+}
+
 void register_gradients(void)
 {
     CU_pSuite s = CU_add_suite("gradients", NULL, NULL);
     CU_add_test(s, "every operation against finite differences", test_every_operation);
+    CU_add_test(s, "every example model against finite differences", test_every_example);
 }
