@@ -10,6 +10,7 @@
  * read at once: a binary file (or a 10 GB file of zeros) fails on its first
  * byte. Sizes a file may claim (iris.csv's "150,4,...") are ignored. */
 #include "bp.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -23,18 +24,6 @@
 #define LINE_MAX_CHARS (1L << 26)   /* 64 MiB: far above any real row */
 #define COUNTED_CLASSES_MAX 65536   /* when classes are counted from data */
 #define SHOW_MAX 40                 /* characters of a field in a message */
-
-/* Writes the message into err (caller-owned, may be NULL) and fails. */
-static int fail(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (err && err_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* a * b, or 0 with *overflow set when it does not fit a size_t. */
 static size_t mul(size_t a, size_t b, int *overflow)
@@ -91,10 +80,10 @@ int bp_data_create(bp_dataset *out, size_t rows, int features, int targets,
                    int classes, char *err, size_t err_size)
 {
     if (!out)
-        return fail(err, err_size, "bp_data_create: no data set given");
+        return bp_fail(err, err_size, "bp_data_create: no data set given");
     memset(out, 0, sizeof *out);
     if (features < 0 || targets < 0 || classes < 0)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "bp_data_create: negative size (features %d, targets %d, "
                     "classes %d)", features, targets, classes);
     if (classes > 0)
@@ -103,14 +92,14 @@ int bp_data_create(bp_dataset *out, size_t rows, int features, int targets,
     size_t nx = mul(rows, (size_t)features, &over);
     size_t ny = mul(rows, (size_t)targets, &over);
     if (over)
-        return fail(err, err_size, "bp_data_create: %zu rows are too many",
+        return bp_fail(err, err_size, "bp_data_create: %zu rows are too many",
                     rows);
     out->x = alloc_zero(nx, sizeof(double));
     out->y = targets ? alloc_zero(ny, sizeof(double)) : NULL;
     out->label = classes ? alloc_zero(rows, sizeof(int)) : NULL;
     if (!out->x || (targets && !out->y) || (classes && !out->label)) {
         bp_data_free(out);
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "bp_data_create: out of memory for %zu rows", rows);
     }
     out->rows = rows;
@@ -137,11 +126,11 @@ int bp_data_subset(bp_dataset *out, const bp_dataset *d, const size_t *idx,
                    size_t count, char *err, size_t err_size)
 {
     if (!out || !d || (count && !idx))
-        return fail(err, err_size, "bp_data_subset: missing argument");
+        return bp_fail(err, err_size, "bp_data_subset: missing argument");
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < count; i++)
         if (idx[i] >= d->rows)
-            return fail(err, err_size,
+            return bp_fail(err, err_size,
                         "bp_data_subset: row index %zu is out of range "
                         "(%zu rows)", idx[i], d->rows);
     if (bp_data_create(out, count, d->features, d->targets, d->classes, err,
@@ -157,33 +146,33 @@ int bp_data_filter_labels(bp_dataset *out, const bp_dataset *d,
                           char *err, size_t err_size)
 {
     if (!out || !d || count < 0 || (count && !labels))
-        return fail(err, err_size, "bp_data_filter_labels: missing argument");
+        return bp_fail(err, err_size, "bp_data_filter_labels: missing argument");
     memset(out, 0, sizeof *out);
     if (d->classes <= 0)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "bp_data_filter_labels: the data set has no class labels");
     if (relabel && count == 0)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "bp_data_filter_labels: relabelling needs at least one "
                     "label");
     /* map[c]: the position of class c in labels, or -1 when not wanted. */
     int *map = malloc((size_t)d->classes * sizeof *map);
     if (!map)
-        return fail(err, err_size, "bp_data_filter_labels: out of memory");
+        return bp_fail(err, err_size, "bp_data_filter_labels: out of memory");
     for (int c = 0; c < d->classes; c++)
         map[c] = -1;
     for (int i = 0; i < count; i++) {
         int c = labels[i];
         if (c < 0 || c >= d->classes) {
             free(map);
-            return fail(err, err_size,
+            return bp_fail(err, err_size,
                         "bp_data_filter_labels: label %d is out of range: "
                         "%d classes (0 to %d)", c, d->classes,
                         d->classes - 1);
         }
         if (map[c] >= 0 && relabel) {
             free(map);
-            return fail(err, err_size,
+            return bp_fail(err, err_size,
                         "bp_data_filter_labels: label %d is listed twice", c);
         }
         if (map[c] < 0)
@@ -280,23 +269,23 @@ int bp_data_split(const bp_dataset *d, double test_fraction,
                   bp_dataset *test, char *err, size_t err_size)
 {
     if (!d || !train || !test)
-        return fail(err, err_size, "bp_data_split: missing argument");
+        return bp_fail(err, err_size, "bp_data_split: missing argument");
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
     if (!(test_fraction >= 0 && test_fraction < 1))
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "bp_data_split: test fraction %g is not in [0, 1)",
                     test_fraction);
     size_t n_test = (size_t)floor(test_fraction * (double)d->rows + 0.5);
     if (n_test > d->rows)
         n_test = d->rows;
     if (d->rows - n_test < 1)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "bp_data_split: %zu rows leave none for training",
                     d->rows);
     size_t *idx = malloc((d->rows ? d->rows : 1) * sizeof *idx);
     if (!idx)
-        return fail(err, err_size, "bp_data_split: out of memory");
+        return bp_fail(err, err_size, "bp_data_split: out of memory");
     bp_rng r;
     bp_rng_seed(&r, seed);
     bp_shuffle_indices(idx, d->rows, &r);
@@ -318,17 +307,17 @@ int bp_standardize_fit(bp_standardizer *s, const bp_dataset *train,
                        char *err, size_t err_size)
 {
     if (!s || !train)
-        return fail(err, err_size, "bp_standardize_fit: missing argument");
+        return bp_fail(err, err_size, "bp_standardize_fit: missing argument");
     memset(s, 0, sizeof *s);
     if (train->rows == 0)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "bp_standardize_fit: the data set has no rows");
     size_t f = (size_t)train->features, n = train->rows;
     s->mean = alloc_zero(f, sizeof(double));
     s->std = alloc_zero(f, sizeof(double));
     if (!s->mean || !s->std) {
         bp_standardize_free(s);
-        return fail(err, err_size, "bp_standardize_fit: out of memory");
+        return bp_fail(err, err_size, "bp_standardize_fit: out of memory");
     }
     s->features = train->features;
     /* Two passes: the mean first, then squared deviations from it, which
@@ -354,9 +343,9 @@ int bp_standardize_apply(const bp_standardizer *s, bp_dataset *d, char *err,
                          size_t err_size)
 {
     if (!s || !d || (s->features && (!s->mean || !s->std)))
-        return fail(err, err_size, "bp_standardize_apply: missing argument");
+        return bp_fail(err, err_size, "bp_standardize_apply: missing argument");
     if (s->features != d->features)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "bp_standardize_apply: the standardizer has %d features "
                     "but the data set has %d", s->features, d->features);
     bp_standardize_rows(s, d->x, 8, d->rows);
@@ -398,25 +387,25 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
                    int y_input, char *err, size_t err_size)
 {
     if (!m || !d)
-        return fail(err, err_size, "bp_batch_check: missing argument");
+        return bp_fail(err, err_size, "bp_batch_check: missing argument");
     const char *mn = m->name ? m->name : "?";
     if (m->real_size != 4 && m->real_size != 8)
-        return fail(err, err_size, "model '%s': real_size %d is not 4 or 8",
+        return bp_fail(err, err_size, "model '%s': real_size %d is not 4 or 8",
                     mn, m->real_size);
     if (x_input < 0 || x_input >= m->num_inputs || !m->inputs)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "x_input %d is not an input of model '%s' (it has %d)",
                     x_input, mn, m->num_inputs);
     if (y_input >= m->num_inputs || y_input < -1)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "y_input %d is not an input of model '%s' (it has %d)",
                     y_input, mn, m->num_inputs);
     if (y_input == x_input)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "x_input and y_input are both model input %d", x_input);
     const bp_tensor_info *xi = &m->inputs[x_input];
     if (xi->size != (size_t)d->features)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "model input '%s' holds %zu values per sample but the "
                     "data set has %d feature%s", xi->name ? xi->name : "?",
                     xi->size, d->features, d->features == 1 ? "" : "s");
@@ -424,16 +413,16 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
         const bp_tensor_info *yi = &m->inputs[y_input];
         const char *yn = yi->name ? yi->name : "?";
         if (d->targets == 0)
-            return fail(err, err_size,
+            return bp_fail(err, err_size,
                         "model input '%s' needs targets but the data set has "
                         "none (loaded without a label)", yn);
         if (yi->size != (size_t)d->targets) {
             if (d->classes > 0)
-                return fail(err, err_size,
+                return bp_fail(err, err_size,
                             "model input '%s' holds %zu values per sample but "
                             "the data set has %d classes (one-hot)", yn,
                             yi->size, d->classes);
-            return fail(err, err_size,
+            return bp_fail(err, err_size,
                         "model input '%s' holds %zu values per sample but the "
                         "data set has %d target%s per row", yn, yi->size,
                         d->targets, d->targets == 1 ? "" : "s");
@@ -441,7 +430,7 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
     }
     for (int k = 0; k < m->num_inputs; k++)
         if (k != x_input && k != y_input)
-            return fail(err, err_size,
+            return bp_fail(err, err_size,
                         "model input '%s' (input %d) is not fed by the data "
                         "set: only x_input (%d) and y_input (%d) are",
                         m->inputs[k].name ? m->inputs[k].name : "?", k,
@@ -523,7 +512,7 @@ static int rd_getc(csv_reader *rd)
     int c = getc(rd->f);
     if (c == EOF) {
         if (ferror(rd->f))
-            return fail(rd->err, rd->err_size, "%s:%ld: read error: %s",
+            return bp_fail(rd->err, rd->err_size, "%s:%ld: read error: %s",
                         rd->path, rd->line, strerror(errno)) - 1;
         return EOF;
     }
@@ -533,11 +522,11 @@ static int rd_getc(csv_reader *rd)
         return c;
     }
     if (c == '\0')
-        return fail(rd->err, rd->err_size,
+        return bp_fail(rd->err, rd->err_size,
                     "%s:%ld:%d: not a text file (NUL byte)", rd->path,
                     rd->line, rd->nfields + 1) - 1;
     if (++rd->line_chars > LINE_MAX_CHARS)
-        return fail(rd->err, rd->err_size,
+        return bp_fail(rd->err, rd->err_size,
                     "%s:%ld: line longer than %ld characters", rd->path,
                     rd->line, LINE_MAX_CHARS) - 1;
     return c;
@@ -578,7 +567,7 @@ static int room_for(csv_reader *rd, int k)
     if (over)
         rd->over = over;
     if (!buf || !off || !over)
-        return fail(rd->err, rd->err_size, "%s:%ld: out of memory",
+        return bp_fail(rd->err, rd->err_size, "%s:%ld: out of memory",
                     rd->path, rd->line);
     rd->cap = cap;
     return 0;
@@ -612,7 +601,7 @@ static int read_row(csv_reader *rd)
                     if (c == -2)
                         return -1;
                     if (c == EOF)
-                        return fail(rd->err, rd->err_size,
+                        return bp_fail(rd->err, rd->err_size,
                                     "%s:%ld:%d: unterminated quoted field",
                                     rd->path, qline, rd->nfields + 1);
                     if (c == '"') {
@@ -632,7 +621,7 @@ static int read_row(csv_reader *rd)
                 if (c != ',' && c != '\n' && c != EOF) {
                     char s[2] = {(char)c, 0}, shown[8];
                     show(s, shown, sizeof shown);
-                    return fail(rd->err, rd->err_size,
+                    return bp_fail(rd->err, rd->err_size,
                                 "%s:%ld:%d: unexpected '%s' after a quoted "
                                 "field", rd->path, rd->line, rd->nfields + 1,
                                 shown);
@@ -660,7 +649,7 @@ static int read_row(csv_reader *rd)
             if (c != ',')
                 break;
             if (rd->nfields >= rd->max_columns)
-                return fail(rd->err, rd->err_size,
+                return bp_fail(rd->err, rd->err_size,
                             "%s:%ld:%d: more than %d columns (max_columns)",
                             rd->path, rd->row_line, rd->nfields + 1,
                             rd->max_columns);
@@ -699,7 +688,7 @@ static int parse_number(const char *s, double *v)
 static int number_at(csv_reader *rd, int k, double *v)
 {
     if (rd->over[k])
-        return fail(rd->err, rd->err_size,
+        return bp_fail(rd->err, rd->err_size,
                     "%s:%ld:%d: expected a number, found a field of more "
                     "than %d characters", rd->path, rd->row_line, k + 1,
                     FIELD_MAX);
@@ -710,15 +699,15 @@ static int number_at(csv_reader *rd, int k, double *v)
     case 0:
         return 0;
     case 2:
-        return fail(rd->err, rd->err_size,
+        return bp_fail(rd->err, rd->err_size,
                     "%s:%ld:%d: expected a finite number, found '%s'",
                     rd->path, rd->row_line, k + 1, shown);
     default:
         if (!*s)
-            return fail(rd->err, rd->err_size,
+            return bp_fail(rd->err, rd->err_size,
                         "%s:%ld:%d: expected a number, found an empty field",
                         rd->path, rd->row_line, k + 1);
-        return fail(rd->err, rd->err_size,
+        return bp_fail(rd->err, rd->err_size,
                     "%s:%ld:%d: expected a number, found '%s'", rd->path,
                     rd->row_line, k + 1, shown);
     }
@@ -769,20 +758,20 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     char *err = rd->err;
     size_t err_size = rd->err_size;
     if (o->skip_lines < 0 || o->max_columns < 1 || o->classes < 0)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "%s: bad options (skip_lines %d, max_columns %d, "
                     "classes %d)", path, o->skip_lines, o->max_columns,
                     o->classes);
     if (o->num_feature_columns < 0 ||
         (o->num_feature_columns > 0 && !o->feature_columns))
-        return fail(err, err_size, "%s: bad options (feature columns)", path);
+        return bp_fail(err, err_size, "%s: bad options (feature columns)", path);
 
     /* A UTF-8 byte-order mark is not data. */
     int c0 = getc(rd->f);
     if (c0 == 0xEF) {
         int c1 = getc(rd->f), c2 = getc(rd->f);
         if (c1 != 0xBB || c2 != 0xBF)   /* cannot push 3 bytes back */
-            return fail(err, err_size, "%s:1:1: not a CSV file (it starts "
+            return bp_fail(err, err_size, "%s:1:1: not a CSV file (it starts "
                         "with the bytes EF %02X %02X)", path,
                         (unsigned)c1 & 0xFF, (unsigned)c2 & 0xFF);
     } else if (c0 != EOF)
@@ -796,7 +785,7 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     if (got < 0)
         return -1;
     if (got == 0)
-        return fail(err, err_size, "%s: no data rows (the file is empty)",
+        return bp_fail(err, err_size, "%s: no data rows (the file is empty)",
                     path);
     int ncols = rd->nfields;
     long first_line = rd->row_line;
@@ -807,7 +796,7 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     if (has_label) {
         label_col = o->label_column < 0 ? ncols - 1 : o->label_column;
         if (label_col >= ncols)
-            return fail(err, err_size,
+            return bp_fail(err, err_size,
                         "%s:%ld: label column %d does not exist: the file has "
                         "%d column%s (columns count from 0)", path,
                         first_line, label_col, ncols, ncols == 1 ? "" : "s");
@@ -815,17 +804,17 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     int nf = o->feature_columns ? o->num_feature_columns
                                 : ncols - (has_label ? 1 : 0);
     if (nf <= 0)
-        return fail(err, err_size, "%s:%ld: no feature columns", path,
+        return bp_fail(err, err_size, "%s:%ld: no feature columns", path,
                     first_line);
     int *fcol = malloc((size_t)nf * sizeof *fcol);
     if (!fcol)
-        return fail(err, err_size, "%s: out of memory", path);
+        return bp_fail(err, err_size, "%s: out of memory", path);
     if (o->feature_columns) {
         for (int j = 0; j < nf; j++) {
             int k = o->feature_columns[j];
             if (k < 0 || k >= ncols) {
                 free(fcol);
-                return fail(err, err_size,
+                return bp_fail(err, err_size,
                             "%s:%ld: feature column %d does not exist: the "
                             "file has %d column%s (columns count from 0)",
                             path, first_line, k, ncols,
@@ -833,7 +822,7 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
             }
             if (k == label_col) {
                 free(fcol);
-                return fail(err, err_size,
+                return bp_fail(err, err_size,
                             "%s:%ld: column %d is both the label and a "
                             "feature", path, first_line, k);
             }
@@ -866,25 +855,25 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     for (; got == 1; got = read_row(rd)) {
         if (rd->nfields != ncols) {
             int col = rd->nfields < ncols ? rd->nfields + 1 : ncols + 1;
-            fail(err, err_size, "%s:%ld:%d: expected %d column%s, found %d",
+            bp_fail(err, err_size, "%s:%ld:%d: expected %d column%s, found %d",
                  path, rd->row_line, col, ncols, ncols == 1 ? "" : "s",
                  rd->nfields);
             goto done;
         }
         if (rows >= max_rows) {
-            fail(err, err_size, "%s:%ld: more than %zu rows (max_rows)",
+            bp_fail(err, err_size, "%s:%ld: more than %zu rows (max_rows)",
                  path, rd->row_line, max_rows);
             goto done;
         }
         int over = 0;
         if (mul(rows + 1, width, &over) > max_values || over) {
-            fail(err, err_size,
+            bp_fail(err, err_size,
                  "%s:%ld: more than %zu values in all (max_values)", path,
                  rd->row_line, max_values);
             goto done;
         }
         if (store_grow(&st, rows, (size_t)nf, numeric, cls) != 0) {
-            fail(err, err_size, "%s:%ld: out of memory after %zu rows", path,
+            bp_fail(err, err_size, "%s:%ld: out of memory after %zu rows", path,
                  rd->row_line, rows);
             goto done;
         }
@@ -901,7 +890,7 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
                 char shown[SHOW_MAX + 8];
                 show(field(rd, label_col), shown, sizeof shown);
                 if (v != floor(v)) {
-                    fail(err, err_size,
+                    bp_fail(err, err_size,
                          "%s:%ld:%d: expected a whole-number class label, "
                          "found '%s'", path, rd->row_line, label_col + 1,
                          shown);
@@ -909,20 +898,20 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
                 }
                 if (v < 0 || (o->classes > 0 && v >= o->classes)) {
                     if (o->classes > 0)
-                        fail(err, err_size,
+                        bp_fail(err, err_size,
                              "%s:%ld:%d: label %s is out of range: %d "
                              "classes (0 to %d)", path, rd->row_line,
                              label_col + 1, shown, o->classes,
                              o->classes - 1);
                     else
-                        fail(err, err_size,
+                        bp_fail(err, err_size,
                              "%s:%ld:%d: label %s is out of range: labels "
                              "are 0 or more", path, rd->row_line,
                              label_col + 1, shown);
                     goto done;
                 }
                 if (o->classes == 0 && v >= COUNTED_CLASSES_MAX) {
-                    fail(err, err_size,
+                    bp_fail(err, err_size,
                          "%s:%ld:%d: label %s is too large: at most %d "
                          "classes are counted (set classes to allow more)",
                          path, rd->row_line, label_col + 1, shown,
@@ -939,7 +928,7 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     if (got < 0)
         goto done;
     if (rows == 0) {
-        fail(err, err_size, "%s: no data rows (only a header)", path);
+        bp_fail(err, err_size, "%s: no data rows (only a header)", path);
         goto done;
     }
 
@@ -949,14 +938,14 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
         int over = 0;
         if (mul(rows, (size_t)nf + (size_t)targets, &over) > max_values ||
             over) {
-            fail(err, err_size,
+            bp_fail(err, err_size,
                  "%s: %zu rows of %d features and %d classes are more than "
                  "%zu values (max_values)", path, rows, nf, classes,
                  max_values);
             goto done;
         }
         if (bp_data_create(out, rows, nf, targets, classes, NULL, 0) != 0) {
-            fail(err, err_size, "%s: out of memory for %zu rows", path, rows);
+            bp_fail(err, err_size, "%s: out of memory for %zu rows", path, rows);
             goto done;
         }
         memcpy(out->x, st.x, rows * (size_t)nf * sizeof(double));
@@ -981,18 +970,18 @@ int bp_data_load_csv(bp_dataset *out, const char *path,
                      const bp_csv_options *opt, char *err, size_t err_size)
 {
     if (!out || !path)
-        return fail(err, err_size, "bp_data_load_csv: missing argument");
+        return bp_fail(err, err_size, "bp_data_load_csv: missing argument");
     memset(out, 0, sizeof *out);
     bp_csv_options o = opt ? *opt : bp_csv_defaults();
     if (o.max_columns <= 0)
         o.max_columns = 100000;
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return fail(err, err_size, "%s: is a directory, not a CSV file",
+        return bp_fail(err, err_size, "%s: is a directory, not a CSV file",
                     path);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(err, err_size, "%s: cannot open: %s", path,
+        return bp_fail(err, err_size, "%s: cannot open: %s", path,
                     strerror(errno));
     csv_reader rd;
     memset(&rd, 0, sizeof rd);

@@ -6,24 +6,12 @@
  * The caller's theta and inputs are never modified: perturbations happen
  * on private copies, freed before returning. */
 #include "bp.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static double get(const void *p, int rs, size_t i)
-{
-    return rs == 4 ? (double)((const float *)p)[i] : ((const double *)p)[i];
-}
-
-static void set(void *p, int rs, size_t i, double v)
-{
-    if (rs == 4)
-        ((float *)p)[i] = (float)v;
-    else
-        ((double *)p)[i] = v;
-}
 
 /* The worst entry seen so far. */
 typedef struct {
@@ -68,15 +56,15 @@ static double central(const bp_model *m, void *theta, const void **inputs,
                       int n, void *ws, void *buf, size_t i, double step)
 {
     int rs = m->real_size;
-    double v = get(buf, rs, i);
+    double v = bp_real_get(buf, rs, i);
     double h = step * (fabs(v) > 1.0 ? fabs(v) : 1.0);
-    set(buf, rs, i, v + h);
-    double vp = get(buf, rs, i);
+    bp_real_set(buf, rs, i, v + h);
+    double vp = bp_real_get(buf, rs, i);
     double fp = m->forward(theta, (const void *const *)inputs, n, ws);
-    set(buf, rs, i, v - h);
-    double vm = get(buf, rs, i);
+    bp_real_set(buf, rs, i, v - h);
+    double vm = bp_real_get(buf, rs, i);
     double fm = m->forward(theta, (const void *const *)inputs, n, ws);
-    set(buf, rs, i, v);
+    bp_real_set(buf, rs, i, v);
     return (fp - fm) / (vp - vm);
 }
 
@@ -127,16 +115,16 @@ double bp_gradcheck(const bp_model *m, const void *theta,
         in[k] = copies[k];
         /* NaN shows up any entry that backward forgets to write. */
         for (size_t i = 0; i < len; i++)
-            set(gin[k], rs, i, NAN);
+            bp_real_set(gin[k], rs, i, NAN);
     }
     /* Same for parameters, except frozen ones start at 0: backward may
      * leave them alone, but must not put anything else there. */
     for (size_t i = 0; i < np; i++)
-        set(grad, rs, i, NAN);
+        bp_real_set(grad, rs, i, NAN);
     for (int p = 0; p < m->num_param_tensors; p++)
         if (m->params[p].frozen)
             for (size_t i = 0; i < m->params[p].size; i++)
-                set(grad, rs, m->params[p].offset + i, 0.0);
+                bp_real_set(grad, rs, m->params[p].offset + i, 0.0);
 
     m->forward(th, (const void *const *)in, n, ws);
     m->backward(th, (const void *const *)in, n, ws, grad, gin);
@@ -146,7 +134,7 @@ double bp_gradcheck(const bp_model *m, const void *theta,
         const bp_tensor_info *t = &m->params[p];
         for (size_t i = 0; i < t->size; i++) {
             size_t at = t->offset + i;
-            double g = get(grad, rs, at);
+            double g = bp_real_get(grad, rs, at);
             if (t->frozen) {
                 note(&w, g == 0 ? 0.0 : 1.0, t->name, i, g, 0.0);
                 continue;
@@ -161,7 +149,7 @@ double bp_gradcheck(const bp_model *m, const void *theta,
         const bp_tensor_info *t = &m->inputs[k];
         size_t len = (size_t)n * t->size;
         for (size_t i = 0; i < len; i++) {
-            double g = get(gin[k], rs, i);
+            double g = bp_real_get(gin[k], rs, i);
             double fd = central(m, th, in, n, ws, copies[k], i, step);
             note(&w, rel_error(g, fd), t->name, i, g, fd);
         }

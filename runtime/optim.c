@@ -8,22 +8,10 @@
  * running averages then keep full precision, and one code path serves
  * both precisions. Frozen tensors of the model are skipped entirely. */
 #include "bp.h"
+#include "internal.h"
 
 #include <math.h>
 #include <string.h>
-
-static double get(const void *p, int rs, size_t i)
-{
-    return rs == 4 ? (double)((const float *)p)[i] : ((const double *)p)[i];
-}
-
-static void set(void *p, int rs, size_t i, double v)
-{
-    if (rs == 4)
-        ((float *)p)[i] = (float)v;
-    else
-        ((double *)p)[i] = v;
-}
 
 /* How many num_params-long double arrays the state holds. */
 static int state_arrays(bp_optim_kind kind)
@@ -145,7 +133,7 @@ static void sum_squares(size_t lo, size_t hi, void *vctx)
     step_ctx *x = vctx;
     int rs = x->o->real_size;
     for (size_t i = lo; i < hi; i++) {
-        double g = get(x->grad, rs, i);
+        double g = bp_real_get(x->grad, rs, i);
         x->sumsq += g * g;
     }
 }
@@ -155,7 +143,7 @@ static void rescale(size_t lo, size_t hi, void *vctx)
     step_ctx *x = vctx;
     int rs = x->o->real_size;
     for (size_t i = lo; i < hi; i++)
-        set(x->grad, rs, i, get(x->grad, rs, i) * x->scale);
+        bp_real_set(x->grad, rs, i, bp_real_get(x->grad, rs, i) * x->scale);
 }
 
 static void update(size_t lo, size_t hi, void *vctx)
@@ -169,8 +157,8 @@ static void update(size_t lo, size_t hi, void *vctx)
     double lr = x->lr, wd = c->weight_decay;
 
     for (size_t i = lo; i < hi; i++) {
-        double th = get(x->theta, rs, i);
-        double g = get(x->grad, rs, i);
+        double th = bp_real_get(x->theta, rs, i);
+        double g = bp_real_get(x->grad, rs, i);
         if (c->kind != BP_ADAMW)
             g += wd * th;                     /* L2 term: part of the gradient */
         switch (c->kind) {
@@ -198,7 +186,7 @@ static void update(size_t lo, size_t hi, void *vctx)
             th -= lr * (s1[i] / x->bc1) / (sqrt(s2[i] / x->bc2) + c->eps);
             break;
         }
-        set(x->theta, rs, i, th);
+        bp_real_set(x->theta, rs, i, th);
     }
 }
 

@@ -13,6 +13,7 @@
 #define _POSIX_C_SOURCE 200809L     /* isatty, fileno, clock_gettime */
 #endif
 #include "bp.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -25,17 +26,6 @@
 
 #define ALIGN 64
 #define BAR_WIDTH 30
-
-static int fail(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (err && err_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 bp_train_config bp_train_defaults(void)
 {
@@ -151,13 +141,13 @@ static int accuracy_applies(const bp_model *m, const bp_train_config *c,
         m->num_outputs <= 0)
         return 0;
     if (c->pred_output < 0 || c->pred_output >= m->num_outputs)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "pred_output %d is not an output of model '%s' (it has "
                     "%d)", c->pred_output, m->name ? m->name : "?",
                     m->num_outputs);
     const bp_tensor_info *o = &m->outputs[c->pred_output];
     if (o->size != (size_t)d->classes && !(o->size == 1 && d->classes <= 2))
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "output '%s' has %zu values per sample but the data set "
                     "has %d classes: accuracy cannot compare them (set "
                     "accuracy = 0 or pred_output)", o->name ? o->name : "?",
@@ -171,18 +161,18 @@ static int check_model(const bp_model *m, const bp_train_config *c,
                        char *err, size_t err_size)
 {
     if (!m)
-        return fail(err, err_size, "no model given");
+        return bp_fail(err, err_size, "no model given");
     const char *mn = m->name ? m->name : "?";
     if (m->real_size != 4 && m->real_size != 8)
-        return fail(err, err_size, "model '%s': real_size %d is not 4 or 8",
+        return bp_fail(err, err_size, "model '%s': real_size %d is not 4 or 8",
                     mn, m->real_size);
     if (!m->forward || !m->inputs || m->num_inputs < 1)
-        return fail(err, err_size, "model '%s' has no forward pass or inputs",
+        return bp_fail(err, err_size, "model '%s' has no forward pass or inputs",
                     mn);
     if (m->num_outputs > 0 && !m->outputs)
-        return fail(err, err_size, "model '%s' lists no outputs", mn);
+        return bp_fail(err, err_size, "model '%s' lists no outputs", mn);
     if (c->batch_size < 1)
-        return fail(err, err_size, "batch size %d is below 1",
+        return bp_fail(err, err_size, "batch size %d is below 1",
                     c->batch_size);
     return 0;
 }
@@ -353,13 +343,13 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
         return -1;
     const char *mn = m->name ? m->name : "?";
     if (!theta || !train)
-        return fail(err, err_size, "bp_train: no parameters or training set");
+        return bp_fail(err, err_size, "bp_train: no parameters or training set");
     if (!m->backward)
-        return fail(err, err_size, "model '%s' has no backward pass", mn);
+        return bp_fail(err, err_size, "model '%s' has no backward pass", mn);
     if (c.epochs < 0)
-        return fail(err, err_size, "epochs %d is below 0", c.epochs);
+        return bp_fail(err, err_size, "epochs %d is below 0", c.epochs);
     if (train->rows == 0)
-        return fail(err, err_size, "the training set has no rows");
+        return bp_fail(err, err_size, "the training set has no rows");
     if (bp_batch_check(m, train, c.x_input, c.y_input, err, err_size) != 0)
         return -1;
     if (test && test->rows == 0)
@@ -367,7 +357,7 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
     if (test && (test->features != train->features ||
                  test->targets != train->targets ||
                  test->classes != train->classes))
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "the test set (%d features, %d targets) does not match "
                     "the training set (%d features, %d targets)",
                     test->features, test->targets, train->features,
@@ -378,7 +368,7 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
         return -1;
     if (c.optimizer && (c.optimizer->num_params != m->num_params ||
                         c.optimizer->real_size != m->real_size))
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "the optimiser was set up for %zu parameters of %d "
                     "bytes, but model '%s' has %zu of %d", c.optimizer->
                     num_params, c.optimizer->real_size, mn, m->num_params,
@@ -396,18 +386,18 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
     r.m = m;
     r.c = &c;
     if (plan(m, &c, train->rows, train_needs(m, &c), &r.l) != 0)
-        return fail(err, err_size, "bp_train: scratch size overflows");
+        return bp_fail(err, err_size, "bp_train: scratch size overflows");
     void *block = c.scratch;
     if (block) {
         if (c.scratch_size < r.l.total)
-            return fail(err, err_size,
+            return bp_fail(err, err_size,
                         "bp_train: scratch holds %zu bytes but %zu are "
                         "needed (bp_train_scratch_size)", c.scratch_size,
                         r.l.total);
     } else {
         block = malloc(r.l.total);
         if (!block)
-            return fail(err, err_size,
+            return bp_fail(err, err_size,
                         "bp_train: out of memory (%zu bytes of scratch)",
                         r.l.total);
     }
@@ -446,7 +436,7 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
             if (!isfinite(loss) && c.stop_on_nan) {
                 if (bar)
                     progress_clear();
-                rc = fail(err, err_size,
+                rc = bp_fail(err, err_size,
                           "training diverged: loss is %s at epoch %d, step "
                           "%ld (try a lower learning rate)",
                           isnan(loss) ? "nan" : "infinite", e,
@@ -507,7 +497,7 @@ int bp_evaluate(const bp_model *m, const void *theta, const bp_dataset *d,
     if (check_model(m, &c, err, err_size) != 0)
         return -1;
     if (!theta || !d || !loss)
-        return fail(err, err_size, "bp_evaluate: missing argument");
+        return bp_fail(err, err_size, "bp_evaluate: missing argument");
     if (bp_batch_check(m, d, c.x_input, c.y_input, err, err_size) != 0)
         return -1;
     int acc_on;
@@ -520,10 +510,10 @@ int bp_evaluate(const bp_model *m, const void *theta, const bp_dataset *d,
     r.m = m;
     r.c = &c;
     if (plan(m, &c, 0, NEED_Y | (acc_on ? NEED_OUT : 0), &r.l) != 0)
-        return fail(err, err_size, "bp_evaluate: scratch size overflows");
+        return bp_fail(err, err_size, "bp_evaluate: scratch size overflows");
     void *block = malloc(r.l.total);
     if (!block)
-        return fail(err, err_size, "bp_evaluate: out of memory");
+        return bp_fail(err, err_size, "bp_evaluate: out of memory");
     bind(&r, block);
     double a;
     eval_split(&r, theta, d, acc_on, loss, &a);
@@ -541,13 +531,13 @@ int bp_predict_argmax(const bp_model *m, const void *theta,
     if (check_model(m, &c, err, err_size) != 0)
         return -1;
     if (!theta || !d || (d->rows && !pred))
-        return fail(err, err_size, "bp_predict_argmax: missing argument");
+        return bp_fail(err, err_size, "bp_predict_argmax: missing argument");
     const char *mn = m->name ? m->name : "?";
     if (!m->predict || m->num_outputs <= 0)
-        return fail(err, err_size, "model '%s' has no outputs to predict",
+        return bp_fail(err, err_size, "model '%s' has no outputs to predict",
                     mn);
     if (c.pred_output < 0 || c.pred_output >= m->num_outputs)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "pred_output %d is not an output of model '%s' (it has "
                     "%d)", c.pred_output, mn, m->num_outputs);
     /* Only the features are fed: inputs no output depends on may be NULL,
@@ -556,12 +546,12 @@ int bp_predict_argmax(const bp_model *m, const void *theta,
     if ((size_t)c.batch_size > d->rows)
         c.batch_size = d->rows ? (int)d->rows : 1;
     if (c.x_input < 0 || c.x_input >= m->num_inputs)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "x_input %d is not an input of model '%s' (it has %d)",
                     c.x_input, mn, m->num_inputs);
     const bp_tensor_info *xi = &m->inputs[c.x_input];
     if (xi->size != (size_t)d->features)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "model input '%s' holds %zu values per sample but the "
                     "data set has %d features", xi->name ? xi->name : "?",
                     xi->size, d->features);
@@ -570,10 +560,10 @@ int bp_predict_argmax(const bp_model *m, const void *theta,
     r.m = m;
     r.c = &c;
     if (plan(m, &c, 0, NEED_OUT, &r.l) != 0)
-        return fail(err, err_size, "bp_predict_argmax: scratch overflows");
+        return bp_fail(err, err_size, "bp_predict_argmax: scratch overflows");
     void *block = malloc(r.l.total);
     if (!block)
-        return fail(err, err_size, "bp_predict_argmax: out of memory");
+        return bp_fail(err, err_size, "bp_predict_argmax: out of memory");
     bind(&r, block);
     int B = c.batch_size, rs = m->real_size;
     size_t osize = m->outputs[c.pred_output].size;

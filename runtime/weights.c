@@ -28,6 +28,7 @@
  * file's real size and the model's size, never by a number read from the
  * file. theta is written only after everything has been checked. */
 #include "bp.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -47,18 +48,6 @@
 #define FNV_OFFSET 0xcbf29ce484222325ull
 #define FNV_PRIME 0x100000001b3ull
 #define CHUNK 8192
-
-/* Writes the message into err (caller-owned, may be NULL) and fails. */
-static int fail(char *err, size_t err_size, const char *fmt, ...)
-{
-    if (err && err_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
 {
@@ -137,13 +126,13 @@ static int check_model(const char *path, const bp_model *m, const void *theta,
                        char *err, size_t err_size)
 {
     if (!path || !m || !theta)
-        return fail(err, err_size, "%s: invalid argument (NULL)",
+        return bp_fail(err, err_size, "%s: invalid argument (NULL)",
                     path ? path : "(null)");
     if (m->real_size != 4 && m->real_size != 8)
-        return fail(err, err_size, "%s: model '%s' has real_size %d (need 4 or 8)",
+        return bp_fail(err, err_size, "%s: model '%s' has real_size %d (need 4 or 8)",
                     path, m->name ? m->name : "?", m->real_size);
     if (m->num_param_tensors < 0 || (m->num_param_tensors > 0 && !m->params))
-        return fail(err, err_size, "%s: model '%s' has no parameter table",
+        return bp_fail(err, err_size, "%s: model '%s' has no parameter table",
                     path, m->name ? m->name : "?");
     for (int p = 0; p < m->num_param_tensors; p++) {
         const bp_tensor_info *t = &m->params[p];
@@ -156,12 +145,12 @@ static int check_model(const char *path, const bp_model *m, const void *theta,
             || (t->rank == 2 && t->dims[1] < 1)
             || elems != t->size || t->offset > m->num_params
             || t->size > m->num_params - t->offset)
-            return fail(err, err_size,
+            return bp_fail(err, err_size,
                         "%s: model '%s': descriptor of parameter %d is "
                         "inconsistent", path, m->name ? m->name : "?", p);
     }
     if (!m->name || strlen(m->name) > MAX_NAME)
-        return fail(err, err_size, "%s: model has no usable name", path);
+        return bp_fail(err, err_size, "%s: model has no usable name", path);
     return 0;
 }
 
@@ -214,14 +203,14 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 5);
     if (!tmp)
-        return fail(err, err_size, "%s: out of memory", path);
+        return bp_fail(err, err_size, "%s: out of memory", path);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
 
     writer w = {fopen(tmp, "wb"), FNV_OFFSET, 0};
     if (!w.f) {
         int e = errno;
-        fail(err, err_size, "%s: cannot write '%s': %s", path, tmp, strerror(e));
+        bp_fail(err, err_size, "%s: cannot write '%s': %s", path, tmp, strerror(e));
         free(tmp);
         return -1;
     }
@@ -266,7 +255,7 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
         e = errno;
     if (e) {
         remove(tmp);
-        fail(err, err_size, "%s: cannot write: %s", path, strerror(e));
+        bp_fail(err, err_size, "%s: cannot write: %s", path, strerror(e));
         free(tmp);
         return -1;
     }
@@ -363,16 +352,16 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
-        return fail(err, err_size, "%s: cannot open: %s", path, strerror(e));
+        return bp_fail(err, err_size, "%s: cannot open: %s", path, strerror(e));
     }
     *fp = f;
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
-        return fail(err, err_size, "%s: not a regular file", path);
+        return bp_fail(err, err_size, "%s: not a regular file", path);
     off_t end;
     if (fseeko(f, 0, SEEK_END) != 0 || (end = ftello(f)) < 0
         || fseeko(f, 0, SEEK_SET) != 0)
-        return fail(err, err_size, "%s: cannot read (not a regular file?)",
+        return bp_fail(err, err_size, "%s: cannot read (not a regular file?)",
                     path);
     uint64_t actual = (uint64_t)end;
 
@@ -380,31 +369,31 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
     size_t got = fread(pre, 1, PREAMBLE, f);
     size_t cmp = got < 4 ? got : 4;
     if (memcmp(pre, MAGIC, cmp) != 0)
-        return fail(err, err_size, "%s: not a bpgen weights file (bad magic)",
+        return bp_fail(err, err_size, "%s: not a bpgen weights file (bad magic)",
                     path);
     if (got < PREAMBLE)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "%s: truncated: %llu bytes, too short for a weights file",
                     path, (unsigned long long)actual);
     uint64_t version = get_le(pre + 4, 4);
     if (version != VERSION)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "%s: unsupported weights format version %llu (this "
                     "runtime reads version %u)", path,
                     (unsigned long long)version, VERSION);
     uint64_t claimed = get_le(pre + 8, 8);
     if (actual < claimed)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "%s: truncated: the file has %llu bytes but its header "
                     "says %llu", path, (unsigned long long)actual,
                     (unsigned long long)claimed);
     if (actual > claimed)
-        return fail(err, err_size,
+        return bp_fail(err, err_size,
                     "%s: damaged: the file has %llu bytes but its header says "
                     "%llu", path, (unsigned long long)actual,
                     (unsigned long long)claimed);
     if (claimed < PREAMBLE + 4 + 4 + 4 + 8)
-        return fail(err, err_size, "%s: damaged: impossible file size %llu",
+        return bp_fail(err, err_size, "%s: damaged: impossible file size %llu",
                     path, (unsigned long long)claimed);
 
     /* Checksum before structure, so a flipped byte anywhere reads as
@@ -415,19 +404,19 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
     while (left) {
         size_t n = left < sizeof buf ? (size_t)left : sizeof buf;
         if (fread(buf, 1, n, f) != n)
-            return fail(err, err_size, "%s: read error", path);
+            return bp_fail(err, err_size, "%s: read error", path);
         hash = fnv(hash, buf, n);
         left -= n;
     }
     if (fread(buf, 1, 8, f) != 8)
-        return fail(err, err_size, "%s: read error", path);
+        return bp_fail(err, err_size, "%s: read error", path);
     if (get_le(buf, 8) != hash)
-        return fail(err, err_size, "%s: checksum mismatch (file damaged)", path);
+        return bp_fail(err, err_size, "%s: checksum mismatch (file damaged)", path);
 
     /* The file is what its writer wrote; still parse it defensively, since
      * anyone can write a valid checksum. */
     if (fseeko(f, (off_t)PREAMBLE, SEEK_SET) != 0)
-        return fail(err, err_size, "%s: read error", path);
+        return bp_fail(err, err_size, "%s: read error", path);
     reader r = {f, PREAMBLE, claimed - 8, 0};
     uint64_t v;
     const char *why = NULL;
@@ -439,7 +428,7 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
     size_t pool_cap = 0, used = 0, len;
     int bad = r_name(&r, h, &pool_cap, &used, &h->model_name, &len);
     if (bad == -2)
-        return fail(err, err_size, "%s: out of memory", path);
+        return bp_fail(err, err_size, "%s: out of memory", path);
     if (bad) {
         why = "bad model name";
         goto malformed;
@@ -458,13 +447,13 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
             cap = cap ? 2 * cap : 16;
             entry *grown = realloc(h->e, cap * sizeof *grown);
             if (!grown)
-                return fail(err, err_size, "%s: out of memory", path);
+                return bp_fail(err, err_size, "%s: out of memory", path);
             h->e = grown;
         }
         entry *e = &h->e[i];
         bad = r_name(&r, h, &pool_cap, &used, &e->name, &e->name_len);
         if (bad == -2)
-            return fail(err, err_size, "%s: out of memory", path);
+            return bp_fail(err, err_size, "%s: out of memory", path);
         if (bad || e->name_len == 0) {
             why = "bad tensor name";
             goto malformed;
@@ -494,7 +483,7 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
         }
     }
     if (r.io_error)
-        return fail(err, err_size, "%s: read error", path);
+        return bp_fail(err, err_size, "%s: read error", path);
     if (values > (r.end - r.pos) / (uint64_t)h->real_size
         || values * (uint64_t)h->real_size != r.end - r.pos) {
         why = "the values do not fill the file";
@@ -509,8 +498,8 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
 
 malformed:
     if (r.io_error)
-        return fail(err, err_size, "%s: read error", path);
-    return fail(err, err_size, "%s: malformed weights file (%s)", path, why);
+        return bp_fail(err, err_size, "%s: read error", path);
+    return bp_fail(err, err_size, "%s: malformed weights file (%s)", path, why);
 }
 
 static const entry *find_entry(const header *h, const char *name)
@@ -541,7 +530,7 @@ static int same_shape(const char *path, const bp_model *m,
     if (same)
         return 0;
     char a[64], b[64];
-    return fail(err, err_size,
+    return bp_fail(err, err_size,
                 "%s: parameter '%s' has shape %s in the file but %s in model "
                 "'%s'", path, t->name, shape_str(a, sizeof a, e->rank, e->dims),
                 shape_str(b, sizeof b, t->rank, md), m->name);
@@ -588,14 +577,14 @@ static int load(const char *path, const bp_model *m, void *theta,
     if (full) {
         const char *fname = h.pool + h.model_name;
         if (strcmp(fname, m->name) != 0) {
-            fail(err, err_size,
+            bp_fail(err, err_size,
                  "%s: the file holds weights for model '%s', not '%s'", path,
                  fname, m->name);
             goto done;
         }
         for (uint64_t i = 0; i < h.count; i++)
             if (!find_param(m, h.pool + h.e[i].name)) {
-                fail(err, err_size,
+                bp_fail(err, err_size,
                      "%s: the file has parameter '%s', which model '%s' "
                      "does not", path, h.pool + h.e[i].name, m->name);
                 goto done;
@@ -603,7 +592,7 @@ static int load(const char *path, const bp_model *m, void *theta,
         /* With every name on both sides present on the other, equal
          * counts also rule out a name stored twice. */
         if (h.count > (uint64_t)m->num_param_tensors) {
-            fail(err, err_size,
+            bp_fail(err, err_size,
                  "%s: the file has %llu parameters but model '%s' has %d",
                  path, (unsigned long long)h.count, m->name, m->num_param_tensors);
             goto done;
@@ -613,18 +602,18 @@ static int load(const char *path, const bp_model *m, void *theta,
     for (int k = 0; k < n; k++) {
         const char *name = full ? m->params[k].name : names[k];
         if (!name) {
-            fail(err, err_size, "%s: invalid argument (NULL name)", path);
+            bp_fail(err, err_size, "%s: invalid argument (NULL name)", path);
             goto done;
         }
         const bp_tensor_info *t = full ? &m->params[k] : find_param(m, name);
         if (!t) {
-            fail(err, err_size, "%s: model '%s' has no parameter '%s'", path,
+            bp_fail(err, err_size, "%s: model '%s' has no parameter '%s'", path,
                  m->name, name);
             goto done;
         }
         const entry *e = find_entry(&h, name);
         if (!e) {
-            fail(err, err_size,
+            bp_fail(err, err_size,
                  "%s: parameter '%s' of model '%s' is not in the file", path,
                  name, m->name);
             goto done;
@@ -635,13 +624,13 @@ static int load(const char *path, const bp_model *m, void *theta,
     int rs = m->real_size;
     staging = malloc(m->num_params ? m->num_params * (size_t)rs : 1);
     if (!staging) {
-        fail(err, err_size, "%s: out of memory", path);
+        bp_fail(err, err_size, "%s: out of memory", path);
         goto done;
     }
     for (int k = 0; k < n; k++) {
         const bp_tensor_info *t = full ? &m->params[k] : find_param(m, names[k]);
         if (read_values(f, &h, find_entry(&h, t->name), t, staging, rs)) {
-            fail(err, err_size, "%s: read error", path);
+            bp_fail(err, err_size, "%s: read error", path);
             goto done;
         }
     }
@@ -672,6 +661,6 @@ int bp_weights_load_tensors(const char *path, const bp_model *m, void *theta,
 {
     static const char *const none[1] = {NULL};
     if (count < 0 || (count > 0 && !names))
-        return fail(err, err_size, "%s: invalid argument", path ? path : "(null)");
+        return bp_fail(err, err_size, "%s: invalid argument", path ? path : "(null)");
     return load(path, m, theta, count ? names : none, count, err, err_size);
 }
