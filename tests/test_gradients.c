@@ -7,6 +7,7 @@
  * run. The harness prints the worst relative error of bp_gradcheck for
  * batches of 1 and 7; double must stay below 1e-6 and float below 1e-2. */
 #include <CUnit/CUnit.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,9 +203,131 @@ static void test_every_example(void)
     free(clang);
 }
 
+/* ---------------------------------------------------------------- random models */
+
+/* A small generator of random, well-shaped models: sums, products,
+ * quotients, powers, every elementwise function, reductions, matrix
+ * products, softmax and log_softmax nested at random. Each model is
+ * differentiated with respect to parameters and inputs alike and checked
+ * like the hand-written cases; a fixed seed keeps the run reproducible. */
+typedef struct {
+    unsigned long long state;
+    char *text;
+    size_t len, cap;
+} Gen;
+
+static unsigned pick(Gen *g, unsigned n)
+{
+    g->state = g->state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (unsigned)(g->state >> 33) % n;
+}
+
+static void emit(Gen *g, const char *s)
+{
+    size_t n = strlen(s);
+    if (g->len + n + 1 > g->cap) {
+        g->cap = (g->len + n + 1) * 2;
+        g->text = realloc(g->text, g->cap);
+    }
+    memcpy(g->text + g->len, s, n + 1);
+    g->len += n;
+}
+
+/* shape: 0 scalar, 3 a [3] vector, 4 a [4] vector */
+static void gen_expr(Gen *g, int shape, int depth)
+{
+    static const char *const scalars[] = {"s", "t", "c", "0.7", "sum(x)", "u"};
+    static const char *const vec3[] = {"x", "w", "v", "y"};
+    static const char *const vec4[] = {"q", "r"};
+    static const char *const funcs[] = {"exp", "sin", "cos", "tanh", "sigmoid",
+                                        "relu", "softplus", "abs"};
+    if (depth <= 0 || pick(g, 4) == 0 || shape == 4) {
+        emit(g, shape == 0 ? scalars[pick(g, 6)] : shape == 3 ? vec3[pick(g, 4)] : vec4[pick(g, 2)]);
+        return;
+    }
+    unsigned r = pick(g, 20);
+    if (r < 6) {                       /* a op b, one side maybe a scalar */
+        static const char *const ops[] = {" + ", " - ", " * "};
+        bool scalar_right = shape != 0 && pick(g, 3) == 0;
+        emit(g, "(");
+        gen_expr(g, shape, depth - 1);
+        emit(g, ops[pick(g, 3)]);
+        gen_expr(g, scalar_right ? 0 : shape, depth - 1);
+        emit(g, ")");
+    } else if (r < 8) {                /* a quotient that stays away from 0 */
+        emit(g, "(");
+        gen_expr(g, shape, depth - 1);
+        emit(g, " / (");
+        gen_expr(g, shape, depth - 1);
+        emit(g, " ^ 2 + 1.5))");
+    } else if (r < 12) {
+        emit(g, funcs[pick(g, 8)]);
+        emit(g, "(");
+        gen_expr(g, shape, depth - 1);
+        emit(g, ")");
+    } else if (r < 13) {
+        emit(g, pick(g, 2) ? "log(" : "sqrt(");
+        gen_expr(g, shape, depth - 1);
+        emit(g, " ^ 2 + 0.5)");
+    } else if (r < 14) {
+        emit(g, pick(g, 2) ? "max(" : "min(");
+        gen_expr(g, shape, depth - 1);
+        emit(g, ", ");
+        gen_expr(g, shape, depth - 1);
+        emit(g, ")");
+    } else if (r < 15) {
+        emit(g, "(");
+        gen_expr(g, shape, depth - 1);
+        emit(g, pick(g, 2) ? ") ^ 2" : ") ^ 3");
+    } else if (shape == 0) {           /* reductions to a scalar */
+        static const char *const red[] = {"sum(", "mean(", "logsumexp("};
+        unsigned k = pick(g, 5);
+        if (k < 3) {
+            emit(g, red[k]);
+            gen_expr(g, 3, depth - 1);
+            emit(g, ")");
+        } else {
+            emit(g, k == 3 ? "dot(" : "(");
+            gen_expr(g, 3, depth - 1);
+            emit(g, k == 3 ? ", " : " · ");
+            gen_expr(g, 3, depth - 1);
+            emit(g, ")");
+        }
+    } else {                           /* vector-valued structure */
+        static const char *const open[] = {"(M · ", "softmax(", "log_softmax(", "("};
+        static const char *const close[] = {")", ")", ")", " · transpose(M))"};
+        unsigned k = pick(g, 4);
+        emit(g, open[k]);
+        gen_expr(g, k == 0 || k == 3 ? 4 : 3, depth - 1);
+        emit(g, close[k]);
+    }
+}
+
+static void test_random_models(void)
+{
+    Gen g = {2026, NULL, 0, 0};
+    char *clang = NULL; /* the hand-written cases already check clang */
+    for (int i = 0; i < 25; i++) {
+        g.len = 0;
+        emit(&g, "input x[3]\ninput y[3]\ninput s\ninput q[4]\nparam r[4]\nparam w[3]\n"
+                 "param v[3]\nparam M[3, 4]\nparam t\nparam u\nconst c = -1.25\n"
+                 "wrt x, y, s, q\nh = ");
+        gen_expr(&g, 3, 3);
+        emit(&g, "\nloss L = ");
+        gen_expr(&g, 0, 5);
+        emit(&g, " + sum(h * w)\n");
+        char *name = test_format("random_%d", i);
+        Case c = {name, g.text};
+        run_case(&c, "double", 1e-6, clang);
+        free(name);
+    }
+    free(g.text);
+}
+
 void register_gradients(void)
 {
     CU_pSuite s = CU_add_suite("gradients", NULL, NULL);
     CU_add_test(s, "every operation against finite differences", test_every_operation);
     CU_add_test(s, "every example model against finite differences", test_every_example);
+    CU_add_test(s, "random models against finite differences", test_random_models);
 }
