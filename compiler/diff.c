@@ -25,6 +25,11 @@
 
 typedef struct {
     Graph *g;
+    /* For generated code, write derivatives in terms of an operation's own
+     * output where that spares forward from keeping its input for backward
+     * (relu' from y > 0, log_softmax' from exp(y)); --derivatives keeps the
+     * textbook forms, which read better. */
+    bool from_outputs;
     Node **adjoint;   /* by node id, for the nodes that existed at the start */
     bool *needed;     /* by node id: a wanted leaf lies below */
     int count;        /* number of nodes at the start */
@@ -112,8 +117,8 @@ static void backprop(Diff *d, Node *y, Node *dy)
     case OP_SIGMOID:    /* da = dy y (1 - y) */
         contribute(d, a, mul(g, dy, mul(g, y, one_minus(g, y))));
         break;
-    case OP_RELU:       /* da = dy step(a); relu'(0) = 0 */
-        contribute(d, a, mul(g, dy, op1(g, OP_STEP, a)));
+    case OP_RELU:       /* da = dy step(a); relu'(0) = 0; step(a) = step(y) */
+        contribute(d, a, mul(g, dy, op1(g, OP_STEP, d->from_outputs ? y : a)));
         break;
     case OP_SOFTPLUS:   /* da = dy sigmoid(a) */
         contribute(d, a, mul(g, dy, op1(g, OP_SIGMOID, a)));
@@ -158,9 +163,11 @@ static void backprop(Diff *d, Node *y, Node *dy)
     case OP_SOFTMAX:    /* da = y ⊙ (dy - sum(dy ⊙ y)) */
         contribute(d, a, mul(g, y, add(g, dy, neg(g, op1(g, OP_SUM, mul(g, dy, y))))));
         break;
-    case OP_LOG_SOFTMAX: /* da = dy - softmax(a) sum(dy) */
-        contribute(d, a, add(g, dy, neg(g, mul(g, op1(g, OP_SOFTMAX, a), op1(g, OP_SUM, dy)))));
+    case OP_LOG_SOFTMAX: { /* da = dy - softmax(a) sum(dy); softmax(a) = exp(y) */
+        Node *p = d->from_outputs ? op1(g, OP_EXP, y) : op1(g, OP_SOFTMAX, a);
+        contribute(d, a, add(g, dy, neg(g, mul(g, p, op1(g, OP_SUM, dy)))));
         break;
+    }
     case OP_BATCH_MEAN: /* each sample gets the shared adjoint */
         contribute(d, a, dy);
         break;
@@ -172,7 +179,7 @@ static void backprop(Diff *d, Node *y, Node *dy)
 void diff_graph(Graph *g)
 {
     Model *m = g->model;
-    Diff d = {g, NULL, NULL, g->nnodes};
+    Diff d = {g, g->batched_inputs, NULL, NULL, g->nnodes};
     d.adjoint = arena_alloc(g->arena, sizeof(Node *) * (size_t)(d.count + 1));
     d.needed = arena_alloc(g->arena, sizeof(bool) * (size_t)(d.count + 1));
 

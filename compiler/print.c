@@ -57,14 +57,25 @@ static Buf buf_new(size_t limit)
     return b;
 }
 
-/* The shortest decimal that reads back as the same double. */
+/* The shortest decimal that reads back as the same double, without an
+ * exponent where a person would not write one (25000, not 2.5e+04). */
 static void put_number(Buf *b, double v)
 {
-    char tmp[40];
+    char tmp[64];
     for (int digits = 1; digits <= 17; digits++) {
         snprintf(tmp, sizeof tmp, "%.*g", digits, v);
         if (strtod(tmp, NULL) == v)
             break;
+    }
+    if (strchr(tmp, 'e') && fabs(v) >= 1e-4 && fabs(v) < 1e15) {
+        char fixed[64];
+        for (int decimals = 0; decimals <= 17; decimals++) {
+            snprintf(fixed, sizeof fixed, "%.*f", decimals, v);
+            if (strtod(fixed, NULL) == v) {
+                memcpy(tmp, fixed, sizeof tmp);
+                break;
+            }
+        }
     }
     put(b, tmp);
 }
