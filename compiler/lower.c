@@ -33,7 +33,8 @@
  * and backward share one timeline (backward's steps after forward's); each
  * buffer lives from its step to its last reader, and a buffer is placed
  * first-fit at the lowest offset free for its whole lifetime, so buffers
- * whose lifetimes do not overlap share memory. Predict has a timeline of
+ * whose lifetimes do not overlap share memory; an elementwise step may
+ * also write over an operand it is the last to read. Predict has a timeline of
  * its own over the same pools. A gradient that backward computes itself is
  * written straight into its slice of `grad` instead of the workspace.
  *
@@ -219,7 +220,32 @@ static long schedule(Lower *L, PlanFn f, long base)
 typedef struct {
     long start, end, size, offset;
     Buffer *buf;
+    Node *node;
 } Interval;
+
+/* Whether the step computing `y` may write over `x`'s buffer when it is
+ * x's last reader: an elementwise loop reads x[i] before it writes y[i],
+ * at the same index, so sharing one place is safe when both have the same
+ * size. (This is how d_h * step(h) overwrites d_h.) */
+static bool may_overwrite(const Interval *y, const Interval *x)
+{
+    if (x->end != y->start || x->size != y->size ||
+        op_info[y->node->op].kind != OPK_ELEMENTWISE)
+        return false;
+    for (int k = 0; k < y->node->nin; k++)
+        if (y->node->in[k] == x->node)
+            return true;
+    return false;
+}
+
+/* Whether [off, off + size) is free of every live interval. */
+static bool free_at(Interval **live, int nlive, long off, long size)
+{
+    for (int j = 0; j < nlive; j++)
+        if (off < live[j]->offset + live[j]->size && live[j]->offset < off + size)
+            return false;
+    return true;
+}
 
 static int by_offset(const void *pa, const void *pb)
 {
@@ -227,23 +253,46 @@ static int by_offset(const void *pa, const void *pb)
     return (a->offset > b->offset) - (a->offset < b->offset);
 }
 
-/* First fit, in order of start: each buffer takes the lowest offset that
- * no buffer alive at the same time occupies. Returns the pool's size. */
+/* Larger buffers first, then in order of start: placing the big ones
+ * first leaves fewer holes too small for them. */
+static int by_size_then_start(const void *pa, const void *pb)
+{
+    const Interval *a = pa, *b = pb;
+    if (a->size != b->size)
+        return (a->size < b->size) - (a->size > b->size);
+    return (a->start > b->start) - (a->start < b->start);
+}
+
+/* First fit: each buffer takes the lowest offset that no buffer alive at
+ * the same time occupies. Returns the pool's size. */
 static long place(Arena *a, Interval *iv, int count)
 {
+    qsort(iv, (size_t)count, sizeof *iv, by_size_then_start);
     Interval **live = arena_alloc(a, sizeof *live * (size_t)(count + 1));
     long total = 0;
     for (int i = 0; i < count; i++) {
         int nlive = 0;
-        for (int j = 0; j < i; j++)
-            if (iv[j].start <= iv[i].end && iv[i].start <= iv[j].end)
+        Interval *in_place = NULL;
+        for (int j = 0; j < i; j++) {
+            if (!(iv[j].start <= iv[i].end && iv[i].start <= iv[j].end))
+                continue;
+            if (!in_place && may_overwrite(&iv[i], &iv[j]))
+                in_place = &iv[j];
+            else
                 live[nlive++] = &iv[j];
-        qsort(live, (size_t)nlive, sizeof *live, by_offset);
+        }
         long off = 0;
-        for (int j = 0; j < nlive; j++) {
-            if (off + iv[i].size <= live[j]->offset)
-                break;
-            off = max_l(off, live[j]->offset + live[j]->size);
+        if (in_place && free_at(live, nlive, in_place->offset, iv[i].size)) {
+            off = in_place->offset;
+        } else {
+            if (in_place)
+                live[nlive++] = in_place;
+            qsort(live, (size_t)nlive, sizeof *live, by_offset);
+            for (int j = 0; j < nlive; j++) {
+                if (off + iv[i].size <= live[j]->offset)
+                    break;
+                off = max_l(off, live[j]->offset + live[j]->size);
+            }
         }
         iv[i].offset = off;
         iv[i].buf->offset = off;
@@ -278,6 +327,7 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
             iv->end = max_l(iv->start, L->read_end[f][n->id]);
             iv->size = shape_size(n->shape);
             iv->buf = b;
+            iv->node = n;
         }
     }
     p->ws_batched = max_l(p->ws_batched, place(p->arena, pools[0], counts[0]));
