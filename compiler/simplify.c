@@ -94,12 +94,13 @@ static void collect_sum(Simp *s, Terms *t, Node *n, double k, bool open)
 }
 
 /* Gathers the factors of `n` raised to `p`. (a b)^e opens into a^e b^e
- * only for an integer e; (x^2)^0.5 stays, since it is |x|, not x. */
+ * and (x^c)^p into x^(cp) only for integer e and p: (x^2)^0.5 stays, since
+ * it is |x|, not x. */
 static void collect_product(Simp *s, Terms *t, Node *n, double p, bool open)
 {
     if (is_const(n)) {
         t->constant *= pow(n->value, p);
-    } else if (n->op == OP_POW && is_const(n->in[1])) {
+    } else if (n->op == OP_POW && is_const(n->in[1]) && p == floor(p)) {
         double e = p * n->in[1]->value;
         Node *base = n->in[0];
         if (base->op == OP_MUL && e == floor(e) && open && single_use(s, base))

@@ -127,6 +127,19 @@ static void test_like_terms_and_constant_factors(void)
     assert_text(value(g, "d"), "x");
 }
 
+static void test_powers_fold_only_where_exact(void)
+{
+    Graph *g = build("input x\ninput y\na = sqrt(x^2)\nb = sqrt(x)^2\nc = (x * y)^2 / y\n"
+                     "d = sqrt(x^2 * y^2)\nloss L = a + b + c + d\n", false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    diff_graph(g);
+    simp_graph(g);
+    assert_text(value(g, "a"), "sqrt(x^2)");   /* |x|, not x */
+    assert_text(value(g, "b"), "x");           /* x >= 0 wherever sqrt(x) is defined */
+    assert_text(value(g, "c"), "y^2 * x^2 / y"); /* y / y is not 1 at 0 */
+    assert_text(value(g, "d"), "sqrt(y^2 * x^2)");
+}
+
 static void test_chain_rule_textbook(void)
 {
     Graph *g = build("input L\nwrt L\nS = L^2 + 2\nloss P = sqrt(S)\n", false);
@@ -220,6 +233,7 @@ void register_graph(void)
     CU_add_test(s, "identities", test_identities);
     CU_add_test(s, "constant folding is conservative", test_constant_folding_is_conservative);
     CU_add_test(s, "like terms and constant factors", test_like_terms_and_constant_factors);
+    CU_add_test(s, "powers fold only where exact", test_powers_fold_only_where_exact);
     CU_add_test(s, "chain rule textbook example", test_chain_rule_textbook);
     CU_add_test(s, "cross_entropy(softmax) is stable", test_cross_entropy_of_softmax_is_stable);
     CU_add_test(s, "gradients only where wanted", test_gradients_only_where_wanted);
