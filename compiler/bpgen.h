@@ -292,6 +292,10 @@ void simp_graph(Graph *g);
  * are written out in full; otherwise they appear by name. */
 void print_expr(FILE *out, const Node *n, bool inline_values);
 
+/* The same with intermediates by name, cut after about `limit` characters
+ * (then ending in " ..."): for comments, at a cost bounded by the limit. */
+void print_expr_brief(FILE *out, const Node *n, size_t limit);
+
 /* The --derivatives listing: `dL/dX = EXPR`, one line per gradient. */
 void print_derivatives(FILE *out, const Graph *g);
 

@@ -364,7 +364,7 @@ static const char *equation(Emit *e, Node *n)
     Node copy = *n;
     copy.name = NULL;
     fprintf(f, "%s = ", n->name ? n->name : e->cname[n->id]);
-    print_expr(f, &copy, false);
+    print_expr_brief(f, &copy, 200);
     fclose(f);
     const char *s = comment_text(e, text ? text : "");
     free(text);

@@ -231,6 +231,9 @@ static bool fold(Op op, double x, double y, double *out)
     }
     if (!isfinite(r) || (r == 0 && signbit(r)))
         return false;
+    /* nor to a 0 that is only an underflow of a nonzero product */
+    if (r == 0 && (op == OP_MUL || op == OP_POW) && x != 0 && (op == OP_POW || y != 0))
+        return false;
     *out = r;
     return true;
 }
@@ -268,7 +271,7 @@ static Node *rewrite(Graph *g, Op op, Node *a, Node *b, Shape shape)
         /* c1 * (c2 * x) = (c1 c2) * x */
         if (is_const(a) && b->op == OP_MUL && is_const(b->in[0])) {
             double v = a->value * b->in[0]->value;
-            if (isfinite(v))
+            if (isfinite(v) && (v != 0 || a->value == 0 || b->in[0]->value == 0))
                 return node_new(g, OP_MUL, node_scalar(g, v), b->in[1]);
         }
         /* a broadcast scalar needs no broadcast inside an elementwise op */

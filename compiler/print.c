@@ -117,10 +117,10 @@ typedef struct {
 } Factor;
 
 typedef struct {
-    Factor f[64];
-    int n;
+    Factor *f;        /* malloc'd */
+    int n, cap;
     double coef;
-    bool overflow;
+    bool overflow;    /* out of memory */
 } Factors;
 
 static void gather_factors(const Printer *p, Factors *fs, const Node *n, double power)
@@ -133,26 +133,38 @@ static void gather_factors(const Printer *p, Factors *fs, const Node *n, double 
     } else if (n->op == OP_POW && n->in[1]->op == OP_CONST && power == 1 &&
                !shown_by_name(p, n)) {
         gather_factors(p, fs, n->in[0], n->in[1]->value);
-    } else if (fs->n < 64) {
+    } else {
+        if (fs->n == fs->cap) {
+            int cap = fs->cap ? fs->cap * 2 : 16;
+            Factor *f = realloc(fs->f, sizeof *f * (size_t)cap);
+            if (!f) {
+                fs->overflow = true;
+                return;
+            }
+            fs->f = f;
+            fs->cap = cap;
+        }
         fs->f[fs->n].base = n;
         fs->f[fs->n].power = power;
         fs->n++;
-    } else {
-        fs->overflow = true;
     }
 }
 
 /* Later nodes first: compound factors lead and the leaves they multiply
  * follow, and leaves come in reverse declaration order, so parameters
  * (declared after inputs, as a rule) precede inputs: `theta1 * x`. */
+static int by_later_factor(const void *pa, const void *pb)
+{
+    const Factor *a = pa, *b = pb;
+    if (a->base->id != b->base->id)
+        return (a->base->id < b->base->id) - (a->base->id > b->base->id);
+    return (a->power < b->power) - (a->power > b->power);
+}
+
 static void sort_factors(Factors *fs)
 {
-    for (int i = 1; i < fs->n; i++)
-        for (int j = i; j > 0 && fs->f[j - 1].base->id < fs->f[j].base->id; j--) {
-            Factor t = fs->f[j];
-            fs->f[j] = fs->f[j - 1];
-            fs->f[j - 1] = t;
-        }
+    if (fs->n > 1)
+        qsort(fs->f, (size_t)fs->n, sizeof *fs->f, by_later_factor);
 }
 
 /* base^power with power > 0; returns the precedence written */
@@ -191,13 +203,11 @@ static int render_list(const Printer *p, Buf *b, const Factors *fs, bool numerat
 /* coef * n, written as a product; returns the precedence. */
 static int render_product(const Printer *p, Buf *b, double coef, const Node *n)
 {
-    Factors fs;
-    fs.n = 0;
-    fs.coef = coef;
-    fs.overflow = false;
+    Factors fs = {NULL, 0, 0, coef, false};
     gather_factors(p, &fs, n, 1);
     sort_factors(&fs);
     if (fs.overflow) {
+        free(fs.f);
         b->overflow = true;
         return PREC_ATOM;
     }
@@ -234,19 +244,36 @@ static int render_product(const Printer *p, Buf *b, double coef, const Node *n)
     }
     if (negative && prec > PREC_UNARY)
         prec = PREC_UNARY;
+    free(fs.f);
     return prec;
 }
 
 /* ---------------------------------------------------------------- sums */
 
-static void gather_terms(const Printer *p, const Node **terms, int *count, int max, const Node *n)
+typedef struct {
+    const Node **t;   /* malloc'd */
+    int n, cap;
+    bool overflow;    /* out of memory */
+} TermList;
+
+static void gather_terms(const Printer *p, TermList *tl, const Node *n)
 {
     if (n->op == OP_ADD && !shown_by_name(p, n)) {
-        gather_terms(p, terms, count, max, n->in[0]);
-        gather_terms(p, terms, count, max, n->in[1]);
-    } else if (*count < max) {
-        terms[(*count)++] = n;
+        gather_terms(p, tl, n->in[0]);
+        gather_terms(p, tl, n->in[1]);
+        return;
     }
+    if (tl->n == tl->cap) {
+        int cap = tl->cap ? tl->cap * 2 : 16;
+        const Node **t = realloc(tl->t, sizeof *t * (size_t)cap);
+        if (!t) {
+            tl->overflow = true;
+            return;
+        }
+        tl->t = t;
+        tl->cap = cap;
+    }
+    tl->t[tl->n++] = n;
 }
 
 static bool term_negative(const Printer *p, const Node *t)
@@ -257,32 +284,30 @@ static bool term_negative(const Printer *p, const Node *t)
            t->in[0]->value < 0;
 }
 
-/* A term without its constant coefficient. */
-static const Node *term_base(const Printer *p, const Node *t)
+/* Compound terms first, later nodes first; constants last. */
+static int by_later_term(const void *pa, const void *pb)
 {
-    if (t->op == OP_MUL && t->in[0]->op == OP_CONST && !shown_by_name(p, t))
-        return t->in[1];
-    return t;
+    const Node *a = *(const Node *const *)pa, *b = *(const Node *const *)pb;
+    bool ca = a->op == OP_CONST, cb = b->op == OP_CONST;
+    if (ca != cb)
+        return ca - cb;
+    int ia = a->op == OP_MUL && a->in[0]->op == OP_CONST ? a->in[1]->id : a->id;
+    int ib = b->op == OP_MUL && b->in[0]->op == OP_CONST ? b->in[1]->id : b->id;
+    return (ia < ib) - (ia > ib);
 }
 
 static int render_sum(const Printer *p, Buf *b, const Node *n)
 {
-    const Node *terms[256];
-    int count = 0;
-    gather_terms(p, terms, &count, 256, n);
-    /* compound terms first, by later node first; constants last */
-    for (int i = 1; i < count; i++)
-        for (int j = i; j > 0 && term_base(p, terms[j - 1])->id < term_base(p, terms[j])->id; j--) {
-            const Node *t = terms[j];
-            terms[j] = terms[j - 1];
-            terms[j - 1] = t;
-        }
-    const Node *ordered[256];
-    int k = 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < count; i++)
-            if ((terms[i]->op == OP_CONST) == (pass == 1))
-                ordered[k++] = terms[i];
+    TermList tl = {NULL, 0, 0, false};
+    gather_terms(p, &tl, n);
+    if (tl.overflow) {
+        free(tl.t);
+        b->overflow = true;
+        return PREC_ATOM;
+    }
+    qsort(tl.t, (size_t)tl.n, sizeof *tl.t, by_later_term);
+    const Node **ordered = tl.t;
+    int k = tl.n, count = tl.n;
     /* 1 - x reads better than -x + 1: lead with a positive term */
     for (int i = 0; i < k && term_negative(p, ordered[0]); i++)
         if (!term_negative(p, ordered[i])) {
@@ -320,6 +345,7 @@ static int render_sum(const Printer *p, Buf *b, const Node *n)
             free(tmp.s);
         }
     }
+    free(tl.t);
     return count > 1 ? PREC_SUM : PREC_UNARY;
 }
 
@@ -386,6 +412,17 @@ static char *to_text(const Node *n, bool inline_values)
         return to_text(n, false);
     }
     return b.s;
+}
+
+void print_expr_brief(FILE *out, const Node *n, size_t limit)
+{
+    Printer p = {false};
+    Buf b = buf_new(limit);
+    render(&p, &b, n);
+    fputs(b.s ? b.s : "", out);
+    if (b.overflow)
+        fputs(" ...", out);
+    free(b.s);
 }
 
 void print_expr(FILE *out, const Node *n, bool inline_values)

@@ -41,6 +41,7 @@ typedef struct {
     Term *items;
     int n, cap;
     double constant;  /* sums: constant term; products: coefficient */
+    int opened;       /* nested sums (products) opened so far */
 } Terms;
 
 static void terms_add(Graph *g, Terms *t, Node *node, double k)
@@ -66,9 +67,24 @@ static int by_id(const void *pa, const void *pb)
 
 static bool is_const(const Node *n) { return n->op == OP_CONST; }
 
+/* Whether a nested sum (product) may be opened into its parent: it has no
+ * other user, and the parent has not opened MAX_OPEN of them already. The
+ * cap keeps long chains (a product nested a thousand deep) linear to
+ * simplify: without it every level would flatten everything below it
+ * again. */
+enum { MAX_OPEN = 64 };
+
 static bool single_use(const Simp *s, const Node *n)
 {
     return n->id >= s->count || s->uses[n->id] <= 1;
+}
+
+static bool may_open(const Simp *s, Terms *t, const Node *n)
+{
+    if (t->opened >= MAX_OPEN || !single_use(s, n))
+        return false;
+    t->opened++;
+    return true;
 }
 
 /* Gathers the terms of `n` (already rebuilt) times `k`; `open` says
@@ -78,10 +94,10 @@ static void collect_sum(Simp *s, Terms *t, Node *n, double k, bool open)
     if (is_const(n)) {
         t->constant += k * n->value;
     } else if (n->op == OP_MUL && is_const(n->in[0])) {
-        collect_sum(s, t, n->in[1], k * n->in[0]->value, open && single_use(s, n->in[1]));
+        collect_sum(s, t, n->in[1], k * n->in[0]->value, open && may_open(s, t, n->in[1]));
     } else if (n->op == OP_ADD && open) {
-        collect_sum(s, t, n->in[0], k, single_use(s, n->in[0]));
-        collect_sum(s, t, n->in[1], k, single_use(s, n->in[1]));
+        collect_sum(s, t, n->in[0], k, may_open(s, t, n->in[0]));
+        collect_sum(s, t, n->in[1], k, may_open(s, t, n->in[1]));
     } else {
         /* sums of like terms merge whatever the sign */
         for (int i = 0; i < t->n; i++)
@@ -103,13 +119,13 @@ static void collect_product(Simp *s, Terms *t, Node *n, double p, bool open)
     } else if (n->op == OP_POW && is_const(n->in[1]) && p == floor(p)) {
         double e = p * n->in[1]->value;
         Node *base = n->in[0];
-        if (base->op == OP_MUL && e == floor(e) && open && single_use(s, base))
+        if (base->op == OP_MUL && e == floor(e) && open && may_open(s, t, base))
             collect_product(s, t, base, e, true);
         else
             collect_product(s, t, base, e, false);
     } else if (n->op == OP_MUL && open) {
-        collect_product(s, t, n->in[0], p, single_use(s, n->in[0]));
-        collect_product(s, t, n->in[1], p, single_use(s, n->in[1]));
+        collect_product(s, t, n->in[0], p, may_open(s, t, n->in[0]));
+        collect_product(s, t, n->in[1], p, may_open(s, t, n->in[1]));
     } else {
         /* x^a x^b = x^(a+b) only when a and b have one sign */
         for (int i = 0; i < t->n; i++)
@@ -121,10 +137,17 @@ static void collect_product(Simp *s, Terms *t, Node *n, double p, bool open)
     }
 }
 
+static bool has_zero_factor(const Node *n)
+{
+    if (n->op == OP_MUL)
+        return has_zero_factor(n->in[0]) || has_zero_factor(n->in[1]);
+    return node_is_const(n, 0);
+}
+
 static Node *rebuild_sum(Simp *s, Node *n)
 {
     Graph *g = s->g;
-    Terms t = {NULL, 0, 0, 0};
+    Terms t = {NULL, 0, 0, 0, 0};
     collect_sum(s, &t, n, 1, true);
     if (!isfinite(t.constant))
         return n;
@@ -146,9 +169,11 @@ static Node *rebuild_sum(Simp *s, Node *n)
 static Node *rebuild_product(Simp *s, Node *n)
 {
     Graph *g = s->g;
-    Terms t = {NULL, 0, 0, 1};
+    Terms t = {NULL, 0, 0, 1, 0};
     collect_product(s, &t, n, 1, true);
-    if (!isfinite(t.constant))
+    /* a coefficient that overflowed, or underflowed to 0 from nonzero
+     * factors, would change what the program computes */
+    if (!isfinite(t.constant) || (t.constant == 0 && !has_zero_factor(n)))
         return n;
     qsort(t.items, (size_t)t.n, sizeof *t.items, by_id);
     Node *prod = NULL;
