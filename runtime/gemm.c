@@ -36,7 +36,9 @@
 
 /* At most this many multiply-adds run the simple loops; above it the
  * blocked code wins (measured at -O2 and -O3 -march=native). */
+#ifndef GEMM_SMALL
 #define GEMM_SMALL 32768
+#endif
 /* Block sizes: a KC x NC block of B (32 KiB in double) stays in L1/L2
  * while a block of MC rows of A and C streams past it. */
 #define GEMM_MC 64
@@ -297,7 +299,7 @@ void GEMM_NAME(int trans_a, int trans_b, int m, int n, int k, GEMM_T alpha,
         return;
     }
     if (m == 1 || n == 1 || (double)m * n * k <= GEMM_SMALL) {
-        if (trans_b && k < 8 && n >= 8 && n <= GEMM_VB) {
+        if (trans_b && k < 8 && m >= 4 && n >= 8 && n <= GEMM_VB) {
             /* Dot products this short do not vectorize: copy op(B) (at
              * most 7 x GEMM_VB) and take rows of it instead. */
             GEMM_T bt[7 * GEMM_VB];

@@ -6,6 +6,7 @@
  * cross-entropy rewrite, and where gradients flow. */
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,6 +220,28 @@ static void test_unused_gradient_is_zero(void)
     CU_ASSERT_TRUE(node_is_const(g->grad_params[1], 0));
 }
 
+/* A derivative with 300 terms prints all 300 (the printer once dropped
+ * terms past a fixed limit). */
+static void test_long_sums_print_whole(void)
+{
+    char src[8192] = "input x\nwrt x\nloss L = x";
+    for (int i = 2; i <= 300; i++)
+        snprintf(src + strlen(src), sizeof src - strlen(src), " + x^%d", i);
+    strcat(src, "\n");
+    Graph *g = build(src, false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    diff_graph(g);
+    simp_graph(g);
+    char *t = text(g->grad_inputs[0]);
+    int pluses = 0;
+    for (const char *p = t; (p = strstr(p, " + ")); p += 3)
+        pluses++;
+    CU_ASSERT_EQUAL(pluses, 299);             /* 1 + 2 * x + ... + 300 * x^299 */
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "300 * x^299"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "2 * x"));
+    free(t);
+}
+
 static int free_arena(void)
 {
     arena_free(arena);
@@ -234,6 +257,7 @@ void register_graph(void)
     CU_add_test(s, "constant folding is conservative", test_constant_folding_is_conservative);
     CU_add_test(s, "like terms and constant factors", test_like_terms_and_constant_factors);
     CU_add_test(s, "powers fold only where exact", test_powers_fold_only_where_exact);
+    CU_add_test(s, "long sums print whole", test_long_sums_print_whole);
     CU_add_test(s, "chain rule textbook example", test_chain_rule_textbook);
     CU_add_test(s, "cross_entropy(softmax) is stable", test_cross_entropy_of_softmax_is_stable);
     CU_add_test(s, "gradients only where wanted", test_gradients_only_where_wanted);
