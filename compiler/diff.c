@@ -202,7 +202,9 @@ void diff_graph(Graph *g)
         Node *dy = d.adjoint[i];
         if (!dy || !d.needed[i])
             continue;
-        if (y->name && !dy->label && dy->op != OP_CONST)
+        /* name the adjoint after its node, unless it is a value forward
+         * computes anyway (dJ/dy = y - t): that keeps its own name */
+        if (y->name && !dy->label && dy->op != OP_CONST && dy->id >= d.count)
             dy->label = arena_printf(g->arena, "d%s/d%s", loss_name, y->name);
         backprop(&d, y, dy);
     }
