@@ -5,14 +5,17 @@
  * with GEMM_T set to float and to double. The call dispatches on shape:
  *   - k == 1: a rank-1 update, C = alpha * a bᵀ + beta * C, one pass over
  *     C (beta == 0 only writes it);
- *   - m == 1, n == 1 and small products (m*n*k <= GEMM_SMALL): plain loops
- *     in the order that keeps every inner loop on contiguous memory:
+ *   - m == 1, n == 1, A·Bᵀ at any size, and small products
+ *     (m*n*k <= GEMM_SMALL): plain loops in the order that keeps every
+ *     inner loop on contiguous memory:
  *       rows — C's row i = sum_p op(A)[i][p] * row p of B (B not
  *              transposed; i-p-j, or p-i-j when A is transposed);
  *       dots — C[i][j] = row i of A · row j of B (A not transposed and B
- *              transposed; also a column vector op(B), or a row vector
- *              op(A) with A and B transposed, whose strided entries are
- *              first gathered into a short buffer);
+ *              transposed, over blocks of B's rows that stay in cache;
+ *              also a column vector op(B), or a row vector op(A) with A
+ *              and B transposed, whose strided entries are first gathered
+ *              into a short buffer); when k < 8 such short dot products
+ *              do not pay, and a copy of op(B) is taken by rows instead;
  *       cols — column j of C = sum_p op(B)[p][j] * row p of A (A
  *              transposed and B transposed or a column vector), summed in
  *              a short buffer and then written down C's column;
@@ -20,13 +23,16 @@
  *     is read at most once (and never when beta == 0);
  *   - larger ones first scale C by beta (beta == 0 stores zeros without
  *     reading C, so garbage or NaN in C never leaks through) and then walk
- *     cache-sized blocks of C and k; when B is transposed each KC x NC
- *     block of op(B) is first copied into a small buffer on the stack, so
- *     every case reduces to the same contiguous kernel.
- * The inner kernels (axpy, dot product) are unrolled by 8 with independent
- * statements, which the compiler's straight-line vectorizer turns into
- * vector instructions even at -O2 (where loops are not vectorized), and
- * which gives a dot product 8 independent partial sums.
+ *     cache-sized blocks of C and k; when B is transposed (only Aᵀ·Bᵀ
+ *     gets here) each KC x NC block of op(B) is first copied into a small
+ *     buffer on the stack, so every case reduces to the same contiguous
+ *     kernel.
+ * The inner kernels are unrolled into independent statements (axpy by 8,
+ * the dot product by 16 partial sums), which the compiler's straight-line
+ * vectorizer turns into vector instructions even at -O2 (where gcc does
+ * not vectorize these loops), and which at -O3 -march=native map onto
+ * whole AVX-512 registers. A 4-wide tail or 8 partial sums measured
+ * slower (the 8 sums are shuffled across lanes at -O3 -march=native).
  * Nothing is allocated on the heap and no state is kept, so it is safe to
  * call from several threads. The caller owns A, B and C; C must not
  * overlap A or B. */
@@ -34,11 +40,15 @@
 
 #include "bp.h"
 
-/* At most this many multiply-adds run the simple loops; above it the
- * blocked code wins (measured at -O2 and -O3 -march=native). */
+/* At most this many multiply-adds run the simple loops (up to here they
+ * measured at least as fast as the blocked code at -O2; above it the
+ * blocked code keeps large products cache-friendly). */
 #ifndef GEMM_SMALL
-#define GEMM_SMALL 32768
+#define GEMM_SMALL 262144
 #endif
+/* A·Bᵀ runs as dot products at every size (faster than copying Bᵀ at
+ * 512³ too), over blocks of rows of B of about this many bytes. */
+#define GEMM_DOTS_BYTES 262144
 /* Block sizes: a KC x NC block of B (32 KiB in double) stays in L1/L2
  * while a block of MC rows of A and C streams past it. */
 #define GEMM_MC 64
@@ -132,13 +142,16 @@ static GEMM_T GEMM_(dot)(int k, const GEMM_T *restrict x,
 {
     GEMM_T t = 0;
     int p = 0;
-    if (k >= 8) {
-        GEMM_T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (k >= 16) {
+        GEMM_T s[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 #define GEMM_S(q) s[(q) - p] += x[q] * y[q];
-        for (; p + 8 <= k; p += 8) {
+        for (; p + 16 <= k; p += 16) {
             GEMM_X8(GEMM_S, p)
+            GEMM_X8(GEMM_S, p + 8)
         }
 #undef GEMM_S
+        for (int q = 0; q < 8; q++)
+            s[q] += s[q + 8];
         t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
     }
     for (; p < k; p++)
@@ -224,12 +237,19 @@ static void GEMM_(dots)(int m, int n, int k, GEMM_T alpha, const GEMM_T *a,
                 bufb[p] = y[(size_t)p * sb];
             y = bufb;
         }
-        for (int i = 0; i < m; i++) {
-            const GEMM_T *ai = x + (size_t)i * lda;
-            GEMM_T *ci = c + (size_t)i * ldc;
-            for (int j = 0; j < n; j++) {
-                GEMM_T v = alpha * GEMM_(dot)(kb, ai, y + (size_t)j * ldb);
-                GEMM_STORE(ci + j, v, be);
+        /* Blocks of jb rows of B (about 256 KiB) stay in cache while
+         * every row of A passes over them. */
+        size_t fit = (size_t)GEMM_DOTS_BYTES / sizeof(GEMM_T) / (size_t)kb;
+        int jb = fit < 8 ? 8 : fit > (size_t)n ? n : (int)fit;
+        for (int j0 = 0; j0 < n; j0 += jb) {
+            int j1 = n - j0 < jb ? n : j0 + jb;
+            for (int i = 0; i < m; i++) {
+                const GEMM_T *ai = x + (size_t)i * lda;
+                GEMM_T *ci = c + (size_t)i * ldc;
+                for (int j = j0; j < j1; j++) {
+                    GEMM_T v = alpha * GEMM_(dot)(kb, ai, y + (size_t)j * ldb);
+                    GEMM_STORE(ci + j, v, be);
+                }
             }
         }
     }
@@ -298,15 +318,19 @@ void GEMM_NAME(int trans_a, int trans_b, int m, int n, int k, GEMM_T alpha,
                      beta, c, ldc);
         return;
     }
-    if (m == 1 || n == 1 || (double)m * n * k <= GEMM_SMALL) {
-        if (trans_b && k < 8 && m >= 4 && n >= 8 && n <= GEMM_VB) {
-            /* Dot products this short do not vectorize: copy op(B) (at
-             * most 7 x GEMM_VB) and take rows of it instead. */
-            GEMM_T bt[7 * GEMM_VB];
+    /* op(B) copied (short k, B transposed) or blocks of it (large, both
+     * transposed). */
+    GEMM_T buf[GEMM_KC * GEMM_NC];
+    if (m == 1 || n == 1 || (!trans_a && trans_b)
+        || (double)m * n * k <= GEMM_SMALL) {
+        if (trans_b && k < 8 && m >= 4 && n >= 8
+            && n <= GEMM_KC * GEMM_NC / k) {
+            /* Dot products this short do not vectorize: copy op(B) and
+             * take rows of it instead. */
             for (int j = 0; j < n; j++)
                 for (int p = 0; p < k; p++)
-                    bt[(size_t)p * n + j] = b[(size_t)j * ldb + p];
-            GEMM_(rows)(trans_a, m, n, k, alpha, a, lda, bt, n, beta, c, ldc);
+                    buf[(size_t)p * n + j] = b[(size_t)j * ldb + p];
+            GEMM_(rows)(trans_a, m, n, k, alpha, a, lda, buf, n, beta, c, ldc);
         } else if (!trans_a && (trans_b || n == 1))
             /* B not transposed and n == 1: op(B)[p][0] = b[p * ldb]. */
             GEMM_(dots)(m, n, k, alpha, a, lda, 1, b, ldb,
@@ -323,13 +347,7 @@ void GEMM_NAME(int trans_a, int trans_b, int m, int n, int k, GEMM_T alpha,
     }
 
     GEMM_(scale)(m, n, beta, c, ldc);
-    int small = 0;
-
     if (!trans_b) {
-        if (small) {
-            GEMM_(block)(trans_a, 0, m, 0, k, n, alpha, a, lda, b, ldb, c, ldc);
-            return;
-        }
         for (int j0 = 0; j0 < n; j0 += GEMM_NC) {
             int nb = n - j0 < GEMM_NC ? n - j0 : GEMM_NC;
             for (int p0 = 0; p0 < k; p0 += GEMM_KC) {
@@ -344,9 +362,8 @@ void GEMM_NAME(int trans_a, int trans_b, int m, int n, int k, GEMM_T alpha,
         return;
     }
 
-    /* Bᵀ in blocks: copy op(B)[p0..p1)[j0..j0+nb) = B[j][p] into a
+    /* Aᵀ·Bᵀ in blocks: copy op(B)[p0..p1)[j0..j0+nb) = B[j][p] into a
      * row-major buffer, then run the common kernel on it. */
-    GEMM_T buf[GEMM_KC * GEMM_NC];
     for (int j0 = 0; j0 < n; j0 += GEMM_NC) {
         int nb = n - j0 < GEMM_NC ? n - j0 : GEMM_NC;
         for (int p0 = 0; p0 < k; p0 += GEMM_KC) {

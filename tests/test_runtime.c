@@ -216,6 +216,35 @@ static void test_gemm_degenerate(void)
     CU_ASSERT_EQUAL(e[0], 5.0f);
 }
 
+/* Shapes for the fast paths (rank-1, matrix-vector, short k), including
+ * vectors longer than the internal buffers (512 entries) so the pieces
+ * are stitched together, and strided vectors that get gathered. */
+static void test_gemm_paths(void)
+{
+    static const int sizes[][3] = {
+        {1, 600, 1}, {600, 3, 1}, {1, 37, 700}, {9, 1, 700}, {600, 1, 3},
+        {700, 5, 20}, {5, 600, 6}, {1, 1, 40}, {2, 700, 17}, {40, 9, 7}};
+    static const double coef[][2] = {{1, 0}, {-0.5, 0.75}, {2, 1}};
+    for (int prec = 4; prec <= 8; prec += 4)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+                    for (int pad = 0; pad <= 3; pad += 3)
+                        for (int cf = 0; cf < 3; cf++) {
+                            int bad = gemm_case(prec, ta, tb, sizes[s][0],
+                                                sizes[s][1], sizes[s][2], pad,
+                                                coef[cf][0], coef[cf][1]);
+                            if (bad)
+                                CU_FAIL("gemm fast path differs");
+                            if (bad)
+                                fprintf(stderr, "gemm path prec %d ta %d tb %d "
+                                        "%dx%dx%d pad %d alpha %g beta %g: "
+                                        "%d bad\n", prec, ta, tb, sizes[s][0],
+                                        sizes[s][1], sizes[s][2], pad,
+                                        coef[cf][0], coef[cf][1], bad);
+                        }
+}
+
 /* ------------------------------------------------------- gradient check */
 
 /* L = mean_i (w·x_i + b - y_i)^2 with w[3], b scalar; inputs x[3] (wrt)
@@ -378,6 +407,7 @@ void register_runtime(void)
     CU_add_test(s, "fill helpers", test_fill);
     CU_add_test(s, "gemm vs naive", test_gemm_all);
     CU_add_test(s, "gemm degenerate", test_gemm_degenerate);
+    CU_add_test(s, "gemm fast paths", test_gemm_paths);
     CU_add_test(s, "gradcheck correct", test_gradcheck_correct);
     CU_add_test(s, "gradcheck broken", test_gradcheck_broken);
 }
