@@ -209,6 +209,11 @@ static FILE *open_temp(Arena *a, const char *target, char **temp_path)
     int fd = mkstemp(path);
     if (fd < 0)
         return NULL;
+    /* mkstemp makes the file private (0600); the output should have the
+     * permissions any new file gets */
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);
     FILE *f = fdopen(fd, "w");
     if (!f) {
         close(fd);
@@ -219,9 +224,22 @@ static FILE *open_temp(Arena *a, const char *target, char **temp_path)
     return f;
 }
 
+static bool is_directory(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 static int write_outputs(Arena *a, const Plan *plan, const char *out_path)
 {
     char *h_path = header_path(a, out_path);
+    /* Checked first: once the header is renamed into place, a failing
+     * second rename would leave it behind. */
+    if (is_directory(out_path) || is_directory(h_path)) {
+        fprintf(stderr, "bpgen: error: cannot write '%s': it is a directory\n",
+                is_directory(out_path) ? out_path : h_path);
+        return EXIT_USAGE;
+    }
     char *c_temp = NULL, *h_temp = NULL;
     FILE *c = open_temp(a, out_path, &c_temp);
     FILE *h = c ? open_temp(a, h_path, &h_temp) : NULL;

@@ -97,6 +97,14 @@ static void test_writes_c_and_header(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "my_model_forward"));
     CU_ASSERT_PTR_NOT_NULL(strstr(h, "my_model_NUM_PARAMS"));
     CU_ASSERT_PTR_NOT_NULL(strstr(c, "#include \"cli_pair.h\""));
+    /* the files get the permissions of any new file, not mkstemp's 0600 */
+    mode_t mask = umask(0);
+    umask(mask);
+    struct stat st;
+    CU_ASSERT_EQUAL(stat(out_c, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0666 & ~mask);
+    CU_ASSERT_EQUAL(stat(out_h, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0666 & ~mask);
     free(c);
     free(h);
     free(args);
@@ -135,6 +143,20 @@ static void test_failure_keeps_existing_output(void)
 
 static void test_unwritable_output_is_an_io_error(void)
 {
+    /* a folder as the output: an error, and no stray header beside it */
+    char *dir = test_tmp_path("cli_outdir");
+    mkdir(dir, 0777);
+    char *dir_args = test_format("-o %s", dir);
+    char *dir_err = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("cli_outdir_model", good, dir_args, NULL, &dir_err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(dir_err, "is a directory"));
+    char *stray = test_format("%s.h", dir);
+    CU_ASSERT_FALSE(exists(stray));
+    free(stray);
+    free(dir_err);
+    free(dir_args);
+    free(dir);
+
     char *args = test_format("-o %s/no/such/folder/out.c", TEST_TMP);
     char *err = NULL;
     CU_ASSERT_EQUAL(test_bpgen("cli_unwritable", good, args, NULL, &err), 2);
