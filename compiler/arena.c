@@ -6,7 +6,6 @@
  * of view: out of memory ends the program with a message. */
 #include "bpgen.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 

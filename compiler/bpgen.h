@@ -149,7 +149,7 @@ typedef struct {
 
 /* Parses `text` (len bytes, the whole file). Always returns a Program
  * holding every statement that could be read; syntax errors go to `diag`.
- * Lexical limits (line length, nesting depth) are reported, not crashed on. */
+ * Limits (name length, nesting depth) are reported, not crashed on. */
 Program *parse_program(Arena *a, Diag *diag, const char *path,
                        const char *text, size_t len);
 

@@ -1486,7 +1486,10 @@ static void emit_main(Emit *e, FILE *out)
         "    }\n"
         "    word[len] = '\\0';\n"
         "    char *end = NULL;\n"
+        "    errno = 0;\n"
         "    *v = strtod(word, &end);\n"
+        "    if (errno == ERANGE && (*v == HUGE_VAL || *v == -HUGE_VAL))\n"
+        "        return -1; /* too large for a double */\n"
         "    return end == word + len ? 1 : -1;\n"
         "}\n\n", M);
     fprintf(out,
@@ -1537,8 +1540,8 @@ static void emit_main(Emit *e, FILE *out)
     fprintf(out,
         "    int got = %s_main_read(&v, word, sizeof word);\n"
         "    if (got <= 0 || !(v >= 1 && v <= 1e9) || v != (double)(int)v) {\n"
-        "        fprintf(stderr, \"%s: error: expected the batch size n (an integer >= 1) after the %%d parameter values, found %%s\\n\",\n"
-        "                %s_NUM_PARAMS, got == 0 ? \"the end of the input\" : word);\n"
+        "        fprintf(stderr, \"%s: error: expected the batch size n (an integer >= 1) after the %%lu parameter values, found %%s\\n\",\n"
+        "                (unsigned long)%s_NUM_PARAMS, got == 0 ? \"the end of the input\" : word);\n"
         "        goto done;\n"
         "    }\n"
         "    n = (int)v;\n", M, M, M);
@@ -1686,7 +1689,7 @@ bool emit_c(const Plan *p, FILE *c_out, FILE *h_out)
             comment_text(&e, file));
     fprintf(c_out, "#include <math.h>\n#include <string.h>\n");
     if (p->opt.with_main)
-        fprintf(c_out, "#include <stdio.h>\n#include <stdlib.h>\n");
+        fprintf(c_out, "#include <errno.h>\n#include <stdio.h>\n#include <stdlib.h>\n");
     fprintf(c_out, "\n#include \"%s\"\n\n",
             p->opt.header_name ? p->opt.header_name : fmt(&e, "%s.h", e.M));
     emit_helpers(&e, c_out);

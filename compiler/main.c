@@ -230,9 +230,22 @@ static bool is_directory(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int write_outputs(Arena *a, const Plan *plan, const char *out_path)
+static bool same_file(const char *x, const char *y)
+{
+    struct stat sx, sy;
+    return stat(x, &sx) == 0 && stat(y, &sy) == 0 && sx.st_dev == sy.st_dev &&
+           sx.st_ino == sy.st_ino;
+}
+
+static int write_outputs(Arena *a, const Plan *plan, const char *model_path,
+                         const char *out_path)
 {
     char *h_path = header_path(a, out_path);
+    if (same_file(model_path, out_path) || same_file(model_path, h_path)) {
+        fprintf(stderr, "bpgen: error: the output '%s' would overwrite the model '%s'\n",
+                same_file(model_path, out_path) ? out_path : h_path, model_path);
+        return EXIT_USAGE;
+    }
     /* Checked first: once the header is renamed into place, a failing
      * second rename would leave it behind. */
     if (is_directory(out_path) || is_directory(h_path)) {
@@ -298,7 +311,7 @@ static int compile(Arena *a, const Options *o)
     EmitOptions eo = {o->precision, o->with_main,
                       base_name(header_path(a, o->out_path))};
     Plan *plan = lower_graph(a, g, &eo);
-    return write_outputs(a, plan, o->out_path);
+    return write_outputs(a, plan, o->model_path, o->out_path);
 }
 
 int main(int argc, char **argv)

@@ -19,7 +19,7 @@
 #include <string.h>
 
 enum { PREC_SUM = 1, PREC_PRODUCT = 2, PREC_UNARY = 3, PREC_POWER = 4, PREC_ATOM = 5 };
-enum { INLINE_LIMIT = 2000 };
+enum { INLINE_LIMIT = 1 << 20 };
 
 typedef struct {
     char *s;

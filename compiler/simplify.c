@@ -17,8 +17,8 @@
  *     (x · x = x^2), but not x / x, which is not 1 where x = 0;
  *   - rebuilds through node_new in a canonical order (by node id), so
  *     equal sums and products become one node.
- * A sub-sum that has another user is kept whole: flattening it would
- * compute it twice.
+ * In generated code a sub-sum that has another user is kept whole:
+ * flattening it would compute it twice. For --derivatives it is opened.
  */
 #include "bpgen.h"
 
@@ -27,6 +27,10 @@
 
 typedef struct {
     Graph *g;
+    /* For --derivatives (an unbatched graph) shared sub-sums are opened
+     * too: the text should be as simple as it can be, and computing a
+     * term twice costs nothing there. */
+    bool open_shared;
     int *uses;        /* by old node id: users among reachable nodes */
     Node **rebuilt;   /* by old node id */
     int count;        /* nodes before this pass */
@@ -76,7 +80,7 @@ enum { MAX_OPEN = 64 };
 
 static bool single_use(const Simp *s, const Node *n)
 {
-    return n->id >= s->count || s->uses[n->id] <= 1;
+    return s->open_shared || n->id >= s->count || s->uses[n->id] <= 1;
 }
 
 static bool may_open(const Simp *s, Terms *t, const Node *n)
@@ -218,7 +222,7 @@ static void mark(Node *root, bool *live)
 void simp_graph(Graph *g)
 {
     Model *m = g->model;
-    Simp s = {g, NULL, NULL, g->nnodes};
+    Simp s = {g, !g->batched_inputs, NULL, NULL, g->nnodes};
     s.uses = arena_alloc(g->arena, sizeof(int) * (size_t)(s.count + 1));
     s.rebuilt = arena_alloc(g->arena, sizeof(Node *) * (size_t)(s.count + 1));
     bool *live = arena_alloc(g->arena, sizeof(bool) * (size_t)(s.count + 1));

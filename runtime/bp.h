@@ -70,7 +70,10 @@ double bp_rng_normal(bp_rng *r, double mean, double std);
 
 /* Fill helpers used by generated M_init: `count` values of the given
  * precision (real_size 4 or 8) at `dst` (caller-owned). Uniform values
- * stay in [lo, hi) after rounding to float as well. */
+ * stay in [lo, hi) after rounding to float as well: a draw that rounds to
+ * hi or below lo is moved one float inside. (Only when no float at all
+ * lies in [lo, hi), say lo = 0.1, hi = 0.1 + 1e-12, is the value the
+ * draw rounded to the nearest float, which is then outside.) */
 void bp_fill_value(void *dst, int real_size, size_t count, double value);
 void bp_fill_uniform(bp_rng *r, void *dst, int real_size, size_t count,
                      double lo, double hi);
@@ -102,7 +105,9 @@ void bp_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha,
  * max(1, |value|) for each entry. Allocates its own scratch memory (freed
  * before returning); returns -1 when that fails or m is unusable. theta and
  * inputs are caller-owned and only read; inputs outside `wrt` may be NULL
- * only if forward does not read them.
+ * only if forward does not read them. Returns -1 as well when theta is
+ * NULL but m has parameters (NULL is fine when num_params is 0), inputs is
+ * NULL but m has inputs, or a wrt input is NULL.
  * Gradient buffers are filled with NaN before backward runs, so an entry
  * backward fails to write is reported; frozen parameters' entries start at
  * 0 and must stay 0 (anything else counts as an error of 1).
@@ -159,7 +164,16 @@ typedef struct {
     long step;              /* steps taken so far */
 } bp_optimizer;
 
-/* The conventional defaults for `kind` (lr 0.01 for SGD kinds, 0.001 for
+/* Where this differs from PyTorch (behaviour is as described here):
+ *  - clipping scales g by clip_norm / norm when norm > clip_norm;
+ *    torch.nn.utils.clip_grad_norm_ uses clip_norm / (norm + 1e-6), so
+ *    PyTorch's clipped norm is a hair below clip_norm and ours is exactly
+ *    clip_norm.
+ *  - RMSprop defaults to rho 0.9 and lr 0.001 (Keras's and Hinton's
+ *    values); torch.optim.RMSprop defaults to alpha 0.99 and lr 0.01. Set
+ *    rho = 0.99, lr = 0.01 to match PyTorch's defaults. (eps is added to
+ *    sqrt(s) in both.)
+ * The conventional defaults for `kind` (lr 0.01 for SGD kinds, 0.001 for
  * RMSprop and Adam kinds, momentum 0.9, rho 0.9, betas 0.9/0.999, eps 1e-8,
  * constant schedule, no clipping, no weight decay). */
 bp_optim_config bp_optim_defaults(bp_optim_kind kind);
@@ -174,7 +188,10 @@ void bp_optim_init(bp_optimizer *o, const bp_optim_config *c,
 double bp_optim_lr(const bp_optimizer *o);
 /* One update of theta from grad (both caller-owned, num_params values of
  * real_size); grad may be rescaled in place by clipping. Returns the
- * gradient's L2 norm before clipping, over the entries not frozen. */
+ * gradient's L2 norm before clipping, over the entries not frozen.
+ * When o, theta or grad is NULL, or o->state is NULL but the kind needs
+ * state (bp_optim_state_size() > 0), it does nothing (theta, grad and
+ * o->step are left as they are) and returns NaN. */
 double bp_optim_step(bp_optimizer *o, void *theta, void *grad);
 
 /* ---- sections added by data.c, train.c, weights.c go below ---- */
@@ -203,7 +220,9 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
                     char *err, size_t err_size);
 /* Loads every parameter of m. The file must be for a model of the same
  * name with the same parameter names and shapes; float and double files
- * load into either precision. Size, checksum, structure and shapes are all
+ * load into either precision. Every value must be finite, and for a float
+ * model within float range (|v| <= FLT_MAX), or loading fails naming the
+ * tensor and index ("parameter 'W1' value [3] is nan ..."). Size, checksum, structure and shapes are all
  * checked before theta is written: on failure theta is unchanged and err
  * says what is wrong ("... truncated ...", "... checksum mismatch (file
  * damaged)", "parameter 'W1' has shape [16, 4] in the file but [16, 5] in
@@ -243,8 +262,9 @@ typedef struct {
 } bp_dataset;
 
 typedef enum {
-    BP_HEADER_AUTO,     /* the first line is a header when one of its fields
-                           is not a number */
+    BP_HEADER_AUTO,     /* the first line is a header when one of its
+                           selected fields (the feature columns and the
+                           label column) is not a number */
     BP_HEADER_NONE,
     BP_HEADER_PRESENT
 } bp_header_mode;
@@ -268,7 +288,8 @@ typedef struct {
                                    (default 0; iris.csv may use 1) */
     bp_header_mode header;      /* default BP_HEADER_AUTO */
     bp_label_kind label;        /* default BP_LABEL_CLASS */
-    int label_column;           /* 0-based; -1 (default): the last column */
+    int label_column;           /* 0-based; -1 (default): the last column;
+                                   below -1 is an error */
     int classes;                /* CLASS: 0 (default) counts them: largest
                                    label + 1; > 0: labels must be below it */
     const int *feature_columns; /* 0-based, in the order wanted; NULL
@@ -282,7 +303,9 @@ typedef struct {
 
 bp_csv_options bp_csv_defaults(void);
 
-/* Loads a CSV file into `out` (options NULL: the defaults). With the
+/* Loads a CSV file into `out` (options NULL: the defaults). Options are
+ * checked first: header and label must be values of their enums and
+ * label_column at least -1 ("data.csv: bad options (label 7: ...)"). With the
  * defaults, iris.csv and digits.csv load as they are: iris.csv's first
  * line "150,4,setosa,..." is taken for a header and ignored (its numbers
  * are never trusted). Errors read "PATH:LINE:COLUMN: MESSAGE", COLUMN being
@@ -328,7 +351,10 @@ int bp_data_split(const bp_dataset *d, double test_fraction,
  * standard deviation (divided by rows). Fit it on the training split only
  * and apply it to every split, and to new samples at inference time; mean
  * and std are malloc'd, owned by the bp_standardizer, and may be saved by
- * the caller. A constant feature gets std = 1 (it becomes 0). */
+ * the caller. A constant feature gets std = 1 (it becomes 0): one whose
+ * training values are all equal, or whose std is at most
+ * 1e-12 * max(1, |mean|), which is rounding error (ten rows of 0.1 have a
+ * computed std of ~1e-17, not 0). */
 typedef struct {
     int features;
     double *mean;
@@ -401,7 +427,11 @@ typedef struct {
     bp_optimizer *optimizer;    /* NULL (default): a fresh optimiser from
                                    `optim` per call; else the caller's, set
                                    up with bp_optim_init for this model, and
-                                   its state carries over between calls */
+                                   its state carries over between calls.
+                                   bp_train fails when its model is another
+                                   model, or NULL while this model has
+                                   frozen parameters, or its state is NULL
+                                   but its kind needs state */
     int x_input, y_input;       /* model inputs fed with features and
                                    targets; default 0 and 1 (-1: none) */
     int accuracy;               /* default 1: when the data has classes,

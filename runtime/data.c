@@ -332,9 +332,24 @@ int bp_standardize_fit(bp_standardizer *s, const bp_dataset *train,
             double e = train->x[r * f + j] - s->mean[j];
             s->std[j] += e * e;
         }
+    /* A constant feature gets std 1. Rounding makes the computed mean of a
+     * constant that is not exactly representable (ten rows of 0.1) differ
+     * from it by an ulp or so, which leaves sd ~1e-17 rather than 0:
+     * dividing by that would blow any other value up to ~1e16. So a feature
+     * counts as constant when all its training values are equal, or when
+     * sd is at the level of rounding error relative to the mean. */
     for (size_t j = 0; j < f; j++) {
         double sd = sqrt(s->std[j] / (double)n);
-        s->std[j] = (sd > 0 && isfinite(sd)) ? sd : 1.0;
+        int constant = 1;
+        double first = train->x[j];
+        for (size_t r = 1; r < n && constant; r++)
+            constant = train->x[r * f + j] == first;
+        double scale = fabs(s->mean[j]);
+        if (!(scale > 1.0))
+            scale = 1.0;
+        if (constant || !(sd > 1e-12 * scale) || !isfinite(sd))
+            sd = 1.0;
+        s->std[j] = sd;
     }
     return 0;
 }
@@ -765,6 +780,22 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     if (o->num_feature_columns < 0 ||
         (o->num_feature_columns > 0 && !o->feature_columns))
         return bp_fail(err, err_size, "%s: bad options (feature columns)", path);
+    if (o->header != BP_HEADER_AUTO && o->header != BP_HEADER_NONE &&
+        o->header != BP_HEADER_PRESENT)
+        return bp_fail(err, err_size,
+                    "%s: bad options (header %d: expected BP_HEADER_AUTO, "
+                    "BP_HEADER_NONE or BP_HEADER_PRESENT)", path,
+                    (int)o->header);
+    if (o->label != BP_LABEL_CLASS && o->label != BP_LABEL_NUMERIC &&
+        o->label != BP_LABEL_NONE)
+        return bp_fail(err, err_size,
+                    "%s: bad options (label %d: expected BP_LABEL_CLASS, "
+                    "BP_LABEL_NUMERIC or BP_LABEL_NONE)", path, (int)o->label);
+    if (o->label_column < -1)
+        return bp_fail(err, err_size,
+                    "%s: bad options (label_column %d: expected -1 for the "
+                    "last column, or a column index from 0)", path,
+                    o->label_column);
 
     /* A UTF-8 byte-order mark is not data. */
     int c0 = getc(rd->f);
@@ -834,13 +865,22 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
                 fcol[j++] = k;
     }
 
-    /* Header. */
+    /* Header. AUTO looks only at the columns that are parsed (the selected
+     * features and the label): an unselected column may hold text in every
+     * row, so text there says nothing about a header. */
     int header = o->header == BP_HEADER_PRESENT;
-    if (o->header == BP_HEADER_AUTO)
-        for (int k = 0; k < ncols && !header; k++) {
+    if (o->header == BP_HEADER_AUTO) {
+        for (int j = 0; j < nf && !header; j++) {
             double v;
-            header = rd->over[k] || parse_number(field(rd, k), &v) == 1;
+            header = rd->over[fcol[j]] ||
+                     parse_number(field(rd, fcol[j]), &v) == 1;
         }
+        if (has_label && !header) {
+            double v;
+            header = rd->over[label_col] ||
+                     parse_number(field(rd, label_col), &v) == 1;
+        }
+    }
 
     int numeric = o->label == BP_LABEL_NUMERIC;
     int cls = o->label == BP_LABEL_CLASS;

@@ -78,9 +78,21 @@ double bp_gradcheck(const bp_model *m, const void *theta,
 {
     if (where && where_size)
         where[0] = '\0';
-    if (!m || !theta || n < 1 || (m->real_size != 4 && m->real_size != 8)
+    if (!m || n < 1 || (m->real_size != 4 && m->real_size != 8)
         || !m->forward || !m->backward || !m->workspace_size)
         return -1;
+    /* theta may be NULL only when there is nothing in it; inputs may be
+     * NULL only when there are none, and a wrt input (which forward reads,
+     * since its gradient is computed) must be given. */
+    if (!theta && m->num_params > 0)
+        return -1;
+    if (m->num_inputs < 0 || m->num_param_tensors < 0 ||
+        (m->num_inputs > 0 && (!inputs || !m->inputs)) ||
+        (m->num_param_tensors > 0 && !m->params))
+        return -1;
+    for (int k = 0; k < m->num_inputs; k++)
+        if (m->inputs[k].wrt && !inputs[k])
+            return -1;
     int rs = m->real_size;
     if (step <= 0)
         step = rs == 4 ? 1e-2 : 1e-6;
@@ -97,7 +109,8 @@ double bp_gradcheck(const bp_model *m, const void *theta,
     void **copies = calloc(ni > 0 ? (size_t)ni : 1, sizeof *copies);
     if (!th || !grad || !ws || !in || !gin || !copies)
         goto done;
-    memcpy(th, theta, np * rs);
+    if (np)
+        memcpy(th, theta, np * rs);
 
     /* wrt inputs get private copies (to perturb) and gradient buffers;
      * the rest are passed through as given. */
@@ -156,9 +169,8 @@ double bp_gradcheck(const bp_model *m, const void *theta,
     }
     result = w.err;
     if (where && where_size && w.found)
-        snprintf(where, where_size, "%s[%lu] analytic %.9g numeric %.9g",
-                 w.name ? w.name : "?", (unsigned long)w.index, w.analytic,
-                 w.numeric);
+        snprintf(where, where_size, "%s[%zu] analytic %.9g numeric %.9g",
+                 w.name ? w.name : "?", w.index, w.analytic, w.numeric);
 
 done:
     if (copies)

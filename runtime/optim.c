@@ -194,6 +194,10 @@ static void update(size_t lo, size_t hi, void *vctx)
  * precision; grad is rescaled in place when clipping applies. */
 double bp_optim_step(bp_optimizer *o, void *theta, void *grad)
 {
+    /* Missing buffers, or no state for a kind that needs it: no update. */
+    if (!o || !theta || !grad ||
+        (!o->state && state_arrays(o->cfg.kind) > 0 && o->num_params > 0))
+        return NAN;
     step_ctx x;
     memset(&x, 0, sizeof x);
     x.o = o;

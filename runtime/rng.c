@@ -104,9 +104,17 @@ void bp_fill_uniform(bp_rng *r, void *dst, int real_size, size_t count,
         double v = bp_rng_uniform(r, lo, hi);
         if (real_size == 4) {
             float f = (float)v;
-            /* Rounding to float can land on hi; step back inside. */
-            if ((double)f >= hi && hi > lo)
-                f = nextafterf(f, (float)lo);
+            /* Rounding to float can land on hi or just below lo (v is
+             * within half a float ulp of f): step one float back inside.
+             * When no float lies in [lo, hi) at all, keep the rounded v. */
+            if (hi > lo) {
+                if ((double)f >= hi)
+                    f = nextafterf(f, -INFINITY);
+                else if ((double)f < lo)
+                    f = nextafterf(f, INFINITY);
+                if ((double)f < lo || (double)f >= hi)
+                    f = (float)v;
+            }
             ((float *)dst)[i] = f;
         } else {
             ((double *)dst)[i] = v;

@@ -334,6 +334,36 @@ static void progress_clear(void)
 /* ------------------------------------------------------------------------ */
 /* Training */
 
+/* A caller-supplied optimiser must belong to m: its model gives the frozen
+ * ranges (a NULL model would let weight decay move frozen parameters), and
+ * a kind that keeps state needs its state buffer. */
+static int check_optimizer(const bp_model *m, const bp_optimizer *o,
+                           char *err, size_t err_size)
+{
+    const char *mn = m->name ? m->name : "?";
+    if (o->model && o->model != m)
+        return bp_fail(err, err_size,
+                    "the optimiser was set up for model '%s', not for model "
+                    "'%s' (bp_optim_init with the model being trained)",
+                    o->model->name ? o->model->name : "?", mn);
+    if (!o->model)
+        for (int p = 0; p < m->num_param_tensors; p++)
+            if (m->params && m->params[p].frozen)
+                return bp_fail(err, err_size,
+                            "the optimiser was set up without a model, but "
+                            "model '%s' has frozen parameters ('%s'), which "
+                            "it would change (bp_optim_init with the model)",
+                            mn, m->params[p].name ? m->params[p].name : "?");
+    if (!o->state && bp_optim_state_size(&o->cfg, o->num_params,
+                                         o->real_size) > 0)
+        return bp_fail(err, err_size,
+                    "the optimiser has no state buffer, but its kind needs "
+                    "%zu bytes (bp_optim_state_size)",
+                    bp_optim_state_size(&o->cfg, o->num_params,
+                                        o->real_size));
+    return 0;
+}
+
 int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
              const bp_dataset *test, const bp_train_config *cfg,
              bp_epoch_report *last, char *err, size_t err_size)
@@ -373,6 +403,8 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
                     "bytes, but model '%s' has %zu of %d", c.optimizer->
                     num_params, c.optimizer->real_size, mn, m->num_params,
                     m->real_size);
+    if (c.optimizer && check_optimizer(m, c.optimizer, err, err_size) != 0)
+        return -1;
 
     /* Internal scratch need not hold batches larger than the data. */
     if (!c.scratch) {

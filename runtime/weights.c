@@ -31,6 +31,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,8 +91,8 @@ static uint64_t encode_value(const void *theta, int rs, size_t i, int file_rs)
     return u;
 }
 
-static void decode_value(void *dst, int rs, size_t i, uint64_t bits,
-                         int file_rs)
+/* The value whose bits, `file_rs` bytes of them, are `bits`. */
+static double decode_value(uint64_t bits, int file_rs)
 {
     double d;
     if (file_rs == 4) {
@@ -101,10 +103,7 @@ static void decode_value(void *dst, int rs, size_t i, uint64_t bits,
     } else {
         memcpy(&d, &bits, 8);
     }
-    if (rs == 4)
-        ((float *)dst)[i] = (float)d;
-    else
-        ((double *)dst)[i] = d;
+    return d;
 }
 
 /* "[16, 4]", "[16]" or "[]" for a scalar. */
@@ -537,22 +536,38 @@ static int same_shape(const char *path, const bp_model *m,
 }
 
 /* Copies the values of file entry e into tensor t of staging (model
- * precision), converting from the file's precision. */
-static int read_values(FILE *f, const header *h, const entry *e,
-                       const bp_tensor_info *t, void *staging, int rs)
+ * precision), converting from the file's precision. Every value must be
+ * finite, and within float range for a float model (a double file's 1e300
+ * would become inf): a parameter that is not a number is never loaded. */
+static int read_values(const char *path, FILE *f, const header *h,
+                       const entry *e, const bp_tensor_info *t, void *staging,
+                       int rs, char *err, size_t err_size)
 {
     unsigned char buf[CHUNK];
     int frs = h->real_size;
     if (fseeko(f, (off_t)e->data, SEEK_SET) != 0)
-        return -1;
+        return bp_fail(err, err_size, "%s: read error", path);
     size_t per = sizeof buf / (size_t)frs;
     for (size_t i = 0; i < t->size;) {
         size_t n = t->size - i < per ? t->size - i : per;
         if (fread(buf, (size_t)frs, n, f) != n)
-            return -1;
-        for (size_t j = 0; j < n; j++, i++)
-            decode_value(staging, rs, t->offset + i,
-                         get_le(buf + j * (size_t)frs, frs), frs);
+            return bp_fail(err, err_size, "%s: read error", path);
+        for (size_t j = 0; j < n; j++, i++) {
+            double d = decode_value(get_le(buf + j * (size_t)frs, frs), frs);
+            if (!isfinite(d))
+                return bp_fail(err, err_size,
+                            "%s: parameter '%s' value [%zu] is %s (not a "
+                            "finite number)", path, t->name, i,
+                            isnan(d) ? "nan" : (d > 0 ? "inf" : "-inf"));
+            if (rs == 4 && fabs(d) > FLT_MAX)
+                return bp_fail(err, err_size,
+                            "%s: parameter '%s' value [%zu] is %.17g, out of "
+                            "range for a float model", path, t->name, i, d);
+            if (rs == 4)
+                ((float *)staging)[t->offset + i] = (float)d;
+            else
+                ((double *)staging)[t->offset + i] = d;
+        }
     }
     return 0;
 }
@@ -629,10 +644,9 @@ static int load(const char *path, const bp_model *m, void *theta,
     }
     for (int k = 0; k < n; k++) {
         const bp_tensor_info *t = full ? &m->params[k] : find_param(m, names[k]);
-        if (read_values(f, &h, find_entry(&h, t->name), t, staging, rs)) {
-            bp_fail(err, err_size, "%s: read error", path);
+        if (read_values(path, f, &h, find_entry(&h, t->name), t, staging,
+                        rs, err, err_size))
             goto done;
-        }
     }
     /* Everything read: only now touch the caller's theta. */
     for (int k = 0; k < n; k++) {

@@ -157,6 +157,19 @@ static void test_unwritable_output_is_an_io_error(void)
     free(dir_args);
     free(dir);
 
+    /* -o naming the model itself would destroy it */
+    char *model = test_tmp_path("cli_self.net");
+    char *self_args = test_format("-o %s", model);
+    char *self_err = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("cli_self", good, self_args, NULL, &self_err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(self_err, "would overwrite the model"));
+    char *kept = test_read_file(model, NULL);
+    CU_ASSERT_STRING_EQUAL(kept, good);
+    free(kept);
+    free(self_err);
+    free(self_args);
+    free(model);
+
     char *args = test_format("-o %s/no/such/folder/out.c", TEST_TMP);
     char *err = NULL;
     CU_ASSERT_EQUAL(test_bpgen("cli_unwritable", good, args, NULL, &err), 2);

@@ -78,6 +78,34 @@ static void test_frozen_parameters_have_no_derivative(void)
                        "dy/db = a * x\n");
 }
 
+static void test_shared_terms_are_simplified(void)
+{
+    expect_derivatives("d_shared1", "param a\nloss L = a * a * a * sin(a) * a\n",
+                       "dL/da = cos(a) * a^4 + 4 * sin(a) * a^3\n");
+    expect_derivatives("d_shared2", "param a\nparam b\nh = a*b\nloss L = h*h*a\n",
+                       "dL/da = 3 * b^2 * a^2\ndL/db = 2 * b * a^3\n");
+    expect_derivatives("d_shared3", "param w\nh = w*2\nk = h+1\nloss L = k^2 + h\n",
+                       "dL/dw = 2 * (4 * w + 3)\n");
+}
+
+/* All-scalar models are written in inputs, parameters and constants only,
+ * however long the expression gets. */
+static void test_long_scalar_derivatives_name_no_intermediates(void)
+{
+    char src[1024] = "param a\nv0 = sin(a)\n";
+    for (int i = 1; i <= 11; i++)
+        snprintf(src + strlen(src), sizeof src - strlen(src), "v%d = sin(v%d) * a\n", i, i - 1);
+    strcat(src, "loss L = v11\n");
+    char *out = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("d_long_scalar", src, "--derivatives", &out, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_EQUAL(strncmp(out, "dL/da = ", 8), 0);
+    CU_ASSERT_PTR_NULL(strstr(out, "v1"));
+    CU_ASSERT_PTR_NULL(strstr(out, "v0"));
+    CU_ASSERT(strlen(out) > 2000);
+    free(out);
+}
+
 void register_derive(void)
 {
     CU_pSuite s = CU_add_suite("derivatives", NULL, NULL);
@@ -87,4 +115,7 @@ void register_derive(void)
     CU_add_test(s, "relu and abs", test_kinks);
     CU_add_test(s, "tensor model", test_tensor_model_names_intermediates);
     CU_add_test(s, "frozen parameters", test_frozen_parameters_have_no_derivative);
+    CU_add_test(s, "shared terms are simplified", test_shared_terms_are_simplified);
+    CU_add_test(s, "long scalar derivatives name no intermediates",
+                test_long_scalar_derivatives_name_no_intermediates);
 }
