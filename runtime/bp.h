@@ -352,9 +352,10 @@ int bp_data_split(const bp_dataset *d, double test_fraction,
  * and apply it to every split, and to new samples at inference time; mean
  * and std are malloc'd, owned by the bp_standardizer, and may be saved by
  * the caller. A constant feature gets std = 1 (it becomes 0): one whose
- * training values are all equal, or whose std is at most
- * 1e-12 * max(1, |mean|), which is rounding error (ten rows of 0.1 have a
- * computed std of ~1e-17, not 0). */
+ * training values are all equal (mean is then exactly that value, so they
+ * become exactly 0), or whose std is at most 1e-12 * max(1, |mean|), which
+ * is rounding error (ten rows of 0.1 have a computed std of ~1e-17, not
+ * 0). */
 typedef struct {
     int features;
     double *mean;

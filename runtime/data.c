@@ -347,6 +347,8 @@ int bp_standardize_fit(bp_standardizer *s, const bp_dataset *train,
         double scale = fabs(s->mean[j]);
         if (!(scale > 1.0))
             scale = 1.0;
+        if (constant)
+            s->mean[j] = first;   /* so its values become exactly 0 */
         if (constant || !(sd > 1e-12 * scale) || !isfinite(sd))
             sd = 1.0;
         s->std[j] = sd;

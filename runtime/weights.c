@@ -561,8 +561,9 @@ static int read_values(const char *path, FILE *f, const header *h,
                             isnan(d) ? "nan" : (d > 0 ? "inf" : "-inf"));
             if (rs == 4 && fabs(d) > FLT_MAX)
                 return bp_fail(err, err_size,
-                            "%s: parameter '%s' value [%zu] is %.17g, out of "
-                            "range for a float model", path, t->name, i, d);
+                            "%s: parameter '%s' value [%zu] is %.9g, out of "
+                            "range for a float model (largest %.9g)", path,
+                            t->name, i, d, (double)FLT_MAX);
             if (rs == 4)
                 ((float *)staging)[t->offset + i] = (float)d;
             else

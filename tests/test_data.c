@@ -677,6 +677,118 @@ static void test_batches(void)
     bp_data_free(&d);
 }
 
+/* Review fixes: a constant feature that is not exactly representable is
+ * still constant (its computed std is ~1e-17, not 0). */
+static void test_standardize_near_constant(void)
+{
+    bp_dataset c;
+    char err[256] = "";
+    CU_ASSERT_EQUAL_FATAL(bp_data_create(&c, 10, 2, 0, 0, NULL, 0), 0);
+    for (size_t r = 0; r < 10; r++) {
+        c.x[2 * r] = 0.1;
+        c.x[2 * r + 1] = 1e6 + (double)(r % 2); /* a real, small spread */
+    }
+    bp_standardizer s;
+    CU_ASSERT_EQUAL_FATAL(bp_standardize_fit(&s, &c, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(s.std[0], 1.0);
+    CU_ASSERT_DOUBLE_EQUAL(s.std[1], 0.5, 1e-9);
+    CU_ASSERT_EQUAL(bp_standardize_apply(&s, &c, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(s.mean[0], 0.1);
+    for (size_t r = 0; r < 10; r++) {
+        CU_ASSERT_EQUAL(c.x[2 * r], 0.0);
+        CU_ASSERT_DOUBLE_EQUAL(fabs(c.x[2 * r + 1]), 1.0, 1e-9);
+    }
+    /* Another value of the feature at inference time stays moderate. */
+    double row[2] = {0.2, 1e6};
+    bp_standardize_rows(&s, row, 8, 1);
+    CU_ASSERT_DOUBLE_EQUAL(row[0], 0.1, 1e-15);
+    bp_standardize_free(&s);
+    bp_data_free(&c);
+
+    /* Values that are not all equal but differ only by rounding error. */
+    CU_ASSERT_EQUAL_FATAL(bp_data_create(&c, 3, 1, 0, 0, NULL, 0), 0);
+    c.x[0] = 1e6;
+    c.x[1] = nextafter(1e6, 2e6);
+    c.x[2] = 1e6;
+    CU_ASSERT_EQUAL_FATAL(bp_standardize_fit(&s, &c, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(s.std[0], 1.0);
+    bp_standardize_free(&s);
+    bp_data_free(&c);
+}
+
+/* Review fixes: AUTO header detection ignores unselected columns, which may
+ * hold text in every row. */
+static void test_header_auto_selected_only(void)
+{
+    char *path = csv_file("hdr_unsel.csv", "alice,1,0\nbob,2,1\ncarol,3,0\n");
+    bp_dataset d;
+    char err[256] = "";
+    bp_csv_options o = bp_csv_defaults();
+    static const int fc[] = {1};
+    o.feature_columns = fc;
+    o.num_feature_columns = 1;
+    CU_ASSERT_EQUAL_FATAL(bp_data_load_csv(&d, path, &o, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(d.rows, 3);
+    CU_ASSERT(d.x[0] == 1 && d.x[2] == 3 && d.label[1] == 1);
+    bp_data_free(&d);
+    free(path);
+    /* An empty unselected field in the first row is not a header either. */
+    path = csv_file("hdr_unsel2.csv", ",1,0\nx,2,1\n,3,0\n");
+    CU_ASSERT_EQUAL_FATAL(bp_data_load_csv(&d, path, &o, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(d.rows, 3);
+    bp_data_free(&d);
+    free(path);
+    /* Text in a selected feature column or the label column still is. */
+    path = csv_file("hdr_sel.csv", "name,x,y\nalice,1,0\nbob,2,1\n");
+    CU_ASSERT_EQUAL_FATAL(bp_data_load_csv(&d, path, &o, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(d.rows, 2);
+    CU_ASSERT(d.x[0] == 1);
+    bp_data_free(&d);
+    free(path);
+    path = csv_file("hdr_lab.csv", "name,7,y\nalice,1,0\nbob,2,1\n");
+    CU_ASSERT_EQUAL_FATAL(bp_data_load_csv(&d, path, &o, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(d.rows, 2);
+    CU_ASSERT(d.x[0] == 1);
+    bp_data_free(&d);
+    free(path);
+}
+
+/* Review fixes: out-of-range enum options and label_column < -1 are errors,
+ * not a crash or a silent "last column". */
+static void test_bad_options(void)
+{
+    bp_csv_options o = bp_csv_defaults();
+    o.label = (bp_label_kind)7;
+    CU_ASSERT(load_fails("opt1.csv", "1,2,1\n3,4,0\n", &o,
+                         ": bad options (label 7: expected BP_LABEL_CLASS, "
+                         "BP_LABEL_NUMERIC or BP_LABEL_NONE)"));
+    o = bp_csv_defaults();
+    o.label = (bp_label_kind)-1;
+    CU_ASSERT(load_fails("opt2.csv", "1,2,1\n3,4,0\n", &o,
+                         ": bad options (label -1: expected BP_LABEL_CLASS, "
+                         "BP_LABEL_NUMERIC or BP_LABEL_NONE)"));
+    o = bp_csv_defaults();
+    o.header = (bp_header_mode)5;
+    CU_ASSERT(load_fails("opt3.csv", "1,2,1\n3,4,0\n", &o,
+                         ": bad options (header 5: expected BP_HEADER_AUTO, "
+                         "BP_HEADER_NONE or BP_HEADER_PRESENT)"));
+    o = bp_csv_defaults();
+    o.label_column = -7;
+    CU_ASSERT(load_fails("opt4.csv", "1,2,1\n3,4,0\n", &o,
+                         ": bad options (label_column -7: expected -1 for "
+                         "the last column, or a column index from 0)"));
+    /* -1 is still the last column. */
+    o = bp_csv_defaults();
+    o.label_column = -1;
+    char *path = csv_file("opt5.csv", "1,2,1\n3,4,0\n");
+    bp_dataset d;
+    char err[256] = "";
+    CU_ASSERT_EQUAL(bp_data_load_csv(&d, path, &o, err, sizeof err), 0);
+    CU_ASSERT(d.rows == 2 && d.features == 2 && d.classes == 2);
+    bp_data_free(&d);
+    free(path);
+}
+
 void register_data(void)
 {
     CU_pSuite s = CU_add_suite("data", NULL, NULL);
@@ -692,4 +804,9 @@ void register_data(void)
     CU_add_test(s, "standardisation uses training stats", test_standardize);
     CU_add_test(s, "filter by label, subset", test_filter_subset);
     CU_add_test(s, "batch checks and assembly", test_batches);
+    CU_add_test(s, "near-constant feature gets std 1",
+                test_standardize_near_constant);
+    CU_add_test(s, "auto header: selected columns only",
+                test_header_auto_selected_only);
+    CU_add_test(s, "bad enum options and label_column", test_bad_options);
 }

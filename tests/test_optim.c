@@ -289,6 +289,52 @@ static void test_defaults_and_sizes(void)
     CU_ASSERT_EQUAL(o.step, 0);
 }
 
+/* Review fixes: a step with no state for a kind that needs it (or with no
+ * theta or grad) does nothing and returns NaN instead of crashing. */
+static void test_missing_state(void)
+{
+    static const bp_optim_kind kinds[] = {BP_MOMENTUM, BP_NESTEROV,
+                                          BP_RMSPROP, BP_ADAM, BP_ADAMW};
+    for (int k = 0; k < 5; k++) {
+        bp_optim_config c = bp_optim_defaults(kinds[k]);
+        bp_optimizer o;
+        bp_optim_init(&o, &c, NULL, 2, 8, NULL);
+        double th[2] = {1.0, -2.0}, g[2] = {0.5, -1.0};
+        CU_ASSERT(isnan(bp_optim_step(&o, th, g)));
+        CU_ASSERT(th[0] == 1.0 && th[1] == -2.0);
+        CU_ASSERT(g[0] == 0.5 && g[1] == -1.0);
+        CU_ASSERT_EQUAL(o.step, 0);
+    }
+    bp_optim_config c = bp_optim_defaults(BP_SGD);
+    bp_optimizer o;
+    bp_optim_init(&o, &c, NULL, 2, 8, NULL);
+    double th[2] = {1.0, -2.0}, g[2] = {0.5, -1.0};
+    CU_ASSERT(isnan(bp_optim_step(&o, NULL, g)));
+    CU_ASSERT(isnan(bp_optim_step(&o, th, NULL)));
+    CU_ASSERT(isnan(bp_optim_step(NULL, th, g)));
+    CU_ASSERT_EQUAL(o.step, 0);
+    /* SGD needs no state: NULL is fine. */
+    CU_ASSERT_DOUBLE_EQUAL(bp_optim_step(&o, th, g), sqrt(1.25), 1e-15);
+    CU_ASSERT_EQUAL(o.step, 1);
+}
+
+/* The documented differences from PyTorch stay as documented: clipping
+ * scales by clip/norm exactly, RMSprop defaults to rho 0.9, lr 0.001. */
+static void test_pytorch_differences(void)
+{
+    bp_optim_config c = bp_optim_defaults(BP_RMSPROP);
+    CU_ASSERT_EQUAL(c.rho, 0.9);
+    CU_ASSERT_EQUAL(c.lr, 0.001);
+    c = bp_optim_defaults(BP_SGD);
+    c.lr = 1.0;
+    c.clip_norm = 2.0;
+    bp_optimizer o;
+    bp_optim_init(&o, &c, NULL, 2, 8, NULL);
+    double th[2] = {0, 0}, g[2] = {6, 8};
+    bp_optim_step(&o, th, g);
+    CU_ASSERT_DOUBLE_EQUAL(sqrt(g[0] * g[0] + g[1] * g[1]), 2.0, 1e-15);
+}
+
 void register_optim(void);
 void register_optim(void)
 {
@@ -300,4 +346,7 @@ void register_optim(void)
     CU_add_test(s, "clipping", test_clipping);
     CU_add_test(s, "frozen tensors", test_frozen);
     CU_add_test(s, "defaults and sizes", test_defaults_and_sizes);
+    CU_add_test(s, "no state: no step, NaN", test_missing_state);
+    CU_add_test(s, "documented PyTorch differences",
+                test_pytorch_differences);
 }

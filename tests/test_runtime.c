@@ -108,6 +108,17 @@ static void test_fill(void)
         for (int i = 0; i < 100; i++)
             CU_ASSERT_FATAL(f[i] >= 1.0f && f[i] < hi);
     }
+    /* Nor fall below lo: (float)0.7 < 0.7, so draws just above 0.7 round
+     * down below it unless moved back inside. */
+    bp_rng_seed(&r, 8);
+    for (int k = 0; k < 20; k++) {
+        bp_fill_uniform(&r, f, 4, 100, 0.7, 0.7 + 1e-7);
+        for (int i = 0; i < 100; i++)
+            CU_ASSERT_FATAL((double)f[i] >= 0.7 && (double)f[i] < 0.7 + 1e-7);
+    }
+    bp_fill_uniform(&r, f, 4, 100, -0.7 - 1e-7, -0.7);
+    for (int i = 0; i < 100; i++)
+        CU_ASSERT_FATAL((double)f[i] >= -0.7 - 1e-7 && (double)f[i] < -0.7);
 }
 
 /* ------------------------------------------------------------------ GEMM */
@@ -396,6 +407,77 @@ static void test_gradcheck_broken(void)
     CU_ASSERT(run_check(&m, NULL, 0) < 1e-6);
 }
 
+/* A model with no parameters: L = mean over samples of sum x^2, x wrt. */
+static size_t sq_ws(int n)
+{
+    (void)n;
+    return 0;
+}
+
+static double sq_fwd(const void *th, const void *const in[], int n, void *ws)
+{
+    (void)th;
+    (void)ws;
+    const double *x = in[0];
+    double L = 0;
+    for (int i = 0; i < 2 * n; i++)
+        L += x[i] * x[i];
+    return L / n;
+}
+
+static void sq_bwd(const void *th, const void *const in[], int n, void *ws,
+                   void *g, void *const gin[])
+{
+    (void)th;
+    (void)ws;
+    (void)g;
+    const double *x = in[0];
+    if (gin && gin[0])
+        for (int i = 0; i < 2 * n; i++)
+            ((double *)gin[0])[i] = 2 * x[i] / n;
+}
+
+static const bp_tensor_info sq_inputs[] = {{"x", 1, {2, 1}, 2, 0, 0, 1}};
+
+/* Review fixes: NULL theta is fine without parameters; NULL inputs that
+ * forward would read give -1 rather than a crash. */
+static void test_gradcheck_null_args(void)
+{
+    char where[128];
+    bp_model sq;
+    memset(&sq, 0, sizeof sq);
+    sq.name = "sq";
+    sq.real_size = 8;
+    sq.num_inputs = 1;
+    sq.inputs = sq_inputs;
+    sq.loss_name = "L";
+    sq.workspace_size = sq_ws;
+    sq.forward = sq_fwd;
+    sq.backward = sq_bwd;
+    double x[4] = {3, -1, 0.5, 2};
+    const void *in[1] = {x};
+    double e = bp_gradcheck(&sq, NULL, in, 2, 0, where, sizeof where);
+    CU_ASSERT(e >= 0 && e < 1e-6);
+    CU_ASSERT(strncmp(where, "x[", 2) == 0);
+    /* A wrt input that is NULL, or no inputs array at all. */
+    const void *none[1] = {NULL};
+    CU_ASSERT_EQUAL(bp_gradcheck(&sq, NULL, none, 2, 0, where, sizeof where),
+                    -1);
+    CU_ASSERT_EQUAL(bp_gradcheck(&sq, NULL, NULL, 2, 0, where, sizeof where),
+                    -1);
+    /* theta NULL for a model that has parameters. */
+    bp_model m = lin_model(8, lin_params, lin_ok_f, lin_ok_d);
+    double xx[3] = {1, 2, 3}, y = 1;
+    const void *in2[2] = {xx, &y};
+    CU_ASSERT_EQUAL(bp_gradcheck(&m, NULL, in2, 1, 0, where, sizeof where),
+                    -1);
+    double th[4] = {0.1, 0.2, 0.3, 0.4};
+    CU_ASSERT_EQUAL(bp_gradcheck(&m, th, NULL, 1, 0, where, sizeof where), -1);
+    const void *in3[2] = {NULL, &y};   /* x is wrt */
+    CU_ASSERT_EQUAL(bp_gradcheck(&m, th, in3, 1, 0, where, sizeof where), -1);
+    CU_ASSERT(bp_gradcheck(&m, th, in2, 1, 0, where, sizeof where) < 1e-6);
+}
+
 void register_runtime(void);
 void register_runtime(void)
 {
@@ -410,4 +492,6 @@ void register_runtime(void)
     CU_add_test(s, "gemm fast paths", test_gemm_paths);
     CU_add_test(s, "gradcheck correct", test_gradcheck_correct);
     CU_add_test(s, "gradcheck broken", test_gradcheck_broken);
+    CU_add_test(s, "gradcheck NULL theta and inputs",
+                test_gradcheck_null_args);
 }

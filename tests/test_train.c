@@ -666,6 +666,74 @@ static void test_print(void)
     free(path);
 }
 
+/* Review fixes: a caller-supplied optimiser must belong to the model being
+ * trained, keep frozen parameters frozen, and have state when it needs it. */
+static const bp_tensor_info linf_params[] = {
+    {"w", 1, {2, 1}, 2, 0, 1, 0},   /* frozen */
+    {"b", 0, {1, 1}, 1, 2, 0, 0},
+};
+
+static void test_optimizer_checks(void)
+{
+    bp_model m = linreg(8);
+    m.params = linf_params;
+    bp_dataset d = line_data(20, 3);
+    bp_train_config c = quiet();
+    c.epochs = 2;
+    c.batch_size = 5;
+    char err[256] = "";
+    double th[3] = {1, -1, 0};
+    double st[6];
+
+    /* No model: weight decay would move the frozen w. */
+    bp_optim_config oc = bp_optim_defaults(BP_SGD);
+    oc.weight_decay = 0.1;
+    bp_optimizer opt;
+    bp_optim_init(&opt, &oc, NULL, m.num_params, m.real_size, NULL);
+    c.optimizer = &opt;
+    CU_ASSERT_NOT_EQUAL(bp_train(&m, th, &d, NULL, &c, NULL, err, sizeof err),
+                        0);
+    CU_ASSERT_STRING_EQUAL(err, "the optimiser was set up without a model, "
+                                "but model 'linreg' has frozen parameters "
+                                "('w'), which it would change (bp_optim_init "
+                                "with the model)");
+    CU_ASSERT(th[0] == 1 && th[1] == -1 && th[2] == 0);
+
+    /* Another model. */
+    bp_model other = m;
+    other.name = "other";
+    bp_optim_init(&opt, &oc, &other, m.num_params, m.real_size, NULL);
+    CU_ASSERT_NOT_EQUAL(bp_train(&m, th, &d, NULL, &c, NULL, err, sizeof err),
+                        0);
+    CU_ASSERT_STRING_EQUAL(err, "the optimiser was set up for model 'other', "
+                                "not for model 'linreg' (bp_optim_init with "
+                                "the model being trained)");
+
+    /* Adam without its state. */
+    bp_optim_config ac = bp_optim_defaults(BP_ADAM);
+    bp_optim_init(&opt, &ac, &m, m.num_params, m.real_size, NULL);
+    CU_ASSERT_NOT_EQUAL(bp_train(&m, th, &d, NULL, &c, NULL, err, sizeof err),
+                        0);
+    CU_ASSERT_STRING_EQUAL(err, "the optimiser has no state buffer, but its "
+                                "kind needs 48 bytes (bp_optim_state_size)");
+    CU_ASSERT(th[0] == 1 && th[1] == -1 && th[2] == 0);
+
+    /* Set up properly, it trains b and leaves w alone. */
+    bp_optim_init(&opt, &oc, &m, m.num_params, m.real_size, NULL);
+    CU_ASSERT_EQUAL(bp_train(&m, th, &d, NULL, &c, NULL, err, sizeof err), 0);
+    CU_ASSERT(th[0] == 1 && th[1] == -1 && th[2] != 0);
+    bp_optim_init(&opt, &ac, &m, m.num_params, m.real_size, st);
+    CU_ASSERT_EQUAL(bp_train(&m, th, &d, NULL, &c, NULL, err, sizeof err), 0);
+    CU_ASSERT(th[0] == 1 && th[1] == -1);
+    /* Without frozen tensors, an optimiser with no model is fine. */
+    bp_model plain = linreg(8);
+    double tp[3] = {0, 0, 0};
+    bp_optim_init(&opt, &oc, NULL, plain.num_params, plain.real_size, NULL);
+    CU_ASSERT_EQUAL(bp_train(&plain, tp, &d, NULL, &c, NULL, err, sizeof err),
+                    0);
+    bp_data_free(&d);
+}
+
 void register_train(void)
 {
     CU_pSuite s = CU_add_suite("train", NULL, NULL);
@@ -676,5 +744,7 @@ void register_train(void)
     CU_add_test(s, "accuracy and prediction", test_accuracy);
     CU_add_test(s, "caller scratch and optimiser", test_buffers);
     CU_add_test(s, "errors", test_errors);
+    CU_add_test(s, "caller optimiser: model, frozen, state",
+                test_optimizer_checks);
     CU_add_test(s, "epoch line", test_print);
 }

@@ -8,6 +8,7 @@
 #include "support.h"
 
 #include <CUnit/CUnit.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -503,6 +504,75 @@ static void test_load_tensors(void)
     free(path);
 }
 
+/* Review fixes: values that are not finite, or out of float range for a
+ * float model, are refused, naming the tensor and index; theta untouched. */
+static void test_bad_values(void)
+{
+    char *path = path_of("badval.bin");
+    char err[512] = "";
+    double d[IRIS_N], dl[IRIS_N], dbefore[IRIS_N];
+    float f[IRIS_N], fl[IRIS_N], fbefore[IRIS_N];
+    bp_model md = iris(8), mf = iris(4);
+    fill(dl, fl, IRIS_N, 5);
+    memcpy(dbefore, dl, sizeof dl);
+    memcpy(fbefore, fl, sizeof fl);
+
+    /* A double far beyond float range: fine for double, not for float. */
+    fill(d, NULL, IRIS_N, 3);
+    d[5] = -1e300;
+    CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &md, d, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(bp_weights_load(path, &md, dl, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(dl[5], -1e300);
+    memcpy(dl, dbefore, sizeof dl);
+    CU_ASSERT_NOT_EQUAL(bp_weights_load(path, &mf, fl, err, sizeof err), 0);
+    char *want = test_format("%s: parameter 'W1' value [5] is -1e+300, out "
+                             "of range for a float model (largest "
+                             "3.40282347e+38)", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    free(want);
+    CU_ASSERT(memcmp(fl, fbefore, sizeof fl) == 0);
+    /* Just above FLT_MAX too; FLT_MAX itself loads. */
+    d[5] = 3.5e38;
+    CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &md, d, err, sizeof err), 0);
+    CU_ASSERT_NOT_EQUAL(bp_weights_load(path, &mf, fl, err, sizeof err), 0);
+    CU_ASSERT(strstr(err, "'W1' value [5]") != NULL);
+    CU_ASSERT(memcmp(fl, fbefore, sizeof fl) == 0);
+    d[5] = 3.4028234663852886e38;   /* FLT_MAX */
+    CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &md, d, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(bp_weights_load(path, &mf, fl, err, sizeof err), 0);
+    CU_ASSERT(isfinite(fl[5]) && fl[5] > 3e38f);
+    memcpy(fl, fbefore, sizeof fl);
+
+    /* NaN and infinities, into either precision. */
+    fill(d, NULL, IRIS_N, 3);
+    d[64 + 6] = NAN;   /* b1[6] */
+    CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &md, d, err, sizeof err), 0);
+    CU_ASSERT_NOT_EQUAL(bp_weights_load(path, &md, dl, err, sizeof err), 0);
+    want = test_format("%s: parameter 'b1' value [6] is nan (not a finite "
+                       "number)", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    free(want);
+    CU_ASSERT(memcmp(dl, dbefore, sizeof dl) == 0);
+    CU_ASSERT_NOT_EQUAL(bp_weights_load(path, &mf, fl, err, sizeof err), 0);
+    CU_ASSERT(memcmp(fl, fbefore, sizeof fl) == 0);
+    fill(NULL, f, IRIS_N, 3);
+    f[128 + 2] = -INFINITY;   /* b2[2] */
+    CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &mf, f, err, sizeof err), 0);
+    CU_ASSERT_NOT_EQUAL(bp_weights_load(path, &md, dl, err, sizeof err), 0);
+    want = test_format("%s: parameter 'b2' value [2] is -inf (not a finite "
+                       "number)", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    free(want);
+    CU_ASSERT(memcmp(dl, dbefore, sizeof dl) == 0);
+    /* Loading only some tensors checks them the same way. */
+    static const char *const names[] = {"b2"};
+    CU_ASSERT_NOT_EQUAL(bp_weights_load_tensors(path, &mf, fl, names, 1, err,
+                                                sizeof err), 0);
+    CU_ASSERT(strstr(err, "'b2' value [2] is -inf") != NULL);
+    CU_ASSERT(memcmp(fl, fbefore, sizeof fl) == 0);
+    free(path);
+}
+
 void register_weights(void);
 void register_weights(void)
 {
@@ -514,4 +584,5 @@ void register_weights(void)
     CU_add_test(s, "wrong file or model", test_wrong_model);
     CU_add_test(s, "hostile headers", test_hostile);
     CU_add_test(s, "load tensors (transfer)", test_load_tensors);
+    CU_add_test(s, "non-finite or out-of-range values", test_bad_values);
 }
