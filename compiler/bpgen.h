@@ -321,7 +321,9 @@ typedef enum {
     NODE_INLINE,   /* an elementwise expression evaluated inside the loop of
                       its only user, never stored */
     NODE_VIRTUAL   /* folded into its users' steps: a transpose read as a
-                      gemm flag; an outer or matmul under batch_mean */
+                      gemm flag; an outer or matmul under batch_mean; a
+                      matmul under a bias add (W·x + b: the add's step
+                      pre-fills its rows with b, then gemm, beta = 1) */
 } NodeMode;
 
 /* Where a buffer lives. */

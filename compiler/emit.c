@@ -371,6 +371,36 @@ static const char *equation(Emit *e, Node *n)
     return s;
 }
 
+/* `NAME = A · B + BIAS` for the step computing y = mm + bias in one
+ * gemm: the product written out (even where it has a name of its own, as
+ * it has no buffer) and first, without the parentheses print.c puts
+ * around a product inside a sum. */
+static const char *bias_equation(Emit *e, Node *y, Node *mm, Node *bias)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        die("out of memory");
+    Node copy = *mm;
+    copy.name = NULL;
+    fprintf(f, "%s = ", y->name ? y->name : e->cname[y->id]);
+    print_expr_brief(f, &copy, 160);
+    if (bias->op == OP_CONST && bias->value < 0) {
+        fputs(" - ", f);
+        Node neg = *bias;
+        neg.value = -bias->value;
+        print_expr_brief(f, &neg, 40);
+    } else {
+        fputs(" + ", f);
+        print_expr_brief(f, bias, 40);
+    }
+    fclose(f);
+    const char *s = comment_text(e, text ? text : "");
+    free(text);
+    return s;
+}
+
 static void comment(Emit *e, int depth, const char *text)
 {
     line(e, depth, "/* %s */", text);
@@ -863,15 +893,16 @@ static void gemm(Emit *e, int d, bool ta, bool tb, const char *m, const char *n,
 }
 
 /* y = a · b over the batch, as one gemm where the batch stacks, else one
- * gemm per sample. With `mean`, y is batch_mean(a · b): per-sample gemms
- * accumulate alpha = 1/n into y. */
-static void matmul(Emit *e, Node *y, Node *mm, bool mean)
+ * gemm per sample (lower.c's one_gemm_over_batch() tells the two apart
+ * the same way). With `mean`, y is batch_mean(a · b): per-sample gemms
+ * accumulate alpha = 1/n into y. With `add`, y += a · b (beta = 1). */
+static void matmul(Emit *e, Node *y, Node *mm, bool mean, bool add)
 {
     View A = view_of(e, mm->in[0], true), B = view_of(e, mm->in[1], false);
     long M = A.rows, K = A.cols, N = B.cols;
     bool ab = A.base->batched, bb = B.base->batched;
     const char *Y = buf_name(e, y);
-    const char *one = lit_str(e, 1), *zero = lit_str(e, 0);
+    const char *one = lit_str(e, 1), *zero = add ? one : lit_str(e, 0);
     const char *sM = fmt(e, "%ld", M), *sN = fmt(e, "%ld", N), *sK = fmt(e, "%ld", K);
     if (mean) {
         line(e, 1, "for (size_t s = 0; s < (size_t)n; s++)");
@@ -908,7 +939,38 @@ static void step_matmul(Emit *e, Node *y)
         line(e, 1, "}");
         return;
     }
-    matmul(e, y, y, false);
+    matmul(e, y, y, false, false);
+}
+
+/* y = mm + bias, mm a virtual matrix product (lower.c's fuse_bias): each
+ * of y's n rows starts as the bias, then the gemm adds mm (beta = 1). */
+static void step_bias_gemm(Emit *e, Node *y, Node *mm, Node *bias)
+{
+    long size = shape_size(y->shape);
+    comment(e, 1, bias_equation(e, y, mm, bias));
+    const char *Y = buf_name(e, y);
+    line(e, 1, "for (size_t s = 0; s < (size_t)n; s++)");
+    if (bias->op == OP_CONST) {
+        line(e, 2, "for (size_t j = 0; j < %ld; j++)", size);
+        line(e, 3, "%s = %s;", elem(e, y, "s", "j").s, lit_str(e, bias->value));
+    } else {
+        line(e, 2, "memcpy(%s + s * %ld, %s, %ld * sizeof(%s));", Y, size, buf_name(e, bias),
+             size, e->real);
+    }
+    matmul(e, y, mm, false, true);
+}
+
+/* The matrix product a bias is added to in y's own step, or NULL. */
+static Node *bias_gemm_of(const Emit *e, const Node *y, Node **bias)
+{
+    if (y->op != OP_ADD)
+        return NULL;
+    for (int k = 0; k < 2; k++)
+        if (y->in[k]->op == OP_MATMUL && info(e, y->in[k])->mode[e->f] == NODE_VIRTUAL) {
+            *bias = y->in[1 - k];
+            return y->in[k];
+        }
+    return NULL;
 }
 
 static void step_transpose(Emit *e, Node *y)
@@ -952,7 +1014,7 @@ static void step_batch_mean(Emit *e, Node *y)
     }
     if (x->op == OP_MATMUL && info(e, x)->mode[e->f] == NODE_VIRTUAL) {
         comment(e, 1, equation(e, y));
-        matmul(e, y, x, true);
+        matmul(e, y, x, true, false);
         return;
     }
     Ctx c;
@@ -997,9 +1059,14 @@ static void emit_step(Emit *e, Node *y)
 {
     switch (op_info[y->op].kind) {
     case OPK_LEAF:
-    case OPK_ELEMENTWISE:
-        step_elementwise(e, y);
+    case OPK_ELEMENTWISE: {
+        Node *bias = NULL, *mm = bias_gemm_of(e, y, &bias);
+        if (mm)
+            step_bias_gemm(e, y, mm, bias);
+        else
+            step_elementwise(e, y);
         break;
+    }
     case OPK_LINALG:
         if (y->op == OP_MATMUL)
             step_matmul(e, y);

@@ -22,7 +22,11 @@
  *   VIRTUAL  a transpose whose users are all matrix products (a gemm
  *            flag, never materialised); outer(a, b) or a per-sample
  *            matmul whose only user is batch_mean (one gemm over the
- *            batch, or per-sample gemms accumulating into the mean);
+ *            batch, or per-sample gemms accumulating into the mean); a
+ *            batched matmul whose only user adds a shared bias vector to
+ *            it, W·x + b (the add's step pre-fills its rows with b and
+ *            runs the one gemm over the batch with beta = 1 into them:
+ *            no temporary, no separate bias pass);
  *   BUFFER   everything else, and always the roots and what forward keeps
  *            for backward: one step that writes a buffer.
  * Constants are literals, except where a gemm needs them in memory.
@@ -38,7 +42,7 @@
  * its own over the same pools. A gradient that backward computes itself is
  * written straight into its slice of `grad` instead of the workspace.
  *
- * This is the one place to grow: bias fusion into gemm, tiling, threads.
+ * This is the one place to grow: alpha folding, tiling, threads.
  */
 #include "bpgen.h"
 
@@ -163,6 +167,47 @@ static NodeMode choose_mode(Lower *L, PlanFn f, Node *n)
         if (is_elementwise(n) && u && fits_loop_of(n, u))
             return NODE_INLINE;
         return NODE_BUFFER;
+    }
+}
+
+/* ---------------------------------------------------------------- bias fusion */
+
+/* Whether emit.c writes matmul mm (batched, not a dot) as one gemm over
+ * the whole batch: the samples stack as rows of one operand while the
+ * other is shared (emit.c's matmul() makes the same distinction). */
+static bool one_gemm_over_batch(const Lower *L, PlanFn f, const Node *mm)
+{
+    const Node *a = mm->in[0], *b = mm->in[1];
+    bool a_trans = a->op == OP_TRANSPOSE && L->p->info[a->id].mode[f] == NODE_VIRTUAL;
+    long cols_b = b->shape.rank == 2 ? b->shape.dim[1] : 1;
+    return (a->batched && !a_trans && !b->batched) || (!a->batched && b->batched && cols_b == 1);
+}
+
+/* y = ADD(mm, bias) in either order, with mm a batched matrix product
+ * written as one gemm over the batch and used only here, and bias an
+ * unbatched vector of y's length or a constant (W·x + 1): y's step fills
+ * each of its n rows with the bias and runs the gemm with beta = 1 into
+ * them, so mm becomes VIRTUAL and y a BUFFER (even where it could have
+ * been fused into the loop of an elementwise user: the sum is then the
+ * gemm's output itself, and that user reads it, or overwrites it in
+ * place). */
+static void fuse_bias(Lower *L, PlanFn f, Node *y)
+{
+    NodeInfo *info = L->p->info;
+    if (y->op != OP_ADD || !y->batched || y->shape.rank != 1)
+        return;
+    for (int k = 0; k < 2; k++) {
+        Node *mm = y->in[k], *bias = y->in[1 - k];
+        if (!is_gemm(mm) || !mm->batched || !L->member[f][mm->id] ||
+            info[mm->id].mode[f] != NODE_BUFFER || info[mm->id].root[f] ||
+            (f == PF_FORWARD && info[mm->id].kept) || info[mm->id].uses[f] != 1 ||
+            info[mm->id].user[f] != y || !one_gemm_over_batch(L, f, mm))
+            continue;
+        if (bias->batched || !(shape_eq(bias->shape, y->shape) || bias->op == OP_CONST))
+            continue;
+        info[mm->id].mode[f] = NODE_VIRTUAL;
+        info[y->id].mode[f] = NODE_BUFFER;
+        return;
     }
 }
 
@@ -379,6 +424,10 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
         for (int id = 0; id < g->nnodes; id++)
             if (L.member[f][id])
                 p->info[id].mode[f] = choose_mode(&L, (PlanFn)f, g->nodes[id]);
+    for (int f = 0; f < PF__COUNT; f++)
+        for (int id = 0; id < g->nnodes; id++)
+            if (L.member[f][id])
+                fuse_bias(&L, (PlanFn)f, g->nodes[id]);
 
     /* a gradient backward computes is written where it is wanted */
     long offset = 0;

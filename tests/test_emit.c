@@ -10,7 +10,8 @@
  * unbatched loss, a model without inputs, workspace sizes, every INIT, the
  * bp_model descriptor and its wrappers, C keywords as names, float and
  * double models in one program, the header, the --main driver's output
- * and its error exits, and finite results for logits of ±1000. */
+ * and its error exits, finite results for logits of ±1000, and biases
+ * added by the gemm (beta = 1) in an MLP. */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -685,6 +686,138 @@ static void test_frozen_backward_does_less(void)
     CU_ASSERT_EQUAL(backward_gemms("emit_frozen"), 1);
 }
 
+/* ---------------------------------------------------------------- bias in gemm */
+
+/* An MLP: h = tanh(W1 · x + b1), z = W2 · h + b2. Each bias is added by
+ * the gemm (its rows pre-filled with the bias, beta = 1), not by a pass
+ * of its own; the values are those of the formulas. */
+static const char *const mlp_net =
+    "input x[3]\nparam W1[4, 3] = uniform(-1, 1)\nparam b1[4] = 0.25\n"
+    "param W2[2, 4] = uniform(-1, 1)\nparam b2[2] = -0.5\n"
+    "h = tanh(W1 · x + b1)\nz = W2 · h + b2\noutput z\nloss L = sum(z * z)\n";
+
+static const char *const mlp_body[] = {
+    "enum { N = 5 };\n",
+    "int main(void)\n{\n",
+    "    real theta[F(NUM_PARAMS)], grad[F(NUM_PARAMS)], x[N * 3], out[N * 2];\n",
+    "    F(init)(theta, 3);\n",
+    "    for (int k = 0; k < 4; k++)\n",
+    "        theta[F(b1_OFFSET) + k] = (real)(0.1 * k - 0.15);\n",
+    "    theta[F(b2_OFFSET) + 1] = (real)0.75;\n",
+    "    for (int i = 0; i < N * 3; i++)\n",
+    "        x[i] = (real)(0.2 * i - 1.1);\n",
+    "    const real *W1 = theta + F(W1_OFFSET), *b1 = theta + F(b1_OFFSET);\n",
+    "    const real *W2 = theta + F(W2_OFFSET), *b2 = theta + F(b2_OFFSET);\n",
+    "    double el = 0, z[N][2], gW1[12] = {0}, gb1[4] = {0}, gW2[8] = {0}, gb2[2] = {0};\n",
+    "    for (int s = 0; s < N; s++) {\n",
+    "        double h[4], dh[4] = {0};\n",
+    "        for (int k = 0; k < 4; k++) {\n",
+    "            double a = b1[k];\n",
+    "            for (int j = 0; j < 3; j++)\n",
+    "                a += (double)W1[k * 3 + j] * x[s * 3 + j];\n",
+    "            h[k] = tanh(a);\n",
+    "        }\n",
+    "        for (int o = 0; o < 2; o++) {\n",
+    "            z[s][o] = b2[o];\n",
+    "            for (int k = 0; k < 4; k++)\n",
+    "                z[s][o] += (double)W2[o * 4 + k] * h[k];\n",
+    "            el += z[s][o] * z[s][o] / N;\n",
+    "            double dz = 2 * z[s][o] / N;\n",
+    "            gb2[o] += dz;\n",
+    "            for (int k = 0; k < 4; k++) {\n",
+    "                gW2[o * 4 + k] += dz * h[k];\n",
+    "                dh[k] += dz * W2[o * 4 + k];\n",
+    "            }\n",
+    "        }\n",
+    "        for (int k = 0; k < 4; k++) {\n",
+    "            double da = dh[k] * (1 - h[k] * h[k]);\n",
+    "            gb1[k] += da;\n",
+    "            for (int j = 0; j < 3; j++)\n",
+    "                gW1[k * 3 + j] += da * x[s * 3 + j];\n",
+    "        }\n",
+    "    }\n",
+    "    void *ws = malloc(F(workspace_size)(N));\n",
+    "    const real *in[1] = {x};\n",
+    "    real loss = F(forward)(theta, in, N, ws);\n",
+    "    check(near(loss, el, TOL), \"loss\", loss, el);\n",
+    "    for (int i = 0; i < F(NUM_PARAMS); i++)\n",
+    "        grad[i] = (real)NAN;\n",
+    "    F(backward)(theta, in, N, ws, grad, NULL);\n",
+    "    for (int i = 0; i < 12; i++)\n",
+    "        check(near(grad[F(W1_OFFSET) + i], gW1[i], TOL), \"dL/dW1\", grad[F(W1_OFFSET) + i], gW1[i]);\n",
+    "    for (int i = 0; i < 4; i++)\n",
+    "        check(near(grad[F(b1_OFFSET) + i], gb1[i], TOL), \"dL/db1\", grad[F(b1_OFFSET) + i], gb1[i]);\n",
+    "    for (int i = 0; i < 8; i++)\n",
+    "        check(near(grad[F(W2_OFFSET) + i], gW2[i], TOL), \"dL/dW2\", grad[F(W2_OFFSET) + i], gW2[i]);\n",
+    "    for (int i = 0; i < 2; i++)\n",
+    "        check(near(grad[F(b2_OFFSET) + i], gb2[i], TOL), \"dL/db2\", grad[F(b2_OFFSET) + i], gb2[i]);\n",
+    "    real *outs[1] = {out};\n",
+    "    for (int i = 0; i < N * 2; i++)\n",
+    "        out[i] = (real)NAN;\n",
+    "    F(predict)(theta, in, N, ws, outs);\n",
+    "    for (int s = 0; s < N; s++)\n",
+    "        for (int o = 0; o < 2; o++)\n",
+    "            check(near(out[s * 2 + o], z[s][o], TOL), \"predict z\", out[s * 2 + o], z[s][o]);\n",
+    "    free(ws);\n",
+    "    printf(\"%s\\n\", fails ? \"FAILED\" : \"ok\");\n",
+    "    return fails != 0;\n",
+    "}\n",
+    NULL};
+
+/* The text of the generated function `fn` ("forward") of TEST_TMP/name.c
+ * (caller frees), or NULL. */
+static char *function_text(const char *name, const char *fn)
+{
+    char *path = test_format("%s/%s.c", TEST_TMP, name);
+    char *c = test_read_file(path, NULL);
+    free(path);
+    char *key = test_format("_%s(const", fn);
+    char *start = c ? strstr(c, key) : NULL;
+    char *end = start ? strstr(start, "\n}\n") : NULL;
+    char *text = NULL;
+    if (end) {
+        end[1] = '\0';
+        text = test_format("%s", start);
+    }
+    free(key);
+    free(c);
+    return text;
+}
+
+static void test_bias_in_gemm(void)
+{
+    run_model("em_mlp", mlp_net, mlp_body);
+    static const char *const names[2] = {"em_mlp_f", "em_mlp_d"};
+    for (int p = 0; p < 2; p++) {
+        for (int f = 0; f < 2; f++) {
+            char *text = function_text(names[p], f ? "predict" : "forward");
+            CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+            /* both products are gemms with beta = 1 (the 11th argument) */
+            int gemms = 0, beta_one = 0;
+            for (char *q = strstr(text, "bp_gemm_"); q; q = strstr(q + 1, "bp_gemm_")) {
+                char *arg = strchr(q, '(');
+                for (int k = 0; arg && k < 10; k++)
+                    arg = strchr(arg + 1, ',');
+                gemms++;
+                if (arg && strtod(arg + 1, NULL) == 1.0)
+                    beta_one++;
+            }
+            CU_ASSERT_EQUAL(gemms, 2);
+            CU_ASSERT_EQUAL(beta_one, 2);
+            /* no product in a temporary of its own, no loop adding a bias
+             * to one; the comments name the equations */
+            CU_ASSERT_PTR_NULL(strstr(text, "matmul_"));
+            CU_ASSERT_PTR_NULL(strstr(text, "b1[j]"));
+            CU_ASSERT_PTR_NULL(strstr(text, "b2[j]"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(text, " = W1 · x + b1 */"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(text, "/* z = W2 · h + b2 */"));
+            if (gemms != 2 || beta_one != 2 || strstr(text, "matmul_"))
+                fprintf(stderr, "\n[%s]:\n%s\n", names[p], text);
+            free(text);
+        }
+    }
+}
+
 void register_emit(void)
 {
     CU_pSuite s = CU_add_suite("emit", NULL, NULL);
@@ -697,4 +830,5 @@ void register_emit(void)
     CU_add_test(s, "--main output and error exits", test_main_driver);
     CU_add_test(s, "finite results for logits of +-1000", test_extreme_logits);
     CU_add_test(s, "a frozen layer costs backward nothing", test_frozen_backward_does_less);
+    CU_add_test(s, "biases added by the gemm, not a pass of their own", test_bias_in_gemm);
 }
