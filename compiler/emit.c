@@ -371,36 +371,6 @@ static const char *equation(Emit *e, Node *n)
     return s;
 }
 
-/* `NAME = A · B + BIAS` for the step computing y = mm + bias in one
- * gemm: the product written out (even where it has a name of its own, as
- * it has no buffer) and first, without the parentheses print.c puts
- * around a product inside a sum. */
-static const char *bias_equation(Emit *e, Node *y, Node *mm, Node *bias)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f)
-        die("out of memory");
-    Node copy = *mm;
-    copy.name = NULL;
-    fprintf(f, "%s = ", y->name ? y->name : e->cname[y->id]);
-    print_expr_brief(f, &copy, 160);
-    if (bias->op == OP_CONST && bias->value < 0) {
-        fputs(" - ", f);
-        Node neg = *bias;
-        neg.value = -bias->value;
-        print_expr_brief(f, &neg, 40);
-    } else {
-        fputs(" + ", f);
-        print_expr_brief(f, bias, 40);
-    }
-    fclose(f);
-    const char *s = comment_text(e, text ? text : "");
-    free(text);
-    return s;
-}
-
 static void comment(Emit *e, int depth, const char *text)
 {
     line(e, depth, "/* %s */", text);
@@ -947,7 +917,7 @@ static void step_matmul(Emit *e, Node *y)
 static void step_bias_gemm(Emit *e, Node *y, Node *mm, Node *bias)
 {
     long size = shape_size(y->shape);
-    comment(e, 1, bias_equation(e, y, mm, bias));
+    comment(e, 1, equation(e, y));
     const char *Y = buf_name(e, y);
     line(e, 1, "for (size_t s = 0; s < (size_t)n; s++)");
     if (bias->op == OP_CONST) {

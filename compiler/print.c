@@ -211,6 +211,13 @@ static int render_product(const Printer *p, Buf *b, double coef, const Node *n)
         b->overflow = true;
         return PREC_ATOM;
     }
+    /* a lone factor is no product: it needs no parentheses of its own, so
+     * a sum reads `W · x + b`, not `(W · x) + b` */
+    if (fs.n == 1 && fs.f[0].power == 1 && fs.coef == 1) {
+        const Node *only = fs.f[0].base;
+        free(fs.f);
+        return render(p, b, only);
+    }
     int nnum = 0, nden = 0;
     for (int i = 0; i < fs.n; i++)
         fs.f[i].power > 0 ? nnum++ : nden++;
