@@ -25,7 +25,7 @@
 
 #include "ops.h"
 
-#define BPGEN_VERSION "0.1.0"
+#define BPGEN_VERSION "0.2.0"
 
 /* ------------------------------------------------------------------------ */
 /* arena.c — bump allocation; everything lives until arena_free().          */

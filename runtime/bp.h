@@ -15,6 +15,22 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------ */
+/* version.c — versions. BP_VERSION_* name the release of bpgen and its
+ * runtime; BP_ABI_VERSION numbers the layout of bp_model and
+ * bp_tensor_info that generated code is compiled against, and changes
+ * whenever that layout does (2: tensors of rank up to 4). */
+
+#define BP_VERSION_MAJOR 0
+#define BP_VERSION_MINOR 2
+#define BP_VERSION_PATCH 0
+#define BP_VERSION_STRING "0.2.0"
+#define BP_ABI_VERSION 2
+
+/* The version of the library linked in, "0.2.0": it may differ from the
+ * BP_VERSION_STRING an application was compiled with. */
+const char *bp_version(void);
+
+/* ------------------------------------------------------------------------ */
 /* The model descriptor. Every generated model M defines
  * `const bp_model M_model`, so runtime functions work with any model,
  * float or double. The function pointers take untyped buffers: real_size
