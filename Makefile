@@ -46,18 +46,37 @@ TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
            $(BUILD)/tests/runner.o $(BUILD)/tests/support.o
 
 .DEFAULT_GOAL := all
-.PHONY: all test demo examples bench install clean build-deps test-deps
+.PHONY: all test demo examples bench bench-fashion install clean build-deps \
+        test-deps data-deps FORCE
 .DELETE_ON_ERROR:
 
 # On a fresh machine the tools are installed on first use, so `make demo`
 # and `make test` are the only commands a new user types.
 build-deps:
 	@command -v $(BISON) >/dev/null 2>&1 && command -v $(FLEX) >/dev/null 2>&1 \
-	  || sh scripts/install-deps.sh
+	  && [ -f /usr/include/zlib.h ] || sh scripts/install-deps.sh
 
 test-deps: build-deps
 	@[ -f /usr/include/CUnit/Basic.h ] && command -v clang >/dev/null 2>&1 \
-	  || sh scripts/install-deps.sh
+	  && [ -d $(FASHION_DIR) ] || sh scripts/install-deps.sh
+
+# Fashion-MNIST, from the Debian package dataset-fashion-mnist (installed
+# on first use by `make examples`, `make test` and `make bench`).
+FASHION_DIR = /usr/share/datasets/fashion-mnist
+
+data-deps: build-deps
+	@[ -d $(FASHION_DIR) ] || sh scripts/install-deps.sh
+
+# Changed flags rebuild everything: $(BUILD)/flags holds the flags the
+# objects were built with, and is rewritten (so newer than them) only when
+# they differ from the current ones. `make CFLAGS='-O3 -march=native'` in a
+# built checkout then rebuilds rather than doing nothing.
+FLAGS_NOW = $(CC) $(ALL_CFLAGS)
+$(BUILD)/flags: FORCE | $(BUILD)/runtime
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(FLAGS_NOW)' ]; then \
+	  echo '$(FLAGS_NOW)' > $@; fi
+
+FORCE:
 
 all: $(BUILD)/bpgen $(BUILD)/libbp.a
 
@@ -80,13 +99,13 @@ $(GEN)/lexer.c $(GEN)/lexer.h &: grammar/lexer.l | $(GEN) build-deps
 
 # Generated scanners and parsers are not -pedantic clean; they get the
 # same standard but fewer warnings.
-$(GEN)/%.o: $(GEN)/%.c $(GEN)/parser.h $(GEN)/lexer.h compiler/bpgen.h compiler/ops.h
+$(GEN)/%.o: $(GEN)/%.c $(GEN)/parser.h $(GEN)/lexer.h compiler/bpgen.h compiler/ops.h $(BUILD)/flags
 	$(CC) -std=c99 $(CFLAGS) $(SANFLAGS) -D_POSIX_C_SOURCE=200809L $(COMPILER_INC) -c -o $@ $<
 
-$(BUILD)/compiler/%.o: compiler/%.c compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h | $(BUILD)/compiler
+$(BUILD)/compiler/%.o: compiler/%.c compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h $(BUILD)/flags | $(BUILD)/compiler
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -c -o $@ $<
 
-$(BUILD)/runtime/%.o: runtime/%.c runtime/bp.h runtime/internal.h | $(BUILD)/runtime
+$(BUILD)/runtime/%.o: runtime/%.c runtime/bp.h runtime/internal.h $(BUILD)/flags | $(BUILD)/runtime
 	$(CC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
 
 # ---------------------------------------------------------------- tests
@@ -105,14 +124,14 @@ TEST_DEFS = -DTEST_BPGEN='"$(BUILD)/bpgen"' -DTEST_LIBBP='"$(BUILD)/libbp.a"' \
             -DTEST_CC='"$(CC)"' -DTEST_CFLAGS='"$(WARN) $(SANFLAGS) -O1 -g"' \
             -DTEST_TMP='"$(BUILD)/tmp"'
 
-$(BUILD)/tests/%.o: tests/%.c tests/support.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests test-deps
+$(BUILD)/tests/%.o: tests/%.c tests/support.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h $(BUILD)/flags | $(BUILD)/tests test-deps
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests $(TEST_DEFS) -c -o $@ $<
 
 $(BUILD)/tests/registry.o: $(BUILD)/tests/registry.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcunit $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcunit -lz $(LDLIBS)
 
 test: all $(BUILD)/run_tests
 	@mkdir -p $(BUILD)/tmp
@@ -122,11 +141,16 @@ test: all $(BUILD)/run_tests
 demo: all
 	@sh scripts/demo.sh $(BUILD)
 
-examples: all
+examples: all data-deps
 	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)"
 
-bench: all
+bench: all bench-fashion
 	@sh bench/run.sh $(BUILD)
+
+# One epoch of the Fashion-MNIST MLP: bpgen against PyTorch (see
+# bench/README.md).
+bench-fashion: all data-deps
+	@sh bench/fashion.sh $(BUILD)
 
 # ---------------------------------------------------------------- install, clean
 install: all

@@ -23,4 +23,10 @@ static inline void bp_real_set(void *p, int real_size, size_t i, double v)
  * may be NULL) and returns -1. */
 int bp_fail(char *err, size_t err_size, const char *fmt, ...);
 
+/* bp_batch_fill for rows first + idx[i] (first + i when idx is NULL), so
+ * callers can walk a data set in order without a view of its arrays. */
+#include "bp.h"
+void bp_batch_fill_from(const bp_dataset *d, size_t first, const size_t *idx,
+                        int n, int real_size, void *x, void *y);
+
 #endif

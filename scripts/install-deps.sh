@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs what building and testing bpgen needs, when it is missing:
 # a C compiler, make, flex, bison, CUnit, and clang (the tests compile
-# generated code with both gcc and clang). Uses apt-get (Debian, as root).
+# generated code with both gcc and clang), zlib (the runtime's IDX reader)
+# and the Fashion-MNIST data set (examples/fashion, its test and
+# `make bench-fashion`). Uses apt-get (Debian, as root).
 set -eu
 
 missing=""
@@ -11,6 +13,8 @@ command -v flex >/dev/null 2>&1 || missing="$missing flex"
 command -v bison >/dev/null 2>&1 || missing="$missing bison"
 command -v clang >/dev/null 2>&1 || missing="$missing clang"
 [ -f /usr/include/CUnit/Basic.h ] || missing="$missing libcunit1-dev"
+[ -f /usr/include/zlib.h ] || missing="$missing zlib1g-dev"
+[ -d /usr/share/datasets/fashion-mnist ] || missing="$missing dataset-fashion-mnist"
 
 if [ -z "$missing" ]; then
     echo "install-deps: everything is installed"

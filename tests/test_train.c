@@ -201,7 +201,7 @@ static bp_model linreg(int rs)
     bp_model m = {"linreg", rs, 3, 2, lin_params, 2, lin_inputs, 1,
                   lin_outputs, "L", NULL, lin_ws,
                   rs == 4 ? lin_f_f : lin_f_d, rs == 4 ? lin_b_f : lin_b_d,
-                  rs == 4 ? lin_p_f : lin_p_d};
+                  rs == 4 ? lin_p_f : lin_p_d, NULL};
     return m;
 }
 
@@ -210,8 +210,28 @@ static bp_model softmax_model(int rs)
     bp_model m = {"softmax", rs, 9, 2, sm_params, 2, sm_inputs, 1,
                   sm_outputs, "L", NULL, sm_ws,
                   rs == 4 ? sm_f_f : sm_f_d, rs == 4 ? sm_b_f : sm_b_d,
-                  rs == 4 ? sm_p_f : sm_p_d};
+                  rs == 4 ? sm_p_f : sm_p_d, NULL};
     return m;
+}
+
+/* One pass for loss and outputs (bp_model.forward_outputs), counting its
+ * calls and predict's: evaluation must use it and not call predict. */
+static int one_pass_calls, predict_calls;
+
+static double sm_fo_d(const void *th, const void *const in[], int n, void *ws,
+                      void *const out[])
+{
+    one_pass_calls++;
+    double L = sm_forward(8, th, in, n, ws);
+    memcpy(out[0], ws, (size_t)n * C * sizeof(double)); /* ws holds p */
+    return L;
+}
+
+static void sm_p_counted(const void *th, const void *const in[], int n, void *ws,
+                         void *const out[])
+{
+    predict_calls++;
+    sm_p_d(th, in, n, ws, out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -428,6 +448,8 @@ static void test_early_stop(void)
     CU_ASSERT_EQUAL(last.stopped, 1);
     CU_ASSERT_EQUAL(last.step, 9); /* the partial batch is a step */
     CU_ASSERT(last.seconds >= 0);
+    CU_ASSERT(last.train_seconds >= 0 && last.eval_seconds >= 0);
+    CU_ASSERT_DOUBLE_EQUAL(last.seconds, last.train_seconds + last.eval_seconds, 1e-9);
     CU_ASSERT(last.grad_norm > 0);
     CU_ASSERT_DOUBLE_EQUAL(last.lr, 0.001, 1e-15);
 
@@ -495,6 +517,18 @@ static void test_accuracy(void)
     CU_ASSERT_EQUAL(bp_predict_argmax(&m, th, &d, &c, pred, err, sizeof err),
                     0);
     CU_ASSERT(pred[0] == 0 && pred[1] == 1 && pred[2] == 2 && pred[3] == 0);
+
+    /* With forward_outputs, one pass per batch gives the same numbers. */
+    bp_model one = m;
+    one.forward_outputs = sm_fo_d;
+    one.predict = sm_p_counted;
+    one_pass_calls = predict_calls = 0;
+    double loss1, acc1;
+    CU_ASSERT_EQUAL(bp_evaluate(&one, th, &d, &c, &loss1, &acc1, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(one_pass_calls, 2);
+    CU_ASSERT_EQUAL(predict_calls, 0);
+    CU_ASSERT_EQUAL(loss1, loss);
+    CU_ASSERT_EQUAL(acc1, acc);
     c.accuracy = 0;
     CU_ASSERT_EQUAL(bp_evaluate(&m, th, &d, &c, &loss, &acc, err, sizeof err),
                     0);
@@ -652,6 +686,9 @@ static void test_print(void)
     r.train_acc = NAN;
     r.test_loss = 0.44101;
     r.test_acc = 0.9333;
+    r.train_seconds = 5.214;
+    r.eval_seconds = 0.1249;
+    r.seconds = r.train_seconds + r.eval_seconds;
     CU_ASSERT_EQUAL(bp_epoch_print(&r, f), 0);
     r.test_loss = r.test_acc = NAN;
     r.train_acc = 0.5;
@@ -660,8 +697,9 @@ static void test_print(void)
     char *text = test_read_file(path, NULL);
     CU_ASSERT_STRING_EQUAL(text,
                            "epoch 3/50  train loss 0.4123  test loss 0.4410  "
-                           "test acc 0.933\n"
-                           "epoch 3/50  train loss 0.4123  train acc 0.500\n");
+                           "test acc 0.933  (train 5.21 s, eval 0.12 s)\n"
+                           "epoch 3/50  train loss 0.4123  train acc 0.500  "
+                           "(train 5.21 s, eval 0.12 s)\n");
     free(text);
     free(path);
 }
