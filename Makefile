@@ -4,6 +4,7 @@
 #   make test         every test suite (SANITIZE=1: under ASan and UBSan)
 #   make demo         the built-in example
 #   make examples     build and run every example
+#   make bench        benchmarks (bench/README.md); bench-fashion: against PyTorch
 #   make install PREFIX=/usr/local
 #
 # Everything built goes under $(BUILD); SANITIZE=1 uses a build folder of

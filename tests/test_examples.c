@@ -261,12 +261,12 @@ static void test_digits(void)
     accuracy_case("digits", "digits", "test_accuracy", 0.95);
 }
 
-/* The short run (FASHION_SHORT) reaches 0.8199 (the full run 0.89: see
- * README); 0.80 leaves room for other kernels' rounding. The output must
+/* The short run (FASHION_SHORT) reaches 0.8396 (the full run 0.8965: see
+ * README); 0.82 leaves room for other kernels' rounding. The output must
  * show the epochs with their times and the confusion matrix with names. */
 static void test_fashion(void)
 {
-    accuracy_case("fashion", "fashion", "test_accuracy", 0.80);
+    accuracy_case("fashion", "fashion", "test_accuracy", 0.82);
     char *text = example_output("fashion", "fashion");
     if (!text)
         return;
@@ -451,7 +451,7 @@ void register_examples(void)
     CU_add_test(s, "xor: all four cases", test_xor);
     CU_add_test(s, "iris: test accuracy >= 0.95", test_iris);
     CU_add_test(s, "digits: test accuracy >= 0.95", test_digits);
-    CU_add_test(s, "fashion (short run): test accuracy >= 0.80", test_fashion);
+    CU_add_test(s, "fashion (short run): test accuracy >= 0.82", test_fashion);
     CU_add_test(s, "classify_digit: ASCII art", test_classify_digit);
     CU_add_test(s, "finetune: frozen layer, accuracy on 5-9", test_finetune);
     CU_add_test(s, "tutorial quotes what bpgen prints", test_tutorial_quotes_bpgen);
