@@ -34,12 +34,22 @@ const char *bp_version(void);
 /* The model descriptor. Every generated model M defines
  * `const bp_model M_model`, so runtime functions work with any model,
  * float or double. The function pointers take untyped buffers: real_size
- * says whether they hold float (4) or double (8). */
+ * says whether they hold float (4) or double (8).
+ *
+ * abi_version comes first so that it sits at the same place in every
+ * layout: generated code sets it to the BP_ABI_VERSION it was compiled
+ * against (its header refuses to compile against another with #error),
+ * and every runtime function taking a bp_model fails with
+ *   "model 'iris' was generated for runtime ABI 1 but this runtime has
+ *    ABI 2: regenerate it with this bpgen"
+ * when it differs from the library's, e.g. an object file compiled
+ * against an old bp.h linked with a new libbp.a. A model descriptor
+ * written by hand sets .abi_version = BP_ABI_VERSION. */
 
 typedef struct {
     const char *name;
-    int rank;            /* 0, 1, 2 */
-    int dims[2];         /* unused entries are 1 */
+    int rank;            /* 0 to 4 */
+    int dims[4];         /* unused entries are 1 */
     size_t size;         /* number of scalars */
     size_t offset;       /* params: index in theta */
     int frozen;          /* params: declared `param frozen`, gradient not computed */
@@ -47,6 +57,7 @@ typedef struct {
 } bp_tensor_info;
 
 typedef struct bp_model {
+    int abi_version;                /* BP_ABI_VERSION of the generated code */
     const char *name;
     int real_size;                  /* sizeof(real): 4 float, 8 double */
     size_t num_params;              /* scalars in theta */
@@ -67,6 +78,11 @@ typedef struct bp_model {
     void   (*predict)(const void *theta, const void *const inputs[], int n,
                       void *ws, void *const outputs[]);
 } bp_model;
+
+/* 0 when m is usable by this runtime: not NULL, and generated for its
+ * ABI; otherwise -1 with the message above in err (caller-owned, may be
+ * NULL). Every runtime function taking a bp_model calls it first. */
+int bp_model_check_abi(const bp_model *m, char *err, size_t err_size);
 
 /* ------------------------------------------------------------------------ */
 /* rng.c — random numbers: xoshiro256** seeded through splitmix64, a
@@ -123,7 +139,8 @@ void bp_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha,
  * inputs are caller-owned and only read; inputs outside `wrt` may be NULL
  * only if forward does not read them. Returns -1 as well when theta is
  * NULL but m has parameters (NULL is fine when num_params is 0), inputs is
- * NULL but m has inputs, or a wrt input is NULL.
+ * NULL but m has inputs, or a wrt input is NULL, and when m was generated
+ * for another runtime ABI (the message is then in `where`).
  * Gradient buffers are filled with NaN before backward runs, so an entry
  * backward fails to write is reported; frozen parameters' entries start at
  * 0 and must stay 0 (anything else counts as an error of 1).
@@ -206,8 +223,9 @@ double bp_optim_lr(const bp_optimizer *o);
  * real_size); grad may be rescaled in place by clipping. Returns the
  * gradient's L2 norm before clipping, over the entries not frozen.
  * When o, theta or grad is NULL, or o->state is NULL but the kind needs
- * state (bp_optim_state_size() > 0), it does nothing (theta, grad and
- * o->step are left as they are) and returns NaN. */
+ * state (bp_optim_state_size() > 0), or o's model was generated for
+ * another runtime ABI (bp_model_check_abi), it does nothing (theta, grad
+ * and o->step are left as they are) and returns NaN. */
 double bp_optim_step(bp_optimizer *o, void *theta, void *grad);
 
 /* ---- sections added by data.c, train.c, weights.c go below ---- */
