@@ -245,7 +245,9 @@ double bp_optim_step(bp_optimizer *o, void *theta, void *grad);
 /* weights.c — saving and loading a model's parameter vector in a portable
  * binary file: magic "BPGW", format version, file size, real_size, model
  * name, each tensor's name and shape, the values (little-endian IEEE-754),
- * and an FNV-1a-64 checksum. Format details in weights.c.
+ * and an FNV-1a-64 checksum. Format details in weights.c. Files are
+ * written in format 2 (shapes of rank 0 to 4); format 1, which bpgen 0.1
+ * wrote (ranks up to 2), is still read.
  * theta is caller-owned: m->num_params values of m->real_size. */
 
 /* Writes PATH.tmp, flushes it to disk, then renames it to PATH, so PATH
