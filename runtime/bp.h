@@ -128,6 +128,86 @@ void bp_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha,
                double beta, double *c, int ldc);
 
 /* ------------------------------------------------------------------------ */
+/* conv.c — 2-D convolution and pooling, float (_f) and double (_d), over n
+ * samples stored one after another, each row-major (contract section 1):
+ *   conv2d   y[p,i,j] = b[p] + sum_{q,u,v} K[p,q,u,v] x[q, i*stride+u-pad,
+ *            j*stride+v-pad], cross-correlation as PyTorch's conv2d, x taken
+ *            as 0 outside its h x w;
+ *   pooling  windows of k x k at stride k; rows and columns left over
+ *            (h % k, w % k) are dropped, and their dx entries are 0.
+ * Maxpool passes each window's gradient to its first maximal element in
+ * row-major order (a NaN in a window is its maximum, as in PyTorch).
+ * Convolutions run as im2col (col2im for the input gradient) plus bp_gemm,
+ * one sample at a time, in scratch the caller passes; nothing is allocated,
+ * no state is kept, and the same inputs give bit-identical results.
+ * Outputs must not overlap inputs or scratch. The shape must be valid
+ * (bp_conv2d_shape_init checks and completes one). */
+
+typedef struct {
+    int c, h, w;       /* input  x[c,h,w] per sample */
+    int o, kh, kw;     /* kernel K[o,c,kh,kw] */
+    int stride, pad;
+    int oh, ow;        /* output y[o,oh,ow]: oh = (h+2pad-kh)/stride+1 */
+} bp_conv2d_shape;
+
+/* Fills s, oh and ow included; -1 (s untouched) unless every size is at
+ * least 1, stride >= 1, pad >= 0 and the kernel fits the padded input. */
+int bp_conv2d_shape_init(bp_conv2d_shape *s, int c, int h, int w, int o,
+                         int kh, int kw, int stride, int pad);
+/* Reals of scratch each call needs: c*kh*kw*oh*ow (one sample's im2col
+ * matrix). */
+size_t bp_conv2d_scratch_reals(const bp_conv2d_shape *s);
+
+/* y overwritten (n samples); b NULL: no bias. */
+void bp_conv2d_f(const bp_conv2d_shape *s, int n, const float *x,
+                 const float *k, const float *b, float *y, float *scratch);
+/* dx overwritten: the gradient of sum(dy * y) with respect to x. */
+void bp_conv2d_grad_input_f(const bp_conv2d_shape *s, int n, const float *dy,
+                            const float *k, float *dx, float *scratch);
+/* dk = alpha * sum over samples of dy_t (*) x_t + beta * dk (beta 0: dk is
+ * not read, so it may hold garbage). */
+void bp_conv2d_grad_kernel_f(const bp_conv2d_shape *s, int n, const float *dy,
+                             const float *x, float alpha, float beta,
+                             float *dk, float *scratch);
+/* db[p] = alpha * sum_{samples,i,j} dy[p,i,j] + beta * db[p] (beta 0: db
+ * not read); summed in double. */
+void bp_conv2d_grad_bias_f(const bp_conv2d_shape *s, int n, const float *dy,
+                           float alpha, float beta, float *db);
+/* x[n,c,h,w] -> y[n,c,h/k,w/k]. */
+void bp_maxpool2d_f(int n, int c, int h, int w, int k, const float *x,
+                    float *y);
+/* dx overwritten: dy at each window's argmax (ties: the first maximal
+ * element in row-major order), 0 elsewhere. */
+void bp_maxpool2d_grad_f(int n, int c, int h, int w, int k, const float *x,
+                         const float *dy, float *dx);
+void bp_avgpool2d_f(int n, int c, int h, int w, int k, const float *x,
+                    float *y);
+/* dx overwritten: dy / (k*k) over each window, 0 in rows and columns left
+ * over. */
+void bp_avgpool2d_grad_f(int n, int c, int h, int w, int k, const float *dy,
+                         float *dx);
+
+void bp_conv2d_d(const bp_conv2d_shape *s, int n, const double *x,
+                 const double *k, const double *b, double *y,
+                 double *scratch);
+void bp_conv2d_grad_input_d(const bp_conv2d_shape *s, int n,
+                            const double *dy, const double *k, double *dx,
+                            double *scratch);
+void bp_conv2d_grad_kernel_d(const bp_conv2d_shape *s, int n,
+                             const double *dy, const double *x, double alpha,
+                             double beta, double *dk, double *scratch);
+void bp_conv2d_grad_bias_d(const bp_conv2d_shape *s, int n, const double *dy,
+                           double alpha, double beta, double *db);
+void bp_maxpool2d_d(int n, int c, int h, int w, int k, const double *x,
+                    double *y);
+void bp_maxpool2d_grad_d(int n, int c, int h, int w, int k, const double *x,
+                         const double *dy, double *dx);
+void bp_avgpool2d_d(int n, int c, int h, int w, int k, const double *x,
+                    double *y);
+void bp_avgpool2d_grad_d(int n, int c, int h, int w, int k, const double *dy,
+                         double *dx);
+
+/* ------------------------------------------------------------------------ */
 /* Gradient check: compares M_backward with central finite differences of
  * M_forward, for every parameter and every wrt input, on the given batch.
  * Returns the worst relative error |g - fd| / max(1, |g|, |fd|) and, when
