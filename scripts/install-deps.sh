@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs what building and testing bpgen needs, when it is missing:
 # a C compiler, make, flex, bison, CUnit, and clang (the tests compile
-# generated code with both gcc and clang). Uses apt-get (Debian, as root).
+# generated code with both gcc and clang), and Open MPI (mpicc builds
+# build/libbp_mpi.a, mpirun runs the 2-rank training test). Uses apt-get
+# (Debian, as root).
 set -eu
 
 missing=""
@@ -11,6 +13,8 @@ command -v flex >/dev/null 2>&1 || missing="$missing flex"
 command -v bison >/dev/null 2>&1 || missing="$missing bison"
 command -v clang >/dev/null 2>&1 || missing="$missing clang"
 [ -f /usr/include/CUnit/Basic.h ] || missing="$missing libcunit1-dev"
+command -v mpicc >/dev/null 2>&1 || missing="$missing libopenmpi-dev"
+command -v mpirun >/dev/null 2>&1 || missing="$missing openmpi-bin"
 
 if [ -z "$missing" ]; then
     echo "install-deps: everything is installed"
