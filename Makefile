@@ -5,6 +5,7 @@
 #   make test         every test suite (SANITIZE=1: under ASan and UBSan)
 #   make demo         the built-in example
 #   make examples     build and run every example
+#   make bench        benchmarks (bench-mpi: only 2 MPI ranks against 1)
 #   make install PREFIX=/usr/local
 #
 # Everything built goes under $(BUILD); SANITIZE=1 uses a build folder of
@@ -59,7 +60,7 @@ TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
            $(BUILD)/tests/runner.o $(BUILD)/tests/support.o
 
 .DEFAULT_GOAL := all
-.PHONY: all test demo examples bench install clean build-deps test-deps mpi-skipped
+.PHONY: all test demo examples bench bench-mpi install clean build-deps test-deps mpi-skipped
 .DELETE_ON_ERROR:
 
 # On a fresh machine the tools are installed on first use, so `make demo`
@@ -157,6 +158,12 @@ examples: all
 
 bench: all
 	@sh bench/run.sh $(BUILD)
+	@echo
+	@sh bench/mpi.sh $(BUILD)
+
+# Only the MPI part: 2 ranks against 1 (bench/README.md).
+bench-mpi: all
+	@sh bench/mpi.sh $(BUILD)
 
 # ---------------------------------------------------------------- install, clean
 install: all
