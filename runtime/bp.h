@@ -535,6 +535,37 @@ typedef struct {
 /* Return nonzero to stop training after this epoch. */
 typedef int (*bp_epoch_fn)(const bp_epoch_report *r, void *user);
 
+/* Data-parallel training (parallel.c; docs/training.md). `size` processes
+ * (ranks) train one model together, each calling bp_train with the same
+ * data, config and initial theta. Every global batch, in the same shuffled
+ * order on every rank, is cut into `size` contiguous shares (sizes differ
+ * by at most one row; a share may be empty); each rank computes the mean
+ * gradient of its share, scales it by share rows / batch rows, and the
+ * hook sums these across ranks, which gives every rank the gradient of the
+ * global batch's mean loss; then every rank takes the same optimiser step.
+ * Losses, accuracies and the stop decision are summed the same way, and
+ * bp_train checks that every rank got the same data and settings, starts
+ * from the same theta, and still holds the same theta after each epoch
+ * (it fails on every rank otherwise). Only rank 0 prints.
+ *
+ * allreduce sums `count` values of real_size bytes (4 float, 8 double) at
+ * buf, element by element, over all ranks, and leaves the sum in buf on
+ * every rank; every rank must receive the same bits. All ranks make the
+ * same calls in the same order. It returns 0, or nonzero on failure (then
+ * bp_train fails). libbp has no MPI in it: build/libbp_mpi.a (bp_mpi.h)
+ * provides a hook over MPI_Allreduce, and any other transport can too.
+ * With size 1 the hook is never called and training is bit-identical to
+ * training without it. */
+typedef int (*bp_allreduce_fn)(void *buf, size_t count, int real_size,
+                               void *user);
+
+typedef struct {
+    int rank;                   /* this process: 0 .. size-1 */
+    int size;                   /* ranks training together, >= 1 */
+    bp_allreduce_fn allreduce;  /* needed when size > 1 */
+    void *user;                 /* passed to allreduce */
+} bp_parallel;
+
 typedef struct {
     int epochs;                 /* default 10 */
     int batch_size;             /* default 32 */
@@ -566,6 +597,10 @@ typedef struct {
     void *user;                 /* passed to on_epoch */
     void *scratch;              /* NULL: malloc'd and freed by bp_train */
     size_t scratch_size;
+    const bp_parallel *parallel;/* NULL (default): this process alone; see
+                                   bp_parallel. on_epoch is called on every
+                                   rank with the same report, and training
+                                   stops when any rank's callback asks */
 } bp_train_config;
 
 bp_train_config bp_train_defaults(void);
