@@ -57,6 +57,8 @@ build-deps:
 
 test-deps: build-deps
 	@[ -f /usr/include/CUnit/Basic.h ] && command -v clang >/dev/null 2>&1 \
+	  && command -v cmake >/dev/null 2>&1 && command -v pkg-config >/dev/null 2>&1 \
+	  && command -v man >/dev/null 2>&1 && /usr/bin/python3 -c 'import importlib.util as u, sys; sys.exit(not (u.find_spec("torch") and u.find_spec("numpy")))' 2>/dev/null \
 	  || sh scripts/install-deps.sh
 
 all: $(BUILD)/bpgen $(BUILD)/libbp.a
@@ -103,7 +105,9 @@ $(BUILD)/tests/registry.c: $(TEST_SRC) | $(BUILD)/tests
 
 TEST_DEFS = -DTEST_BPGEN='"$(BUILD)/bpgen"' -DTEST_LIBBP='"$(BUILD)/libbp.a"' \
             -DTEST_CC='"$(CC)"' -DTEST_CFLAGS='"$(WARN) $(SANFLAGS) -O1 -g"' \
-            -DTEST_TMP='"$(BUILD)/tmp"'
+            -DTEST_TMP='"$(BUILD)/tmp"' \
+            -DTEST_MAKE='"$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) BUILD=$(BUILD)"' \
+            -DTEST_SANFLAGS='"$(SANFLAGS)"'
 
 $(BUILD)/tests/%.o: tests/%.c tests/support.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests test-deps
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests $(TEST_DEFS) -c -o $@ $<
@@ -129,11 +133,30 @@ bench: all
 	@sh bench/run.sh $(BUILD)
 
 # ---------------------------------------------------------------- install, clean
+# The version has one home, runtime/bp.h; the .pc file, CMake's version file
+# and the manual page get it from there.
+VERSION_MAJOR := $(shell sed -n 's/^\#define BP_VERSION_MAJOR //p' runtime/bp.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define BP_VERSION_MINOR //p' runtime/bp.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define BP_VERSION_PATCH //p' runtime/bp.h)
+VERSION        = $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SUBST_VERSION  = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+                     -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' -e 's|@PREFIX@|$(PREFIX)|g'
+
+# DESTDIR stages the tree elsewhere (for packaging); the paths written into
+# bpgen.pc name PREFIX, where it will finally live, and bpgenConfig.cmake
+# finds everything relative to itself.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/bpgen \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BUILD)/bpgen $(DESTDIR)$(PREFIX)/bin/bpgen
 	install -m 644 runtime/bp.h $(DESTDIR)$(PREFIX)/include/bp.h
 	install -m 644 $(BUILD)/libbp.a $(DESTDIR)$(PREFIX)/lib/libbp.a
+	$(SUBST_VERSION) cmake/bpgen.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bpgen.pc
+	install -m 644 cmake/bpgenConfig.cmake $(DESTDIR)$(PREFIX)/lib/cmake/bpgen/bpgenConfig.cmake
+	$(SUBST_VERSION) cmake/bpgenConfigVersion.cmake.in \
+	  > $(DESTDIR)$(PREFIX)/lib/cmake/bpgen/bpgenConfigVersion.cmake
+	$(SUBST_VERSION) man/bpgen.1 > $(DESTDIR)$(PREFIX)/share/man/man1/bpgen.1
 
 clean:
 	rm -rf build

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs what building and testing bpgen needs, when it is missing:
 # a C compiler, make, flex, bison, CUnit, and clang (the tests compile
-# generated code with both gcc and clang). Uses apt-get (Debian, as root).
+# generated code with both gcc and clang); for the install tests cmake,
+# pkg-config and man; for the safetensors round trip with PyTorch,
+# python3-torch and python3-numpy. Uses apt-get (Debian, as root).
 set -eu
 
 missing=""
@@ -11,6 +13,11 @@ command -v flex >/dev/null 2>&1 || missing="$missing flex"
 command -v bison >/dev/null 2>&1 || missing="$missing bison"
 command -v clang >/dev/null 2>&1 || missing="$missing clang"
 [ -f /usr/include/CUnit/Basic.h ] || missing="$missing libcunit1-dev"
+command -v cmake >/dev/null 2>&1 || missing="$missing cmake"
+command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+command -v man >/dev/null 2>&1 || missing="$missing man-db"
+/usr/bin/python3 -c 'import importlib.util as u, sys; sys.exit(not u.find_spec("torch"))' >/dev/null 2>&1 || missing="$missing python3-torch"
+/usr/bin/python3 -c 'import importlib.util as u, sys; sys.exit(not u.find_spec("numpy"))' >/dev/null 2>&1 || missing="$missing python3-numpy"
 
 if [ -z "$missing" ]; then
     echo "install-deps: everything is installed"
