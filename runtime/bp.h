@@ -354,6 +354,37 @@ int bp_weights_load_tensors(const char *path, const bp_model *m, void *theta,
                             size_t err_size);
 
 /* ------------------------------------------------------------------------ */
+/* safetensors.c — the parameters in the safetensors format that PyTorch,
+ * JAX and the Hugging Face tools exchange: a little-endian u64 header
+ * length, a JSON header naming each tensor with its dtype, shape and byte
+ * range, then the raw little-endian values. Tensors are named as the
+ * parameters in the .net file (W1, b1, ...), stored row-major in
+ * declaration order, with metadata {"format": "pt", "bpgen_model": NAME}.
+ * Same error convention as weights.c; theta is caller-owned. */
+
+/* Saves at the model's precision (F32 for float, F64 for double), through
+ * PATH.tmp renamed to PATH, as bp_weights_save does. */
+int bp_safetensors_save(const char *path, const bp_model *m, const void *theta,
+                        char *err, size_t err_size);
+/* Loads every parameter of m; the file must hold exactly m's parameters,
+ * with the same shapes (a scalar is shape []). F32 and F64 load into
+ * either precision; F16, BF16 and integer dtypes are refused, naming the
+ * tensor. The header is checked strictly (valid JSON of the format's form,
+ * no duplicate names, byte ranges that match the shapes and tile the data
+ * with no gap or overlap, a header length within the file and under 100
+ * MB) and every value must be finite (and within float range for a float
+ * model); on any failure theta is unchanged and err names the file and
+ * what is wrong ("m.safetensors: tensor 'W1' has shape [4, 16] in the file
+ * but [16, 4] in model 'iris'"). */
+int bp_safetensors_load(const char *path, const bp_model *m, void *theta,
+                        char *err, size_t err_size);
+/* Loads only the parameters of m named in names[0..count), from a file
+ * that may hold other tensors too; the rest of theta is left as it was. */
+int bp_safetensors_load_tensors(const char *path, const bp_model *m, void *theta,
+                                const char *const names[], int count,
+                                char *err, size_t err_size);
+
+/* ------------------------------------------------------------------------ */
 /* data.c — data sets for training: a CSV loader, standardisation, seeded
  * shuffling and splitting, subsetting by label, and mini-batch assembly.
  *
