@@ -18,6 +18,9 @@
 
 #include "bp.h"
 
+/* OpenBLAS's own; declared again in case cblas.h is another BLAS's. */
+void openblas_set_num_threads(int num_threads);
+
 typedef struct {
     const char *what;
     int ta, tb, m, n, k;
