@@ -8,7 +8,7 @@
  * timed loops of about --ms milliseconds alternate between the two, --reps
  * times; the median gives GFLOP/s (2·m·n·k per product).
  *
- * Usage: gemm [--reps R] [--ms T] [--threads 1,2] [--quick] */
+ * Usage: gemm [--reps R] [--ms T] [--threads 1,2] [--quick] [--kernels] */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -89,11 +89,14 @@ int main(int argc, char **argv)
             nthreads = sscanf(argv[++i], "%d,%d", &threads[0], &threads[1]);
             if (nthreads < 1)
                 nthreads = 1;
-        } else if (strcmp(argv[i], "--quick") == 0)
+        } else if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
-        else {
+        } else if (strcmp(argv[i], "--kernels") == 0) {
+            printf("%s\n", bp_kernels());   /* for run.sh's header line */
+            return 0;
+        } else {
             fprintf(stderr, "usage: %s [--reps R] [--ms T] [--threads 1,2] "
-                    "[--quick]\n", argv[0]);
+                    "[--quick] [--kernels]\n", argv[0]);
             return 2;
         }
     }

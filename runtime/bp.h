@@ -9,6 +9,8 @@
 #define BP_H
 
 #include <stddef.h>
+#include <stdint.h>   /* the fast math's bit patterns */
+#include <string.h>   /* memcpy, for the same */
 
 #ifdef __cplusplus
 extern "C" {
@@ -561,9 +563,6 @@ int bp_epoch_print(const bp_epoch_report *r, void *user);
  * vectorized in the default -O2 build too; with the same compiler and no
  * fused multiply-add contraction (the default of gcc -std=c99) they give
  * the scalar functions' bits. */
-
-#include <stdint.h>
-#include <string.h>
 
 static inline uint32_t bp_fbits_(float x)
 {

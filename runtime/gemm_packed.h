@@ -86,10 +86,15 @@ static void GEMM_(packed_range)(const GEMM_(packed_args) *g, int i0, int i1,
     const int ncb = (int)(PACK_BYTES_B / sizeof(GEMM_T) / PACK_KC) / nr * nr;
     GEMM_T *bpack = buf;
     GEMM_T *apack = buf + PACK_BYTES_B / sizeof(GEMM_T);
+    /* k in equal blocks of at most PACK_KC (784 = 4 x 196, not 3 x 256
+     * + 16): a short last block would load and store C for little work.
+     * The blocks depend on k alone, never on the threads. */
+    const int kblocks = (g->k + PACK_KC - 1) / PACK_KC;
+    const int kcb = (g->k + kblocks - 1) / kblocks;
     for (int jc = j0; jc < j1; jc += ncb) {
         int nc = j1 - jc < ncb ? j1 - jc : ncb;
-        for (int pc = 0; pc < g->k; pc += PACK_KC) {
-            int kc = g->k - pc < PACK_KC ? g->k - pc : PACK_KC;
+        for (int pc = 0; pc < g->k; pc += kcb) {
+            int kc = g->k - pc < kcb ? g->k - pc : kcb;
             GEMM_T be = pc == 0 ? g->beta : 1;
             GEMM_(pack_b)(g, pc, kc, jc, nc, bpack);
             for (int ic = i0; ic < i1; ic += mcb) {
