@@ -44,8 +44,10 @@ void *bp_thread_scratch(size_t bytes);
 /* ---- cpu.c: which kernels run ---- */
 
 /* x86-64 kernels are compiled with target attributes (GCC and clang) and
- * chosen at run time; other compilers and machines get portable C. */
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+ * chosen at run time; other compilers and machines get portable C, as
+ * does a build with -DBP_NO_SIMD. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) \
+    && !defined(BP_NO_SIMD)
 #define BP_X86_KERNELS 1
 #define BP_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define BP_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
