@@ -57,6 +57,7 @@ build-deps:
 
 test-deps: build-deps
 	@[ -f /usr/include/CUnit/Basic.h ] && command -v clang >/dev/null 2>&1 \
+	  && [ -d /usr/lib/python3/dist-packages/torch ] && [ -d /usr/lib/python3/dist-packages/numpy ] \
 	  || sh scripts/install-deps.sh
 
 all: $(BUILD)/bpgen $(BUILD)/libbp.a

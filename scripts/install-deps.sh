@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what building and testing bpgen needs, when it is missing:
-# a C compiler, make, flex, bison, CUnit, and clang (the tests compile
-# generated code with both gcc and clang). Uses apt-get (Debian, as root).
+# a C compiler, make, flex, bison, CUnit, clang (the tests compile
+# generated code with both gcc and clang) and PyTorch (python3-torch, which
+# tests compare kernels with). Uses apt-get (Debian, as root).
 set -eu
 
 missing=""
@@ -11,6 +12,9 @@ command -v flex >/dev/null 2>&1 || missing="$missing flex"
 command -v bison >/dev/null 2>&1 || missing="$missing bison"
 command -v clang >/dev/null 2>&1 || missing="$missing clang"
 [ -f /usr/include/CUnit/Basic.h ] || missing="$missing libcunit1-dev"
+# PyTorch (Debian's, for /usr/bin/python3): tests compare kernels with it
+[ -d /usr/lib/python3/dist-packages/torch ] && [ -d /usr/lib/python3/dist-packages/numpy ] \
+    || missing="$missing python3-torch python3-numpy"
 
 if [ -z "$missing" ]; then
     echo "install-deps: everything is installed"
