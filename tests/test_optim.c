@@ -431,10 +431,10 @@ static void test_fast_matches_reference(void)
 {
     enum { NP = 1037, FLO = 300, FHI = 333 };
     static const bp_tensor_info params[] = {
-        {"a", 1, {FLO, 1}, FLO, 0, 0, 0},
-        {"f", 1, {FHI - FLO, 1}, FHI - FLO, FLO, 1, 0},
-        {"b", 1, {NP - FHI - 100, 1}, NP - FHI - 100, FHI, 0, 0},
-        {"c", 1, {100, 1}, 100, NP - 100, 0, 0}};
+        {"a", 1, {FLO, 1, 1, 1}, FLO, 0, 0, 0},
+        {"f", 1, {FHI - FLO, 1, 1, 1}, FHI - FLO, FLO, 1, 0},
+        {"b", 1, {NP - FHI - 100, 1, 1, 1}, NP - FHI - 100, FHI, 0, 0},
+        {"c", 1, {100, 1, 1, 1}, 100, NP - 100, 0, 0}};
     static const bp_optim_kind kinds[] = {BP_SGD, BP_MOMENTUM, BP_NESTEROV,
                                           BP_RMSPROP, BP_ADAM, BP_ADAMW};
     int best = bp_isa(), isas = 0;
@@ -446,6 +446,7 @@ static void test_fast_matches_reference(void)
             for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
                 bp_model m;
                 memset(&m, 0, sizeof m);
+                m.abi_version = BP_ABI_VERSION;
                 m.name = "fast";
                 m.real_size = rs;
                 m.num_params = NP;
