@@ -21,7 +21,8 @@
  *     callers are safe and never wait for each other.
  * Workers sleep on a condition variable between jobs; waking them costs
  * a few microseconds, which is why only products of a million
- * multiply-adds or more are split. */
+ * multiply-adds or more are split. A child process made by fork() starts
+ * with an empty pool (pthread_atfork), which fills again on demand. */
 #include "bp.h"
 #include "internal.h"
 
@@ -45,7 +46,7 @@ static int num_workers;              /* started */
 static pthread_t workers[BP_MAX_THREADS];
 static int pool_busy;                /* a job is running */
 static int pool_stopping;
-static int exit_hook;                /* atexit registered */
+static int exit_hook;                /* atexit, atfork registered */
 static unsigned long generation;     /* bumped for every job */
 static bp_part_fn *job_fn;
 static void *job_ctx;
@@ -74,8 +75,8 @@ static void *worker_main(void *arg)
         for (int p = self; p < parts; p += step)
             fn(ctx, p);
         pthread_mutex_lock(&pool_lock);
-        if (--job_pending == 0)
-            pthread_cond_signal(&pool_done);
+        if (--job_pending == 0)   /* the caller and bp_threads_shutdown wait */
+            pthread_cond_broadcast(&pool_done);
     }
     pthread_mutex_unlock(&pool_lock);
     return NULL;
@@ -84,6 +85,26 @@ static void *worker_main(void *arg)
 static void at_exit_shutdown(void)
 {
     bp_threads_shutdown();
+}
+
+/* fork(): the child has only the forking thread, so its pool is empty.
+ * The lock is held across the fork so the child's copy is consistent. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&pool_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&pool_lock);
+}
+
+static void fork_child(void)
+{
+    num_workers = 0;
+    pool_busy = 0;
+    pool_stopping = 0;
+    pthread_mutex_unlock(&pool_lock);
 }
 
 void bp_set_num_threads(int n)
@@ -141,8 +162,11 @@ void bp_parallel_run(int parts, bp_part_fn *fn, void *ctx)
                     break;           /* fewer threads: same results */
                 num_workers++;
             }
-            if (!exit_hook && num_workers > 0)
-                exit_hook = atexit(at_exit_shutdown) == 0;
+            if (!exit_hook && num_workers > 0) {
+                exit_hook = 1;
+                atexit(at_exit_shutdown);
+                pthread_atfork(fork_prepare, fork_parent, fork_child);
+            }
             threads = want < num_workers + 1 ? want : num_workers + 1;
         }
         if (threads > 1) {

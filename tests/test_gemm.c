@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* One product's operands and results in both precisions. */
 typedef struct {
@@ -299,6 +302,35 @@ static void test_gemm_concurrent_callers(void)
     case_free(&g);
 }
 
+/* A child made by fork() while the pool has workers gets an empty pool
+ * that fills again: a threaded product in the child finishes, with the
+ * same bits. */
+static void test_gemm_after_fork(void)
+{
+    gcase g;
+    case_make(&g, 0, 1, 96, 300, 160, 0, 0, 6);
+    float *want = malloc(g.nc * 4), *got = malloc(g.nc * 4);
+    bp_set_num_threads(2);
+    bp_gemm_f(g.ta, g.tb, g.m, g.n, g.k, 1.0f, g.af, g.lda, g.bf, g.ldb, 0.0f,
+              want, g.ldc);
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        bp_gemm_f(g.ta, g.tb, g.m, g.n, g.k, 1.0f, g.af, g.lda, g.bf, g.ldb,
+                  0.0f, got, g.ldc);
+        _exit(memcmp(want, got, g.nc * 4) == 0 ? 0 : 1);
+    }
+    int status = -1;
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    bp_set_num_threads(1);
+    bp_threads_shutdown();
+    free(want);
+    free(got);
+    case_free(&g);
+}
+
 /* bp_parallel_for covers [0, count) exactly once, in ranges of at least
  * `grain`, at any thread count. */
 static void mark(void *ctx, size_t lo, size_t hi)
@@ -335,5 +367,6 @@ void register_gemm(void)
     CU_add_test(s, "every ISA, transpose, size 1..70, alpha/beta", test_gemm_each_isa);
     CU_add_test(s, "1..4 threads give the same bits", test_gemm_threads_same_bits);
     CU_add_test(s, "concurrent callers", test_gemm_concurrent_callers);
+    CU_add_test(s, "a threaded product after fork()", test_gemm_after_fork);
     CU_add_test(s, "bp_parallel_for covers every index once", test_parallel_for);
 }
