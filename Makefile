@@ -110,7 +110,7 @@ $(GEN)/%.o: $(GEN)/%.c $(GEN)/parser.h $(GEN)/lexer.h compiler/bpgen.h compiler/
 $(BUILD)/compiler/%.o: compiler/%.c compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h | $(BUILD)/compiler
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -c -o $@ $<
 
-$(BUILD)/runtime/%.o: runtime/%.c runtime/bp.h runtime/internal.h | $(BUILD)/runtime
+$(BUILD)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) | $(BUILD)/runtime
 	$(CC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
 
 # ---------------------------------------------------------------- tests
