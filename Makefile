@@ -1,10 +1,12 @@
 # bpgen — build, test, demo, install.
 #
-#   make              build/bpgen and build/libbp.a
+#   make              build/bpgen and build/libbp.a (and build/libbp_mpi.a
+#                     where mpicc exists)
 #   make test         every test suite (SANITIZE=1: under ASan and UBSan)
 #   make demo         the built-in example
 #   make examples     build and run every example
-#   make bench        benchmarks (bench/README.md); bench-fashion: against PyTorch
+#   make bench        benchmarks (bench/README.md); bench-fashion: against PyTorch;
+#                     bench-mpi: only 2 MPI ranks against 1
 #   make install PREFIX=/usr/local
 #
 # Everything built goes under $(BUILD); SANITIZE=1 uses a build folder of
@@ -41,32 +43,43 @@ COMPILER_INC = -Icompiler -I$(GEN) -Igrammar
 RUNTIME_SRC = $(wildcard runtime/*.c)
 RUNTIME_OBJ = $(RUNTIME_SRC:runtime/%.c=$(BUILD)/runtime/%.o)
 
+# ---------------------------------------------------------------- MPI
+# build/libbp_mpi.a: the MPI all-reduce hook for data-parallel training
+# (runtime/mpi/), built with mpicc where it exists and skipped, with a
+# message, where not. libbp.a and generated code never need MPI.
+MPICC      ?= mpicc
+HAVE_MPICC := $(shell command -v $(MPICC) 2>/dev/null)
+ifneq ($(HAVE_MPICC),)
+MPI_LIB = $(BUILD)/libbp_mpi.a
+else
+MPI_LIB = mpi-skipped
+endif
+
 # ---------------------------------------------------------------- tests
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
            $(BUILD)/tests/runner.o $(BUILD)/tests/support.o
 
 .DEFAULT_GOAL := all
-.PHONY: all test demo examples bench bench-fashion install clean build-deps \
-        test-deps data-deps FORCE
+.PHONY: all test demo examples bench bench-mpi bench-fashion install clean build-deps \
+        test-deps data-deps mpi-skipped FORCE
 .DELETE_ON_ERROR:
 
 # On a fresh machine the tools are installed on first use, so `make demo`
 # and `make test` are the only commands a new user types.
 build-deps:
 	@command -v $(BISON) >/dev/null 2>&1 && command -v $(FLEX) >/dev/null 2>&1 \
-	  && [ -f /usr/include/zlib.h ] || sh scripts/install-deps.sh
+	  && [ -f /usr/include/zlib.h ] || sh scripts/install-deps.sh build
 
 test-deps: build-deps
-	@[ -f /usr/include/CUnit/Basic.h ] && command -v clang >/dev/null 2>&1 \
-	  && [ -d $(FASHION_DIR) ] || sh scripts/install-deps.sh
+	@sh scripts/install-deps.sh test
 
 # Fashion-MNIST, from the Debian package dataset-fashion-mnist (installed
 # on first use by `make examples`, `make test` and `make bench`).
 FASHION_DIR = /usr/share/datasets/fashion-mnist
 
 data-deps: build-deps
-	@[ -d $(FASHION_DIR) ] || sh scripts/install-deps.sh
+	@[ -d $(FASHION_DIR) ] || sh scripts/install-deps.sh data
 
 # Changed flags rebuild everything: $(BUILD)/flags holds the flags the
 # objects were built with, and is rewritten (so newer than them) only when
@@ -79,7 +92,18 @@ $(BUILD)/flags: FORCE | $(BUILD)/runtime
 
 FORCE:
 
-all: $(BUILD)/bpgen $(BUILD)/libbp.a
+all: $(BUILD)/bpgen $(BUILD)/libbp.a $(MPI_LIB)
+
+mpi-skipped:
+	@echo "make: $(MPICC) not found, skipping $(BUILD)/libbp_mpi.a (data-parallel" \
+	  "training over MPI; scripts/install-deps.sh installs libopenmpi-dev)"
+
+$(BUILD)/libbp_mpi.a: $(BUILD)/runtime/mpi/bp_mpi.o
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/runtime/mpi/bp_mpi.o: runtime/mpi/bp_mpi.c runtime/mpi/bp_mpi.h runtime/bp.h | $(BUILD)/runtime/mpi
+	$(MPICC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
 
 $(BUILD)/bpgen: $(BUILD)/compiler/main.o $(BUILD)/libbpgen.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
@@ -106,7 +130,7 @@ $(GEN)/%.o: $(GEN)/%.c $(GEN)/parser.h $(GEN)/lexer.h compiler/bpgen.h compiler/
 $(BUILD)/compiler/%.o: compiler/%.c compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h $(BUILD)/flags | $(BUILD)/compiler
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -c -o $@ $<
 
-$(BUILD)/runtime/%.o: runtime/%.c runtime/bp.h runtime/internal.h $(BUILD)/flags | $(BUILD)/runtime
+$(BUILD)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) $(BUILD)/flags | $(BUILD)/runtime
 	$(CC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
 
 # ---------------------------------------------------------------- tests
@@ -122,8 +146,12 @@ $(BUILD)/tests/registry.c: $(TEST_SRC) | $(BUILD)/tests
 	  echo "}"; } > $@
 
 TEST_DEFS = -DTEST_BPGEN='"$(BUILD)/bpgen"' -DTEST_LIBBP='"$(BUILD)/libbp.a"' \
+            -DTEST_LIBBP_MPI='"$(BUILD)/libbp_mpi.a"' -DTEST_MPICC='"$(MPICC)"' \
+            -DTEST_SANITIZE=$(if $(SANFLAGS),1,0) \
             -DTEST_CC='"$(CC)"' -DTEST_CFLAGS='"$(WARN) $(SANFLAGS) -O1 -g"' \
-            -DTEST_TMP='"$(BUILD)/tmp"'
+            -DTEST_TMP='"$(BUILD)/tmp"' \
+            -DTEST_MAKE='"$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) BUILD=$(BUILD)"' \
+            -DTEST_SANFLAGS='"$(SANFLAGS)"'
 
 $(BUILD)/tests/%.o: tests/%.c tests/support.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h $(BUILD)/flags | $(BUILD)/tests test-deps
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests $(TEST_DEFS) -c -o $@ $<
@@ -132,7 +160,7 @@ $(BUILD)/tests/registry.o: $(BUILD)/tests/registry.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcunit -lz $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcunit -lz -pthread $(LDLIBS)
 
 test: all $(BUILD)/run_tests
 	@mkdir -p $(BUILD)/tmp
@@ -142,11 +170,20 @@ test: all $(BUILD)/run_tests
 demo: all
 	@sh scripts/demo.sh $(BUILD)
 
+# With mpicc and mpirun, the MPI example (mpirun -np 2) runs too.
+HAVE_MPIRUN := $(shell command -v mpirun 2>/dev/null)
 examples: all data-deps
-	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)"
+	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)" \
+	  MPICC="$(MPICC)" all $(if $(HAVE_MPICC),$(if $(HAVE_MPIRUN),mpi))
 
 bench: all bench-fashion
 	@sh bench/run.sh $(BUILD)
+	@echo
+	@sh bench/mpi.sh $(BUILD)
+
+# Only the MPI part: 2 ranks against 1 (bench/README.md).
+bench-mpi: all
+	@sh bench/mpi.sh $(BUILD)
 
 # One epoch of the Fashion-MNIST MLP: bpgen against PyTorch (see
 # bench/README.md).
@@ -154,14 +191,36 @@ bench-fashion: all data-deps
 	@sh bench/fashion.sh $(BUILD)
 
 # ---------------------------------------------------------------- install, clean
+# The version has one home, runtime/bp.h; the .pc file, CMake's version file
+# and the manual page get it from there.
+VERSION_MAJOR := $(shell sed -n 's/^\#define BP_VERSION_MAJOR //p' runtime/bp.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define BP_VERSION_MINOR //p' runtime/bp.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define BP_VERSION_PATCH //p' runtime/bp.h)
+VERSION        = $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SUBST_VERSION  = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+                     -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' -e 's|@PREFIX@|$(PREFIX)|g'
+
+# DESTDIR stages the tree elsewhere (for packaging); the paths written into
+# bpgen.pc name PREFIX, where it will finally live, and bpgenConfig.cmake
+# finds everything relative to itself.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/bpgen \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BUILD)/bpgen $(DESTDIR)$(PREFIX)/bin/bpgen
 	install -m 644 runtime/bp.h $(DESTDIR)$(PREFIX)/include/bp.h
 	install -m 644 $(BUILD)/libbp.a $(DESTDIR)$(PREFIX)/lib/libbp.a
+	$(SUBST_VERSION) cmake/bpgen.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bpgen.pc
+	install -m 644 cmake/bpgenConfig.cmake $(DESTDIR)$(PREFIX)/lib/cmake/bpgen/bpgenConfig.cmake
+	$(SUBST_VERSION) cmake/bpgenConfigVersion.cmake.in \
+	  > $(DESTDIR)$(PREFIX)/lib/cmake/bpgen/bpgenConfigVersion.cmake
+	$(SUBST_VERSION) man/bpgen.1 > $(DESTDIR)$(PREFIX)/share/man/man1/bpgen.1
+	if [ -f $(BUILD)/libbp_mpi.a ]; then \
+	  install -m 644 runtime/mpi/bp_mpi.h $(DESTDIR)$(PREFIX)/include/bp_mpi.h && \
+	  install -m 644 $(BUILD)/libbp_mpi.a $(DESTDIR)$(PREFIX)/lib/libbp_mpi.a; fi
 
 clean:
 	rm -rf build
 
-$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/tests $(GEN):
+$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/runtime/mpi $(BUILD)/tests $(GEN):
 	mkdir -p $@

@@ -6,8 +6,9 @@
  * pixels as bytes and maps them to values as batches are assembled, so
  * the data take 55 MB rather than 440 (as doubles). Each pixel is
  * standardised with the training images' mean and standard deviation
- * (folded into that map: the bytes stay bytes); this reaches 0.89 in half
- * the epochs that pixels / 255 need. Trains with Adam and a cosine
+ * (folded into that map: the bytes stay bytes): with it the test accuracy
+ * passed 0.89 at epoch 5 of 10, with pixels / 255 only at epoch 10 (0.8914
+ * at the end). Trains with Adam and a cosine
  * learning-rate schedule, prints a line per epoch (and a progress bar on a
  * terminal), saves the weights, and prints the confusion matrix on the
  * test images with the class names.
