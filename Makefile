@@ -81,6 +81,8 @@ build-deps:
 test-deps: build-deps
 	@[ -f /usr/include/CUnit/Basic.h ] && command -v clang >/dev/null 2>&1 \
 	  || sh scripts/install-deps.sh
+	@command -v valgrind >/dev/null 2>&1 || sh scripts/install-deps.sh valgrind \
+	  || echo "valgrind could not be installed: the memcheck suite will say so"
 
 all: $(BUILD)/bpgen $(BUILD)/libbp.a
 
