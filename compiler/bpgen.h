@@ -41,6 +41,10 @@ char  *arena_strdup(Arena *a, const char *s);
 char  *arena_strndup(Arena *a, const char *s, size_t n);
 char  *arena_printf(Arena *a, const char *fmt, ...);
 void   arena_free(Arena *a);
+/* What every allocation failure in the compiler ends in: prints "bpgen:
+ * out of memory" and exits with status 2 (main.c's exit handler then
+ * removes any temporary output file). */
+void   arena_out_of_memory(void);
 
 /* ------------------------------------------------------------------------ */
 /* diag.c — user-facing messages.                                           */

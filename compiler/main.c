@@ -176,6 +176,8 @@ static char *read_source(Arena *a, const char *path, size_t *len)
     }
     bool failed = !buf || ferror(f);
     fclose(f);
+    if (!buf)
+        arena_out_of_memory();
     if (failed) {
         fprintf(stderr, "bpgen: error: cannot read '%s'\n", path);
         free(buf);
@@ -222,6 +224,19 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* The temporary outputs not yet renamed into place. An exit on the way
+ * (out of memory ends bpgen from wherever it happens) removes them too. */
+static char *pending_temps[2];
+
+static void remove_pending_temps(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (pending_temps[i]) {
+            remove(pending_temps[i]);
+            pending_temps[i] = NULL;
+        }
+}
+
 /* A temporary file beside `target`, opened for writing. */
 static FILE *open_temp(Arena *a, const char *target, char **temp_path)
 {
@@ -229,6 +244,7 @@ static FILE *open_temp(Arena *a, const char *target, char **temp_path)
     int fd = mkstemp(path);
     if (fd < 0)
         return NULL;
+    pending_temps[pending_temps[0] ? 1 : 0] = path;   /* .c first, then .h */
     /* mkstemp makes the file private (0600); the output should have the
      * permissions any new file gets */
     mode_t mask = umask(0);
@@ -237,8 +253,7 @@ static FILE *open_temp(Arena *a, const char *target, char **temp_path)
     FILE *f = fdopen(fd, "w");
     if (!f) {
         close(fd);
-        remove(path);
-        return NULL;
+        return NULL;    /* the caller removes pending temporaries */
     }
     *temp_path = path;
     return f;
@@ -283,16 +298,16 @@ static int write_outputs(Arena *a, const Plan *plan, const char *model_path,
         ok = false;
     if (ok && rename(h_temp, h_path) != 0)
         ok = false;
+    if (ok)
+        pending_temps[1] = NULL;    /* h_temp is h_path now */
     if (ok && rename(c_temp, out_path) != 0)
         ok = false;
     if (!ok) {
         fprintf(stderr, "bpgen: error: cannot write '%s': %s\n", out_path, strerror(errno));
-        if (c_temp)
-            remove(c_temp);
-        if (h_temp)
-            remove(h_temp);
+        remove_pending_temps();
         return EXIT_USAGE;
     }
+    pending_temps[0] = pending_temps[1] = NULL;   /* renamed into place */
     return 0;
 }
 
@@ -366,6 +381,7 @@ int main(int argc, char **argv)
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;
+    atexit(remove_pending_temps);
     Arena *a = arena_new();
     status = compile(a, &o);
     arena_free(a);

@@ -365,8 +365,11 @@ double bp_optim_step(bp_optimizer *o, void *theta, void *grad);
  * wrote (ranks up to 2), is still read.
  * theta is caller-owned: m->num_params values of m->real_size. */
 
-/* Writes PATH.tmp, flushes it to disk, then renames it to PATH, so PATH
- * holds either its old contents or the whole new file, never a part. */
+/* Writes a temporary file beside PATH (PATH.tmp<pid>-<n>, a name no other
+ * save uses at the same time), flushes it to disk, then renames it to PATH,
+ * so PATH holds either its old contents or the whole new file, never a
+ * part; on failure (a full disk, a read-only folder) PATH is untouched and
+ * the temporary file removed. */
 int bp_weights_save(const char *path, const bp_model *m, const void *theta,
                     char *err, size_t err_size);
 /* Loads every parameter of m. The file must be for a model of the same
