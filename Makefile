@@ -129,6 +129,17 @@ examples: all
 bench: all
 	@sh bench/run.sh $(BUILD)
 
+# The convolution kernels against hand C over OpenBLAS and PyTorch
+# (bench/conv/README.md).
+.PHONY: bench-conv
+bench-conv: $(BUILD)/libbp.a
+	@[ -d /usr/lib/python3/dist-packages/torch ] && printf '#include <cblas.h>\n' \
+	  | $(CC) -E - >/dev/null 2>&1 || sh scripts/install-deps.sh
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(ALL_CFLAGS) -Iruntime -o $(BUILD)/bench/conv_bench bench/conv/conv_bench.c \
+	  $(BUILD)/libbp.a -lopenblas $(LDLIBS)
+	@/usr/bin/python3 bench/conv/run.py $(BUILD)
+
 # ---------------------------------------------------------------- install, clean
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib

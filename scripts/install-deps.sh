@@ -15,6 +15,8 @@ command -v clang >/dev/null 2>&1 || missing="$missing clang"
 # PyTorch (Debian's, for /usr/bin/python3): tests compare kernels with it
 [ -d /usr/lib/python3/dist-packages/torch ] && [ -d /usr/lib/python3/dist-packages/numpy ] \
     || missing="$missing python3-torch python3-numpy"
+# OpenBLAS: `make bench-conv` compares the kernels with hand C over it
+printf '#include <cblas.h>\n' | cc -E - >/dev/null 2>&1 || missing="$missing libopenblas-dev"
 
 if [ -z "$missing" ]; then
     echo "install-deps: everything is installed"
