@@ -196,6 +196,54 @@ done:
     free(name);
 }
 
+/* The float build against the double build at the same point: the loss
+ * and every gradient within `limit`, relative (tests/harness/float_vs_double.c). */
+static void run_float_vs_double(const Case *c, double limit)
+{
+    char *fname = test_format("fd_%s_f", c->name), *dname = test_format("fd_%s_d", c->name);
+    char *fc = test_format("%s/%s.c", TEST_TMP, fname), *dc = test_format("%s/%s.c", TEST_TMP, dname);
+    char *fargs = test_format("-o %s --precision=float", fc);
+    char *dargs = test_format("-o %s --precision=double", dc);
+    char *exe = test_tmp_path(fname);
+    char *cmd = test_format("%s %s -Werror -Iruntime -DMODEL_F=%s_model -DMODEL_D=%s_model -o %s "
+                            "%s %s tests/harness/float_vs_double.c %s -lm",
+                            TEST_CC, TEST_CFLAGS, fname, dname, exe, fc, dc, TEST_LIBBP);
+    char *out = NULL, *err = NULL;
+    int rc = test_bpgen(fname, c->source, fargs, NULL, NULL);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc == 0) {
+        rc = test_bpgen(dname, c->source, dargs, NULL, NULL);
+        CU_ASSERT_EQUAL(rc, 0);
+    }
+    if (rc == 0) {
+        rc = test_run(cmd, NULL, &err);
+        CU_ASSERT_EQUAL(rc, 0);
+        if (rc != 0)
+            fprintf(stderr, "\n[%s] does not compile cleanly:\n%s\n", fname, err ? err : "");
+    }
+    if (rc == 0) {
+        rc = test_run(exe, &out, NULL);
+        CU_ASSERT_EQUAL(rc, 0);
+        int lines = 0;
+        double worst = worst_error(out, &lines);
+        CU_ASSERT_EQUAL(lines, 2);
+        CU_ASSERT(worst >= 0 && worst < limit);
+        if (rc != 0 || !(worst >= 0 && worst < limit))
+            fprintf(stderr, "\n[%s] float against double failed (limit %g):\n%s\n", fname, limit,
+                    out ? out : "");
+    }
+    free(out);
+    free(err);
+    free(cmd);
+    free(exe);
+    free(fargs);
+    free(dargs);
+    free(fc);
+    free(dc);
+    free(fname);
+    free(dname);
+}
+
 static void test_every_operation(void)
 {
     char *clang = clang_path();
@@ -203,15 +251,19 @@ static void test_every_operation(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_case(&cases[i], "double", 1e-6, clang);
         run_case(&cases[i], "float", 1e-2, clang);
+        run_float_vs_double(&cases[i], 1e-4);
     }
     free(clang);
 }
 
-/* Every example model, read from examples/, the same way. */
+/* Every example model, read from examples/: double against finite
+ * differences, float against double (finite differences in float step
+ * across the kinks of relu and max pooling in a whole network). */
 static void test_every_example(void)
 {
     static const char *const examples[] = {"chain",  "linreg", "logistic", "height",
-                                           "xor",    "iris",   "digits",   "finetune"};
+                                           "xor",    "iris",   "digits",   "finetune",
+                                           "digits_cnn"};
     char *clang = clang_path();
     for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
         char *path = test_format("examples/%s/%s.net", examples[i], examples[i]);
@@ -221,7 +273,7 @@ static void test_every_example(void)
             char *name = test_format("example_%s", examples[i]);
             Case c = {name, source};
             run_case(&c, "double", 1e-6, clang);
-            run_case(&c, "float", 1e-2, clang);
+            run_float_vs_double(&c, 1e-4);
             free(name);
         }
         free(source);
