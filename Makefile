@@ -218,6 +218,16 @@ bench: all
 bench-mpi: all
 	@sh bench/mpi.sh $(BUILD)
 
+# The convolution kernels against hand C over OpenBLAS and PyTorch
+# (bench/conv/README.md).
+.PHONY: bench-conv
+bench-conv: $(BUILD)/libbp.a
+	@sh scripts/install-bench-deps.sh
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(ALL_CFLAGS) -Iruntime -o $(BUILD)/bench/conv_bench bench/conv/conv_bench.c \
+	  $(BUILD)/libbp.a -lopenblas $(LDLIBS)
+	@/usr/bin/python3 bench/conv/run.py $(BUILD)
+
 # ---------------------------------------------------------------- install, clean
 # The version has one home, runtime/bp.h; the .pc file, CMake's version file
 # and the manual page get it from there.
