@@ -72,6 +72,7 @@ void bp_optim_init(bp_optimizer *o, const bp_optim_config *c,
     o->real_size = real_size;
     o->state = state;
     o->step = 0;
+    o->grad_norm = 0;
     size_t bytes = bp_optim_state_size(c, num_params, real_size);
     if (state && bytes)
         memset(state, 0, bytes);
@@ -192,12 +193,17 @@ static void update(size_t lo, size_t hi, void *vctx)
 
 /* theta and grad are caller-owned, num_params long, of the optimizer's
  * precision; grad is rescaled in place when clipping applies. */
-double bp_optim_step(bp_optimizer *o, void *theta, void *grad)
+int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
+                  size_t err_size)
 {
     /* Missing buffers, or no state for a kind that needs it: no update. */
-    if (!o || !theta || !grad ||
-        (!o->state && state_arrays(o->cfg.kind) > 0 && o->num_params > 0))
-        return NAN;
+    if (!o || !theta || !grad)
+        return bp_fail(err, err_size, "bp_optim_step: missing argument (%s is NULL)",
+                       !o ? "the optimizer" : !theta ? "theta" : "grad");
+    if (!o->state && state_arrays(o->cfg.kind) > 0 && o->num_params > 0)
+        return bp_fail(err, err_size, "bp_optim_step: the optimizer has no state buffer, "
+                       "but its kind needs %zu bytes (bp_optim_state_size)",
+                       bp_optim_state_size(&o->cfg, o->num_params, o->real_size));
     step_ctx x;
     memset(&x, 0, sizeof x);
     x.o = o;
@@ -215,5 +221,6 @@ double bp_optim_step(bp_optimizer *o, void *theta, void *grad)
     x.bc2 = 1 - pow(o->cfg.beta2, t);
     for_each_range(o, update, &x);
     o->step++;
-    return norm;
+    o->grad_norm = norm;
+    return BP_OK;
 }
