@@ -407,6 +407,9 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
 {
     if (!m || !d)
         return bp_fail(err, err_size, "bp_batch_check: missing argument");
+    int abi = bp_model_check_abi(m, err, err_size);
+    if (abi != BP_OK)
+        return abi;
     const char *mn = m->name ? m->name : "?";
     if (m->real_size != 4 && m->real_size != 8)
         return bp_fail(err, err_size, "model '%s': real_size %d is not 4 or 8",

@@ -81,6 +81,9 @@ int bp_gradcheck(const bp_model *m, const void *theta,
     if (!m || !worst)
         return bp_fail(where, where_size, "bp_gradcheck: missing argument (%s is NULL)",
                        !m ? "the model" : "worst");
+    int abi = bp_model_check_abi(m, where, where_size);
+    if (abi != BP_OK)
+        return abi;
     if (n < 1 || (m->real_size != 4 && m->real_size != 8)
         || !m->forward || !m->backward || !m->workspace_size)
         return bp_fail(where, where_size, "bp_gradcheck: model '%s' or batch size %d "

@@ -204,6 +204,11 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
         return bp_fail(err, err_size, "bp_optim_step: the optimizer has no state buffer, "
                        "but its kind needs %zu bytes (bp_optim_state_size)",
                        bp_optim_state_size(&o->cfg, o->num_params, o->real_size));
+    if (o->model) {
+        int abi = bp_model_check_abi(o->model, err, err_size);
+        if (abi != BP_OK)
+            return abi;
+    }
     step_ctx x;
     memset(&x, 0, sizeof x);
     x.o = o;

@@ -95,6 +95,9 @@ static int check_model(const char *path, const bp_model *m, const void *theta,
 {
     if (!path || !m || !theta)
         return bp_fail(err, err_size, "%s: invalid argument (NULL)", path ? path : "(null)");
+    char why[256];
+    if (bp_model_check_abi(m, why, sizeof why))
+        return bp_fail(err, err_size, "%s: %s", path, why);
     if (m->real_size != 4 && m->real_size != 8)
         return bp_fail(err, err_size, "%s: model '%s' has real_size %d (need 4 or 8)",
                        path, m->name ? m->name : "?", m->real_size);

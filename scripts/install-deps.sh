@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs what building and testing bpgen needs, when it is missing:
-# a C compiler, make, flex, bison, CUnit, and clang (the tests compile
-# generated code with both gcc and clang); for the install tests cmake,
-# pkg-config and man; for the safetensors round trip with PyTorch,
-# python3-torch and python3-numpy. Uses apt-get (Debian, as root).
+# a C compiler, make, flex, bison, CUnit, clang (the tests compile
+# generated code with both gcc and clang), PyTorch (python3-torch, which
+# tests compare kernels and safetensors files with), Open MPI (mpicc builds
+# build/libbp_mpi.a, mpirun runs the 2-rank training test), and for the
+# install tests cmake, pkg-config and man. Uses apt-get (Debian, as root).
 set -eu
 
 missing=""
@@ -13,14 +14,16 @@ command -v flex >/dev/null 2>&1 || missing="$missing flex"
 command -v bison >/dev/null 2>&1 || missing="$missing bison"
 command -v clang >/dev/null 2>&1 || missing="$missing clang"
 [ -f /usr/include/CUnit/Basic.h ] || missing="$missing libcunit1-dev"
+# PyTorch (Debian's, for /usr/bin/python3): tests compare kernels with it
+[ -d /usr/lib/python3/dist-packages/torch ] && [ -d /usr/lib/python3/dist-packages/numpy ] \
+    || missing="$missing python3-torch python3-numpy"
+command -v mpicc >/dev/null 2>&1 || missing="$missing libopenmpi-dev"
+command -v mpirun >/dev/null 2>&1 || missing="$missing openmpi-bin"
 command -v cmake >/dev/null 2>&1 || missing="$missing cmake"
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 command -v man >/dev/null 2>&1 || missing="$missing man-db"
-/usr/bin/python3 -c 'import importlib.util as u, sys; sys.exit(not u.find_spec("torch"))' >/dev/null 2>&1 || missing="$missing python3-torch"
-/usr/bin/python3 -c 'import importlib.util as u, sys; sys.exit(not u.find_spec("numpy"))' >/dev/null 2>&1 || missing="$missing python3-numpy"
 
 if [ -z "$missing" ]; then
-    echo "install-deps: everything is installed"
     exit 0
 fi
 

@@ -22,6 +22,7 @@ static bp_model model(const char *name, const bp_tensor_info *p)
 {
     bp_model m;
     memset(&m, 0, sizeof m);
+    m.abi_version = BP_ABI_VERSION;
     m.name = name;
     m.real_size = 8;
     m.num_params = 8;
@@ -161,6 +162,7 @@ static void test_data(void)
                                             {"y", 1, {2, 1}, 2, 0, 0, 0}};
     bp_model m;
     memset(&m, 0, sizeof m);
+    m.abi_version = BP_ABI_VERSION;
     m.name = "stat";
     m.real_size = 8;
     m.num_inputs = 2;
