@@ -143,10 +143,16 @@ static void test_every_entry_point(void)
     strcpy(err, "");
     CU_ASSERT_EQUAL(bp_batch_check(&m, &d, 0, 1, err, sizeof err), -1);
     CU_ASSERT_STRING_EQUAL(err, ABI1_MESSAGE);
-    CU_ASSERT_EQUAL(bp_train_scratch_size(&m, &c, 3), 0);
+    size_t need = 0;
+    strcpy(err, "");
+    CU_ASSERT_EQUAL(bp_train_scratch_size(&m, &c, 3, &need, err, sizeof err), BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err, ABI1_MESSAGE);
+    CU_ASSERT_EQUAL(need, 0);
 
     char where[256] = "";
-    CU_ASSERT_EQUAL(bp_gradcheck(&m, theta, in, 1, 0, where, sizeof where), -1);
+    double worst = 0;
+    CU_ASSERT_EQUAL(bp_gradcheck(&m, theta, in, 1, 0, &worst, where, sizeof where),
+                    BP_ERR_ARG);
     CU_ASSERT_STRING_EQUAL(where, ABI1_MESSAGE);
 
     char *path = test_tmp_path("abi_old.bpw");
@@ -171,15 +177,26 @@ static void test_every_entry_point(void)
     CU_ASSERT_STRING_EQUAL(err, want);
     CU_ASSERT_EQUAL(bp_weights_load(path, &now, theta, err, sizeof err), 0);
     remove(path);
+    /* safetensors files alike */
+    strcpy(err, "");
+    CU_ASSERT_EQUAL(bp_safetensors_save(path, &m, theta, err, sizeof err), BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    CU_ASSERT_EQUAL(bp_safetensors_save(path, &now, theta, err, sizeof err), BP_OK);
+    strcpy(err, "");
+    CU_ASSERT_EQUAL(bp_safetensors_load(path, &m, theta, err, sizeof err), BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    remove(path);
     free(want);
     free(path);
 
-    /* the optimiser: like its other unusable states, no update and NaN */
+    /* the optimiser: like its other unusable states, no update, BP_ERR_ARG */
     bp_optim_config oc = bp_optim_defaults(BP_SGD);
     bp_optimizer o;
     bp_optim_init(&o, &oc, &m, 2, 8, NULL);
     double g[2] = {1, 1};
-    CU_ASSERT(isnan(bp_optim_step(&o, theta, g)));
+    strcpy(err, "");
+    CU_ASSERT_EQUAL(bp_optim_step(&o, theta, g, err, sizeof err), BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err, ABI1_MESSAGE);
     CU_ASSERT_EQUAL(theta[0], 1);
     CU_ASSERT_EQUAL(o.step, 0);
     bp_data_free(&d);
