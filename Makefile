@@ -70,9 +70,7 @@ build-deps:
 	  || sh scripts/install-deps.sh
 
 test-deps: build-deps
-	@[ -f /usr/include/CUnit/Basic.h ] && command -v clang >/dev/null 2>&1 \
-	  && command -v $(MPICC) >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 \
-	  || sh scripts/install-deps.sh
+	@sh scripts/install-deps.sh
 
 all: $(BUILD)/bpgen $(BUILD)/libbp.a $(MPI_LIB)
 

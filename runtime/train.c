@@ -163,8 +163,8 @@ static int accuracy_applies(const bp_model *m, const bp_train_config *c,
 static int check_model(const bp_model *m, const bp_train_config *c,
                        char *err, size_t err_size)
 {
-    if (!m)
-        return bp_fail(err, err_size, "no model given");
+    if (bp_model_check_abi(m, err, err_size))
+        return -1;
     const char *mn = m->name ? m->name : "?";
     if (m->real_size != 4 && m->real_size != 8)
         return bp_fail(err, err_size, "model '%s': real_size %d is not 4 or 8",

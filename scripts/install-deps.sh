@@ -1,9 +1,9 @@
 #!/bin/sh
 # Installs what building and testing bpgen needs, when it is missing:
-# a C compiler, make, flex, bison, CUnit, and clang (the tests compile
-# generated code with both gcc and clang), and Open MPI (mpicc builds
-# build/libbp_mpi.a, mpirun runs the 2-rank training test). Uses apt-get
-# (Debian, as root).
+# a C compiler, make, flex, bison, CUnit, clang (the tests compile
+# generated code with both gcc and clang), PyTorch (python3-torch, which
+# tests compare kernels with) and Open MPI (mpicc builds build/libbp_mpi.a,
+# mpirun runs the 2-rank training test). Uses apt-get (Debian, as root).
 set -eu
 
 missing=""
@@ -13,11 +13,13 @@ command -v flex >/dev/null 2>&1 || missing="$missing flex"
 command -v bison >/dev/null 2>&1 || missing="$missing bison"
 command -v clang >/dev/null 2>&1 || missing="$missing clang"
 [ -f /usr/include/CUnit/Basic.h ] || missing="$missing libcunit1-dev"
+# PyTorch (Debian's, for /usr/bin/python3): tests compare kernels with it
+[ -d /usr/lib/python3/dist-packages/torch ] && [ -d /usr/lib/python3/dist-packages/numpy ] \
+    || missing="$missing python3-torch python3-numpy"
 command -v mpicc >/dev/null 2>&1 || missing="$missing libopenmpi-dev"
 command -v mpirun >/dev/null 2>&1 || missing="$missing openmpi-bin"
 
 if [ -z "$missing" ]; then
-    echo "install-deps: everything is installed"
     exit 0
 fi
 

@@ -56,6 +56,7 @@ static bp_model digits_layout(void)
     }
     bp_model m;
     memset(&m, 0, sizeof m);
+    m.abi_version = BP_ABI_VERSION;
     m.name = "digits";
     m.real_size = 4;
     m.num_params = at;

@@ -116,21 +116,22 @@ WRAP(4, f)
 WRAP(8, d)
 
 static const bp_tensor_info params[] = {
-    {.name = "W", .rank = 2, .dims = {C, D}, .size = C * D, .offset = 0},
-    {.name = "b", .rank = 1, .dims = {C, 1}, .size = C, .offset = C * D},
+    {.name = "W", .rank = 2, .dims = {C, D, 1, 1}, .size = C * D, .offset = 0},
+    {.name = "b", .rank = 1, .dims = {C, 1, 1, 1}, .size = C, .offset = C * D},
 };
 static const bp_tensor_info inputs[] = {
-    {.name = "x", .rank = 1, .dims = {D, 1}, .size = D},
-    {.name = "y", .rank = 1, .dims = {C, 1}, .size = C},
+    {.name = "x", .rank = 1, .dims = {D, 1, 1, 1}, .size = D},
+    {.name = "y", .rank = 1, .dims = {C, 1, 1, 1}, .size = C},
 };
 static const bp_tensor_info outputs[] = {
-    {.name = "p", .rank = 1, .dims = {C, 1}, .size = C},
+    {.name = "p", .rank = 1, .dims = {C, 1, 1, 1}, .size = C},
 };
 
 static bp_model model(int rs)
 {
     bp_model m;
     memset(&m, 0, sizeof m);
+    m.abi_version = BP_ABI_VERSION;
     m.name = "softmax";
     m.real_size = rs;
     m.num_params = P;
