@@ -7,6 +7,7 @@
 #   make examples     build and run every example
 #   make bench        benchmarks (bench-mpi: only 2 MPI ranks against 1)
 #   make install PREFIX=/usr/local
+#   make fuzz FUZZ_SECONDS=60   each fuzz target for that long (libFuzzer)
 #
 # Everything built goes under $(BUILD); SANITIZE=1 uses a build folder of
 # its own so the two never mix.
@@ -24,6 +25,12 @@ LDLIBS   = -lm
 ifeq ($(SANITIZE),1)
 BUILD   ?= build/san
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else ifeq ($(SANITIZE),fuzz)
+# `make fuzz` builds the fuzz targets this way (scripts/fuzz.sh)
+BUILD   ?= build/fuzz
+CC       = clang
+SANFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=all
 else
 BUILD   ?= build
 SANFLAGS =
@@ -57,20 +64,37 @@ endif
 # ---------------------------------------------------------------- tests
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
-           $(BUILD)/tests/runner.o $(BUILD)/tests/support.o
+           $(BUILD)/tests/runner.o $(BUILD)/tests/support.o $(FUZZ_OBJ) \
+           $(BUILD)/tests/failalloc.o
+
+# The allocation-failure tests (tests/failalloc.h): run_tests and a bpgen
+# built for them route the project's allocations through tests/failalloc.c.
+FAILALLOC_WRAP = -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free \
+                 -Wl,--wrap=strdup,--wrap=fopen,--wrap=fdopen
+
+# ---------------------------------------------------------------- fuzz targets
+# Every tests/fuzz/fuzz_NAME.c defines `int fuzz_NAME(data, size)` (see
+# tests/fuzz/fuzz.h): make test feeds it its kept inputs, make fuzz links
+# it with libFuzzer.
+FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   = $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_OBJ     = $(FUZZ_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/fuzz/harness.o \
+               $(BUILD)/tests/fuzz_targets.o
+FUZZ_SECONDS ?= 60
 
 .DEFAULT_GOAL := all
-.PHONY: all test demo examples bench bench-mpi install clean build-deps test-deps mpi-skipped
+.PHONY: all test demo examples bench bench-mpi install clean build-deps test-deps mpi-skipped \
+        fuzz fuzz-targets
 .DELETE_ON_ERROR:
 
 # On a fresh machine the tools are installed on first use, so `make demo`
 # and `make test` are the only commands a new user types.
 build-deps:
 	@command -v $(BISON) >/dev/null 2>&1 && command -v $(FLEX) >/dev/null 2>&1 \
-	  || sh scripts/install-deps.sh
+	  || sh scripts/install-deps.sh build
 
 test-deps: build-deps
-	@sh scripts/install-deps.sh
+	@sh scripts/install-deps.sh test
 
 all: $(BUILD)/bpgen $(BUILD)/libbp.a $(MPI_LIB)
 
@@ -110,7 +134,7 @@ $(GEN)/%.o: $(GEN)/%.c $(GEN)/parser.h $(GEN)/lexer.h compiler/bpgen.h compiler/
 $(BUILD)/compiler/%.o: compiler/%.c compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h | $(BUILD)/compiler
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -c -o $@ $<
 
-$(BUILD)/runtime/%.o: runtime/%.c runtime/bp.h runtime/internal.h | $(BUILD)/runtime
+$(BUILD)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) | $(BUILD)/runtime
 	$(CC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
 
 # ---------------------------------------------------------------- tests
@@ -129,24 +153,55 @@ TEST_DEFS = -DTEST_BPGEN='"$(BUILD)/bpgen"' -DTEST_LIBBP='"$(BUILD)/libbp.a"' \
             -DTEST_LIBBP_MPI='"$(BUILD)/libbp_mpi.a"' -DTEST_MPICC='"$(MPICC)"' \
             -DTEST_SANITIZE=$(if $(SANFLAGS),1,0) \
             -DTEST_CC='"$(CC)"' -DTEST_CFLAGS='"$(WARN) $(SANFLAGS) -O1 -g"' \
-            -DTEST_TMP='"$(BUILD)/tmp"'
+            -DTEST_TMP='"$(BUILD)/tmp"' \
+            -DTEST_MAKE='"$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) BUILD=$(BUILD)"' \
+            -DTEST_SANFLAGS='"$(SANFLAGS)"' \
+            -DTEST_BPGEN_FAILALLOC='"$(BUILD)/tests/bpgen_failalloc"'
 
-$(BUILD)/tests/%.o: tests/%.c tests/support.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests test-deps
-	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests $(TEST_DEFS) -c -o $@ $<
+$(BUILD)/tests/%.o: tests/%.c tests/support.h tests/fuzz/fuzz.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests test-deps
+	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests -Itests/fuzz $(TEST_DEFS) -c -o $@ $<
+
+$(BUILD)/tests/fuzz/%.o: tests/fuzz/%.c tests/fuzz/fuzz.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests/fuzz test-deps
+	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests/fuzz -c -o $@ $<
+
+$(BUILD)/tests/fuzz_targets.c: $(FUZZ_SRC) | $(BUILD)/tests
+	{ echo '#include "fuzz.h"'; \
+	  for n in $(FUZZ_NAMES); do echo "int fuzz_$$n(const unsigned char *, size_t);"; done; \
+	  echo 'const fuzz_target fuzz_targets[] = {'; \
+	  for n in $(FUZZ_NAMES); do echo "    {\"$$n\", fuzz_$$n},"; done; \
+	  echo '    {NULL, NULL}'; echo '};'; } > $@
+
+$(BUILD)/tests/fuzz_targets.o: $(BUILD)/tests/fuzz_targets.c tests/fuzz/fuzz.h
+	$(CC) $(ALL_CFLAGS) -Itests/fuzz -c -o $@ $<
 
 $(BUILD)/tests/registry.o: $(BUILD)/tests/registry.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcunit -pthread $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(FAILALLOC_WRAP) -o $@ $^ -lcunit -pthread $(LDLIBS)
+
+$(BUILD)/tests/bpgen_failalloc: $(BUILD)/compiler/main.o $(BUILD)/tests/failalloc.o $(BUILD)/libbpgen.a
+	$(CC) $(ALL_CFLAGS) $(FAILALLOC_WRAP) -o $@ $^ $(LDLIBS)
 
 # On a fresh machine test-deps may install Open MPI after this Makefile
 # looked for mpicc: the MPI library is then built here, for the MPI test.
-test: all $(BUILD)/run_tests
+test: all $(BUILD)/run_tests $(BUILD)/tests/bpgen_failalloc
 	@mkdir -p $(BUILD)/tmp
 	@[ -n "$(HAVE_MPICC)" ] || ! command -v $(MPICC) >/dev/null 2>&1 \
 	  || $(MAKE) -s $(BUILD)/libbp_mpi.a
 	$(BUILD)/run_tests
+
+# ---------------------------------------------------------------- fuzzing
+# With SANITIZE=fuzz (clang, libFuzzer): one binary per target.
+fuzz-targets: $(FUZZ_NAMES:%=$(BUILD)/fuzz_%)
+
+$(BUILD)/fuzz_%: tests/fuzz/libfuzzer_main.c $(BUILD)/tests/fuzz/fuzz_%.o \
+                 $(BUILD)/tests/fuzz/harness.o $(BUILD)/libbpgen.a $(BUILD)/libbp.a
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -DFUZZ_ENTRY=fuzz_$* -o $@ $^ $(LDLIBS)
+
+# Builds the targets with clang and runs each for FUZZ_SECONDS seconds.
+fuzz:
+	@sh scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 # ---------------------------------------------------------------- demo, examples
 demo: all
@@ -170,11 +225,30 @@ bench-mpi: all
 	@sh bench/mpi.sh $(BUILD)
 
 # ---------------------------------------------------------------- install, clean
+# The version has one home, runtime/bp.h; the .pc file, CMake's version file
+# and the manual page get it from there.
+VERSION_MAJOR := $(shell sed -n 's/^\#define BP_VERSION_MAJOR //p' runtime/bp.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define BP_VERSION_MINOR //p' runtime/bp.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define BP_VERSION_PATCH //p' runtime/bp.h)
+VERSION        = $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SUBST_VERSION  = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+                     -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' -e 's|@PREFIX@|$(PREFIX)|g'
+
+# DESTDIR stages the tree elsewhere (for packaging); the paths written into
+# bpgen.pc name PREFIX, where it will finally live, and bpgenConfig.cmake
+# finds everything relative to itself.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/bpgen \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BUILD)/bpgen $(DESTDIR)$(PREFIX)/bin/bpgen
 	install -m 644 runtime/bp.h $(DESTDIR)$(PREFIX)/include/bp.h
 	install -m 644 $(BUILD)/libbp.a $(DESTDIR)$(PREFIX)/lib/libbp.a
+	$(SUBST_VERSION) cmake/bpgen.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bpgen.pc
+	install -m 644 cmake/bpgenConfig.cmake $(DESTDIR)$(PREFIX)/lib/cmake/bpgen/bpgenConfig.cmake
+	$(SUBST_VERSION) cmake/bpgenConfigVersion.cmake.in \
+	  > $(DESTDIR)$(PREFIX)/lib/cmake/bpgen/bpgenConfigVersion.cmake
+	$(SUBST_VERSION) man/bpgen.1 > $(DESTDIR)$(PREFIX)/share/man/man1/bpgen.1
 	if [ -f $(BUILD)/libbp_mpi.a ]; then \
 	  install -m 644 runtime/mpi/bp_mpi.h $(DESTDIR)$(PREFIX)/include/bp_mpi.h && \
 	  install -m 644 $(BUILD)/libbp_mpi.a $(DESTDIR)$(PREFIX)/lib/libbp_mpi.a; fi
@@ -182,5 +256,5 @@ install: all
 clean:
 	rm -rf build
 
-$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/runtime/mpi $(BUILD)/tests $(GEN):
+$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/runtime/mpi $(BUILD)/tests $(BUILD)/tests/fuzz $(GEN):
 	mkdir -p $@
