@@ -1,11 +1,13 @@
 #!/bin/sh
 # Installs what building and testing bpgen needs, when it is missing:
-# a C compiler, make, flex, bison, CUnit, and clang (the tests compile
-# generated code with both gcc and clang). Uses apt-get (Debian, as root).
+# a C compiler, make, flex, bison, CUnit, clang (the tests compile
+# generated code with both gcc and clang), PyTorch (python3-torch, which
+# tests compare kernels with), Open MPI (mpicc builds build/libbp_mpi.a,
+# mpirun runs the 2-rank training test) and valgrind (the memcheck suite).
+# Uses apt-get (Debian, as root). Silent when nothing is missing.
 #
 # Extras, named as arguments:
 #   fuzz      clang's libFuzzer runtime (libclang-rt-N-dev), for `make fuzz`
-#   valgrind  valgrind, for the memcheck tests of `make test`
 set -eu
 
 SUDO=
@@ -26,6 +28,12 @@ command -v flex >/dev/null 2>&1 || missing="$missing flex"
 command -v bison >/dev/null 2>&1 || missing="$missing bison"
 command -v clang >/dev/null 2>&1 || missing="$missing clang"
 [ -f /usr/include/CUnit/Basic.h ] || missing="$missing libcunit1-dev"
+# PyTorch (Debian's, for /usr/bin/python3): tests compare kernels with it
+[ -d /usr/lib/python3/dist-packages/torch ] && [ -d /usr/lib/python3/dist-packages/numpy ] \
+    || missing="$missing python3-torch python3-numpy"
+command -v mpicc >/dev/null 2>&1 || missing="$missing libopenmpi-dev"
+command -v mpirun >/dev/null 2>&1 || missing="$missing openmpi-bin"
+command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
 [ -z "$missing" ] || install "$missing"
 
 extra=""
@@ -38,13 +46,9 @@ for want in "$@"; do
             major=$(clang -dumpversion | cut -d. -f1)
             extra="$extra libclang-rt-$major-dev"
         fi ;;
-    valgrind)
-        command -v valgrind >/dev/null 2>&1 || extra="$extra valgrind" ;;
     *)
         echo "install-deps: unknown extra '$want'" >&2
         exit 2 ;;
     esac
 done
 [ -z "$extra" ] || install "$extra"
-
-[ -n "$missing$extra" ] || echo "install-deps: everything is installed"

@@ -310,6 +310,7 @@ static void make_model(void)
     lin_inputs[1] = tensor("y", 1, 2, 1, 0);
     lin_outputs[0] = tensor("out", 1, 2, 1, 0);
     memset(&lin, 0, sizeof lin);
+    lin.abi_version = BP_ABI_VERSION;
     lin.name = "alloc_lin";
     lin.real_size = 8;
     lin.num_params = 6;

@@ -34,6 +34,7 @@ static const bp_model *model(void)
     v_info.dims[0] = N;
     v_info.size = N;
     memset(&v_model, 0, sizeof v_model);
+    v_model.abi_version = BP_ABI_VERSION;
     v_model.name = "save";
     v_model.real_size = 8;
     v_model.num_params = N;

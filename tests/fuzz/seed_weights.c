@@ -47,7 +47,7 @@ int main(int argc, char **argv)
         return 2;
     }
     int bad = 0;
-    for (unsigned which = 0; which < 3; which++)
+    for (unsigned which = 0; which < 4; which++)
         for (unsigned f = 0; f < 2; f++)
             for (unsigned subset = 0; subset < 2; subset++) {
                 unsigned ctl = 3u | (f ? 4u : 0u) | (subset ? 8u : 0u) | which << 4;
