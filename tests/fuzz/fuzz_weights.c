@@ -19,6 +19,7 @@
  * file in its message; a successful one writes only finite values (in
  * float range for a float model). */
 #include "fuzz.h"
+#include "models.h"
 
 #include "bp.h"
 
@@ -33,61 +34,6 @@
 static void fail(const char *what)
 {
     fuzz_fail("fuzz_weights", what);
-}
-
-/* One parameter of rank 0 to 4 (dims d, unused entries 1). */
-static bp_tensor_info tensor(const char *name, int rank, const int d[4],
-                             size_t offset)
-{
-    bp_tensor_info t;
-    memset(&t, 0, sizeof t);
-    t.name = name;
-    t.rank = rank;
-    t.size = 1;
-    for (int k = 0; k < 4; k++) {
-        t.dims[k] = k < rank ? d[k] : 1;
-        t.size *= (size_t)t.dims[k];
-    }
-    t.offset = offset;
-    return t;
-}
-
-static bp_model model(int which, int real_size, bp_tensor_info *p)
-{
-    static const int d_16_4[4] = {16, 4}, d_16[4] = {16}, d_3_16[4] = {3, 16},
-                     d_3[4] = {3}, d_2_2[4] = {2, 2}, d_k[4] = {2, 1, 3, 3},
-                     d_2[4] = {2}, d_t[4] = {2, 2, 2}, none[4] = {0};
-    bp_model m;
-    memset(&m, 0, sizeof m);
-    m.abi_version = BP_ABI_VERSION;
-    m.real_size = real_size;
-    if (which == 1) {
-        m.name = "tiny";
-        p[0] = tensor("s", 0, none, 0);
-        p[1] = tensor("v", 1, d_3, 1);
-        p[2] = tensor("M", 2, d_2_2, 4);
-        m.num_param_tensors = 3;
-        m.num_params = 8;
-    } else if (which == 2) {
-        m.name = "none";
-    } else if (which == 3) {
-        m.name = "conv";
-        p[0] = tensor("K", 4, d_k, 0);
-        p[1] = tensor("c", 1, d_2, 18);
-        p[2] = tensor("T", 3, d_t, 20);
-        m.num_param_tensors = 3;
-        m.num_params = 28;
-    } else {
-        m.name = "iris";
-        p[0] = tensor("W1", 2, d_16_4, 0);
-        p[1] = tensor("b1", 1, d_16, 64);
-        p[2] = tensor("W2", 2, d_3_16, 80);
-        p[3] = tensor("b2", 1, d_3, 128);
-        m.num_param_tensors = 4;
-        m.num_params = 131;
-    }
-    m.params = p;
-    return m;
 }
 
 static void put_le64(unsigned char *p, uint64_t v)
@@ -126,11 +72,11 @@ int fuzz_weights(const unsigned char *data, size_t size)
 
     int rs = ctl & 4 ? 4 : 8;
     bp_tensor_info params[4];
-    bp_model m = model((ctl >> 4) & 3, rs, params);
-    double theta[131];
-    float theta_f[131];
+    bp_model m = fuzz_model((ctl >> 4) & 3, rs, params);
+    double theta[FUZZ_MAX_PARAMS];
+    float theta_f[FUZZ_MAX_PARAMS];
     void *th = rs == 4 ? (void *)theta_f : (void *)theta;
-    for (int i = 0; i < 131; i++) {
+    for (int i = 0; i < FUZZ_MAX_PARAMS; i++) {
         theta[i] = SENTINEL;
         theta_f[i] = (float)SENTINEL;
     }
@@ -144,7 +90,7 @@ int fuzz_weights(const unsigned char *data, size_t size)
     } else {
         rc = bp_weights_load(path, &m, th, err, sizeof err);
     }
-    for (int i = 0; i < 131; i++) {
+    for (int i = 0; i < FUZZ_MAX_PARAMS; i++) {
         double v = rs == 4 ? (double)theta_f[i] : theta[i];
         if (rc != 0 && v != SENTINEL)
             fail("a failed load changed theta");
