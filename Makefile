@@ -78,8 +78,9 @@ FAILALLOC_WRAP = -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free \
 # it with libFuzzer.
 FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES   = $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
-FUZZ_OBJ     = $(FUZZ_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/fuzz/harness.o \
+FUZZ_OBJ     = $(FUZZ_SRC:tests/%.c=$(BUILD)/tests/%.o) $(FUZZ_HELPERS) \
                $(BUILD)/tests/fuzz_targets.o
+FUZZ_HELPERS = $(BUILD)/tests/fuzz/harness.o $(BUILD)/tests/fuzz/models.o
 FUZZ_SECONDS ?= 60
 
 .DEFAULT_GOAL := all
@@ -196,7 +197,7 @@ test: all $(BUILD)/run_tests $(BUILD)/tests/bpgen_failalloc
 fuzz-targets: $(FUZZ_NAMES:%=$(BUILD)/fuzz_%)
 
 $(BUILD)/fuzz_%: tests/fuzz/libfuzzer_main.c $(BUILD)/tests/fuzz/fuzz_%.o \
-                 $(BUILD)/tests/fuzz/harness.o $(BUILD)/libbpgen.a $(BUILD)/libbp.a
+                 $(FUZZ_HELPERS) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -DFUZZ_ENTRY=fuzz_$* -o $@ $^ $(LDLIBS)
 
 # Builds the targets with clang and runs each for FUZZ_SECONDS seconds.

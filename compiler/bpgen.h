@@ -344,8 +344,9 @@ Graph *graph_build(Arena *a, Model *m, bool batched_inputs);
  * when an equal one exists. Shapes must already be valid (check.c saw to
  * that for user expressions; diff.c builds only valid ones). */
 Node *node_new(Graph *g, Op op, Node *a, Node *b);
-/* The same for any number of operands and integer attributes (NULL: all
- * 0); attributes are part of what makes two nodes equal. */
+/* The same for any number of operands and integer attributes: attr holds
+ * MAX_ATTRS values (NULL: all 0; a shorter array is read past its end);
+ * attributes are part of what makes two nodes equal. */
 Node *node_new_n(Graph *g, Op op, int nin, Node *const *in, const int *attr);
 /* x with another shape of the same size (flatten, and its adjoint). */
 Node *node_reshape(Graph *g, Node *x, Shape shape);

@@ -506,7 +506,7 @@ static void d_avgpool2d(Diff *d, Graph *g, Node *y, Node *dy)
 {
     Node *x = y->in[0];
     diff_give(d, x, node_new_n(g, OP_AVGPOOL2D_GRAD, 1, &dy,
-                               (int[]){y->attr[0], x->shape.dim[1], x->shape.dim[2]}));
+                               (int[MAX_ATTRS]){y->attr[0], x->shape.dim[1], x->shape.dim[2]}));
 }
 
 /* each sample gets the shared adjoint */

@@ -435,7 +435,7 @@ int bp_weights_load_tensors(const char *path, const bp_model *m, void *theta,
  * Same error convention as weights.c; theta is caller-owned. */
 
 /* Saves at the model's precision (F32 for float, F64 for double), through
- * PATH.tmp renamed to PATH, as bp_weights_save does. */
+ * a temporary file renamed to PATH, as bp_weights_save does. */
 int bp_safetensors_save(const char *path, const bp_model *m, const void *theta,
                         char *err, size_t err_size);
 /* Loads every parameter of m; the file must hold exactly m's parameters,

@@ -37,7 +37,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -194,49 +193,8 @@ static void w_str(writer *w, const char *s)
     w_bytes(w, s, n);
 }
 
-/* Creates a temporary file beside PATH, named PATH.tmp<pid>-<n>, with
- * O_EXCL: no two saves, from two processes or two threads, ever write the
- * same one (a name in use is skipped). Not mkstemp: its files are private
- * (0600), and giving them the permissions of any new file would need
- * umask(), which is process-wide and would race with other threads. The
- * name, malloc'd, goes to *tmp_path. Returns the open stream or NULL with
- * errno set (and *tmp_path NULL). */
-static FILE *create_temp(const char *path, char **tmp_path)
-{
-    static unsigned long counter;
-    *tmp_path = NULL;
-    size_t size = strlen(path) + 64;
-    char *tmp = malloc(size);
-    if (!tmp) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    for (int attempt = 0; attempt < 1000; attempt++) {
-        snprintf(tmp, size, "%s.tmp%ld-%lu", path, (long)getpid(), counter++);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd < 0 && errno == EEXIST)
-            continue;
-        if (fd < 0)
-            break;
-        FILE *f = fdopen(fd, "wb");
-        if (!f) {
-            int e = errno;
-            close(fd);
-            remove(tmp);
-            errno = e;
-            break;
-        }
-        *tmp_path = tmp;
-        return f;
-    }
-    int e = errno;
-    free(tmp);
-    errno = e;
-    return NULL;
-}
-
 /* Reads theta (caller-owned, m->num_params values of m->real_size); writes
- * a temporary file beside PATH (create_temp) and renames it to PATH. On
+ * a temporary file beside PATH (bp_create_temp) and renames it to PATH. On
  * failure PATH is untouched and the temporary file removed. */
 int bp_weights_save(const char *path, const bp_model *m, const void *theta,
                     char *err, size_t err_size)
@@ -254,7 +212,7 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
     }
 
     char *tmp;
-    writer w = {create_temp(path, &tmp), FNV_OFFSET, 0};
+    writer w = {bp_create_temp(path, &tmp), FNV_OFFSET, 0};
     if (!w.f) {
         int e = errno;
         if (e == ENOMEM)
