@@ -183,7 +183,7 @@ int bp_data_create_stored(bp_dataset *out, size_t rows, int features,
         if (!out->x && !out->xf && !out->xb)
             free(x);
         bp_data_free(out);
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_NOMEM, err, err_size,
                     "bp_data_create: out of memory for %zu rows", rows);
     }
     out->rows = rows;
@@ -198,9 +198,10 @@ int bp_data_create_stored(bp_dataset *out, size_t rows, int features,
 static int create_like(bp_dataset *out, const bp_dataset *d, size_t rows,
                        int targets, int classes, char *err, size_t err_size)
 {
-    if (bp_data_create_stored(out, rows, d->features, targets, classes,
-                              d->storage, err, err_size) != 0)
-        return -1;
+    int rc = bp_data_create_stored(out, rows, d->features, targets, classes,
+                                   d->storage, err, err_size);
+    if (rc != 0)
+        return rc;
     if (d->storage == BP_STORE_BYTE && d->features) {
         memcpy(out->xb_scale, d->xb_scale, (size_t)d->features * sizeof(double));
         memcpy(out->xb_shift, d->xb_shift, (size_t)d->features * sizeof(double));
@@ -241,8 +242,9 @@ int bp_data_subset(bp_dataset *out, const bp_dataset *d, const size_t *idx,
             return bp_fail(err, err_size,
                         "bp_data_subset: row index %zu is out of range "
                         "(%zu rows)", idx[i], d->rows);
-    if (create_like(out, d, count, d->targets, d->classes, err, err_size) != 0)
-        return -1;
+    int rc = create_like(out, d, count, d->targets, d->classes, err, err_size);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < count; i++)
         copy_row(out, i, d, idx[i]);
     return 0;
@@ -265,7 +267,7 @@ int bp_data_filter_labels(bp_dataset *out, const bp_dataset *d,
     /* map[c]: the position of class c in labels, or -1 when not wanted. */
     int *map = malloc((size_t)d->classes * sizeof *map);
     if (!map)
-        return bp_fail(err, err_size, "bp_data_filter_labels: out of memory");
+        return bp_error(BP_ERR_NOMEM, err, err_size, "bp_data_filter_labels: out of memory");
     for (int c = 0; c < d->classes; c++)
         map[c] = -1;
     for (int i = 0; i < count; i++) {
@@ -289,9 +291,10 @@ int bp_data_filter_labels(bp_dataset *out, const bp_dataset *d,
     for (size_t r = 0; r < d->rows; r++)
         kept += map[d->label[r]] >= 0;
     int classes = relabel ? count : d->classes;
-    if (create_like(out, d, kept, classes, classes, err, err_size) != 0) {
+    int rc = create_like(out, d, kept, classes, classes, err, err_size);
+    if (rc != 0) {
         free(map);
-        return -1;
+        return rc;
     }
     size_t k = 0;
     for (size_t r = 0; r < d->rows; r++) {
@@ -391,7 +394,7 @@ int bp_data_split(const bp_dataset *d, double test_fraction,
                     d->rows);
     size_t *idx = malloc((d->rows ? d->rows : 1) * sizeof *idx);
     if (!idx)
-        return bp_fail(err, err_size, "bp_data_split: out of memory");
+        return bp_error(BP_ERR_NOMEM, err, err_size, "bp_data_split: out of memory");
     bp_rng r;
     bp_rng_seed(&r, seed);
     bp_shuffle_indices(idx, d->rows, &r);
@@ -429,7 +432,7 @@ int bp_standardize_fit(bp_standardizer *s, const bp_dataset *train,
         free(first);
         free(constant);
         bp_standardize_free(s);
-        return bp_fail(err, err_size, "bp_standardize_fit: out of memory");
+        return bp_error(BP_ERR_NOMEM, err, err_size, "bp_standardize_fit: out of memory");
     }
     s->features = train->features;
     /* Two passes: the mean first, then squared deviations from it, which
@@ -517,8 +520,8 @@ int bp_data_convert(bp_dataset *d, bp_storage storage, char *err,
     size_t count = mul(d->rows, (size_t)d->features, &over);
     void *to = over ? NULL : alloc_zero(count, value_size(storage));
     if (!to)
-        return bp_fail(err, err_size,
-                    "bp_data_convert: out of memory for %zu rows", d->rows);
+        return bp_error(BP_ERR_NOMEM, err, err_size,
+                        "bp_data_convert: out of memory for %zu rows", d->rows);
     size_t f = (size_t)d->features;
     for (size_t r = 0; r < d->rows; r++)
         for (size_t j = 0; j < f; j++) {
@@ -581,8 +584,9 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
 {
     if (!m || !d)
         return bp_fail(err, err_size, "bp_batch_check: missing argument");
-    if (bp_model_check_abi(m, err, err_size))
-        return -1;
+    int abi = bp_model_check_abi(m, err, err_size);
+    if (abi != BP_OK)
+        return abi;
     const char *mn = m->name ? m->name : "?";
     if (m->real_size != 4 && m->real_size != 8)
         return bp_fail(err, err_size, "model '%s': real_size %d is not 4 or 8",
@@ -600,7 +604,7 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
                     "x_input and y_input are both model input %d", x_input);
     const bp_tensor_info *xi = &m->inputs[x_input];
     if (xi->size != (size_t)d->features)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_MISMATCH, err, err_size,
                     "model input '%s' holds %zu values per sample but the "
                     "data set has %d feature%s", xi->name ? xi->name : "?",
                     xi->size, d->features, d->features == 1 ? "" : "s");
@@ -608,16 +612,16 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
         const bp_tensor_info *yi = &m->inputs[y_input];
         const char *yn = yi->name ? yi->name : "?";
         if (d->targets == 0)
-            return bp_fail(err, err_size,
+            return bp_error(BP_ERR_MISMATCH, err, err_size,
                         "model input '%s' needs targets but the data set has "
                         "none (loaded without a label)", yn);
         if (yi->size != (size_t)d->targets) {
             if (d->classes > 0)
-                return bp_fail(err, err_size,
+                return bp_error(BP_ERR_MISMATCH, err, err_size,
                             "model input '%s' holds %zu values per sample but "
                             "the data set has %d classes (one-hot)", yn,
                             yi->size, d->classes);
-            return bp_fail(err, err_size,
+            return bp_error(BP_ERR_MISMATCH, err, err_size,
                         "model input '%s' holds %zu values per sample but the "
                         "data set has %d target%s per row", yn, yi->size,
                         d->targets, d->targets == 1 ? "" : "s");
@@ -744,7 +748,20 @@ typedef struct {
     int nfields;
     long row_line;          /* line the row starts on */
     int max_columns;
+    int status;             /* the bp_status of the error reported */
 } csv_reader;
+
+/* Reports an error of the reader (as bp_error does) and returns -1. */
+static int rd_fail(csv_reader *rd, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (rd->err && rd->err_size)
+        vsnprintf(rd->err, rd->err_size, fmt, ap);
+    va_end(ap);
+    rd->status = status;
+    return -1;
+}
 
 /* The field text made printable for a message: control bytes become '?',
  * and long text is cut with "...". */
@@ -773,7 +790,7 @@ static int refill(csv_reader *rd)
     if (rd->len == 0) {
         rd->eof = 1;
         if (ferror(rd->f))
-            return bp_fail(rd->err, rd->err_size, "%s:%ld: read error: %s",
+            return rd_fail(rd, BP_ERR_IO, "%s:%ld: read error: %s",
                         rd->path, rd->line, strerror(errno)) - 1;
         return EOF;
     }
@@ -798,12 +815,10 @@ static int rd_getc(csv_reader *rd)
         return c;
     }
     if (c == '\0')
-        return bp_fail(rd->err, rd->err_size,
-                    "%s:%ld:%d: not a text file (NUL byte)", rd->path,
+        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: not a text file (NUL byte)", rd->path,
                     rd->line, rd->nfields + 1) - 1;
     if (++rd->line_chars > LINE_MAX_CHARS)
-        return bp_fail(rd->err, rd->err_size,
-                    "%s:%ld: line longer than %ld characters", rd->path,
+        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld: line longer than %ld characters", rd->path,
                     rd->line, LINE_MAX_CHARS) - 1;
     return c;
 }
@@ -843,7 +858,7 @@ static int room_for(csv_reader *rd, int k)
     if (over)
         rd->over = over;
     if (!buf || !off || !over)
-        return bp_fail(rd->err, rd->err_size, "%s:%ld: out of memory",
+        return rd_fail(rd, BP_ERR_NOMEM, "%s:%ld: out of memory",
                     rd->path, rd->line);
     rd->cap = cap;
     return 0;
@@ -877,8 +892,7 @@ static int read_row(csv_reader *rd)
                     if (c == -2)
                         return -1;
                     if (c == EOF)
-                        return bp_fail(rd->err, rd->err_size,
-                                    "%s:%ld:%d: unterminated quoted field",
+                        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: unterminated quoted field",
                                     rd->path, qline, rd->nfields + 1);
                     if (c == '"') {
                         c = rd_getc(rd);
@@ -897,8 +911,7 @@ static int read_row(csv_reader *rd)
                 if (c != ',' && c != '\n' && c != EOF) {
                     char s[2] = {(char)c, 0}, shown[8];
                     show(s, shown, sizeof shown);
-                    return bp_fail(rd->err, rd->err_size,
-                                "%s:%ld:%d: unexpected '%s' after a quoted "
+                    return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: unexpected '%s' after a quoted "
                                 "field", rd->path, rd->line, rd->nfields + 1,
                                 shown);
                 }
@@ -925,8 +938,7 @@ static int read_row(csv_reader *rd)
             if (c != ',')
                 break;
             if (rd->nfields >= rd->max_columns)
-                return bp_fail(rd->err, rd->err_size,
-                            "%s:%ld:%d: more than %d columns (max_columns)",
+                return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: more than %d columns (max_columns)",
                             rd->path, rd->row_line, rd->nfields + 1,
                             rd->max_columns);
         }
@@ -975,8 +987,7 @@ static int parse_number(const char *s, double *v)
 static int number_at(csv_reader *rd, int k, double *v)
 {
     if (rd->over[k])
-        return bp_fail(rd->err, rd->err_size,
-                    "%s:%ld:%d: expected a number, found a field of more "
+        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: expected a number, found a field of more "
                     "than %d characters", rd->path, rd->row_line, k + 1,
                     FIELD_MAX);
     const char *s = field(rd, k);
@@ -987,16 +998,13 @@ static int number_at(csv_reader *rd, int k, double *v)
     show(s, shown, sizeof shown);
     switch (got) {
     case 2:
-        return bp_fail(rd->err, rd->err_size,
-                    "%s:%ld:%d: expected a finite number, found '%s'",
+        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: expected a finite number, found '%s'",
                     rd->path, rd->row_line, k + 1, shown);
     default:
         if (!*s)
-            return bp_fail(rd->err, rd->err_size,
-                        "%s:%ld:%d: expected a number, found an empty field",
+            return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: expected a number, found an empty field",
                         rd->path, rd->row_line, k + 1);
-        return bp_fail(rd->err, rd->err_size,
-                    "%s:%ld:%d: expected a number, found '%s'", rd->path,
+        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: expected a number, found '%s'", rd->path,
                     rd->row_line, k + 1, shown);
     }
 }
@@ -1081,11 +1089,11 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     /* A UTF-8 byte-order mark is not data. */
     int c0 = raw_getc(rd);
     if (c0 == -2)
-        return -1;
+        return rd->status;
     if (c0 == 0xEF) {
         int c1 = raw_getc(rd), c2 = raw_getc(rd);
         if (c1 != 0xBB || c2 != 0xBF)   /* cannot push 3 bytes back */
-            return bp_fail(err, err_size, "%s:1:1: not a CSV file (it starts "
+            return bp_error(BP_ERR_FORMAT, err, err_size, "%s:1:1: not a CSV file (it starts "
                         "with the bytes EF %02X %02X)", path,
                         (unsigned)c1 & 0xFF, (unsigned)c2 & 0xFF);
     } else if (c0 != EOF)
@@ -1093,13 +1101,13 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
 
     for (int i = 0, s = 0; i < o->skip_lines && s == 0; i++)
         if ((s = skip_line(rd)) < 0)
-            return -1;
+            return rd->status;
 
     int got = read_row(rd);
     if (got < 0)
-        return -1;
+        return rd->status;
     if (got == 0)
-        return bp_fail(err, err_size, "%s: no data rows (the file is empty)",
+        return bp_error(BP_ERR_FORMAT, err, err_size, "%s: no data rows (the file is empty)",
                     path);
     int ncols = rd->nfields;
     long first_line = rd->row_line;
@@ -1110,7 +1118,7 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     if (has_label) {
         label_col = o->label_column < 0 ? ncols - 1 : o->label_column;
         if (label_col >= ncols)
-            return bp_fail(err, err_size,
+            return bp_error(BP_ERR_FORMAT, err, err_size,
                         "%s:%ld: label column %d does not exist: the file has "
                         "%d column%s (columns count from 0)", path,
                         first_line, label_col, ncols, ncols == 1 ? "" : "s");
@@ -1118,17 +1126,17 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     int nf = o->feature_columns ? o->num_feature_columns
                                 : ncols - (has_label ? 1 : 0);
     if (nf <= 0)
-        return bp_fail(err, err_size, "%s:%ld: no feature columns", path,
+        return bp_error(BP_ERR_FORMAT, err, err_size, "%s:%ld: no feature columns", path,
                     first_line);
     int *fcol = malloc((size_t)nf * sizeof *fcol);
     if (!fcol)
-        return bp_fail(err, err_size, "%s: out of memory", path);
+        return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
     if (o->feature_columns) {
         for (int j = 0; j < nf; j++) {
             int k = o->feature_columns[j];
             if (k < 0 || k >= ncols) {
                 free(fcol);
-                return bp_fail(err, err_size,
+                return bp_error(BP_ERR_FORMAT, err, err_size,
                             "%s:%ld: feature column %d does not exist: the "
                             "file has %d column%s (columns count from 0)",
                             path, first_line, k, ncols,
@@ -1178,32 +1186,34 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     for (; got == 1; got = read_row(rd)) {
         if (rd->nfields != ncols) {
             int col = rd->nfields < ncols ? rd->nfields + 1 : ncols + 1;
-            bp_fail(err, err_size, "%s:%ld:%d: expected %d column%s, found %d",
+            rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s:%ld:%d: expected %d column%s, found %d",
                  path, rd->row_line, col, ncols, ncols == 1 ? "" : "s",
                  rd->nfields);
             goto done;
         }
         if (rows >= max_rows) {
-            bp_fail(err, err_size, "%s:%ld: more than %zu rows (max_rows)",
+            rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s:%ld: more than %zu rows (max_rows)",
                  path, rd->row_line, max_rows);
             goto done;
         }
         int over = 0;
         if (mul(rows + 1, width, &over) > max_values || over) {
-            bp_fail(err, err_size,
+            rc = bp_error(BP_ERR_FORMAT, err, err_size,
                  "%s:%ld: more than %zu values in all (max_values)", path,
                  rd->row_line, max_values);
             goto done;
         }
         if (store_grow(&st, rows, (size_t)nf, numeric, cls) != 0) {
-            bp_fail(err, err_size, "%s:%ld: out of memory after %zu rows", path,
+            rc = bp_error(BP_ERR_NOMEM, err, err_size, "%s:%ld: out of memory after %zu rows", path,
                  rd->row_line, rows);
             goto done;
         }
         for (int j = 0; j < nf; j++) {
             double v;
-            if (number_at(rd, fcol[j], &v))
+            if (number_at(rd, fcol[j], &v)) {
+                rc = rd->status;
                 goto done;
+            }
             size_t at = rows * (size_t)nf + (size_t)j;
             if (o->storage == BP_STORE_FLOAT)
                 ((float *)st.x)[at] = (float)v;
@@ -1212,8 +1222,10 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
         }
         if (has_label) {
             double v;
-            if (number_at(rd, label_col, &v))
+            if (number_at(rd, label_col, &v)) {
+                rc = rd->status;
                 goto done;
+            }
             if (numeric)
                 st.t[rows] = v;
             else if (v != floor(v) || v < 0 ||
@@ -1222,7 +1234,7 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
                 char shown[SHOW_MAX + 8];   /* only for a message */
                 show(field(rd, label_col), shown, sizeof shown);
                 if (v != floor(v)) {
-                    bp_fail(err, err_size,
+                    rc = bp_error(BP_ERR_FORMAT, err, err_size,
                          "%s:%ld:%d: expected a whole-number class label, "
                          "found '%s'", path, rd->row_line, label_col + 1,
                          shown);
@@ -1230,20 +1242,20 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
                 }
                 if (v < 0 || (o->classes > 0 && v >= o->classes)) {
                     if (o->classes > 0)
-                        bp_fail(err, err_size,
+                        rc = bp_error(BP_ERR_FORMAT, err, err_size,
                              "%s:%ld:%d: label %s is out of range: %d "
                              "classes (0 to %d)", path, rd->row_line,
                              label_col + 1, shown, o->classes,
                              o->classes - 1);
                     else
-                        bp_fail(err, err_size,
+                        rc = bp_error(BP_ERR_FORMAT, err, err_size,
                              "%s:%ld:%d: label %s is out of range: labels "
                              "are 0 or more", path, rd->row_line,
                              label_col + 1, shown);
                     goto done;
                 }
                 if (o->classes == 0 && v >= COUNTED_CLASSES_MAX) {
-                    bp_fail(err, err_size,
+                    rc = bp_error(BP_ERR_FORMAT, err, err_size,
                          "%s:%ld:%d: label %s is too large: at most %d "
                          "classes are counted (set classes to allow more)",
                          path, rd->row_line, label_col + 1, shown,
@@ -1258,10 +1270,12 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
         }
         rows++;
     }
-    if (got < 0)
+    if (got < 0) {
+        rc = rd->status;
         goto done;
+    }
     if (rows == 0) {
-        bp_fail(err, err_size, "%s: no data rows (only a header)", path);
+        rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s: no data rows (only a header)", path);
         goto done;
     }
 
@@ -1271,20 +1285,22 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
         int over = 0;
         if (mul(rows, (size_t)nf + (size_t)targets, &over) > max_values ||
             over) {
-            bp_fail(err, err_size,
+            rc = bp_error(BP_ERR_FORMAT, err, err_size,
                  "%s: %zu rows of %d features and %d classes are more than "
                  "%zu values (max_values)", path, rows, nf, classes,
                  max_values);
             goto done;
         }
-        /* The data set adopts the arrays read (trimmed to size). */
-        if (bp_data_create_stored(out, 0, nf, 0, 0, o->storage, NULL, 0) != 0) {
-            bp_fail(err, err_size, "%s: out of memory for %zu rows", path, rows);
+        /* The data set adopts the arrays read, trimmed to size (a failed
+         * trim is reported like any allocation that fails). */
+        void *x = realloc(st.x, rows * (size_t)nf * st.vsize);
+        if (!x || bp_data_create_stored(out, 0, nf, 0, 0, o->storage, NULL, 0) != 0) {
+            if (x)
+                st.x = x;
+            rc = bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory for %zu rows", path, rows);
             goto done;
         }
-        void *x = realloc(st.x, rows * (size_t)nf * st.vsize);
-        if (x)
-            st.x = x;
+        st.x = x;
         free(o->storage == BP_STORE_FLOAT ? (void *)out->xf : (void *)out->x);
         if (o->storage == BP_STORE_FLOAT)
             out->xf = st.x;
@@ -1303,8 +1319,8 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
             st.lab = NULL;
             out->y = alloc_zero(rows * (size_t)classes, sizeof(double));
             if (!out->y) {
-                bp_fail(err, err_size, "%s: out of memory for %zu rows", path,
-                        rows);
+                rc = bp_error(BP_ERR_NOMEM, err, err_size,
+                              "%s: out of memory for %zu rows", path, rows);
                 bp_data_free(out);
                 goto done;
             }
@@ -1332,11 +1348,11 @@ int bp_data_load_csv(bp_dataset *out, const char *path,
         o.max_columns = 100000;
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return bp_fail(err, err_size, "%s: is a directory, not a CSV file",
+        return bp_error(BP_ERR_IO, err, err_size, "%s: is a directory, not a CSV file",
                     path);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return bp_fail(err, err_size, "%s: cannot open: %s", path,
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot open: %s", path,
                     strerror(errno));
     csv_reader rd;
     memset(&rd, 0, sizeof rd);
@@ -1347,10 +1363,8 @@ int bp_data_load_csv(bp_dataset *out, const char *path,
     rd.line = 1;
     rd.max_columns = o.max_columns;
     rd.block = malloc(BLOCK);
-    int rc = rd.block ? room_for(&rd, 0)
-                      : bp_fail(err, err_size, "%s: out of memory", path);
-    if (rc == 0)
-        rc = load(&rd, out, &o);
+    int rc = !rd.block ? bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path)
+             : room_for(&rd, 0) ? rd.status : load(&rd, out, &o);
     free(rd.block);
     free(rd.buf);
     free(rd.off);

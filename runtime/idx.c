@@ -45,6 +45,7 @@ typedef struct {
     const char *path;
     char *err;
     size_t err_size;
+    int status;         /* the bp_status of the error reported */
 } idx_file;
 
 /* zlib's message for the stream's error, without the "PATH: " it puts in
@@ -70,9 +71,9 @@ static long long read_some(idx_file *in, void *dst, size_t n)
             int code;
             const char *msg = zlib_message(in, &code);
             if (code == Z_ERRNO)
-                return bp_fail(in->err, in->err_size, "%s: read error: %s",
+                return bp_error(BP_ERR_IO, in->err, in->err_size, "%s: read error: %s",
                             in->path, strerror(errno));
-            return bp_fail(in->err, in->err_size,
+            return bp_error(BP_ERR_FORMAT, in->err, in->err_size,
                         "%s: damaged gzip stream (%s)", in->path, msg);
         }
         if (r == 0) {
@@ -82,7 +83,7 @@ static long long read_some(idx_file *in, void *dst, size_t n)
             int code;
             const char *msg = zlib_message(in, &code);
             if (code != Z_OK && code != Z_BUF_ERROR)
-                return bp_fail(in->err, in->err_size,
+                return bp_error(BP_ERR_FORMAT, in->err, in->err_size,
                             "%s: damaged gzip stream (%s)", in->path, msg);
             break;
         }
@@ -101,15 +102,15 @@ static int open_idx(idx_file *in, const char *path, char *err,
     in->err_size = err_size;
     struct stat sb;
     if (stat(path, &sb) != 0)
-        return bp_fail(err, err_size, "%s: cannot open: %s", path,
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot open: %s", path,
                     strerror(errno));
     if (S_ISDIR(sb.st_mode))
-        return bp_fail(err, err_size, "%s: is a directory, not an IDX file",
+        return bp_error(BP_ERR_IO, err, err_size, "%s: is a directory, not an IDX file",
                     path);
     errno = 0;
     in->f = gzopen(path, "rb");
     if (!in->f)
-        return bp_fail(err, err_size, "%s: cannot open: %s", path,
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot open: %s", path,
                     errno ? strerror(errno) : "out of memory");
     gzbuffer(in->f, 1 << 17);
     return 0;
@@ -122,30 +123,30 @@ static int read_header(idx_file *in, int *ndims, uint32_t dims[IDX_MAX_DIMS])
     unsigned char h[4];
     long long got = read_some(in, h, 4);
     if (got < 0)
-        return -1;
+        return (int)got;
     if (got < 4)
-        return bp_fail(in->err, in->err_size,
+        return bp_error(BP_ERR_FORMAT, in->err, in->err_size,
                     "%s: not an IDX file (%s)", in->path,
                     got == 0 ? "it is empty" : "shorter than a header");
     if (h[0] != 0 || h[1] != 0)
-        return bp_fail(in->err, in->err_size,
+        return bp_error(BP_ERR_FORMAT, in->err, in->err_size,
                     "%s: not an IDX file (it starts with %02X %02X %02X "
                     "%02X, not 00 00)", in->path, h[0], h[1], h[2], h[3]);
     if (h[2] != IDX_UBYTE)
-        return bp_fail(in->err, in->err_size,
+        return bp_error(BP_ERR_FORMAT, in->err, in->err_size,
                     "%s: IDX values of type 0x%02X are not supported (only "
                     "unsigned bytes, 0x08)", in->path, h[2]);
     if (h[3] < 1 || h[3] > IDX_MAX_DIMS)
-        return bp_fail(in->err, in->err_size,
+        return bp_error(BP_ERR_FORMAT, in->err, in->err_size,
                     "%s: IDX file with %d dimensions (1 to %d are supported)",
                     in->path, h[3], IDX_MAX_DIMS);
     *ndims = h[3];
     unsigned char d[4 * IDX_MAX_DIMS];
     got = read_some(in, d, 4 * (size_t)*ndims);
     if (got < 0)
-        return -1;
+        return (int)got;
     if (got < 4 * (long long)*ndims)
-        return bp_fail(in->err, in->err_size,
+        return bp_error(BP_ERR_FORMAT, in->err, in->err_size,
                     "%s: truncated: the header ends after %lld of its %d "
                     "bytes", in->path, got + 4, 4 + 4 * *ndims);
     for (int k = 0; k < *ndims; k++)
@@ -174,7 +175,7 @@ static unsigned char *read_values(idx_file *in, size_t total,
     size_t cap = total < CHUNK ? total : CHUNK, have = 0;
     unsigned char *buf = malloc(cap ? cap : 1);
     if (!buf) {
-        bp_fail(in->err, in->err_size, "%s: out of memory", in->path);
+        in->status = bp_error(BP_ERR_NOMEM, in->err, in->err_size, "%s: out of memory", in->path);
         return NULL;
     }
     while (have < total) {
@@ -183,7 +184,7 @@ static unsigned char *read_values(idx_file *in, size_t total,
             unsigned char *b = realloc(buf, grow);
             if (!b) {
                 free(buf);
-                bp_fail(in->err, in->err_size,
+                in->status = bp_error(BP_ERR_NOMEM, in->err, in->err_size,
                         "%s: out of memory after %zu bytes", in->path, have);
                 return NULL;
             }
@@ -192,6 +193,7 @@ static unsigned char *read_values(idx_file *in, size_t total,
         }
         long long got = read_some(in, buf + have, cap - have);
         if (got < 0) {
+            in->status = (int)got;
             free(buf);
             return NULL;
         }
@@ -201,7 +203,7 @@ static unsigned char *read_values(idx_file *in, size_t total,
     }
     if (have < total) {
         free(buf);
-        bp_fail(in->err, in->err_size,
+        in->status = bp_error(BP_ERR_FORMAT, in->err, in->err_size,
                 "%s: truncated: the header promises %s (%zu bytes) but the "
                 "file holds %zu", in->path, promised, total, have);
         return NULL;
@@ -209,9 +211,11 @@ static unsigned char *read_values(idx_file *in, size_t total,
     unsigned char extra;
     long long more = read_some(in, &extra, 1);
     if (more != 0) {
+        if (more < 0)
+            in->status = (int)more;
         free(buf);
         if (more > 0)
-            bp_fail(in->err, in->err_size,
+            in->status = bp_error(BP_ERR_FORMAT, in->err, in->err_size,
                     "%s: more data than the header promises (%s)", in->path,
                     promised);
         return NULL;
@@ -225,12 +229,14 @@ static int load_images(const char *path, const bp_idx_options *o,
                        char *err, size_t err_size)
 {
     idx_file in;
-    if (open_idx(&in, path, err, err_size) != 0)
-        return -1;
-    int ndims, rc = -1;
+    int rc = open_idx(&in, path, err, err_size);
+    if (rc != 0)
+        return rc;
+    int ndims;
     uint32_t dims[IDX_MAX_DIMS];
-    if (read_header(&in, &ndims, dims) != 0)
+    if ((rc = read_header(&in, &ndims, dims)) != 0)
         goto done;
+    rc = BP_ERR_FORMAT;
     /* The product of the dimensions, with overflow checked in 64 bits
      * (each is below 2^32, so one product of two fits). */
     uint64_t per = 1;
@@ -248,30 +254,32 @@ static int load_images(const char *path, const bp_idx_options *o,
              ndims == 1 ? "values" : "images");
     if (over || per > (uint64_t)INT32_MAX ||
         (per && dims[0] > SIZE_MAX / per)) {
-        bp_fail(err, err_size, "%s: dimensions too large: %s overflow",
+        rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s: dimensions too large: %s overflow",
                 path, promised);
         goto done;
     }
     uint64_t total = (uint64_t)dims[0] * per;
     if (dims[0] == 0 || per == 0) {
-        bp_fail(err, err_size, "%s: no data (the header promises %s)", path,
+        rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s: no data (the header promises %s)", path,
                 promised);
         goto done;
     }
     if (dims[0] > o->max_rows) {
-        bp_fail(err, err_size, "%s: %lu rows are more than %zu (max_rows)",
+        rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s: %lu rows are more than %zu (max_rows)",
                 path, (unsigned long)dims[0], o->max_rows);
         goto done;
     }
     if (total > o->max_values) {
-        bp_fail(err, err_size,
+        rc = bp_error(BP_ERR_FORMAT, err, err_size,
                 "%s: %s are more than %zu values (max_values)", path,
                 promised, o->max_values);
         goto done;
     }
     *values = read_values(&in, (size_t)total, promised);
-    if (!*values)
+    if (!*values) {
+        rc = in.status;
         goto done;
+    }
     *rows = dims[0];
     *features = (int)per;
     rc = 0;
@@ -286,28 +294,29 @@ static int load_labels(const char *path, const char *images_path,
                        char *err, size_t err_size)
 {
     idx_file in;
-    if (open_idx(&in, path, err, err_size) != 0)
-        return -1;
-    int ndims, rc = -1;
+    int rc = open_idx(&in, path, err, err_size);
+    if (rc != 0)
+        return rc;
+    int ndims;
     uint32_t dims[IDX_MAX_DIMS];
-    if (read_header(&in, &ndims, dims) != 0)
+    if ((rc = read_header(&in, &ndims, dims)) != 0)
         goto done;
+    rc = BP_ERR_FORMAT;
     if (ndims != 1) {
-        bp_fail(err, err_size,
+        rc = bp_error(BP_ERR_FORMAT, err, err_size,
                 "%s: a labels file has one dimension, this one has %d", path,
                 ndims);
         goto done;
     }
     if ((size_t)dims[0] != expected_rows) {
-        bp_fail(err, err_size, "%s has %zu images but %s has %lu labels",
+        rc = bp_error(BP_ERR_MISMATCH, err, err_size, "%s has %zu images but %s has %lu labels",
                 images_path, expected_rows, path, (unsigned long)dims[0]);
         goto done;
     }
     char promised[64];
     describe(promised, sizeof promised, 1, dims, "labels");
     *values = read_values(&in, (size_t)dims[0], promised);
-    if (*values)
-        rc = 0;
+    rc = *values ? 0 : in.status;
 done:
     gzclose(in.f);
     return rc;
@@ -338,14 +347,16 @@ int bp_data_load_idx(bp_dataset *out, const char *images_path,
         o.max_values = bp_idx_defaults().max_values;
 
     size_t rows = 0;
-    int features = 0, classes = 0, rc = -1;
+    int features = 0, classes = 0;
     unsigned char *pixels = NULL, *labels = NULL;
-    if (load_images(images_path, &o, &rows, &features, &pixels, err,
-                    err_size) != 0)
-        return -1;
+    int rc = load_images(images_path, &o, &rows, &features, &pixels, err,
+                         err_size);
+    if (rc != 0)
+        return rc;
     if (labels_path) {
-        if (load_labels(labels_path, images_path, rows, &labels, err,
-                        err_size) != 0)
+        rc = load_labels(labels_path, images_path, rows, &labels, err,
+                         err_size);
+        if (rc != 0)
             goto done;
         int largest = 0;
         for (size_t r = 0; r < rows; r++)
@@ -356,15 +367,16 @@ int bp_data_load_idx(bp_dataset *out, const char *images_path,
             size_t r = 0;
             while (labels[r] < classes)
                 r++;
-            bp_fail(err, err_size,
+            rc = bp_error(BP_ERR_FORMAT, err, err_size,
                     "%s: label %d (of image %zu) is out of range: %d classes "
                     "(0 to %d)", labels_path, labels[r], r, classes,
                     classes - 1);
             goto done;
         }
     }
-    if (bp_data_create_stored(out, 0, features, classes, classes,
-                              o.storage, err, err_size) != 0)
+    rc = bp_data_create_stored(out, 0, features, classes, classes, o.storage,
+                               err, err_size);
+    if (rc != 0)
         goto done;
     double unit = o.scaling == BP_IDX_UNIT ? 1.0 / 255.0 : 1.0;
     size_t count = rows * (size_t)features;
@@ -380,7 +392,7 @@ int bp_data_load_idx(bp_dataset *out, const char *images_path,
                                                               : sizeof(double)));
         if (!x) {
             bp_data_free(out);
-            bp_fail(err, err_size, "%s: out of memory for %zu rows",
+            rc = bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory for %zu rows",
                     images_path, rows);
             goto done;
         }
@@ -405,7 +417,7 @@ int bp_data_load_idx(bp_dataset *out, const char *images_path,
         out->label = malloc(rows * sizeof(int));
         if (!out->y || !out->label) {
             bp_data_free(out);
-            bp_fail(err, err_size, "%s: out of memory for %zu labels",
+            rc = bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory for %zu labels",
                     labels_path, rows);
             goto done;
         }

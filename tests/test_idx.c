@@ -83,7 +83,12 @@ static int fails_with(const char *images, const char *labs, const bp_idx_options
     bp_dataset d;
     char err[512] = "";
     int rc = bp_data_load_idx(&d, images, labs, o, err, sizeof err);
-    int ok = rc != 0 && strcmp(err, want) == 0 && d.rows == 0 && !d.xb && !d.x;
+    int ok = rc < 0 && strcmp(err, want) == 0 && d.rows == 0 && !d.xb && !d.x;
+    /* The status names the kind of failure (bp_status). */
+    int kind = strstr(want, "cannot open") || strstr(want, "is a directory") ? BP_ERR_IO
+               : strstr(want, " images but ")                              ? BP_ERR_MISMATCH
+                                                                            : BP_ERR_FORMAT;
+    ok = ok && rc == kind;
     if (!ok)
         fprintf(stderr, "\nrc %d\n  got  '%s'\n  want '%s'\n", rc, err, want);
     bp_data_free(&d);
