@@ -399,8 +399,11 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
  * wrote (ranks up to 2), is still read.
  * theta is caller-owned: m->num_params values of m->real_size. */
 
-/* Writes PATH.tmp, flushes it to disk, then renames it to PATH, so PATH
- * holds either its old contents or the whole new file, never a part. */
+/* Writes a temporary file beside PATH (PATH.tmp<pid>-<n>, a name no other
+ * save uses at the same time), flushes it to disk, then renames it to PATH,
+ * so PATH holds either its old contents or the whole new file, never a
+ * part; on failure (a full disk, a read-only folder) PATH is untouched and
+ * the temporary file removed. */
 int bp_weights_save(const char *path, const bp_model *m, const void *theta,
                     char *err, size_t err_size);
 /* Loads every parameter of m. The file must be for a model of the same
@@ -432,7 +435,7 @@ int bp_weights_load_tensors(const char *path, const bp_model *m, void *theta,
  * Same error convention as weights.c; theta is caller-owned. */
 
 /* Saves at the model's precision (F32 for float, F64 for double), through
- * PATH.tmp renamed to PATH, as bp_weights_save does. */
+ * a temporary file renamed to PATH, as bp_weights_save does. */
 int bp_safetensors_save(const char *path, const bp_model *m, const void *theta,
                         char *err, size_t err_size);
 /* Loads every parameter of m; the file must hold exactly m's parameters,

@@ -226,22 +226,17 @@ int bp_safetensors_save(const char *path, const bp_model *m, const void *theta,
         return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
     }
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp) {
-        free(h);
-        return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
+    char *tmp;
+    FILE *f = bp_create_temp(path, &tmp);
     if (!f) {
         int e = errno;
-        bp_error(BP_ERR_IO, err, err_size, "%s: cannot write '%s': %s", path, tmp, strerror(e));
-        free(tmp);
         free(h);
-        return BP_ERR_IO;
+        if (e == ENOMEM)
+            return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot write a temporary file "
+                        "beside it: %s", path, strerror(e));
     }
+    errno = 0;      /* so that a failed write's errno is its own */
     unsigned char buf[CHUNK];
     put_le(buf, len, 8);
     bad = fwrite(buf, 1, 8, f) != 8 || fwrite(h, 1, len, f) != len;

@@ -22,8 +22,9 @@
  * a rank-4 tensor says "unsupported weights format version 2" rather than
  * calling a good file malformed.
  *
- * Saving writes PATH.tmp, flushes it to disk and renames it over PATH, so
- * PATH always holds either the old file or the complete new one.
+ * Saving writes a temporary file beside PATH (a unique name per save, so
+ * concurrent saves never collide), flushes it to disk and renames it over
+ * PATH, so PATH always holds either the old file or the complete new one.
  *
  * Loading never trusts the file: the size the header claims is compared
  * with the real size before anything else (so truncation is named as
@@ -168,14 +169,14 @@ static int check_model(const char *path, const bp_model *m, const void *theta,
 typedef struct {
     FILE *f;
     uint64_t hash;
-    int bad;
+    int bad;        /* the errno of the first failed write, or 0 */
 } writer;
 
 static void w_bytes(writer *w, const void *p, size_t n)
 {
     w->hash = fnv(w->hash, p, n);
     if (!w->bad && fwrite(p, 1, n, w->f) != n)
-        w->bad = 1;
+        w->bad = errno ? errno : EIO;
 }
 
 static void w_uint(writer *w, uint64_t v, int bytes)
@@ -193,8 +194,8 @@ static void w_str(writer *w, const char *s)
 }
 
 /* Reads theta (caller-owned, m->num_params values of m->real_size); writes
- * PATH.tmp and renames it to PATH. On failure PATH is untouched and the
- * temporary file removed. */
+ * a temporary file beside PATH (bp_create_temp) and renames it to PATH. On
+ * failure PATH is untouched and the temporary file removed. */
 int bp_weights_save(const char *path, const bp_model *m, const void *theta,
                     char *err, size_t err_size)
 {
@@ -210,20 +211,16 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
                  + (uint64_t)t->size * rs;
     }
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp)
-        return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-
-    writer w = {fopen(tmp, "wb"), FNV_OFFSET, 0};
+    char *tmp;
+    writer w = {bp_create_temp(path, &tmp), FNV_OFFSET, 0};
     if (!w.f) {
         int e = errno;
-        bp_error(BP_ERR_IO, err, err_size, "%s: cannot write '%s': %s", path, tmp, strerror(e));
-        free(tmp);
-        return BP_ERR_IO;
+        if (e == ENOMEM)
+            return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot write a temporary file "
+                       "beside it: %s", path, strerror(e));
     }
+    errno = 0;      /* so that a failed write's errno is its own */
     w_bytes(&w, MAGIC, 4);
     w_uint(&w, VERSION, 4);
     w_uint(&w, total, 8);
@@ -254,8 +251,9 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
     uint64_t sum = w.hash;
     w_uint(&w, sum, 8);
 
-    int e = 0;
-    if (w.bad || fflush(w.f) != 0)
+    int e = w.bad;
+    errno = 0;
+    if (!e && fflush(w.f) != 0)
         e = errno ? errno : EIO;
     if (!e && fsync(fileno(w.f)) != 0)
         e = errno;
