@@ -78,8 +78,9 @@ FAILALLOC_WRAP = -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free \
 # it with libFuzzer.
 FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES   = $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
-FUZZ_OBJ     = $(FUZZ_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/fuzz/harness.o \
+FUZZ_OBJ     = $(FUZZ_SRC:tests/%.c=$(BUILD)/tests/%.o) $(FUZZ_HELPERS) \
                $(BUILD)/tests/fuzz_targets.o
+FUZZ_HELPERS = $(BUILD)/tests/fuzz/harness.o $(BUILD)/tests/fuzz/models.o
 FUZZ_SECONDS ?= 60
 
 .DEFAULT_GOAL := all
@@ -196,7 +197,7 @@ test: all $(BUILD)/run_tests $(BUILD)/tests/bpgen_failalloc
 fuzz-targets: $(FUZZ_NAMES:%=$(BUILD)/fuzz_%)
 
 $(BUILD)/fuzz_%: tests/fuzz/libfuzzer_main.c $(BUILD)/tests/fuzz/fuzz_%.o \
-                 $(BUILD)/tests/fuzz/harness.o $(BUILD)/libbpgen.a $(BUILD)/libbp.a
+                 $(FUZZ_HELPERS) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -DFUZZ_ENTRY=fuzz_$* -o $@ $^ $(LDLIBS)
 
 # Builds the targets with clang and runs each for FUZZ_SECONDS seconds.
@@ -223,6 +224,16 @@ bench: all
 # Only the MPI part: 2 ranks against 1 (bench/README.md).
 bench-mpi: all
 	@sh bench/mpi.sh $(BUILD)
+
+# The convolution kernels against hand C over OpenBLAS and PyTorch
+# (bench/conv/README.md).
+.PHONY: bench-conv
+bench-conv: $(BUILD)/libbp.a
+	@sh scripts/install-bench-deps.sh
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(ALL_CFLAGS) -Iruntime -o $(BUILD)/bench/conv_bench bench/conv/conv_bench.c \
+	  $(BUILD)/libbp.a -lopenblas $(LDLIBS)
+	@/usr/bin/python3 bench/conv/run.py $(BUILD)
 
 # ---------------------------------------------------------------- install, clean
 # The version has one home, runtime/bp.h; the .pc file, CMake's version file

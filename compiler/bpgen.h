@@ -344,8 +344,9 @@ Graph *graph_build(Arena *a, Model *m, bool batched_inputs);
  * when an equal one exists. Shapes must already be valid (check.c saw to
  * that for user expressions; diff.c builds only valid ones). */
 Node *node_new(Graph *g, Op op, Node *a, Node *b);
-/* The same for any number of operands and integer attributes (NULL: all
- * 0); attributes are part of what makes two nodes equal. */
+/* The same for any number of operands and integer attributes: attr holds
+ * MAX_ATTRS values (NULL: all 0; a shorter array is read past its end);
+ * attributes are part of what makes two nodes equal. */
 Node *node_new_n(Graph *g, Op op, int nin, Node *const *in, const int *attr);
 /* x with another shape of the same size (flatten, and its adjoint). */
 Node *node_reshape(Graph *g, Node *x, Shape shape);
@@ -466,6 +467,14 @@ typedef struct Plan {
  * nodes are fused into one loop and where each buffer lives in the
  * workspace. */
 Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt);
+
+/* Verifies the plan's invariants (every step has a place inside its pool,
+ * every convolution step its scratch). Returns false and describes the
+ * first violation on stderr: an internal error. */
+bool plan_check(const Plan *p);
+/* --dump=lower: each function's steps, what is fused into them, and where
+ * every buffer lives. */
+void plan_dump(const Plan *p, FILE *out);
 
 /* Writes the generated C file and its header. Returns false on a write
  * error (the caller then removes the files). */

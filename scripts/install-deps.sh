@@ -47,6 +47,7 @@ for group in "$@"; do
     valgrind)
         want 'command -v valgrind' valgrind ;;
     fuzz)
+        build_tools
         want 'command -v clang' clang
         # the libFuzzer runtime that matches the installed clang's version
         dir=$(clang --print-runtime-dir 2>/dev/null || true)

@@ -417,13 +417,21 @@ static void test_training(void)
 
 static char *weights_path;
 
+/* The format under test: weights, then safetensors. */
+static int (*save_fn)(const char *, const bp_model *, const void *, char *, size_t) =
+    bp_weights_save;
+static int (*load_fn)(const char *, const bp_model *, void *, char *, size_t) =
+    bp_weights_load;
+static int (*load_some_fn)(const char *, const bp_model *, void *, const char *const[],
+                           int, char *, size_t) = bp_weights_load_tensors;
+
 static int save(char *err, size_t size)
 {
     size_t before_len = 0, len = 0;
     failalloc_hold(true);   /* the test's own reading is not under test */
     char *before = test_read_file(weights_path, &before_len);
     failalloc_hold(false);
-    int rc = bp_weights_save(weights_path, &lin, lin_theta, err, size);
+    int rc = save_fn(weights_path, &lin, lin_theta, err, size);
     failalloc_hold(true);
     char *now = test_read_file(weights_path, &len);
     failalloc_hold(false);
@@ -439,7 +447,7 @@ static int save(char *err, size_t size)
 static int load_weights(char *err, size_t size)
 {
     double theta[6] = {9, 9, 9, 9, 9, 9};
-    int rc = bp_weights_load(weights_path, &lin, theta, err, size);
+    int rc = load_fn(weights_path, &lin, theta, err, size);
     if (rc != 0) {
         for (int i = 0; i < 6; i++)
             CU_ASSERT_EQUAL(theta[i], 9);
@@ -453,7 +461,7 @@ static int load_one(char *err, size_t size)
 {
     static const char *const names[1] = {"b"};
     double theta[6] = {9, 9, 9, 9, 9, 9};
-    int rc = bp_weights_load_tensors(weights_path, &lin, theta, names, 1, err, size);
+    int rc = load_some_fn(weights_path, &lin, theta, names, 1, err, size);
     if (rc != 0)
         CU_ASSERT_EQUAL(theta[4], 9);
     return rc;
@@ -473,20 +481,38 @@ static int count_files(const char *prefix)
     return n;
 }
 
-static void test_weights(void)
+static void weights_format(const char *file, const char *what)
 {
     make_model();
-    weights_path = test_tmp_path("alloc.weights");
+    weights_path = test_tmp_path(file);
     char err[256];
     double other[6] = {1, 2, 3, 4, 5, 6};
-    CU_ASSERT_EQUAL_FATAL(bp_weights_save(weights_path, &lin, other, err, sizeof err), 0);
-    every_failure("bp_weights_save", save);
-    CU_ASSERT_EQUAL(count_files("alloc.weights"), 1);   /* no temporary left */
-    CU_ASSERT_EQUAL(bp_weights_save(weights_path, &lin, lin_theta, err, sizeof err), 0);
-    every_failure("bp_weights_load", load_weights);
-    every_failure("bp_weights_load_tensors", load_one);
+    CU_ASSERT_EQUAL_FATAL(save_fn(weights_path, &lin, other, err, sizeof err), 0);
+    char *name = test_format("%s save", what);
+    every_failure(name, save);
+    CU_ASSERT_EQUAL(count_files(file), 1);   /* no temporary left */
+    free(name);
+    CU_ASSERT_EQUAL(save_fn(weights_path, &lin, lin_theta, err, sizeof err), 0);
+    name = test_format("%s load", what);
+    every_failure(name, load_weights);
+    free(name);
+    name = test_format("%s load of one tensor", what);
+    every_failure(name, load_one);
+    free(name);
     remove(weights_path);
     free(weights_path);
+}
+
+static void test_weights(void)
+{
+    weights_format("alloc.weights", "bp_weights");
+    save_fn = bp_safetensors_save;
+    load_fn = bp_safetensors_load;
+    load_some_fn = bp_safetensors_load_tensors;
+    weights_format("alloc.safetensors", "bp_safetensors");
+    save_fn = bp_weights_save;
+    load_fn = bp_weights_load;
+    load_some_fn = bp_weights_load_tensors;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -575,6 +601,7 @@ void register_alloc(void)
     CU_add_test(s, "CSV loading", test_csv);
     CU_add_test(s, "data sets: create, subset, filter, split, standardise", test_data_sets);
     CU_add_test(s, "training, evaluation, prediction, gradient check", test_training);
-    CU_add_test(s, "weights: save keeps the old file, load keeps theta", test_weights);
+    CU_add_test(s, "weights and safetensors: save keeps the old file, load keeps theta",
+                test_weights);
     CU_add_test(s, "bpgen: out of memory, no output, no temporary file", test_compiler);
 }

@@ -1,5 +1,5 @@
-/* test_save.c — files written under pressure: two processes saving
- * weights to one path at once, saves that fail half way (a full disk,
+/* test_save.c — files written under pressure, in both formats (weights,
+ * safetensors): two processes saving to one path at once, saves that fail half way (a full disk,
  * simulated with RLIMIT_FSIZE; a read-only folder), and bpgen's output
  * when the disk is full. Each time the target holds either its old
  * contents or a complete new file, and no temporary file is left. */
@@ -87,6 +87,19 @@ static int in_child(int (*fn)(void *), void *arg)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* The two file formats, saved and loaded the same way. */
+typedef struct {
+    const char *name;
+    int (*save)(const char *, const bp_model *, const void *, char *, size_t);
+    int (*load)(const char *, const bp_model *, void *, char *, size_t);
+} format;
+
+static const format formats[2] = {
+    {"weights", bp_weights_save, bp_weights_load},
+    {"safetensors", bp_safetensors_save, bp_safetensors_load},
+};
+static const format *fmt = &formats[0];
+
 /* ------------------------------------------------------------------------ */
 /* Concurrent saves */
 
@@ -100,8 +113,8 @@ static int writer(void *arg)
     fill(theta, 1000.0 * (double)(long)arg);
     char err[256];
     for (int i = 0; i < SAVES; i++)
-        if (bp_weights_save(shared_path, model(), theta, err, sizeof err) != 0) {
-            fprintf(stderr, "\n  writer %ld: %s\n", (long)arg, err);
+        if (fmt->save(shared_path, model(), theta, err, sizeof err) != 0) {
+            fprintf(stderr, "\n  %s writer %ld: %s\n", fmt->name, (long)arg, err);
             return 1;
         }
     return 0;
@@ -115,7 +128,7 @@ static int reader(void *arg)
     double theta[N];
     char err[256];
     for (int i = 0; i < LOADS; i++) {
-        if (bp_weights_load(shared_path, model(), theta, err, sizeof err) != 0) {
+        if (fmt->load(shared_path, model(), theta, err, sizeof err) != 0) {
             fprintf(stderr, "\n  reader: %s\n", err);
             return 1;
         }
@@ -128,13 +141,13 @@ static int reader(void *arg)
     return 0;
 }
 
-static void test_concurrent_saves(void)
+static void concurrent_saves(void)
 {
     shared_path = test_tmp_path("shared.weights");
     double theta[N];
     fill(theta, 0);
     char err[256];
-    CU_ASSERT_EQUAL_FATAL(bp_weights_save(shared_path, model(), theta, err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(fmt->save(shared_path, model(), theta, err, sizeof err), 0);
     fflush(stdout);
     fflush(stderr);
     pid_t pids[WRITERS + 1];
@@ -148,7 +161,7 @@ static void test_concurrent_saves(void)
         CU_ASSERT_EQUAL(waitpid(pids[w], &status, 0), pids[w]);
         CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
-    CU_ASSERT_EQUAL(bp_weights_load(shared_path, model(), theta, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(fmt->load(shared_path, model(), theta, err, sizeof err), 0);
     double v = filled_with(theta);
     CU_ASSERT(v == 0 || v == 1000 || v == 2000 || v == 3000);
     CU_ASSERT_EQUAL(count_files(TEST_TMP, "shared.weights"), 1);  /* no temporaries */
@@ -173,7 +186,7 @@ static int save_limited(void *arg)
     double theta[N];
     fill(theta, 5000);
     char err[256] = "";
-    int rc = bp_weights_save(old_path, model(), theta, err, sizeof err);
+    int rc = fmt->save(old_path, model(), theta, err, sizeof err);
     if (rc == 0)
         return 1;
     if (!strstr(err, old_path) || !strstr(err, strerror(EFBIG))) {
@@ -188,18 +201,18 @@ static void check_old_intact(const char *path, const char *dir,
 {
     double theta[N];
     char err[256];
-    CU_ASSERT_EQUAL(bp_weights_load(path, model(), theta, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(fmt->load(path, model(), theta, err, sizeof err), 0);
     CU_ASSERT_EQUAL(filled_with(theta), 7);
     CU_ASSERT_EQUAL(count_files(dir, prefix), 1);
 }
 
-static void test_full_disk(void)
+static void full_disk(void)
 {
     old_path = test_tmp_path("full.weights");
     double theta[N];
     fill(theta, 7);
     char err[256];
-    CU_ASSERT_EQUAL_FATAL(bp_weights_save(old_path, model(), theta, err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(fmt->save(old_path, model(), theta, err, sizeof err), 0);
     /* the header fits, the values do not; then not even the header */
     CU_ASSERT_EQUAL(in_child(save_limited, (void *)(long)(N * 8 / 2)), 0);
     check_old_intact(old_path, TEST_TMP, "full.weights");
@@ -222,7 +235,7 @@ static int save_read_only(void *arg)
     double theta[N];
     fill(theta, 5000);
     char err[256] = "";
-    if (bp_weights_save(ro_file, model(), theta, err, sizeof err) == 0)
+    if (fmt->save(ro_file, model(), theta, err, sizeof err) == 0)
         return 1;
     if (!strstr(err, ro_file) || !strstr(err, strerror(EACCES))) {
         fprintf(stderr, "\n  unexpected message: %s\n", err);
@@ -231,7 +244,7 @@ static int save_read_only(void *arg)
     return 0;
 }
 
-static void test_read_only_folder(void)
+static void read_only_folder(void)
 {
     ro_dir = test_tmp_path("ro_folder");
     ro_file = test_format("%s/old.weights", ro_dir);
@@ -240,7 +253,7 @@ static void test_read_only_folder(void)
     double theta[N];
     fill(theta, 7);
     char err[256];
-    CU_ASSERT_EQUAL_FATAL(bp_weights_save(ro_file, model(), theta, err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(fmt->save(ro_file, model(), theta, err, sizeof err), 0);
     CU_ASSERT_EQUAL(chmod(ro_dir, 0555), 0);
     CU_ASSERT_EQUAL(in_child(save_read_only, NULL), 0);
     check_old_intact(ro_file, ro_dir, "old.weights");
@@ -251,7 +264,7 @@ static void test_read_only_folder(void)
     free(ro_dir);
 }
 
-static void test_folder_in_the_way(void)
+static void folder_in_the_way(void)
 {
     /* a folder where the file should go: the rename fails, nothing left */
     char *dir = test_tmp_path("in_the_way.weights");
@@ -259,12 +272,27 @@ static void test_folder_in_the_way(void)
     double theta[N];
     fill(theta, 7);
     char err[256] = "";
-    CU_ASSERT_NOT_EQUAL(bp_weights_save(dir, model(), theta, err, sizeof err), 0);
+    CU_ASSERT_NOT_EQUAL(fmt->save(dir, model(), theta, err, sizeof err), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot write"));
     CU_ASSERT_EQUAL(count_files(TEST_TMP, "in_the_way.weights"), 1);
     rmdir(dir);
     free(dir);
 }
+
+/* Each test for both formats. */
+#define BOTH(test)                                       \
+    static void test_##test(void)                        \
+    {                                                    \
+        for (int f = 0; f < 2; f++) {                    \
+            fmt = &formats[f];                           \
+            test();                                      \
+        }                                                \
+        fmt = &formats[0];                               \
+    }
+BOTH(concurrent_saves)
+BOTH(full_disk)
+BOTH(read_only_folder)
+BOTH(folder_in_the_way)
 
 /* ------------------------------------------------------------------------ */
 /* bpgen's output on a full disk */
@@ -307,8 +335,8 @@ void register_save(void)
 {
     CU_pSuite s = CU_add_suite("saving files under pressure", NULL, NULL);
     CU_add_test(s, "concurrent saves to one path never collide", test_concurrent_saves);
-    CU_add_test(s, "a full disk keeps the old weights", test_full_disk);
-    CU_add_test(s, "a read-only folder keeps the old weights", test_read_only_folder);
+    CU_add_test(s, "a full disk keeps the old file", test_full_disk);
+    CU_add_test(s, "a read-only folder keeps the old file", test_read_only_folder);
     CU_add_test(s, "a folder in the way: an error, no temporary", test_folder_in_the_way);
     CU_add_test(s, "bpgen on a full disk keeps the old output", test_bpgen_full_disk);
 }

@@ -3,7 +3,7 @@
  * and (in the build without sanitizers) bpgen itself, under valgrind's
  * memcheck with full leak checking. Without valgrind it says so plainly
  * and runs nothing (`make test` installs valgrind on first use on Debian,
- * scripts/install-deps.sh valgrind). */
+ * scripts/install-deps.sh). */
 #include <CUnit/CUnit.h>
 #include <dirent.h>
 #include <stdio.h>

@@ -20,7 +20,7 @@ bpgen=$2
 bpgen_too=${3:-}
 if ! command -v valgrind >/dev/null 2>&1; then
     echo "memcheck: valgrind is not installed, nothing ran" \
-         "(sh scripts/install-deps.sh valgrind installs it)"
+         "(sh scripts/install-deps.sh installs it)"
     exit 77
 fi
 case $out in /*) ;; *) out=$(pwd)/$out ;; esac

@@ -11,7 +11,7 @@
  *   bit 3     load two named tensors (bp_weights_load_tensors), else all
  *   bits 4-5  the model: 0 "iris" (W1[16,4] b1[16] W2[3,16] b2[3]),
  *             1 "tiny" (s, v[3], M[2,2]), 2 "none" (no parameters),
- *             3 "iris" again
+ *             3 "conv" (K[2,1,3,3] c[2] T[2,2,2]: ranks 3 and 4)
  * Seeds (corpus/weights/) start with 0x03, so mutations of the structure
  * reach the parser; clearing the bits fuzzes the two checks themselves.
  *
@@ -19,6 +19,7 @@
  * file in its message; a successful one writes only finite values (in
  * float range for a float model). */
 #include "fuzz.h"
+#include "models.h"
 
 #include "bp.h"
 
@@ -33,53 +34,6 @@
 static void fail(const char *what)
 {
     fuzz_fail("fuzz_weights", what);
-}
-
-/* One parameter; written so that it stays right when bp_tensor_info gains
- * dimensions (every unused entry is 1). */
-static bp_tensor_info tensor(const char *name, int rank, int d0, int d1,
-                             size_t offset)
-{
-    bp_tensor_info t;
-    memset(&t, 0, sizeof t);
-    t.name = name;
-    t.rank = rank;
-    for (size_t k = 0; k < sizeof t.dims / sizeof t.dims[0]; k++)
-        t.dims[k] = 1;
-    if (rank >= 1)
-        t.dims[0] = d0;
-    if (rank >= 2)
-        t.dims[1] = d1;
-    t.size = (size_t)d0 * (size_t)d1;
-    t.offset = offset;
-    return t;
-}
-
-static bp_model model(int which, int real_size, bp_tensor_info *p)
-{
-    bp_model m;
-    memset(&m, 0, sizeof m);
-    m.real_size = real_size;
-    if (which == 1) {
-        m.name = "tiny";
-        p[0] = tensor("s", 0, 1, 1, 0);
-        p[1] = tensor("v", 1, 3, 1, 1);
-        p[2] = tensor("M", 2, 2, 2, 4);
-        m.num_param_tensors = 3;
-        m.num_params = 8;
-    } else if (which == 2) {
-        m.name = "none";
-    } else {
-        m.name = "iris";
-        p[0] = tensor("W1", 2, 16, 4, 0);
-        p[1] = tensor("b1", 1, 16, 1, 64);
-        p[2] = tensor("W2", 2, 3, 16, 80);
-        p[3] = tensor("b2", 1, 3, 1, 128);
-        m.num_param_tensors = 4;
-        m.num_params = 131;
-    }
-    m.params = p;
-    return m;
 }
 
 static void put_le64(unsigned char *p, uint64_t v)
@@ -118,11 +72,11 @@ int fuzz_weights(const unsigned char *data, size_t size)
 
     int rs = ctl & 4 ? 4 : 8;
     bp_tensor_info params[4];
-    bp_model m = model((ctl >> 4) & 3, rs, params);
-    double theta[131];
-    float theta_f[131];
+    bp_model m = fuzz_model((ctl >> 4) & 3, rs, params);
+    double theta[FUZZ_MAX_PARAMS];
+    float theta_f[FUZZ_MAX_PARAMS];
     void *th = rs == 4 ? (void *)theta_f : (void *)theta;
-    for (int i = 0; i < 131; i++) {
+    for (int i = 0; i < FUZZ_MAX_PARAMS; i++) {
         theta[i] = SENTINEL;
         theta_f[i] = (float)SENTINEL;
     }
@@ -136,7 +90,7 @@ int fuzz_weights(const unsigned char *data, size_t size)
     } else {
         rc = bp_weights_load(path, &m, th, err, sizeof err);
     }
-    for (int i = 0; i < 131; i++) {
+    for (int i = 0; i < FUZZ_MAX_PARAMS; i++) {
         double v = rs == 4 ? (double)theta_f[i] : theta[i];
         if (rc != 0 && v != SENTINEL)
             fail("a failed load changed theta");
