@@ -380,15 +380,16 @@ static int predict(char *err, size_t size)
     return bp_predict_argmax(&lin, lin_theta, &two_class, &c, pred, err, size);
 }
 
-/* bp_gradcheck reports failure as -1 without a message. */
+/* bp_gradcheck reports failure as a status, its message in `where`. */
 static int gradcheck(char *err, size_t size)
 {
     double x[4] = {1, 2, -1, 0.5}, y[4] = {0, 1, 1, 0};
     const void *in[2] = {x, y};
     char where[128] = "";
-    double worst = bp_gradcheck(&lin, lin_theta, in, 2, 0, where, sizeof where);
-    if (worst < 0) {
-        snprintf(err, size, "out of memory (bp_gradcheck returned %g)", worst);
+    double worst = -1;
+    int rc = bp_gradcheck(&lin, lin_theta, in, 2, 0, &worst, where, sizeof where);
+    if (rc != 0) {
+        snprintf(err, size, "out of memory (bp_gradcheck returned %d: %s)", rc, where);
         return -1;
     }
     if (!(worst < 1e-6))
