@@ -1,10 +1,13 @@
 # bpgen — build, test, demo, install.
 #
-#   make              build/bpgen and build/libbp.a
+#   make              build/bpgen and build/libbp.a (and build/libbp_mpi.a
+#                     where mpicc exists)
 #   make test         every test suite (SANITIZE=1: under ASan and UBSan)
 #   make demo         the built-in example
 #   make examples     build and run every example
+#   make bench        benchmarks (bench-mpi: only 2 MPI ranks against 1)
 #   make install PREFIX=/usr/local
+#   make fuzz FUZZ_SECONDS=60   each fuzz target for that long (libFuzzer)
 #
 # Everything built goes under $(BUILD); SANITIZE=1 uses a build folder of
 # its own so the two never mix.
@@ -22,6 +25,12 @@ LDLIBS   = -lm
 ifeq ($(SANITIZE),1)
 BUILD   ?= build/san
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else ifeq ($(SANITIZE),fuzz)
+# `make fuzz` builds the fuzz targets this way (scripts/fuzz.sh)
+BUILD   ?= build/fuzz
+CC       = clang
+SANFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=all
 else
 BUILD   ?= build
 SANFLAGS =
@@ -40,27 +49,65 @@ COMPILER_INC = -Icompiler -I$(GEN) -Igrammar
 RUNTIME_SRC = $(wildcard runtime/*.c)
 RUNTIME_OBJ = $(RUNTIME_SRC:runtime/%.c=$(BUILD)/runtime/%.o)
 
+# ---------------------------------------------------------------- MPI
+# build/libbp_mpi.a: the MPI all-reduce hook for data-parallel training
+# (runtime/mpi/), built with mpicc where it exists and skipped, with a
+# message, where not. libbp.a and generated code never need MPI.
+MPICC      ?= mpicc
+HAVE_MPICC := $(shell command -v $(MPICC) 2>/dev/null)
+ifneq ($(HAVE_MPICC),)
+MPI_LIB = $(BUILD)/libbp_mpi.a
+else
+MPI_LIB = mpi-skipped
+endif
+
 # ---------------------------------------------------------------- tests
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
-           $(BUILD)/tests/runner.o $(BUILD)/tests/support.o
+           $(BUILD)/tests/runner.o $(BUILD)/tests/support.o $(FUZZ_OBJ) \
+           $(BUILD)/tests/failalloc.o
+
+# The allocation-failure tests (tests/failalloc.h): run_tests and a bpgen
+# built for them route the project's allocations through tests/failalloc.c.
+FAILALLOC_WRAP = -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free \
+                 -Wl,--wrap=strdup,--wrap=fopen,--wrap=fdopen
+
+# ---------------------------------------------------------------- fuzz targets
+# Every tests/fuzz/fuzz_NAME.c defines `int fuzz_NAME(data, size)` (see
+# tests/fuzz/fuzz.h): make test feeds it its kept inputs, make fuzz links
+# it with libFuzzer.
+FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   = $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_OBJ     = $(FUZZ_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/fuzz/harness.o \
+               $(BUILD)/tests/fuzz_targets.o
+FUZZ_SECONDS ?= 60
 
 .DEFAULT_GOAL := all
-.PHONY: all test demo examples bench install clean build-deps test-deps
+.PHONY: all test demo examples bench bench-mpi install clean build-deps test-deps mpi-skipped \
+        fuzz fuzz-targets
 .DELETE_ON_ERROR:
 
 # On a fresh machine the tools are installed on first use, so `make demo`
 # and `make test` are the only commands a new user types.
 build-deps:
 	@command -v $(BISON) >/dev/null 2>&1 && command -v $(FLEX) >/dev/null 2>&1 \
-	  || sh scripts/install-deps.sh
+	  || sh scripts/install-deps.sh build
 
 test-deps: build-deps
-	@[ -f /usr/include/CUnit/Basic.h ] && command -v clang >/dev/null 2>&1 \
-	  && [ -d /usr/lib/python3/dist-packages/torch ] && [ -d /usr/lib/python3/dist-packages/numpy ] \
-	  || sh scripts/install-deps.sh
+	@sh scripts/install-deps.sh test
 
-all: $(BUILD)/bpgen $(BUILD)/libbp.a
+all: $(BUILD)/bpgen $(BUILD)/libbp.a $(MPI_LIB)
+
+mpi-skipped:
+	@echo "make: $(MPICC) not found, skipping $(BUILD)/libbp_mpi.a (data-parallel" \
+	  "training over MPI; scripts/install-deps.sh installs libopenmpi-dev)"
+
+$(BUILD)/libbp_mpi.a: $(BUILD)/runtime/mpi/bp_mpi.o
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/runtime/mpi/bp_mpi.o: runtime/mpi/bp_mpi.c runtime/mpi/bp_mpi.h runtime/bp.h | $(BUILD)/runtime/mpi
+	$(MPICC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
 
 $(BUILD)/bpgen: $(BUILD)/compiler/main.o $(BUILD)/libbpgen.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
@@ -87,7 +134,7 @@ $(GEN)/%.o: $(GEN)/%.c $(GEN)/parser.h $(GEN)/lexer.h compiler/bpgen.h compiler/
 $(BUILD)/compiler/%.o: compiler/%.c compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h | $(BUILD)/compiler
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -c -o $@ $<
 
-$(BUILD)/runtime/%.o: runtime/%.c runtime/bp.h runtime/internal.h | $(BUILD)/runtime
+$(BUILD)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) | $(BUILD)/runtime
 	$(CC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
 
 # ---------------------------------------------------------------- tests
@@ -103,52 +150,115 @@ $(BUILD)/tests/registry.c: $(TEST_SRC) | $(BUILD)/tests
 	  echo "}"; } > $@
 
 TEST_DEFS = -DTEST_BPGEN='"$(BUILD)/bpgen"' -DTEST_LIBBP='"$(BUILD)/libbp.a"' \
+            -DTEST_LIBBP_MPI='"$(BUILD)/libbp_mpi.a"' -DTEST_MPICC='"$(MPICC)"' \
+            -DTEST_SANITIZE=$(if $(SANFLAGS),1,0) \
             -DTEST_CC='"$(CC)"' -DTEST_CFLAGS='"$(WARN) $(SANFLAGS) -O1 -g"' \
-            -DTEST_TMP='"$(BUILD)/tmp"'
+            -DTEST_TMP='"$(BUILD)/tmp"' \
+            -DTEST_MAKE='"$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) BUILD=$(BUILD)"' \
+            -DTEST_SANFLAGS='"$(SANFLAGS)"' \
+            -DTEST_BPGEN_FAILALLOC='"$(BUILD)/tests/bpgen_failalloc"'
 
-$(BUILD)/tests/%.o: tests/%.c tests/support.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests test-deps
-	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests $(TEST_DEFS) -c -o $@ $<
+$(BUILD)/tests/%.o: tests/%.c tests/support.h tests/fuzz/fuzz.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests test-deps
+	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests -Itests/fuzz $(TEST_DEFS) -c -o $@ $<
+
+$(BUILD)/tests/fuzz/%.o: tests/fuzz/%.c tests/fuzz/fuzz.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests/fuzz test-deps
+	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests/fuzz -c -o $@ $<
+
+$(BUILD)/tests/fuzz_targets.c: $(FUZZ_SRC) | $(BUILD)/tests
+	{ echo '#include "fuzz.h"'; \
+	  for n in $(FUZZ_NAMES); do echo "int fuzz_$$n(const unsigned char *, size_t);"; done; \
+	  echo 'const fuzz_target fuzz_targets[] = {'; \
+	  for n in $(FUZZ_NAMES); do echo "    {\"$$n\", fuzz_$$n},"; done; \
+	  echo '    {NULL, NULL}'; echo '};'; } > $@
+
+$(BUILD)/tests/fuzz_targets.o: $(BUILD)/tests/fuzz_targets.c tests/fuzz/fuzz.h
+	$(CC) $(ALL_CFLAGS) -Itests/fuzz -c -o $@ $<
 
 $(BUILD)/tests/registry.o: $(BUILD)/tests/registry.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcunit $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(FAILALLOC_WRAP) -o $@ $^ -lcunit -pthread $(LDLIBS)
 
-test: all $(BUILD)/run_tests
+$(BUILD)/tests/bpgen_failalloc: $(BUILD)/compiler/main.o $(BUILD)/tests/failalloc.o $(BUILD)/libbpgen.a
+	$(CC) $(ALL_CFLAGS) $(FAILALLOC_WRAP) -o $@ $^ $(LDLIBS)
+
+test: all $(BUILD)/run_tests $(BUILD)/tests/bpgen_failalloc
 	@mkdir -p $(BUILD)/tmp
 	$(BUILD)/run_tests
+
+# ---------------------------------------------------------------- fuzzing
+# With SANITIZE=fuzz (clang, libFuzzer): one binary per target.
+fuzz-targets: $(FUZZ_NAMES:%=$(BUILD)/fuzz_%)
+
+$(BUILD)/fuzz_%: tests/fuzz/libfuzzer_main.c $(BUILD)/tests/fuzz/fuzz_%.o \
+                 $(BUILD)/tests/fuzz/harness.o $(BUILD)/libbpgen.a $(BUILD)/libbp.a
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -DFUZZ_ENTRY=fuzz_$* -o $@ $^ $(LDLIBS)
+
+# Builds the targets with clang and runs each for FUZZ_SECONDS seconds.
+fuzz:
+	@sh scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 # ---------------------------------------------------------------- demo, examples
 demo: all
 	@sh scripts/demo.sh $(BUILD)
 
+# With mpicc and mpirun, the MPI example (mpirun -np 2) runs too.
+HAVE_MPIRUN := $(shell command -v mpirun 2>/dev/null)
 examples: all
-	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)"
+	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)" \
+	  MPICC="$(MPICC)" all $(if $(HAVE_MPICC),$(if $(HAVE_MPIRUN),mpi))
 
 bench: all
 	@sh bench/run.sh $(BUILD)
+	@echo
+	@sh bench/mpi.sh $(BUILD)
+
+# Only the MPI part: 2 ranks against 1 (bench/README.md).
+bench-mpi: all
+	@sh bench/mpi.sh $(BUILD)
 
 # The convolution kernels against hand C over OpenBLAS and PyTorch
 # (bench/conv/README.md).
 .PHONY: bench-conv
 bench-conv: $(BUILD)/libbp.a
-	@[ -d /usr/lib/python3/dist-packages/torch ] && printf '#include <cblas.h>\n' \
-	  | $(CC) -E - >/dev/null 2>&1 || sh scripts/install-deps.sh
+	@sh scripts/install-bench-deps.sh
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(ALL_CFLAGS) -Iruntime -o $(BUILD)/bench/conv_bench bench/conv/conv_bench.c \
-	  $(BUILD)/libbp.a -lopenblas $(LDLIBS)
+	  $(BUILD)/libbp.a -lopenblas -pthread $(LDLIBS)
 	@/usr/bin/python3 bench/conv/run.py $(BUILD)
 
 # ---------------------------------------------------------------- install, clean
+# The version has one home, runtime/bp.h; the .pc file, CMake's version file
+# and the manual page get it from there.
+VERSION_MAJOR := $(shell sed -n 's/^\#define BP_VERSION_MAJOR //p' runtime/bp.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define BP_VERSION_MINOR //p' runtime/bp.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define BP_VERSION_PATCH //p' runtime/bp.h)
+VERSION        = $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SUBST_VERSION  = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+                     -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' -e 's|@PREFIX@|$(PREFIX)|g'
+
+# DESTDIR stages the tree elsewhere (for packaging); the paths written into
+# bpgen.pc name PREFIX, where it will finally live, and bpgenConfig.cmake
+# finds everything relative to itself.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/bpgen \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BUILD)/bpgen $(DESTDIR)$(PREFIX)/bin/bpgen
 	install -m 644 runtime/bp.h $(DESTDIR)$(PREFIX)/include/bp.h
 	install -m 644 $(BUILD)/libbp.a $(DESTDIR)$(PREFIX)/lib/libbp.a
+	$(SUBST_VERSION) cmake/bpgen.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bpgen.pc
+	install -m 644 cmake/bpgenConfig.cmake $(DESTDIR)$(PREFIX)/lib/cmake/bpgen/bpgenConfig.cmake
+	$(SUBST_VERSION) cmake/bpgenConfigVersion.cmake.in \
+	  > $(DESTDIR)$(PREFIX)/lib/cmake/bpgen/bpgenConfigVersion.cmake
+	$(SUBST_VERSION) man/bpgen.1 > $(DESTDIR)$(PREFIX)/share/man/man1/bpgen.1
+	if [ -f $(BUILD)/libbp_mpi.a ]; then \
+	  install -m 644 runtime/mpi/bp_mpi.h $(DESTDIR)$(PREFIX)/include/bp_mpi.h && \
+	  install -m 644 $(BUILD)/libbp_mpi.a $(DESTDIR)$(PREFIX)/lib/libbp_mpi.a; fi
 
 clean:
 	rm -rf build
 
-$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/tests $(GEN):
+$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/runtime/mpi $(BUILD)/tests $(BUILD)/tests/fuzz $(GEN):
 	mkdir -p $@

@@ -18,6 +18,7 @@
 
 enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
 enum { MAX_SOURCE_BYTES = 64 << 20 };
+typedef enum { COLOR_AUTO, COLOR_ALWAYS, COLOR_NEVER } ColorMode;
 
 typedef struct {
     const char *model_path;
@@ -25,6 +26,8 @@ typedef struct {
     bool check_only, derivatives, with_main;
     Precision precision;
     const char *dump;   /* comma-separated pass names, or NULL */
+    ColorMode color;
+    bool print_name;
 } Options;
 
 static void usage(FILE *out)
@@ -45,8 +48,14 @@ static void usage(FILE *out)
           "                        and prints the loss and gradients\n"
           "  --dump=PASSES         print the graph after passes (graph,diff,simplify) or the plan (lower)\n"
           "                        on standard error\n"
+          "  --color=WHEN          colour diagnostics: auto (the default: only when\n"
+          "                        standard error is a terminal and NO_COLOR is unset\n"
+          "                        or empty), always or never\n"
+          "  --print-name          print the model's name (the prefix of its C symbols,\n"
+          "                        and the header's name in CMake's bpgen_add_model)\n"
           "  -h, --help            this help\n"
-          "  --version             the version\n",
+          "  --version             the compiler's version and the runtime ABI it\n"
+          "                        generates code for\n",
           out);
 }
 
@@ -67,7 +76,7 @@ static int parse_options(int argc, char **argv, Options *o)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--version")) {
-            printf("bpgen %s\n", BPGEN_VERSION);
+            printf("bpgen %s (runtime ABI %d)\n", BPGEN_VERSION, BP_ABI_VERSION);
             return 0;
         } else if (!strcmp(a, "-o")) {
             if (++i == argc)
@@ -89,6 +98,17 @@ static int parse_options(int argc, char **argv, Options *o)
             o->precision = PREC_DOUBLE;
         } else if (!strncmp(a, "--precision", 11)) {
             return usage_error("unknown precision '%s' (use --precision=float or --precision=double)", a);
+        } else if (!strcmp(a, "--color=auto")) {
+            o->color = COLOR_AUTO;
+        } else if (!strcmp(a, "--color=always")) {
+            o->color = COLOR_ALWAYS;
+        } else if (!strcmp(a, "--color=never")) {
+            o->color = COLOR_NEVER;
+        } else if (!strncmp(a, "--color", 7)) {
+            return usage_error("unknown colour setting '%s' (use --color=auto, "
+                               "--color=always or --color=never)", a);
+        } else if (!strcmp(a, "--print-name")) {
+            o->print_name = true;
         } else if (!strncmp(a, "--dump=", 7)) {
             o->dump = a + 7;
             /* every name must be a pass that has a dump */
@@ -118,7 +138,7 @@ static int parse_options(int argc, char **argv, Options *o)
     }
     if (!o->model_path)
         return usage_error("%s", "no model file given");
-    if (!o->out_path && !o->check_only && !o->derivatives)
+    if (!o->out_path && !o->check_only && !o->derivatives && !o->print_name)
         return usage_error("%s", "no output file: use -o OUT.c (or --check, --derivatives)");
     /* OUT.h includes the runtime's bp.h, so it must not be bp.h itself */
     const char *slash = o->out_path ? strrchr(o->out_path, '/') : NULL;
@@ -173,6 +193,8 @@ static char *read_source(Arena *a, const char *path, size_t *len)
     }
     bool failed = !buf || ferror(f);
     fclose(f);
+    if (!buf)
+        arena_out_of_memory();
     if (failed) {
         fprintf(stderr, "bpgen: error: cannot read '%s'\n", path);
         free(buf);
@@ -219,6 +241,19 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* The temporary outputs not yet renamed into place. An exit on the way
+ * (out of memory ends bpgen from wherever it happens) removes them too. */
+static char *pending_temps[2];
+
+static void remove_pending_temps(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (pending_temps[i]) {
+            remove(pending_temps[i]);
+            pending_temps[i] = NULL;
+        }
+}
+
 /* A temporary file beside `target`, opened for writing. */
 static FILE *open_temp(Arena *a, const char *target, char **temp_path)
 {
@@ -226,6 +261,7 @@ static FILE *open_temp(Arena *a, const char *target, char **temp_path)
     int fd = mkstemp(path);
     if (fd < 0)
         return NULL;
+    pending_temps[pending_temps[0] ? 1 : 0] = path;   /* .c first, then .h */
     /* mkstemp makes the file private (0600); the output should have the
      * permissions any new file gets */
     mode_t mask = umask(0);
@@ -234,8 +270,7 @@ static FILE *open_temp(Arena *a, const char *target, char **temp_path)
     FILE *f = fdopen(fd, "w");
     if (!f) {
         close(fd);
-        remove(path);
-        return NULL;
+        return NULL;    /* the caller removes pending temporaries */
     }
     *temp_path = path;
     return f;
@@ -280,17 +315,36 @@ static int write_outputs(Arena *a, const Plan *plan, const char *model_path,
         ok = false;
     if (ok && rename(h_temp, h_path) != 0)
         ok = false;
+    if (ok)
+        pending_temps[1] = NULL;    /* h_temp is h_path now */
     if (ok && rename(c_temp, out_path) != 0)
         ok = false;
     if (!ok) {
         fprintf(stderr, "bpgen: error: cannot write '%s': %s\n", out_path, strerror(errno));
-        if (c_temp)
-            remove(c_temp);
-        if (h_temp)
-            remove(h_temp);
+        remove_pending_temps();
         return EXIT_USAGE;
     }
+    pending_temps[0] = pending_temps[1] = NULL;   /* renamed into place */
     return 0;
+}
+
+/* --color=auto colours only a terminal, and never when NO_COLOR is set to
+ * anything (https://no-color.org). */
+static bool use_color(ColorMode mode)
+{
+    if (mode != COLOR_AUTO)
+        return mode == COLOR_ALWAYS;
+    const char *no_color = getenv("NO_COLOR");
+    return isatty(STDERR_FILENO) && !(no_color && no_color[0]);
+}
+
+/* `model NAME` when the file has one, else the name its path gives. */
+static const char *model_name(Arena *a, const Program *prog)
+{
+    for (const Stmt *s = prog->first; s; s = s->next)
+        if (s->kind == ST_MODEL && s->name)
+            return s->name;
+    return check_default_model_name(a, prog->path);
 }
 
 static int compile(Arena *a, const Options *o)
@@ -301,7 +355,14 @@ static int compile(Arena *a, const Options *o)
         return EXIT_USAGE;
 
     Diag *diag = diag_new(a, o->model_path, text, len);
+    diag_set_color(diag, use_color(o->color));
     Program *prog = parse_program(a, diag, o->model_path, text, len);
+    if (o->print_name) {
+        /* The name the model will have once it compiles: build tools ask
+         * before building, so errors wait for the real compilation. */
+        puts(model_name(a, prog));
+        return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
+    }
     Model *model = check_program(a, diag, prog);
     if (diag_count(diag) > 0 || !model) {
         diag_flush(diag, stderr);
@@ -339,10 +400,11 @@ static int compile(Arena *a, const Options *o)
 
 int main(int argc, char **argv)
 {
-    Options o = {NULL, NULL, false, false, false, PREC_FLOAT, NULL};
+    Options o = {NULL, NULL, false, false, false, PREC_FLOAT, NULL, COLOR_AUTO, false};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;
+    atexit(remove_pending_temps);
     Arena *a = arena_new();
     status = compile(a, &o);
     arena_free(a);

@@ -39,10 +39,8 @@ static void put(Buf *b, const char *s)
         while (cap < b->n + len + 1)
             cap *= 2;
         char *s2 = realloc(b->s, cap);
-        if (!s2) {
-            b->overflow = true;
-            return;
-        }
+        if (!s2)
+            arena_out_of_memory();   /* not a cut: the text would be wrong */
         b->s = s2;
         b->cap = cap;
     }
@@ -137,10 +135,8 @@ static void gather_factors(const Printer *p, Factors *fs, const Node *n, double 
         if (fs->n == fs->cap) {
             int cap = fs->cap ? fs->cap * 2 : 16;
             Factor *f = realloc(fs->f, sizeof *f * (size_t)cap);
-            if (!f) {
-                fs->overflow = true;
-                return;
-            }
+            if (!f)
+                arena_out_of_memory();
             fs->f = f;
             fs->cap = cap;
         }
@@ -273,10 +269,8 @@ static void gather_terms(const Printer *p, TermList *tl, const Node *n)
     if (tl->n == tl->cap) {
         int cap = tl->cap ? tl->cap * 2 : 16;
         const Node **t = realloc(tl->t, sizeof *t * (size_t)cap);
-        if (!t) {
-            tl->overflow = true;
-            return;
-        }
+        if (!t)
+            arena_out_of_memory();
         tl->t = t;
         tl->cap = cap;
     }

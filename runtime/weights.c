@@ -22,8 +22,9 @@
  * a rank-4 tensor says "unsupported weights format version 2" rather than
  * calling a good file malformed.
  *
- * Saving writes PATH.tmp, flushes it to disk and renames it over PATH, so
- * PATH always holds either the old file or the complete new one.
+ * Saving writes a temporary file beside PATH (a unique name per save, so
+ * concurrent saves never collide), flushes it to disk and renames it over
+ * PATH, so PATH always holds either the old file or the complete new one.
  *
  * Loading never trusts the file: the size the header claims is compared
  * with the real size before anything else (so truncation is named as
@@ -36,6 +37,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -168,14 +170,14 @@ static int check_model(const char *path, const bp_model *m, const void *theta,
 typedef struct {
     FILE *f;
     uint64_t hash;
-    int bad;
+    int bad;        /* the errno of the first failed write, or 0 */
 } writer;
 
 static void w_bytes(writer *w, const void *p, size_t n)
 {
     w->hash = fnv(w->hash, p, n);
     if (!w->bad && fwrite(p, 1, n, w->f) != n)
-        w->bad = 1;
+        w->bad = errno ? errno : EIO;
 }
 
 static void w_uint(writer *w, uint64_t v, int bytes)
@@ -192,9 +194,50 @@ static void w_str(writer *w, const char *s)
     w_bytes(w, s, n);
 }
 
+/* Creates a temporary file beside PATH, named PATH.tmp<pid>-<n>, with
+ * O_EXCL: no two saves, from two processes or two threads, ever write the
+ * same one (a name in use is skipped). Not mkstemp: its files are private
+ * (0600), and giving them the permissions of any new file would need
+ * umask(), which is process-wide and would race with other threads. The
+ * name, malloc'd, goes to *tmp_path. Returns the open stream or NULL with
+ * errno set (and *tmp_path NULL). */
+static FILE *create_temp(const char *path, char **tmp_path)
+{
+    static unsigned long counter;
+    *tmp_path = NULL;
+    size_t size = strlen(path) + 64;
+    char *tmp = malloc(size);
+    if (!tmp) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        snprintf(tmp, size, "%s.tmp%ld-%lu", path, (long)getpid(), counter++);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+        if (fd < 0 && errno == EEXIST)
+            continue;
+        if (fd < 0)
+            break;
+        FILE *f = fdopen(fd, "wb");
+        if (!f) {
+            int e = errno;
+            close(fd);
+            remove(tmp);
+            errno = e;
+            break;
+        }
+        *tmp_path = tmp;
+        return f;
+    }
+    int e = errno;
+    free(tmp);
+    errno = e;
+    return NULL;
+}
+
 /* Reads theta (caller-owned, m->num_params values of m->real_size); writes
- * PATH.tmp and renames it to PATH. On failure PATH is untouched and the
- * temporary file removed. */
+ * a temporary file beside PATH (create_temp) and renames it to PATH. On
+ * failure PATH is untouched and the temporary file removed. */
 int bp_weights_save(const char *path, const bp_model *m, const void *theta,
                     char *err, size_t err_size)
 {
@@ -209,20 +252,16 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
                  + (uint64_t)t->size * rs;
     }
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp)
-        return bp_fail(err, err_size, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-
-    writer w = {fopen(tmp, "wb"), FNV_OFFSET, 0};
+    char *tmp;
+    writer w = {create_temp(path, &tmp), FNV_OFFSET, 0};
     if (!w.f) {
         int e = errno;
-        bp_fail(err, err_size, "%s: cannot write '%s': %s", path, tmp, strerror(e));
-        free(tmp);
-        return -1;
+        if (e == ENOMEM)
+            return bp_fail(err, err_size, "%s: out of memory", path);
+        return bp_fail(err, err_size, "%s: cannot write a temporary file "
+                       "beside it: %s", path, strerror(e));
     }
+    errno = 0;      /* so that a failed write's errno is its own */
     w_bytes(&w, MAGIC, 4);
     w_uint(&w, VERSION, 4);
     w_uint(&w, total, 8);
@@ -253,8 +292,9 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
     uint64_t sum = w.hash;
     w_uint(&w, sum, 8);
 
-    int e = 0;
-    if (w.bad || fflush(w.f) != 0)
+    int e = w.bad;
+    errno = 0;
+    if (!e && fflush(w.f) != 0)
         e = errno ? errno : EIO;
     if (!e && fsync(fileno(w.f)) != 0)
         e = errno;

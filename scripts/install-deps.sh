@@ -1,34 +1,70 @@
 #!/bin/sh
-# Installs what building and testing bpgen needs, when it is missing:
-# a C compiler, make, flex, bison, CUnit, clang (the tests compile
-# generated code with both gcc and clang) and PyTorch (python3-torch, which
-# tests compare kernels with). Uses apt-get (Debian, as root).
+# Installs what bpgen needs, when it is missing, with apt-get (Debian; sudo
+# when not root). Arguments name what is wanted (default: test):
+#
+#   build     what `make` and `make demo` need: a C compiler, make, flex,
+#             bison
+#   test      build, and everything `make test` needs as well: CUnit;
+#             clang (generated code is compiled with gcc and clang);
+#             PyTorch and NumPy for /usr/bin/python3 (kernels and
+#             safetensors are compared with PyTorch); Open MPI (mpicc
+#             builds build/libbp_mpi.a, mpirun runs the 2-rank test);
+#             cmake, pkg-config and man (the install tests); valgrind (the
+#             memcheck tests)
+#   valgrind  valgrind alone
+#   fuzz      clang and its libFuzzer runtime (libclang-rt-N-dev), for
+#             `make fuzz`
 set -eu
 
 missing=""
-command -v cc >/dev/null 2>&1 || missing="$missing gcc"
-command -v make >/dev/null 2>&1 || missing="$missing make"
-command -v flex >/dev/null 2>&1 || missing="$missing flex"
-command -v bison >/dev/null 2>&1 || missing="$missing bison"
-command -v clang >/dev/null 2>&1 || missing="$missing clang"
-[ -f /usr/include/CUnit/Basic.h ] || missing="$missing libcunit1-dev"
-# PyTorch (Debian's, for /usr/bin/python3): tests compare kernels with it
-[ -d /usr/lib/python3/dist-packages/torch ] && [ -d /usr/lib/python3/dist-packages/numpy ] \
-    || missing="$missing python3-torch python3-numpy"
-# OpenBLAS: `make bench-conv` compares the kernels with hand C over it
-printf '#include <cblas.h>\n' | cc -E - >/dev/null 2>&1 || missing="$missing libopenblas-dev"
+want() {   # want COMMAND-OR-TEST PACKAGE
+    sh -c "$1" >/dev/null 2>&1 || missing="$missing $2"
+}
+build_tools() {
+    want 'command -v cc' gcc
+    want 'command -v make' make
+    want 'command -v flex' flex
+    want 'command -v bison' bison
+}
 
-if [ -z "$missing" ]; then
-    echo "install-deps: everything is installed"
-    exit 0
-fi
+[ $# -gt 0 ] || set -- test
+for group in "$@"; do
+    case $group in
+    build)
+        build_tools ;;
+    test)
+        build_tools
+        want 'command -v clang' clang
+        want 'test -f /usr/include/CUnit/Basic.h' libcunit1-dev
+        want '/usr/bin/python3 -c "import torch"' python3-torch
+        want '/usr/bin/python3 -c "import numpy"' python3-numpy
+        want 'command -v mpicc' libopenmpi-dev
+        want 'command -v mpirun' openmpi-bin
+        want 'command -v cmake' cmake
+        want 'command -v pkg-config' pkg-config
+        want 'command -v man' man-db
+        want 'command -v valgrind' valgrind ;;
+    valgrind)
+        want 'command -v valgrind' valgrind ;;
+    fuzz)
+        want 'command -v clang' clang
+        # the libFuzzer runtime that matches the installed clang's version
+        dir=$(clang --print-runtime-dir 2>/dev/null || true)
+        if ! ls "$dir"/libclang_rt.fuzzer*.a >/dev/null 2>&1; then
+            major=$(clang -dumpversion 2>/dev/null | cut -d. -f1)
+            missing="$missing libclang-rt-${major:-14}-dev"
+        fi ;;
+    *)
+        echo "install-deps: unknown group '$group' (build, test, valgrind, fuzz)" >&2
+        exit 2 ;;
+    esac
+done
+
+[ -n "$missing" ] || exit 0
 
 echo "install-deps: installing$missing"
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO=sudo
-else
-    SUDO=
-fi
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
