@@ -232,7 +232,7 @@ bench-conv: $(BUILD)/libbp.a
 	@sh scripts/install-bench-deps.sh
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(ALL_CFLAGS) -Iruntime -o $(BUILD)/bench/conv_bench bench/conv/conv_bench.c \
-	  $(BUILD)/libbp.a -lopenblas $(LDLIBS)
+	  $(BUILD)/libbp.a -lopenblas -pthread $(LDLIBS)
 	@/usr/bin/python3 bench/conv/run.py $(BUILD)
 
 # ---------------------------------------------------------------- install, clean
