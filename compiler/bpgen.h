@@ -468,6 +468,14 @@ typedef struct Plan {
  * workspace. */
 Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt);
 
+/* Verifies the plan's invariants (every step has a place inside its pool,
+ * every convolution step its scratch). Returns false and describes the
+ * first violation on stderr: an internal error. */
+bool plan_check(const Plan *p);
+/* --dump=lower: each function's steps, what is fused into them, and where
+ * every buffer lives. */
+void plan_dump(const Plan *p, FILE *out);
+
 /* Writes the generated C file and its header. Returns false on a write
  * error (the caller then removes the files). */
 bool emit_c(const Plan *p, FILE *c_out, FILE *h_out);

@@ -46,7 +46,7 @@ static void usage(FILE *out)
           "  --precision=double    values are double\n"
           "  --main                add a main() that reads values on standard input\n"
           "                        and prints the loss and gradients\n"
-          "  --dump=PASSES         print the graph after passes (graph,diff,simplify)\n"
+          "  --dump=PASSES         print the graph after passes (graph,diff,simplify) or the plan (lower)\n"
           "                        on standard error\n"
           "  --color=WHEN          colour diagnostics: auto (the default: only when\n"
           "                        standard error is a terminal and NO_COLOR is unset\n"
@@ -111,6 +111,23 @@ static int parse_options(int argc, char **argv, Options *o)
             o->print_name = true;
         } else if (!strncmp(a, "--dump=", 7)) {
             o->dump = a + 7;
+            /* every name must be a pass that has a dump */
+            for (const char *p = o->dump; ; p++) {
+                size_t len = strcspn(p, ",");
+                static const char *const passes[] = {"graph", "diff", "simplify", "lower"};
+                bool known = false;
+                for (size_t k = 0; k < sizeof passes / sizeof passes[0]; k++)
+                    known |= strlen(passes[k]) == len && !strncmp(p, passes[k], len);
+                if (!known) {
+                    char name[64];
+                    snprintf(name, sizeof name, "%.*s", (int)(len < 60 ? len : 60), p);
+                    return usage_error("unknown pass '%s' in --dump (use graph, diff, "
+                                       "simplify or lower)", name);
+                }
+                p += len;
+                if (!*p)
+                    break;
+            }
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option '%s'", a);
         } else if (o->model_path) {
@@ -372,6 +389,12 @@ static int compile(Arena *a, const Options *o)
     EmitOptions eo = {o->precision, o->with_main,
                       base_name(header_path(a, o->out_path))};
     Plan *plan = lower_graph(a, g, &eo);
+    if (dumping(o, "lower")) {
+        fprintf(stderr, "# after lower\n");
+        plan_dump(plan, stderr);
+    }
+    if (!plan_check(plan))
+        return EXIT_USAGE;
     return write_outputs(a, plan, o->model_path, o->out_path);
 }
 

@@ -357,15 +357,23 @@ static int render_sum(const Printer *p, Buf *b, const Node *n)
 static int render_call(const Printer *p, Buf *b, const Node *n)
 {
     const OpInfo *op = &op_info[n->op];
-    put(b, op->name);
+    bool flatten = n->op == OP_RESHAPE && n->shape.rank == 1;
+    put(b, flatten ? "flatten" : op->name);
     put(b, "(");
     for (int k = 0; k < n->nin; k++) {
         if (k)
             put(b, ", ");
         render_at(p, b, n->in[k], 0);
     }
-    for (int k = 0; k < MAX_ATTRS && op->attr_names[k]; k++) {
+    for (int k = 0; k < MAX_ATTRS && op->attr_names[k] && !flatten; k++) {
         char tmp[64];
+        if (n->op == OP_RESHAPE && n->attr[k] == 0)
+            break;
+        if (n->op == OP_MAXPOOL2D || n->op == OP_AVGPOOL2D) { /* as .net writes it */
+            snprintf(tmp, sizeof tmp, ", %d", n->attr[k]);
+            put(b, tmp);
+            continue;
+        }
         snprintf(tmp, sizeof tmp, ", %s=%d", op->attr_names[k], n->attr[k]);
         put(b, tmp);
     }

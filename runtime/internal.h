@@ -23,7 +23,9 @@ static inline void bp_real_set(void *p, int real_size, size_t i, double v)
 }
 
 /* The error convention of bp.h: writes the message into err (caller-owned,
- * may be NULL) and returns -1. */
+ * may be NULL) and returns `status` (a negative bp_status). */
+int bp_error(int status, char *err, size_t err_size, const char *fmt, ...);
+/* The same for the commonest case, an unusable argument: BP_ERR_ARG. */
 int bp_fail(char *err, size_t err_size, const char *fmt, ...);
 
 /* tempfile.c — a new temporary file beside PATH, for saves that write it
