@@ -3,6 +3,7 @@
 #   make              build/bpgen and build/libbp.a
 #   make test         every test suite (SANITIZE=1: under ASan and UBSan)
 #   make demo         the built-in example
+#   make docs         the pictures in docs/img: example graphs, iris's training curves
 #   make examples     build and run every example
 #   make install PREFIX=/usr/local
 #
@@ -46,7 +47,7 @@ TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
            $(BUILD)/tests/runner.o $(BUILD)/tests/support.o
 
 .DEFAULT_GOAL := all
-.PHONY: all test demo examples bench install clean build-deps test-deps
+.PHONY: all test demo docs examples bench install clean build-deps test-deps
 .DELETE_ON_ERROR:
 
 # On a fresh machine the tools are installed on first use, so `make demo`
@@ -57,6 +58,7 @@ build-deps:
 
 test-deps: build-deps
 	@[ -f /usr/include/CUnit/Basic.h ] && command -v clang >/dev/null 2>&1 \
+	  && command -v dot >/dev/null 2>&1 && command -v xmllint >/dev/null 2>&1 \
 	  || sh scripts/install-deps.sh
 
 all: $(BUILD)/bpgen $(BUILD)/libbp.a
@@ -121,6 +123,20 @@ test: all $(BUILD)/run_tests
 # ---------------------------------------------------------------- demo, examples
 demo: all
 	@sh scripts/demo.sh $(BUILD)
+
+# The pictures docs/tutorial.md shows: `bpgen --dot` of example models,
+# rendered by Graphviz (installed on first use).
+DOC_GRAPHS = chain logistic height iris
+docs: all
+	@command -v dot >/dev/null 2>&1 || sh scripts/install-deps.sh
+	@mkdir -p docs/img
+	@for m in $(DOC_GRAPHS); do \
+	  $(BUILD)/bpgen examples/$$m/$$m.net --dot | dot -Tsvg -o docs/img/$$m.svg && \
+	  $(BUILD)/bpgen examples/$$m/$$m.net --dot=backward | dot -Tsvg -o docs/img/$$m-backward.svg && \
+	  echo "docs/img/$$m.svg docs/img/$$m-backward.svg" || exit 1; done
+	@MAKEFLAGS= MAKELEVEL= $(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) run-iris >/dev/null
+	@cp $(BUILD)/examples/iris/iris-curves.svg docs/img/iris-curves.svg
+	@echo "docs/img/iris-curves.svg (from the iris example's training)"
 
 examples: all
 	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)"

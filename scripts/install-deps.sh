@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs what building and testing bpgen needs, when it is missing:
 # a C compiler, make, flex, bison, CUnit, and clang (the tests compile
-# generated code with both gcc and clang). Uses apt-get (Debian, as root).
+# generated code with both gcc and clang), Graphviz (`make docs` and the
+# tests render `bpgen --dot`) and xmllint (the tests check the training
+# curves' SVG). Uses apt-get (Debian, as root).
 set -eu
 
 missing=""
@@ -11,6 +13,8 @@ command -v flex >/dev/null 2>&1 || missing="$missing flex"
 command -v bison >/dev/null 2>&1 || missing="$missing bison"
 command -v clang >/dev/null 2>&1 || missing="$missing clang"
 [ -f /usr/include/CUnit/Basic.h ] || missing="$missing libcunit1-dev"
+command -v dot >/dev/null 2>&1 || missing="$missing graphviz"
+command -v xmllint >/dev/null 2>&1 || missing="$missing libxml2-utils"
 
 if [ -z "$missing" ]; then
     echo "install-deps: everything is installed"
