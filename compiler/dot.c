@@ -95,6 +95,8 @@ static const char *op_label(const Node *n, int *skip)
         *skip = 0;
         return "negate";
     }
+    if (n->op == OP_MATMUL)   /* a lone dot is too small to read */
+        return "matmul \xc2\xb7";
     return op_info[n->op].name;
 }
 
@@ -237,7 +239,7 @@ static const char *draw_dx(Dot *t, const Dx *x)
         return id;
     }
     case DX_MATMUL: case DX_FN: {
-        const char *id = backward_op(t, x->kind == DX_MATMUL ? "\xc2\xb7" : x->fn);
+        const char *id = backward_op(t, x->kind == DX_MATMUL ? "matmul \xc2\xb7" : x->fn);
         for (int i = 0; i < x->n; i++)
             edge(t, draw_dx(t, x->kid[i]), id, true);
         return id;

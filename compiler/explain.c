@@ -413,18 +413,65 @@ static Dx *simplify(Arena *a, Dx *x)
     return x;
 }
 
-/* Replaces every adjoint token by its variable's closed form. */
+/* Whether x's text is a single number even where its shape is a tensor's
+ * (a scalar adjoint repeated over a tensor, as sum() hands it down). With
+ * closed, tokens count as their closed forms. */
+static bool is_scalar_valued(const Derivation *d, const Dx *x, bool closed)
+{
+    switch (x->kind) {
+    case DX_NUM: return true;
+    case DX_NODE: return x->node->shape.rank == 0;
+    case DX_ADJ:
+        return d->vars[x->var].node->shape.rank == 0 ||
+               (closed && is_scalar_valued(d, d->vars[x->var].closed, false));
+    case DX_PROD: case DX_SUM:
+        for (int i = 0; i < x->n; i++)
+            if (!is_scalar_valued(d, x->kid[i], closed))
+                return false;
+        return true;
+    case DX_FN: return !strcmp(x->fn, "sum");
+    case DX_MATMUL: return false;
+    }
+    return false;
+}
+
+/* A tensor variable among x's tokens with x's shape, or NULL. */
+static const Node *tensor_token(const Derivation *d, const Dx *x)
+{
+    if (x->kind == DX_ADJ)
+        return shape_eq(d->vars[x->var].node->shape, x->shape) ? d->vars[x->var].node : NULL;
+    for (int i = 0; i < x->n; i++) {
+        const Node *n = tensor_token(d, x->kid[i]);
+        if (n && shape_eq(n->shape, x->shape))
+            return n;
+    }
+    return NULL;
+}
+
+/* Replaces every adjoint token by its variable's closed form. An operand
+ * of a linear operation must stay a tensor: where the closed form is a
+ * repeated scalar s there, it becomes s * v^0 (v the token's variable). */
 static Dx *substitute(Arena *a, const Derivation *d, Dx *x)
 {
     if (x->kind == DX_ADJ)
         return d->vars[x->var].closed;
     if (x->n == 0)
         return x;
+    bool linear = x->kind == DX_MATMUL || (x->kind == DX_FN && strcmp(x->fn, "sum") != 0 &&
+                                            strcmp(x->fn, "ones") != 0);
     Dx *copy = dx_new(a, x->kind, x->shape, x->n);
     *copy = *x;
     copy->kid = arena_alloc(a, sizeof *copy->kid * (size_t)x->n);
-    for (int i = 0; i < x->n; i++)
-        copy->kid[i] = substitute(a, d, x->kid[i]);
+    for (int i = 0; i < x->n; i++) {
+        Dx *k = x->kid[i];
+        const Node *v;
+        if (linear && k->shape.rank > 0 && !is_scalar_valued(d, k, false) &&
+            is_scalar_valued(d, k, true) && (v = tensor_token(d, k)))
+            copy->kid[i] = dx_mul(a, substitute(a, d, k),
+                                  dx_fn(a, "ones", v->shape, dx_node(a, v), NULL));
+        else
+            copy->kid[i] = substitute(a, d, k);
+    }
     return copy;
 }
 
@@ -712,23 +759,9 @@ static void give(Deriver *r, Node *x, Dx *c)
     r->adj[x->id] = r->adj[x->id] ? dx_add(a, r->adj[x->id], c) : c;
 }
 
-/* Whether x's text is a single number even where its shape is a tensor's
- * (a scalar adjoint repeated over a tensor, as sum() hands it down). */
 static bool scalar_valued(const Deriver *r, const Dx *x)
 {
-    switch (x->kind) {
-    case DX_NUM: return true;
-    case DX_NODE: return x->node->shape.rank == 0;
-    case DX_ADJ: return r->d->vars[x->var].node->shape.rank == 0;
-    case DX_PROD: case DX_SUM:
-        for (int i = 0; i < x->n; i++)
-            if (!scalar_valued(r, x->kid[i]))
-                return false;
-        return true;
-    case DX_FN: return !strcmp(x->fn, "sum");
-    case DX_MATMUL: return false;
-    }
-    return false;
+    return is_scalar_valued(r->d, x, false);
 }
 
 /* A linear operation needs its adjoint as a tensor: a repeated scalar s
