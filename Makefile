@@ -1,10 +1,12 @@
 # bpgen — build, test, demo, install.
 #
-#   make              build/bpgen and build/libbp.a
+#   make              build/bpgen and build/libbp.a (and build/libbp_mpi.a
+#                     where mpicc exists)
 #   make test         every test suite (SANITIZE=1: under ASan and UBSan)
 #   make demo         the built-in example
 #   make docs         the pictures in docs/img: example graphs, iris's training curves
 #   make examples     build and run every example
+#   make bench        benchmarks (bench-mpi: only 2 MPI ranks against 1)
 #   make install PREFIX=/usr/local
 #
 # Everything built goes under $(BUILD); SANITIZE=1 uses a build folder of
@@ -41,13 +43,25 @@ COMPILER_INC = -Icompiler -I$(GEN) -Igrammar
 RUNTIME_SRC = $(wildcard runtime/*.c)
 RUNTIME_OBJ = $(RUNTIME_SRC:runtime/%.c=$(BUILD)/runtime/%.o)
 
+# ---------------------------------------------------------------- MPI
+# build/libbp_mpi.a: the MPI all-reduce hook for data-parallel training
+# (runtime/mpi/), built with mpicc where it exists and skipped, with a
+# message, where not. libbp.a and generated code never need MPI.
+MPICC      ?= mpicc
+HAVE_MPICC := $(shell command -v $(MPICC) 2>/dev/null)
+ifneq ($(HAVE_MPICC),)
+MPI_LIB = $(BUILD)/libbp_mpi.a
+else
+MPI_LIB = mpi-skipped
+endif
+
 # ---------------------------------------------------------------- tests
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
            $(BUILD)/tests/runner.o $(BUILD)/tests/support.o
 
 .DEFAULT_GOAL := all
-.PHONY: all test demo docs examples bench install clean build-deps test-deps
+.PHONY: all test demo docs examples bench bench-mpi install clean build-deps test-deps mpi-skipped
 .DELETE_ON_ERROR:
 
 # On a fresh machine the tools are installed on first use, so `make demo`
@@ -57,11 +71,20 @@ build-deps:
 	  || sh scripts/install-deps.sh
 
 test-deps: build-deps
-	@[ -f /usr/include/CUnit/Basic.h ] && command -v clang >/dev/null 2>&1 \
-	  && command -v dot >/dev/null 2>&1 && command -v xmllint >/dev/null 2>&1 \
-	  || sh scripts/install-deps.sh
+	@sh scripts/install-deps.sh
 
-all: $(BUILD)/bpgen $(BUILD)/libbp.a
+all: $(BUILD)/bpgen $(BUILD)/libbp.a $(MPI_LIB)
+
+mpi-skipped:
+	@echo "make: $(MPICC) not found, skipping $(BUILD)/libbp_mpi.a (data-parallel" \
+	  "training over MPI; scripts/install-deps.sh installs libopenmpi-dev)"
+
+$(BUILD)/libbp_mpi.a: $(BUILD)/runtime/mpi/bp_mpi.o
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/runtime/mpi/bp_mpi.o: runtime/mpi/bp_mpi.c runtime/mpi/bp_mpi.h runtime/bp.h | $(BUILD)/runtime/mpi
+	$(MPICC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
 
 $(BUILD)/bpgen: $(BUILD)/compiler/main.o $(BUILD)/libbpgen.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
@@ -104,6 +127,8 @@ $(BUILD)/tests/registry.c: $(TEST_SRC) | $(BUILD)/tests
 	  echo "}"; } > $@
 
 TEST_DEFS = -DTEST_BPGEN='"$(BUILD)/bpgen"' -DTEST_LIBBP='"$(BUILD)/libbp.a"' \
+            -DTEST_LIBBP_MPI='"$(BUILD)/libbp_mpi.a"' -DTEST_MPICC='"$(MPICC)"' \
+            -DTEST_SANITIZE=$(if $(SANFLAGS),1,0) \
             -DTEST_CC='"$(CC)"' -DTEST_CFLAGS='"$(WARN) $(SANFLAGS) -O1 -g"' \
             -DTEST_TMP='"$(BUILD)/tmp"'
 
@@ -114,7 +139,7 @@ $(BUILD)/tests/registry.o: $(BUILD)/tests/registry.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcunit $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcunit -pthread $(LDLIBS)
 
 test: all $(BUILD)/run_tests
 	@mkdir -p $(BUILD)/tmp
@@ -138,11 +163,20 @@ docs: all
 	@cp $(BUILD)/examples/iris/iris-curves.svg docs/img/iris-curves.svg
 	@echo "docs/img/iris-curves.svg (from the iris example's training)"
 
+# With mpicc and mpirun, the MPI example (mpirun -np 2) runs too.
+HAVE_MPIRUN := $(shell command -v mpirun 2>/dev/null)
 examples: all
-	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)"
+	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)" \
+	  MPICC="$(MPICC)" all $(if $(HAVE_MPICC),$(if $(HAVE_MPIRUN),mpi))
 
 bench: all
 	@sh bench/run.sh $(BUILD)
+	@echo
+	@sh bench/mpi.sh $(BUILD)
+
+# Only the MPI part: 2 ranks against 1 (bench/README.md).
+bench-mpi: all
+	@sh bench/mpi.sh $(BUILD)
 
 # ---------------------------------------------------------------- install, clean
 install: all
@@ -150,9 +184,12 @@ install: all
 	install -m 755 $(BUILD)/bpgen $(DESTDIR)$(PREFIX)/bin/bpgen
 	install -m 644 runtime/bp.h $(DESTDIR)$(PREFIX)/include/bp.h
 	install -m 644 $(BUILD)/libbp.a $(DESTDIR)$(PREFIX)/lib/libbp.a
+	if [ -f $(BUILD)/libbp_mpi.a ]; then \
+	  install -m 644 runtime/mpi/bp_mpi.h $(DESTDIR)$(PREFIX)/include/bp_mpi.h && \
+	  install -m 644 $(BUILD)/libbp_mpi.a $(DESTDIR)$(PREFIX)/lib/libbp_mpi.a; fi
 
 clean:
 	rm -rf build
 
-$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/tests $(GEN):
+$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/runtime/mpi $(BUILD)/tests $(GEN):
 	mkdir -p $@

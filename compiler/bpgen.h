@@ -62,22 +62,25 @@ void  diag_flush(Diag *d, FILE *out);
 /* ------------------------------------------------------------------------ */
 /* grammar/parser.y — the AST.                                              */
 
+enum { MAX_RANK = 4 };
+
 typedef struct {
-    int rank;     /* 0, 1 or 2 */
-    int dim[2];   /* dim[0] rows, dim[1] columns; unused entries are 1 */
+    int rank;     /* 0 to 4 */
+    int dim[4];   /* dim[0] outermost (rows, channels); unused entries are 1 */
 } Shape;
 
 typedef enum { EX_NUM, EX_NAME, EX_NEG, EX_BINARY, EX_CALL } ExprKind;
 typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_POW, BIN_MATMUL } BinOp;
 
-/* The built-in functions, in the order of check.c's function table (which
- * holds each one's name, arity and shape rule). Expr.func holds one. */
+/* The built-in functions of the .net language, in the order of ops.c's
+ * function table (which holds each one's name, arguments, shape rule and
+ * how it is built from graph operations). Expr.func holds one. */
 typedef enum {
     FN_EXP, FN_LOG, FN_SQRT, FN_ABS, FN_SIN, FN_COS, FN_TANH, FN_SIGMOID,
     FN_RELU, FN_SOFTPLUS, FN_STEP, FN_SIGN, FN_MAX, FN_MIN, FN_TRANSPOSE,
     FN_OUTER, FN_SUM, FN_MEAN, FN_DOT, FN_LOGSUMEXP, FN_SOFTMAX,
     FN_LOG_SOFTMAX, FN_MSE, FN_CROSS_ENTROPY, FN_SOFTMAX_CROSS_ENTROPY,
-    FN_BCE,
+    FN_BCE, FN_FLATTEN, FN_CONV2D, FN_MAXPOOL2D, FN_AVGPOOL2D, FN_LAYERNORM,
     FN__COUNT
 } Func;
 
@@ -90,8 +93,10 @@ struct Expr {
     const char *name; /* EX_NAME; EX_CALL: the function's name */
     BinOp op;         /* EX_BINARY */
     Expr *lhs, *rhs;  /* EX_BINARY; EX_NEG uses lhs */
-    Expr **args;      /* EX_CALL */
+    Expr **args;      /* EX_CALL: positional arguments, then keyword ones */
     int nargs;
+    const char *keyword; /* an argument written `keyword=expr`; else NULL */
+    Loc keyword_loc;
     int depth;        /* levels of the tree from here down (1 for a leaf) */
     /* filled in by check.c */
     Symbol *sym;      /* EX_NAME */
@@ -127,9 +132,9 @@ struct Stmt {
     const char *name;    /* MODEL, INPUT, PARAM, CONST, ASSIGN, LOSS */
     Loc name_loc;
     int rank;            /* INPUT, PARAM: number of dims written (check.c
-                            rejects more than 2; only 2 are kept) */
-    double dims[2];      /* as written; check.c verifies they are positive integers */
-    Loc dim_loc[2];
+                            rejects more than 4; only 4 are kept) */
+    double dims[4];      /* as written; check.c verifies they are positive integers */
+    Loc dim_loc[4];
     bool frozen;         /* PARAM: `param frozen NAME ...` */
     Init init;           /* PARAM */
     double value;        /* CONST */
@@ -193,31 +198,73 @@ const char *check_func_name(Func f);
 /* graph.c — the expression graph.                                          */
 
 typedef enum {
-#define X(op, name, arity, kind) OP_##op,
+#define X(op) OP_##op,
     BP_OPS(X)
 #undef X
     OP__COUNT
 } Op;
 
 typedef enum {
-    OPK_LEAF, OPK_ELEMENTWISE, OPK_LINALG, OPK_REDUCE, OPK_VECTOR, OPK_BATCH
+    OPK_LEAF,         /* no operands */
+    OPK_ELEMENTWISE,  /* one loop over the elements; scalar operands broadcast */
+    OPK_LINALG,       /* matmul, transpose, outer (rank 1 and 2) */
+    OPK_REDUCE,       /* one sample to a scalar */
+    OPK_VECTOR,       /* every element to every element (softmax) */
+    OPK_KERNEL,       /* a call of a runtime kernel (convolution, pooling) */
+    OPK_BATCH         /* the batch to one shared value */
 } OpKind;
 
+/* Flags of an operation (OpInfo.flags). */
+enum {
+    OPF_COMMUTATIVE = 1 << 0,  /* operands sorted: constants first, then by id */
+    OPF_FOLDS = 1 << 1,        /* constant operands fold (OpInfo.fold) */
+    OPF_IN_MEMORY = 1 << 2     /* its step reads every operand from memory
+                                  (a gemm or a kernel): constants get buffers */
+};
+
+enum { MAX_OPERANDS = 4, MAX_ATTRS = 4 };
+
+typedef struct Node Node;
+typedef struct Graph Graph;
+typedef struct Diff Diff;
+
+/* Why operands do not fit an operation: `arg` is the operand (or, for a
+ * .net call, the argument) at fault, -1 for the call as a whole. */
 typedef struct {
-    const char *name;
-    int arity;
+    int arg;
+    char msg[200];
+} ShapeError;
+
+/* The shape of an operation's result from its operands' shapes and its
+ * attributes, or rank -1 with *err filled in. */
+typedef Shape (*ShapeRule)(const Shape *in, int nin, const int *attr, ShapeError *err);
+
+/* One row of ops.c's table: everything about one graph operation. */
+typedef struct {
+    const char *name;         /* in dumps and --derivatives (`exp`, `·`) */
+    int min_in, max_in;       /* operand count */
     OpKind kind;
+    unsigned flags;
+    const char *attr_names[MAX_ATTRS];  /* integer attributes, e.g. stride */
+    ShapeRule shape;          /* NULL: the shape is given (leaves) */
+    double (*fold)(double x, double y); /* OPF_FOLDS: the value on constants */
+    /* The vector-Jacobian product: hands each operand of y its share of
+     * dy through diff_give(). The formula is in a comment beside it. */
+    void (*grad)(Diff *d, Graph *g, Node *y, Node *dy);
+    const char *c_fn;         /* elementwise: the libm function ("exp"), or
+                                 NULL where emit writes an expression;
+                                 kernels: the runtime function's stem */
 } OpInfo;
 
 extern const OpInfo op_info[OP__COUNT];
 
-typedef struct Node Node;
 struct Node {
     Op op;
     Shape shape;          /* per sample */
     bool batched;         /* varies from sample to sample (depends on an input) */
     int nin;
-    Node *in[2];
+    Node *in[MAX_OPERANDS];
+    int attr[MAX_ATTRS];  /* integer attributes (stride, pad, window, ...) */
     double value;         /* OP_CONST: every element has this value */
     int index;            /* OP_INPUT / OP_PARAM: declaration index */
     const char *name;     /* a name from the .net file, when it has one */
@@ -227,7 +274,38 @@ struct Node {
     void *aux;            /* scratch for the pass that runs now */
 };
 
+/* ------------------------------------------------------------------------ */
+/* ops.c — the .net functions, each built from graph operations.            */
+
 typedef struct {
+    const char *name;         /* in .net */
+    int min_args, max_args;   /* positional arguments */
+    unsigned int_args;        /* bit k: positional argument k is a positive
+                                 integer literal (an attribute), not a tensor */
+    const char *keywords[2];  /* keyword arguments, each a non-negative
+                                 integer literal (NULL-terminated list) */
+    const char *usage;        /* e.g. "conv2d(x, K[, b], stride=s, pad=p)" */
+    /* The result's shape from the tensor arguments' shapes; attributes are
+     * the integer arguments then the keywords, in table order (absent
+     * keywords have their defaults). */
+    ShapeRule shape;
+    /* The graph of the call, from tensor arguments and attributes. */
+    Node *(*build)(Graph *g, Node *const *args, int nargs, const int *attr);
+    int defaults[2];          /* of the keywords */
+} FuncInfo;
+
+extern const FuncInfo func_info[FN__COUNT];
+
+/* Index in func_info of a .net function name, or -1. */
+int func_find(const char *name);
+
+/* "scalar", "[16]", "[3, 4]" */
+const char *shape_text(Arena *a, Shape s);
+
+/* Shapes of rank r with the given dims (the others 1). */
+Shape shape_of(int rank, const int *dims);
+
+struct Graph {
     Arena *arena;
     Model *model;
     bool batched_inputs;  /* inputs vary per sample (false for --derivatives) */
@@ -245,7 +323,7 @@ typedef struct {
      * wanted (frozen param, input not in wrt); a CONST 0: gradient is zero. */
     Node **grad_params;   /* [model->nparams] */
     Node **grad_inputs;   /* [model->ninputs] */
-} Graph;
+};
 
 /* Builds the graph of the model's values. With batched_inputs, every node
  * depending on an input is marked batched. */
@@ -256,6 +334,11 @@ Graph *graph_build(Arena *a, Model *m, bool batched_inputs);
  * when an equal one exists. Shapes must already be valid (check.c saw to
  * that for user expressions; diff.c builds only valid ones). */
 Node *node_new(Graph *g, Op op, Node *a, Node *b);
+/* The same for any number of operands and integer attributes (NULL: all
+ * 0); attributes are part of what makes two nodes equal. */
+Node *node_new_n(Graph *g, Op op, int nin, Node *const *in, const int *attr);
+/* x with another shape of the same size (flatten, and its adjoint). */
+Node *node_reshape(Graph *g, Node *x, Shape shape);
 Node *node_const(Graph *g, double value, Shape shape);
 Node *node_scalar(Graph *g, double value);
 Node *node_broadcast(Graph *g, Node *scalar, Shape shape);
@@ -277,6 +360,13 @@ void graph_dump(const Graph *g, FILE *out);
 /* Fills g->grad_params and g->grad_inputs. Only nodes on a path from a
  * wanted leaf to the loss get adjoints. */
 void diff_graph(Graph *g);
+
+/* For the derivative rules in ops.c: adds `contribution` to the adjoint
+ * of operand x (reduced to x's shape and batching); whether x needs one;
+ * whether rules may use the operation's output in place of its input. */
+void diff_give(Diff *d, Node *x, Node *contribution);
+bool diff_needs(const Diff *d, const Node *x);
+bool diff_from_outputs(const Diff *d);
 
 /* ------------------------------------------------------------------------ */
 /* simplify.c — global simplification.                                      */
@@ -321,7 +411,8 @@ typedef enum {
     NODE_INLINE,   /* an elementwise expression evaluated inside the loop of
                       its only user, never stored */
     NODE_VIRTUAL   /* folded into its users' steps: a transpose read as a
-                      gemm flag; an outer or matmul under batch_mean; a
+                      gemm flag; an outer, matmul or convolution kernel or
+                      bias gradient under batch_mean; a
                       matmul under a bias add (W·x + b: the add's step
                       pre-fills its rows with b, then gemm, beta = 1) */
 } NodeMode;
@@ -346,6 +437,8 @@ typedef struct {
     int uses[PF__COUNT];      /* operand slots (and roots) reading it */
     Node *user[PF__COUNT];    /* the user, when there is exactly one */
     bool kept;                /* forward stores it for backward */
+    long scratch_size;        /* reals of scratch its kernel step needs */
+    Buffer scratch[PF__COUNT];/* ... and where (POOL_SHARED) */
 } NodeInfo;
 
 typedef struct Plan {
@@ -387,7 +480,9 @@ struct Dx {
     int n;               /* PROD: factors; SUM: terms; MATMUL: 2; FN: arguments */
     Dx **kid;
     double *power;       /* PROD: the exponent of each factor */
-    const char *fn;      /* FN: "transpose", "outer", "sum" */
+    const char *fn;      /* FN: "transpose", "outer", "sum", "ones", or an
+                            operation's own name (conv2d_grad_input) */
+    const char *extra;   /* FN: text after the arguments (", stride=1") */
 };
 
 /* One use of a variable X: the variable Y whose expression reads X, and

@@ -32,95 +32,29 @@
 
 /* ---------------------------------------------------------------- functions */
 
-typedef enum {
-    RULE_ELEMENTWISE,   /* any shape -> the same shape */
-    RULE_BROADCAST,     /* equal shapes, or either a scalar -> the larger */
-    RULE_TRANSPOSE,     /* [m, n] -> [n, m] */
-    RULE_OUTER,         /* [m], [n] -> [m, n] */
-    RULE_REDUCE,        /* any shape -> scalar */
-    RULE_SAME_TO_SCALAR,/* equal shapes -> scalar */
-    RULE_SAME_TENSOR_TO_SCALAR, /* equal shapes of rank >= 1 -> scalar */
-    RULE_SAME_VECTOR_TO_SCALAR, /* equal vectors -> scalar */
-    RULE_VECTOR,        /* [n] -> [n] */
-} ShapeRule;
-
-static const struct {
-    const char *name;
-    int arity;
-    ShapeRule rule;
-} functions[FN__COUNT] = {
-    [FN_EXP]        = {"exp", 1, RULE_ELEMENTWISE},
-    [FN_LOG]        = {"log", 1, RULE_ELEMENTWISE},
-    [FN_SQRT]       = {"sqrt", 1, RULE_ELEMENTWISE},
-    [FN_ABS]        = {"abs", 1, RULE_ELEMENTWISE},
-    [FN_SIN]        = {"sin", 1, RULE_ELEMENTWISE},
-    [FN_COS]        = {"cos", 1, RULE_ELEMENTWISE},
-    [FN_TANH]       = {"tanh", 1, RULE_ELEMENTWISE},
-    [FN_SIGMOID]    = {"sigmoid", 1, RULE_ELEMENTWISE},
-    [FN_RELU]       = {"relu", 1, RULE_ELEMENTWISE},
-    [FN_SOFTPLUS]   = {"softplus", 1, RULE_ELEMENTWISE},
-    [FN_STEP]       = {"step", 1, RULE_ELEMENTWISE},
-    [FN_SIGN]       = {"sign", 1, RULE_ELEMENTWISE},
-    [FN_MAX]        = {"max", 2, RULE_BROADCAST},
-    [FN_MIN]        = {"min", 2, RULE_BROADCAST},
-    [FN_TRANSPOSE]  = {"transpose", 1, RULE_TRANSPOSE},
-    [FN_OUTER]      = {"outer", 2, RULE_OUTER},
-    [FN_SUM]        = {"sum", 1, RULE_REDUCE},
-    [FN_MEAN]       = {"mean", 1, RULE_REDUCE},
-    [FN_DOT]        = {"dot", 2, RULE_SAME_TO_SCALAR},
-    [FN_LOGSUMEXP]  = {"logsumexp", 1, RULE_REDUCE},
-    [FN_SOFTMAX]    = {"softmax", 1, RULE_VECTOR},
-    [FN_LOG_SOFTMAX] = {"log_softmax", 1, RULE_VECTOR},
-    [FN_MSE]        = {"mse", 2, RULE_SAME_TO_SCALAR},
-    [FN_CROSS_ENTROPY] = {"cross_entropy", 2, RULE_SAME_TENSOR_TO_SCALAR},
-    [FN_SOFTMAX_CROSS_ENTROPY] =
-                      {"softmax_cross_entropy", 2, RULE_SAME_VECTOR_TO_SCALAR},
-    [FN_BCE]        = {"bce", 2, RULE_SAME_TO_SCALAR},
-};
-
 const char *check_func_name(Func f)
 {
-    return f >= 0 && f < FN__COUNT ? functions[f].name : "?";
-}
-
-static int find_function(const char *name)
-{
-    for (int f = 0; f < FN__COUNT; f++)
-        if (strcmp(functions[f].name, name) == 0)
-            return f;
-    return -1;
+    return f >= 0 && f < FN__COUNT ? func_info[f].name : "?";
 }
 
 /* ---------------------------------------------------------------- shapes */
 
-static const Shape UNKNOWN = {-1, {1, 1}};
-static const Shape SCALAR = {0, {1, 1}};
+static const Shape UNKNOWN = {-1, {1, 1, 1, 1}};
+static const Shape SCALAR = {0, {1, 1, 1, 1}};
 
 static bool known(Shape s) { return s.rank >= 0; }
 
 static bool same_shape(Shape a, Shape b)
 {
-    return a.rank == b.rank && (a.rank < 1 || a.dim[0] == b.dim[0]) &&
-           (a.rank < 2 || a.dim[1] == b.dim[1]);
+    return shape_eq(a, b);
 }
-
-static Shape vector(int n) { return (Shape){1, {n, 1}}; }
-static Shape matrix(int m, int n) { return (Shape){2, {m, n}}; }
 
 static double elements(Shape s)
 {
-    return (double)s.dim[0] * (s.rank == 2 ? (double)s.dim[1] : 1.0);
-}
-
-/* "scalar", "[16]", "[3, 4]" */
-static const char *shape_text(Arena *a, Shape s)
-{
-    switch (s.rank) {
-    case 0: return "scalar";
-    case 1: return arena_printf(a, "[%d]", s.dim[0]);
-    case 2: return arena_printf(a, "[%d, %d]", s.dim[0], s.dim[1]);
-    default: return "unknown";
-    }
+    double n = 1;
+    for (int i = 0; i < s.rank; i++)
+        n *= s.dim[i];
+    return n;
 }
 
 /* ---------------------------------------------------------------- names */
@@ -235,10 +169,10 @@ static const char *suggest_function(const char *name)
     size_t limit = allowed_distance(name), best = limit + 1;
     const char *found = NULL;
     for (int f = 0; f < FN__COUNT; f++) {
-        size_t d = distance(name, functions[f].name, limit);
+        size_t d = distance(name, func_info[f].name, limit);
         if (d < best) {
             best = d;
-            found = functions[f].name;
+            found = func_info[f].name;
         }
     }
     return found;
@@ -329,7 +263,7 @@ static Shape check_name(Checker *c, Expr *e)
                    e->name);
         diag_note(c->diag, en->def->name_loc, "'%s' is defined here",
                   e->name);
-    } else if (find_function(e->name) >= 0) {
+    } else if (func_find(e->name) >= 0) {
         diag_error(c->diag, e->loc, "'%s' is a function; call it, as in "
                    "'%s(x)'", e->name, e->name);
     } else {
@@ -353,24 +287,11 @@ static const char *verb(BinOp op)
 /* The shape of a · b, or UNKNOWN (with *why set) when there is none. */
 static Shape matmul_shape(Shape a, Shape b, const char **why, Arena *ar)
 {
-    if (a.rank == 0 || b.rank == 0) {
-        *why = "'·' needs vectors or matrices; use '*' to scale";
-        return UNKNOWN;
-    }
-    int inner_a = a.rank == 1 ? a.dim[0] : a.dim[1];
-    int inner_b = b.dim[0];
-    if (inner_a != inner_b) {
-        *why = arena_printf(ar, "inner dimensions %d and %d differ",
-                            inner_a, inner_b);
-        return UNKNOWN;
-    }
-    if (a.rank == 1 && b.rank == 1)
-        return SCALAR;
-    if (a.rank == 2 && b.rank == 1)
-        return vector(a.dim[0]);
-    if (a.rank == 1 && b.rank == 2)
-        return vector(b.dim[1]);
-    return matrix(a.dim[0], b.dim[1]);
+    ShapeError err = {-1, ""};
+    Shape s = op_info[OP_MATMUL].shape((Shape[]){a, b}, 2, (int[MAX_ATTRS]){0}, &err);
+    if (!known(s))
+        *why = arena_strdup(ar, err.msg);
+    return s;
 }
 
 static Shape check_binary(Checker *c, Expr *e)
@@ -411,18 +332,45 @@ static Shape check_binary(Checker *c, Expr *e)
     return UNKNOWN;
 }
 
+/* The integer an argument is written as (`2`, `-1`), or false when it is
+ * not an integer literal. */
+static bool integer_literal(const Expr *e, double *v)
+{
+    if (e->kind == EX_NEG && e->lhs->kind == EX_NUM) {
+        *v = -e->lhs->num;
+        return *v == floor(*v);
+    }
+    if (e->kind == EX_NUM) {
+        *v = e->num;
+        return *v == floor(*v);
+    }
+    return false;
+}
+
+/* An integer attribute argument: a literal in [min, 2^31 - 1]. */
+static bool check_int_arg(Checker *c, const char *func, const char *what, Expr *arg, int min,
+                          int *out)
+{
+    double v = 0;
+    if (!integer_literal(arg, &v)) {
+        diag_error(c->diag, arg->loc, "'%s' needs %s written as an integer number", func, what);
+        return false;
+    }
+    if (v < min || v > MAX_ELEMENTS) {
+        diag_error(c->diag, arg->loc, "'%s' needs %s %s, but it is %.0f", func, what,
+                   min > 0 ? "of at least 1" : "of at least 0", v);
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
 static Shape check_call(Checker *c, Expr *e)
 {
-    Shape arg[2] = {UNKNOWN, UNKNOWN};
-    bool all_known = true;
-    for (int i = 0; i < e->nargs; i++) {
-        Shape s = check_expr(c, e->args[i]);
-        if (i < 2)
-            arg[i] = s;
-        all_known &= known(s);
-    }
-    int f = find_function(e->name);
+    int f = func_find(e->name);
     if (f < 0) {
+        for (int i = 0; i < e->nargs; i++)
+            check_expr(c, e->args[i]);
         Entry *en = entry(c, e->name, false);
         if (en && en->sym)
             diag_error(c->diag, e->loc, "'%s' is %s, not a function",
@@ -433,69 +381,96 @@ static Shape check_call(Checker *c, Expr *e)
         return UNKNOWN;
     }
     e->func = (Func)f;
-    const char *name = functions[f].name;
-    int arity = functions[f].arity;
-    if (e->nargs != arity) {
-        diag_error(c->diag, e->loc, "'%s' takes %d argument%s, but %d %s given",
-                   name, arity, arity == 1 ? "" : "s", e->nargs,
-                   e->nargs == 1 ? "was" : "were");
+    const FuncInfo *fi = &func_info[f];
+    const char *name = fi->name;
+    bool ok = true;
+    int npos = 0;
+    int attr[MAX_ATTRS] = {0}, nattr = 0;
+    Shape arg[MAX_OPERANDS + 2];
+    /* positional arguments, then keyword ones */
+    for (int i = 0; i < e->nargs; i++) {
+        Expr *a = e->args[i];
+        if (!a->keyword) {
+            if (i > npos) {
+                diag_error(c->diag, a->loc, "'%s': a positional argument cannot follow "
+                           "keyword arguments", name);
+                ok = false;
+                continue;
+            }
+            npos++;
+        }
+    }
+    for (int i = 0; i < npos; i++) {
+        Expr *a = e->args[i];
+        if (fi->int_args & (1u << i)) {
+            arg[i] = SCALAR;
+            ok &= check_int_arg(c, name, i == 1 ? "a window" : "an integer", a, 1,
+                                &attr[nattr++]);
+        } else {
+            Shape s = check_expr(c, a);
+            if (i < MAX_OPERANDS + 2)
+                arg[i] = s;
+            ok &= known(s);
+        }
+    }
+    int nkw = 0;
+    while (nkw < 2 && fi->keywords[nkw])
+        nkw++;
+    for (int k = 0; k < nkw; k++)
+        attr[nattr + k] = fi->defaults[k];
+    for (int i = npos; i < e->nargs; i++) {
+        Expr *a = e->args[i];
+        if (!a->keyword) {
+            check_expr(c, a);
+            continue;
+        }
+        int k = 0;
+        while (k < nkw && strcmp(fi->keywords[k], a->keyword))
+            k++;
+        if (k == nkw) {
+            check_expr(c, a);
+            if (nkw == 0)
+                diag_error(c->diag, a->keyword_loc, "'%s' takes no keyword arguments, but "
+                           "'%s=' was given", name, a->keyword);
+            else
+                diag_error(c->diag, a->keyword_loc, "'%s' has no keyword argument '%s'; "
+                           "it takes %s%s%s", name, a->keyword, fi->keywords[0],
+                           nkw > 1 ? " and " : "", nkw > 1 ? fi->keywords[1] : "");
+            ok = false;
+            continue;
+        }
+        bool twice = false;
+        for (int j = npos; j < i; j++)
+            twice |= e->args[j]->keyword && !strcmp(e->args[j]->keyword, a->keyword);
+        if (twice) {
+            diag_error(c->diag, a->keyword_loc, "'%s' is given twice", a->keyword);
+            ok = false;
+            continue;
+        }
+        const char *what = !strcmp(a->keyword, "stride") ? "a stride" : "a pad";
+        ok &= check_int_arg(c, name, what, a, !strcmp(a->keyword, "stride") ? 1 : 0,
+                            &attr[nattr + k]);
+    }
+    if (npos < fi->min_args || npos > fi->max_args) {
+        if (fi->min_args == fi->max_args)
+            diag_error(c->diag, e->loc, "'%s' takes %d argument%s, but %d %s given",
+                       name, fi->min_args, fi->min_args == 1 ? "" : "s", npos,
+                       npos == 1 ? "was" : "were");
+        else
+            diag_error(c->diag, e->loc, "'%s' takes %d to %d arguments, as in '%s', but "
+                       "%d %s given", name, fi->min_args, fi->max_args, fi->usage, npos,
+                       npos == 1 ? "was" : "were");
         return UNKNOWN;
     }
-    if (!all_known)
+    if (!ok)
         return UNKNOWN;
-    Shape a = arg[0], b = arg[1];
-    const char *sa = shape_text(c->arena, a), *sb = shape_text(c->arena, b);
-    switch (functions[f].rule) {
-    case RULE_ELEMENTWISE:
-        return a;
-    case RULE_BROADCAST:
-        if (same_shape(a, b) || b.rank == 0)
-            return a;
-        if (a.rank == 0)
-            return b;
-        diag_error(c->diag, e->loc, "'%s' needs arguments of the same shape, "
-                   "or a scalar, but got %s and %s", name, sa, sb);
-        return UNKNOWN;
-    case RULE_TRANSPOSE:
-        if (a.rank == 2)
-            return matrix(a.dim[1], a.dim[0]);
-        diag_error(c->diag, e->loc, "'%s' needs a matrix, but got %s", name,
-                   sa);
-        return UNKNOWN;
-    case RULE_OUTER:
-        if (a.rank == 1 && b.rank == 1)
-            return matrix(a.dim[0], b.dim[0]);
-        diag_error(c->diag, e->loc, "'%s' needs two vectors, but got %s and "
-                   "%s", name, sa, sb);
-        return UNKNOWN;
-    case RULE_REDUCE:
-        return SCALAR;
-    case RULE_SAME_TO_SCALAR:
-        if (same_shape(a, b))
-            return SCALAR;
-        diag_error(c->diag, e->loc, "'%s' needs arguments of the same shape, "
-                   "but got %s and %s", name, sa, sb);
-        return UNKNOWN;
-    case RULE_SAME_TENSOR_TO_SCALAR:
-        if (same_shape(a, b) && a.rank >= 1)
-            return SCALAR;
-        diag_error(c->diag, e->loc, "'%s' needs two vectors or matrices of "
-                   "the same shape, but got %s and %s", name, sa, sb);
-        return UNKNOWN;
-    case RULE_SAME_VECTOR_TO_SCALAR:
-        if (same_shape(a, b) && a.rank == 1)
-            return SCALAR;
-        diag_error(c->diag, e->loc, "'%s' needs two vectors of the same "
-                   "length, but got %s and %s", name, sa, sb);
-        return UNKNOWN;
-    case RULE_VECTOR:
-        if (a.rank == 1)
-            return a;
-        diag_error(c->diag, e->loc, "'%s' needs a vector, but got %s", name,
-                   sa);
-        return UNKNOWN;
+    ShapeError err = {-1, ""};
+    Shape s = fi->shape(arg, npos, attr, &err);
+    if (!known(s)) {
+        Loc at = err.arg >= 0 && err.arg < npos ? e->args[err.arg]->loc : e->loc;
+        diag_error(c->diag, at, "'%s' %s", name, err.msg);
     }
-    return UNKNOWN;
+    return s;
 }
 
 /* Sets e->shape (and sym, func below it); UNKNOWN after an error. */
@@ -520,16 +495,17 @@ static Shape check_expr(Checker *c, Expr *e)
 
 /* ---------------------------------------------------------------- statements */
 
-/* The shape `[d1, d2]` written in an input or param, or UNKNOWN. */
+/* The shape `[d1, ..., d4]` written in an input or param, or UNKNOWN. */
 static Shape declared_shape(Checker *c, Stmt *s)
 {
-    if (s->rank > 2) {
+    if (s->rank > MAX_RANK) {
         diag_error(c->diag, s->name_loc, "'%s' has %d dimensions, but at most "
-                   "2 are allowed", s->name, s->rank);
+                   "4 are allowed", s->name, s->rank);
         return UNKNOWN;
     }
-    Shape shape = {s->rank, {1, 1}};
-    bool ok = true;
+    Shape shape = {s->rank, {1, 1, 1, 1}};
+    bool ok = true, all_positive = true;
+    double n = 1;
     for (int i = 0; i < s->rank; i++) {
         double d = s->dims[i];
         if (!(d >= 1) || d != floor(d)) {
@@ -541,11 +517,9 @@ static Shape declared_shape(Checker *c, Stmt *s)
         } else {
             shape.dim[i] = (int)d;
         }
+        all_positive &= d >= 1;
+        n *= d;
     }
-    double n = s->rank == 0 ? 1 : s->rank == 1 ? s->dims[0]
-                                               : s->dims[0] * s->dims[1];
-    bool all_positive = s->rank < 1 || (s->dims[0] >= 1 &&
-                                        (s->rank < 2 || s->dims[1] >= 1));
     if (all_positive && n > MAX_ELEMENTS) {
         diag_error(c->diag, s->name_loc, "'%s' is too large: %.0f elements, "
                    "but at most 2147483647 are allowed", s->name, n);

@@ -23,7 +23,7 @@
 
 #include <stdlib.h>
 
-typedef struct {
+struct Diff {
     Graph *g;
     /* For generated code, write derivatives in terms of an operation's own
      * output where that spares forward from keeping its input for backward
@@ -33,21 +33,28 @@ typedef struct {
     Node **adjoint;   /* by node id, for the nodes that existed at the start */
     bool *needed;     /* by node id: a wanted leaf lies below */
     int count;        /* number of nodes at the start */
-} Diff;
+};
 
 static Node *add(Graph *g, Node *a, Node *b) { return node_new(g, OP_ADD, a, b); }
-static Node *mul(Graph *g, Node *a, Node *b) { return node_new(g, OP_MUL, a, b); }
-static Node *neg(Graph *g, Node *a) { return mul(g, node_scalar(g, -1), a); }
-static Node *one_minus(Graph *g, Node *a) { return add(g, node_scalar(g, 1), neg(g, a)); }
 static Node *op1(Graph *g, Op op, Node *a) { return node_new(g, op, a, NULL); }
+
+bool diff_needs(const Diff *d, const Node *x)
+{
+    return x->id < d->count && d->needed[x->id];
+}
+
+bool diff_from_outputs(const Diff *d)
+{
+    return d->from_outputs;
+}
 
 /* Adds `contribution` to the adjoint of `x`, first reducing it to x's
  * shape (a scalar operand broadcast over a tensor receives the sum) and to
  * x's batching (a shared node receives the batch mean). */
-static void contribute(Diff *d, Node *x, Node *contribution)
+void diff_give(Diff *d, Node *x, Node *contribution)
 {
     Graph *g = d->g;
-    if (!d->needed[x->id] || !contribution)
+    if (!diff_needs(d, x) || !contribution)
         return;
     if (x->shape.rank == 0 && contribution->shape.rank > 0)
         contribution = op1(g, OP_SUM, contribution);
@@ -59,121 +66,16 @@ static void contribute(Diff *d, Node *x, Node *contribution)
     *adj = *adj ? add(g, *adj, contribution) : contribution;
 }
 
-/* The vector-Jacobian products: given the adjoint `dy` of y = op(a, b),
- * hand a and b their shares. Each rule states its math. */
+/* Hands y's operands their shares of dy, by the derivative rule of y's
+ * operation in ops.c. */
 static void backprop(Diff *d, Node *y, Node *dy)
 {
-    Graph *g = d->g;
-    Node *a = y->nin > 0 ? y->in[0] : NULL;
-    Node *b = y->nin > 1 ? y->in[1] : NULL;
-    switch (y->op) {
-    case OP_CONST: case OP_INPUT: case OP_PARAM:
-        break;
-    case OP_ADD:        /* da = dy, db = dy */
-        contribute(d, a, dy);
-        contribute(d, b, dy);
-        break;
-    case OP_MUL:        /* da = dy b, db = dy a */
-        contribute(d, a, mul(g, dy, b));
-        contribute(d, b, mul(g, dy, a));
-        break;
-    case OP_POW:        /* da = dy p a^(p-1), dp = dy y log a */
-        if (d->needed[a->id])
-            contribute(d, a, mul(g, dy, mul(g, b, node_new(g, OP_POW, a,
-                                     add(g, b, node_scalar(g, -1))))));
-        if (d->needed[b->id])
-            contribute(d, b, mul(g, dy, mul(g, y, op1(g, OP_LOG, a))));
-        break;
-    case OP_MAX: {      /* ties go to a: da = dy (1 - step(b - a)), db = dy step(b - a) */
-        Node *to_b = op1(g, OP_STEP, add(g, b, neg(g, a)));
-        contribute(d, a, mul(g, dy, one_minus(g, to_b)));
-        contribute(d, b, mul(g, dy, to_b));
-        break;
+    void (*rule)(Diff *, Graph *, Node *, Node *) = op_info[y->op].grad;
+    if (!rule) {
+        fprintf(stderr, "bpgen: internal error: no derivative for %s\n", op_info[y->op].name);
+        abort();
     }
-    case OP_MIN: {      /* ties go to a: da = dy (1 - step(a - b)), db = dy step(a - b) */
-        Node *to_b = op1(g, OP_STEP, add(g, a, neg(g, b)));
-        contribute(d, a, mul(g, dy, one_minus(g, to_b)));
-        contribute(d, b, mul(g, dy, to_b));
-        break;
-    }
-    case OP_EXP:        /* da = dy exp(a) */
-        contribute(d, a, mul(g, dy, y));
-        break;
-    case OP_LOG:        /* da = dy / a */
-        contribute(d, a, mul(g, dy, node_new(g, OP_POW, a, node_scalar(g, -1))));
-        break;
-    case OP_ABS:        /* da = dy sign(a); abs'(0) = 0 */
-        contribute(d, a, mul(g, dy, op1(g, OP_SIGN, a)));
-        break;
-    case OP_SIN:        /* da = dy cos(a) */
-        contribute(d, a, mul(g, dy, op1(g, OP_COS, a)));
-        break;
-    case OP_COS:        /* da = -dy sin(a) */
-        contribute(d, a, neg(g, mul(g, dy, op1(g, OP_SIN, a))));
-        break;
-    case OP_TANH:       /* da = dy (1 - y^2) */
-        contribute(d, a, mul(g, dy, one_minus(g, node_new(g, OP_POW, y, node_scalar(g, 2)))));
-        break;
-    case OP_SIGMOID:    /* da = dy y (1 - y) */
-        contribute(d, a, mul(g, dy, mul(g, y, one_minus(g, y))));
-        break;
-    case OP_RELU:       /* da = dy step(a); relu'(0) = 0; step(a) = step(y) */
-        contribute(d, a, mul(g, dy, op1(g, OP_STEP, d->from_outputs ? y : a)));
-        break;
-    case OP_SOFTPLUS:   /* da = dy sigmoid(a) */
-        contribute(d, a, mul(g, dy, op1(g, OP_SIGMOID, a)));
-        break;
-    case OP_STEP: case OP_SIGN:   /* piecewise constant: no gradient */
-        break;
-    case OP_BROADCAST:  /* da = sum(dy) */
-        contribute(d, a, op1(g, OP_SUM, dy));
-        break;
-    case OP_MATMUL:
-        if (a->shape.rank == 2 && b->shape.rank == 1) {
-            /* y = A x:  dA = outer(dy, x),  dx = Aᵀ dy */
-            contribute(d, a, node_new(g, OP_OUTER, dy, b));
-            contribute(d, b, node_new(g, OP_MATMUL, op1(g, OP_TRANSPOSE, a), dy));
-        } else if (a->shape.rank == 2) {
-            /* Y = A B:  dA = dY Bᵀ,  dB = Aᵀ dY */
-            contribute(d, a, node_new(g, OP_MATMUL, dy, op1(g, OP_TRANSPOSE, b)));
-            contribute(d, b, node_new(g, OP_MATMUL, op1(g, OP_TRANSPOSE, a), dy));
-        } else if (b->shape.rank == 2) {
-            /* y = x B:  dx = B dy,  dB = outer(x, dy) */
-            contribute(d, a, node_new(g, OP_MATMUL, b, dy));
-            contribute(d, b, node_new(g, OP_OUTER, a, dy));
-        } else {
-            /* y = x · z:  dx = dy z,  dz = dy x */
-            contribute(d, a, mul(g, dy, b));
-            contribute(d, b, mul(g, dy, a));
-        }
-        break;
-    case OP_TRANSPOSE:  /* dA = dYᵀ */
-        contribute(d, a, op1(g, OP_TRANSPOSE, dy));
-        break;
-    case OP_OUTER:      /* Y = a bᵀ:  da = dY b,  db = dYᵀ a */
-        contribute(d, a, node_new(g, OP_MATMUL, dy, b));
-        contribute(d, b, node_new(g, OP_MATMUL, op1(g, OP_TRANSPOSE, dy), a));
-        break;
-    case OP_SUM:        /* da = dy, repeated over a */
-        contribute(d, a, node_broadcast(g, dy, a->shape));
-        break;
-    case OP_LOGSUMEXP:  /* da = dy softmax(a) */
-        contribute(d, a, mul(g, dy, op1(g, OP_SOFTMAX, a)));
-        break;
-    case OP_SOFTMAX:    /* da = y ⊙ (dy - sum(dy ⊙ y)) */
-        contribute(d, a, mul(g, y, add(g, dy, neg(g, op1(g, OP_SUM, mul(g, dy, y))))));
-        break;
-    case OP_LOG_SOFTMAX: { /* da = dy - softmax(a) sum(dy); softmax(a) = exp(y) */
-        Node *p = d->from_outputs ? op1(g, OP_EXP, y) : op1(g, OP_SOFTMAX, a);
-        contribute(d, a, add(g, dy, neg(g, mul(g, p, op1(g, OP_SUM, dy)))));
-        break;
-    }
-    case OP_BATCH_MEAN: /* each sample gets the shared adjoint */
-        contribute(d, a, dy);
-        break;
-    case OP__COUNT:
-        break;
-    }
+    rule(d, d->g, y, dy);
 }
 
 void diff_graph(Graph *g)

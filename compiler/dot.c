@@ -39,13 +39,13 @@ static const char *escape(Arena *a, const char *s)
     return e;
 }
 
-static const char *shape_text(Arena *a, Shape s)
+/* " [16, 4]" after a name; nothing for a scalar */
+static const char *dims_text(Arena *a, Shape s)
 {
-    if (s.rank == 0)
-        return "";
-    if (s.rank == 1)
-        return arena_printf(a, " [%d]", s.dim[0]);
-    return arena_printf(a, " [%d, %d]", s.dim[0], s.dim[1]);
+    const char *t = "";
+    for (int i = 0; i < s.rank; i++)
+        t = arena_printf(a, "%s%s%d", t, i ? ", " : " [", s.dim[i]);
+    return s.rank ? arena_printf(a, "%s]", t) : t;
 }
 
 static const char *number(Arena *a, double v)
@@ -119,13 +119,13 @@ static void draw_node(Dot *t, const Node *n, bool backward)
     switch (n->op) {
     case OP_INPUT:
         fprintf(t->out, "  %s [label=\"%s%s\", shape=box, style=filled, fillcolor=\"#cfe2ff\"%s];\n",
-                id, escape(a, n->name), shape_text(a, n->shape),
+                id, escape(a, n->name), dims_text(a, n->shape),
                 is_loss ? ", peripheries=2, color=\"#c0392b\"" : "");
         return;
     case OP_PARAM:
         fprintf(t->out, "  %s [label=\"%s%s\", shape=box, style=\"rounded,filled\", "
                         "fillcolor=\"#ffd8a8\"%s];\n",
-                id, escape(a, n->name), shape_text(a, n->shape),
+                id, escape(a, n->name), dims_text(a, n->shape),
                 is_loss ? ", peripheries=2, color=\"#c0392b\"" : "");
         return;
     case OP_CONST:
@@ -181,7 +181,7 @@ static void draw_node(Dot *t, const Node *n, bool backward)
     }
     if (n->name) {
         fprintf(t->out, "  v%d [label=\"%s%s%s\", shape=box, style=filled, fillcolor=\"%s\"%s];\n",
-                n->id, is_loss ? "loss " : "", escape(a, n->name), shape_text(a, n->shape),
+                n->id, is_loss ? "loss " : "", escape(a, n->name), dims_text(a, n->shape),
                 is_loss ? "#f8c8c8" : "#d3f9d8",
                 is_loss ? ", peripheries=2, color=\"#c0392b\", penwidth=2" : "");
         edge(t, id, arena_printf(a, "v%d", n->id), false);

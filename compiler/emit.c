@@ -30,6 +30,10 @@
  */
 #include "bpgen.h"
 
+/* The runtime ABI (BP_ABI_VERSION in runtime/bp.h) the emitted code is for:
+ * the layout of bp_model and bp_tensor_info it fills in. */
+#define EMIT_ABI_VERSION 2
+
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -75,6 +79,7 @@ typedef struct {
     const char **orig;      /* node names from the .net file, by id */
     NameSet names;
     bool need_sigmoid, need_softplus;
+    bool ws_direct;         /* a step addresses the workspace itself (scratch) */
     /* the function being written */
     PlanFn f;
     FILE *out;
@@ -215,11 +220,12 @@ static const char *make_cname(Emit *e, Node *n)
         switch (n->op) {
         case OP_CONST: base = arena_printf(e->a, "c%d", n->id); break;
         case OP_MATMUL: base = arena_printf(e->a, "matmul_%d", n->id); break;
-        case OP_TRANSPOSE: case OP_OUTER: case OP_SUM:
-        case OP_LOGSUMEXP: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_BATCH_MEAN:
-            base = arena_printf(e->a, "%s_%d", op_info[n->op].name, n->id);
+        default:
+            if (op_info[n->op].kind == OPK_ELEMENTWISE)
+                base = arena_printf(e->a, "t%d", n->id);
+            else
+                base = arena_printf(e->a, "%s_%d", op_info[n->op].name, n->id);
             break;
-        default: base = arena_printf(e->a, "t%d", n->id); break;
         }
     }
     return unique_name(e, base);
@@ -596,12 +602,6 @@ static Ex define(Emit *e, Ctx *c, Node *n)
         y = simple(e, c, render(e, c, n->in[1], false));
         return ex(fmt(e, "(%s %s %s ? %s : %s)", x.s, n->op == OP_MAX ? ">=" : "<=", y.s, x.s, y.s),
                   PR_ATOM, false);
-    case OP_EXP: return call1(e, fn(e, "exp"), render(e, c, n->in[0], false));
-    case OP_LOG: return call1(e, fn(e, "log"), render(e, c, n->in[0], false));
-    case OP_ABS: return call1(e, fn(e, "fabs"), render(e, c, n->in[0], false));
-    case OP_SIN: return call1(e, fn(e, "sin"), render(e, c, n->in[0], false));
-    case OP_COS: return call1(e, fn(e, "cos"), render(e, c, n->in[0], false));
-    case OP_TANH: return call1(e, fn(e, "tanh"), render(e, c, n->in[0], false));
     case OP_SIGMOID:
         e->need_sigmoid = true;
         return call1(e, fmt(e, "%s_sigmoid", e->M), render(e, c, n->in[0], false));
@@ -619,8 +619,11 @@ static Ex define(Emit *e, Ctx *c, Node *n)
         return ex(fmt(e, "(%s > %s ? %s : %s < %s ? %s : %s)", x.s, zero, one, x.s, zero,
                       lit_str(e, -1), zero), PR_ATOM, false);
     case OP_BROADCAST:
+    case OP_RESHAPE:    /* the same elements in the same order */
         return render(e, c, n->in[0], false);
     default:
+        if (op_info[n->op].c_fn)
+            return call1(e, fn(e, op_info[n->op].c_fn), render(e, c, n->in[0], false));
         die(fmt(e, "%s is not elementwise", op_info[n->op].name));
     }
     return ex("0", PR_ATOM, true);
@@ -969,6 +972,8 @@ static void step_outer(Emit *e, Node *y)
     line(e, 1, "}");
 }
 
+static void step_kernel(Emit *e, Node *y, Node *v, bool mean);
+
 static void step_batch_mean(Emit *e, Node *y)
 {
     Node *x = y->in[0];
@@ -985,6 +990,10 @@ static void step_batch_mean(Emit *e, Node *y)
     if (x->op == OP_MATMUL && info(e, x)->mode[e->f] == NODE_VIRTUAL) {
         comment(e, 1, equation(e, y));
         matmul(e, y, x, true, false);
+        return;
+    }
+    if (op_info[x->op].kind == OPK_KERNEL && info(e, x)->mode[e->f] == NODE_VIRTUAL) {
+        step_kernel(e, y, x, true);
         return;
     }
     Ctx c;
@@ -1025,6 +1034,159 @@ static void step_batch_mean(Emit *e, Node *y)
     free(notes);
 }
 
+/* ---------------------------------------------------------------- kernels */
+
+/* The runtime kernel of an operation in the chosen precision:
+ * "bp_conv2d" -> "bp_conv2d_f". */
+static const char *kernel_fn(Emit *e, Op op)
+{
+    return fmt(e, "%s_%s", op_info[op].c_fn, e->dbl ? "d" : "f");
+}
+
+/* Where the scratch of y's step lies (shared workspace). */
+static const char *scratch_ptr(Emit *e, const Node *y)
+{
+    const Buffer *b = &info(e, y)->scratch[e->f];
+    if (b->pool != POOL_SHARED)
+        die("a kernel step without scratch");
+    e->ws_direct = true;
+    const char *base = e->p->ws_batched ? fmt(e, "wsr + %ld * (size_t)n", e->p->ws_batched) : "wsr";
+    return b->offset ? fmt(e, "%s + %ld", base, b->offset) : base;
+}
+
+/* The shape of a convolution, as the runtime's bp_conv2d_shape. */
+static void conv_shape(Emit *e, int d, const Shape *x, const Shape *K, const Shape *y, int stride,
+                       int pad)
+{
+    line(e, d, "const bp_conv2d_shape cs = {.c = %d, .h = %d, .w = %d, .o = %d, .kh = %d, .kw = %d,",
+         x->dim[0], x->dim[1], x->dim[2], K->dim[0], K->dim[2], K->dim[3]);
+    line(e, d, "                             .stride = %d, .pad = %d, .oh = %d, .ow = %d};", stride,
+         pad, y->dim[1], y->dim[2]);
+}
+
+/* The operands of a kernel call: per-sample ones (stacked n deep when the
+ * call runs over the batch) and shared ones. When every per-sample operand
+ * is batched and every shared one is not, one call runs over the whole
+ * batch; otherwise one call per sample. */
+typedef struct {
+    Node *node;
+    bool per_sample;
+} KArg;
+
+static bool one_call(const KArg *args, int nargs, bool out_batched)
+{
+    for (int i = 0; i < nargs; i++) {
+        if (!args[i].node)
+            continue;
+        if (args[i].per_sample ? args[i].node->batched != out_batched : args[i].node->batched)
+            return false;
+    }
+    return true;
+}
+
+/* A kernel operand's pointer: its buffer, offset to sample s in a
+ * per-sample loop. */
+static const char *karg(Emit *e, Node *n, bool loop)
+{
+    if (!n)
+        return "NULL";
+    const char *b = buf_name(e, n);
+    return loop && n->batched ? fmt(e, "%s + s * %ld", b, shape_size(n->shape)) : b;
+}
+
+/* y = a kernel of the runtime (convolution or pooling), or, with `mean`,
+ * y = batch_mean(v) of a convolution's kernel or bias gradient v: one
+ * call with alpha = 1/n, beta = 0, summing the samples' gradients. */
+static void step_kernel(Emit *e, Node *y, Node *v, bool mean)
+{
+    const char *fnname = kernel_fn(e, v->op);
+    Node *a = v->in[0], *b = v->nin > 1 ? v->in[1] : NULL, *c = v->nin > 2 ? v->in[2] : NULL;
+    KArg args[3] = {{a, true}, {b, false}, {c, false}};
+    const Shape *ys = &v->shape;
+    bool out_batched = mean ? true : y->batched;
+    comment(e, 1, equation(e, y));
+    line(e, 1, "{");
+    switch (v->op) {
+    case OP_CONV2D:
+        conv_shape(e, 2, &a->shape, &b->shape, ys, v->attr[0], v->attr[1]);
+        break;
+    case OP_CONV2D_GRAD_INPUT:   /* dy [o,oh,ow], K -> dx [c,h,w] */
+        conv_shape(e, 2, ys, &b->shape, &a->shape, v->attr[0], v->attr[1]);
+        break;
+    case OP_CONV2D_GRAD_KERNEL:  /* dy, x [c,h,w] -> dK [o,c,kh,kw] */
+        args[1].per_sample = true;
+        conv_shape(e, 2, &b->shape, ys, &a->shape, v->attr[0], v->attr[1]);
+        break;
+    case OP_CONV2D_GRAD_BIAS: {  /* dy [o,oh,ow] -> db [o] */
+        const Shape *dy = &a->shape;
+        line(e, 2, "const bp_conv2d_shape cs = {.c = 1, .h = %d, .w = %d, .o = %d, .kh = 1, .kw = 1,",
+             dy->dim[1], dy->dim[2], dy->dim[0]);
+        line(e, 2, "                             .stride = 1, .pad = 0, .oh = %d, .ow = %d};",
+             dy->dim[1], dy->dim[2]);
+        break;
+    }
+    case OP_MAXPOOL2D_GRAD:
+        args[1].per_sample = true;
+        break;
+    default:
+        break;
+    }
+    bool once = one_call(args, 3, out_batched);
+    /* a per-sample gradient of a shared kernel or bias is a sum over one
+     * sample: the loop's own call with n = 1 */
+    if (!mean && (v->op == OP_CONV2D_GRAD_KERNEL || v->op == OP_CONV2D_GRAD_BIAS) && y->batched)
+        once = false;
+    int d = 2;
+    if (!once) {
+        line(e, 2, "for (size_t s = 0; s < (size_t)n; s++) {");
+        d = 3;
+    }
+    const char *count = once && out_batched ? "n" : "1";
+    const char *out = buf_name(e, y);
+    if (!once && y->batched)
+        out = fmt(e, "%s + s * %ld", out, shape_size(y->shape));
+    const char *A = karg(e, a, !once), *B = karg(e, b, !once), *C = karg(e, c, !once);
+    const char *one = lit_str(e, 1), *zero = lit_str(e, 0);
+    const char *alpha = mean ? inv_n(e) : one;
+    const char *beta = mean && !once ? fmt(e, "s == 0 ? %s : %s", zero, one) : zero;
+    if (mean && !once)
+        alpha = inv_n(e);
+    int k = v->attr[0];
+    switch (v->op) {
+    case OP_CONV2D:
+        line(e, d, "%s(&cs, %s, %s, %s, %s, %s, %s);", fnname, count, A, B, C, out, scratch_ptr(e, y));
+        break;
+    case OP_CONV2D_GRAD_INPUT:
+        line(e, d, "%s(&cs, %s, %s, %s, %s, %s);", fnname, count, A, B, out, scratch_ptr(e, y));
+        break;
+    case OP_CONV2D_GRAD_KERNEL:
+        line(e, d, "%s(&cs, %s, %s, %s, %s, %s, %s, %s);", fnname, count, A, B, alpha, beta, out,
+             scratch_ptr(e, y));
+        break;
+    case OP_CONV2D_GRAD_BIAS:
+        line(e, d, "%s(&cs, %s, %s, %s, %s, %s);", fnname, count, A, alpha, beta, out);
+        break;
+    case OP_MAXPOOL2D:
+    case OP_AVGPOOL2D:
+        line(e, d, "%s(%s, %d, %d, %d, %d, %s, %s);", fnname, count, a->shape.dim[0],
+             a->shape.dim[1], a->shape.dim[2], k, A, out);
+        break;
+    case OP_MAXPOOL2D_GRAD:     /* x, dy -> dx */
+        line(e, d, "%s(%s, %d, %d, %d, %d, %s, %s, %s);", fnname, count, a->shape.dim[0],
+             a->shape.dim[1], a->shape.dim[2], k, A, B, out);
+        break;
+    case OP_AVGPOOL2D_GRAD:     /* dy -> dx [c, h, w] */
+        line(e, d, "%s(%s, %d, %d, %d, %d, %s, %s);", fnname, count, ys->dim[0], ys->dim[1],
+             ys->dim[2], k, A, out);
+        break;
+    default:
+        die("not a kernel");
+    }
+    if (!once)
+        line(e, 2, "}");
+    line(e, 1, "}");
+}
+
 static void emit_step(Emit *e, Node *y)
 {
     switch (op_info[y->op].kind) {
@@ -1053,6 +1215,9 @@ static void emit_step(Emit *e, Node *y)
         break;
     case OPK_VECTOR:
         step_vector(e, y);
+        break;
+    case OPK_KERNEL:
+        step_kernel(e, y, y, false);
         break;
     case OPK_BATCH:
         step_batch_mean(e, y);
@@ -1229,6 +1394,7 @@ static void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
 {
     const Plan *p = e->p;
     e->f = f;
+    e->ws_direct = false;
     memset(e->used, 0, sizeof(bool) * (size_t)(e->g->nnodes + 1));
     char *body = NULL;
     size_t nbody = 0;
@@ -1256,7 +1422,7 @@ static void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
         if (pool == POOL_BATCHED || pool == POOL_SHARED)
             ws_used = true;
     }
-    if (ws_used)
+    if (ws_used || e->ws_direct)
         fprintf(out, "    %s *const wsr = (%s *)ws;\n", e->real, e->real);
     for (int k = 0; k < e->m->ninputs; k++)
         if (e->used[e->g->input_nodes[k]->id])
@@ -1294,14 +1460,18 @@ static void emit_init(Emit *e, FILE *out)
         Symbol *s = m->params[i];
         Init init = s->stmt->init;
         long size = shape_size(s->shape);
-        double d1 = s->shape.rank == 2 ? s->shape.dim[0] : (double)size;
-        double d2 = s->shape.rank == 2 ? s->shape.dim[1] : (double)size;
+        /* fan-out d1 and fan-in d2: [d1, d2] as W in W·x; a vector or scalar
+         * counts its size for both; rank 3 and 4 count d1·r and d2·r, r the
+         * product of the other dimensions (as PyTorch counts a kernel) */
+        double r = s->shape.rank > 2 ? (double)size / s->shape.dim[0] / s->shape.dim[1] : 1;
+        double d1 = s->shape.rank >= 2 ? s->shape.dim[0] * r : (double)size;
+        double d2 = s->shape.rank >= 2 ? s->shape.dim[1] * r : (double)size;
         const char *dst = off ? fmt(e, "theta + %ld", off) : "theta";
         const char *what = NULL, *call = NULL;
         switch (init.kind) {
         case INIT_DEFAULT:
-            if (s->shape.rank == 2) {
-                what = fmt(e, "default for a matrix: normal(0, 1/sqrt(%g))", d2);
+            if (s->shape.rank >= 2) {
+                what = fmt(e, "default for rank %d: normal(0, 1/sqrt(%g))", s->shape.rank, d2);
                 call = fmt(e, "bp_fill_normal(&rng, %s, %d, %ld, 0.0, %s)", dst, rs, size,
                            dlit(e, 1 / sqrt(d2)));
             } else {
@@ -1362,6 +1532,17 @@ static void emit_header(Emit *e, FILE *h)
             comment_text(e, file));
     fprintf(h, "#ifndef BPGEN_%s_H\n#define BPGEN_%s_H\n\n", M, M);
     fputs("#include <stddef.h>\n\n#include \"bp.h\"\n\n", h);
+    /* generated code and the runtime must agree on bp_model's layout; #error
+     * cannot print a macro's value, so the second message names the macro */
+    fprintf(h, "#if !defined(BP_ABI_VERSION)\n"
+               "#error \"generated by bpgen %s for runtime ABI %d, but this bp.h is of ABI 1: "
+               "use the bp.h and libbp.a of bpgen %s, or regenerate with the bpgen of this bp.h\"\n"
+               "#elif BP_ABI_VERSION != %d\n"
+               "#error \"generated by bpgen %s for runtime ABI %d, but this bp.h has another ABI "
+               "(BP_ABI_VERSION): use the bp.h and libbp.a of bpgen %s, or regenerate with the "
+               "bpgen of this bp.h\"\n"
+               "#endif\n\n", BPGEN_VERSION, EMIT_ABI_VERSION, BPGEN_VERSION, EMIT_ABI_VERSION,
+            BPGEN_VERSION, EMIT_ABI_VERSION, BPGEN_VERSION);
     fputs("#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n", h);
     fprintf(h, "/* Model %s, in %s: theta holds every parameter, row-major, in\n"
                " * declaration order; inputs[k] holds n samples of input k. */\n", M, r);
@@ -1416,8 +1597,13 @@ static void tensor_table(Emit *e, FILE *out, const char *what, Symbol **syms, in
     for (int i = 0; i < count; i++) {
         Symbol *s = syms[i];
         long size = shape_size(s->shape);
-        fprintf(out, "    {\"%s\", %d, {%d, %d}, %ld, %ld, %d, %d},\n", s->name, s->shape.rank,
-                s->shape.dim[0], s->shape.dim[1], size, params ? off : 0L,
+        /* bp_tensor_info.dims has 4 entries (runtime ABI 2), unused ones 1 */
+        int dims[4] = {1, 1, 1, 1};
+        int have = (int)(sizeof s->shape.dim / sizeof s->shape.dim[0]);
+        for (int d = 0; d < s->shape.rank && d < have && d < 4; d++)
+            dims[d] = s->shape.dim[d];
+        fprintf(out, "    {\"%s\", %d, {%d, %d, %d, %d}, %ld, %ld, %d, %d},\n", s->name,
+                s->shape.rank, dims[0], dims[1], dims[2], dims[3], size, params ? off : 0L,
                 params && s->stmt && s->stmt->frozen ? 1 : 0, !params && s->wrt ? 1 : 0);
         off += size;
     }
@@ -1476,6 +1662,8 @@ static void emit_model(Emit *e, FILE *out)
     free(conv);
 
     fprintf(out, "const bp_model %s_model = {\n", M);
+    fprintf(out, "    .abi_version = %d, /* BP_ABI_VERSION: checked by the header */\n",
+            EMIT_ABI_VERSION);
     fprintf(out, "    .name = \"%s\",\n    .real_size = %d,\n", M, e->dbl ? 8 : 4);
     fprintf(out, "    .num_params = %s_NUM_PARAMS,\n    .num_param_tensors = %d,\n", M, m->nparams);
     fprintf(out, "    .params = %s,\n", m->nparams ? fmt(e, "%s_param_info", M) : "NULL");

@@ -122,6 +122,22 @@ static Dx *dx_fn(Arena *a, const char *fn, Shape shape, Dx *x, Dx *y)
     return f;
 }
 
+/* An operation that has no .net spelling (the gradients of convolution and
+ * pooling, a reshape): written as a call of the compiler's own name with
+ * its attributes, `conv2d_grad_input(dL/dy, K, stride=1, pad=0, h=8, w=8)`. */
+static Dx *dx_kernel(Arena *a, Op op, Shape shape, int n, Dx *const *kids, const int *attr)
+{
+    Dx *f = dx_new(a, DX_FN, shape, n);
+    f->fn = op_info[op].name;
+    for (int i = 0; i < n; i++)
+        f->kid[i] = kids[i];
+    const char *extra = "";
+    for (int i = 0; i < MAX_ATTRS && attr && op_info[op].attr_names[i]; i++)
+        extra = arena_printf(a, "%s, %s=%d", extra, op_info[op].attr_names[i], attr[i]);
+    f->extra = extra;
+    return f;
+}
+
 static Dx *dx_matmul(Arena *a, Shape shape, Dx *x, Dx *y)
 {
     Dx *m = dx_new(a, DX_MATMUL, shape, 2);
@@ -132,8 +148,7 @@ static Dx *dx_matmul(Arena *a, Shape shape, Dx *x, Dx *y)
 
 static Shape mat_shape(int rows, int cols)
 {
-    Shape s = {2, {rows, cols}};
-    return s;
+    return shape_of(2, (int[]){rows, cols});
 }
 
 /* transpose(x), written transpose(transpose(A)) = A at once */
@@ -160,7 +175,7 @@ static bool dx_equal(const Dx *x, const Dx *y)
     case DX_NODE: return x->node == y->node;
     case DX_ADJ: return x->var == y->var;
     case DX_FN:
-        if (strcmp(x->fn, y->fn) != 0)
+        if (strcmp(x->fn, y->fn) != 0 || strcmp(x->extra ? x->extra : "", y->extra ? y->extra : ""))
             return false;
         break;
     case DX_PROD:
@@ -340,6 +355,7 @@ static Dx *simplify_fn(Arena *a, Dx *x)
 {
     Dx *f = dx_new(a, DX_FN, x->shape, x->n);
     f->fn = x->fn;
+    f->extra = x->extra;
     for (int i = 0; i < x->n; i++) {
         f->kid[i] = simplify(a, x->kid[i]);
         if (is_num(f->kid[i], 0))
@@ -709,10 +725,10 @@ const char *dx_text(Arena *a, const Derivation *d, const Dx *x, int *prec)
             return arena_printf(a, "%s^0", paren(a, k, kp, P_ATOM));
         }
         const char *s = dx_text(a, d, x->kid[0], NULL);
-        if (x->n > 1)
-            s = arena_printf(a, "%s, %s", s, dx_text(a, d, x->kid[1], NULL));
+        for (int i = 1; i < x->n; i++)
+            s = arena_printf(a, "%s, %s", s, dx_text(a, d, x->kid[i], NULL));
         *prec = P_ATOM;
-        return arena_printf(a, "%s(%s)", x->fn, s);
+        return arena_printf(a, "%s(%s%s)", x->fn, s, x->extra ? x->extra : "");
     }
     }
     *prec = P_ATOM;
@@ -881,6 +897,29 @@ static void backprop(Deriver *r, Node *y, Dx *D)
         give(r, p, dx_add(a, D, dx_scale(a, -1, s)));
         break;
     }
+    case OP_RESHAPE: {
+        Shape sh = p->shape;
+        give(r, p, dx_kernel(a, OP_RESHAPE, p->shape, 1, &D, sh.dim));
+        break;
+    }
+    case OP_CONV2D: {
+        Node *x = p, *K = q;
+        int s = y->attr[0], pad = y->attr[1];
+        give(r, x, dx_kernel(a, OP_CONV2D_GRAD_INPUT, x->shape, 2, (Dx *[]){D, dx_node(a, K)},
+                             (int[]){s, pad, x->shape.dim[1], x->shape.dim[2]}));
+        give(r, K, dx_kernel(a, OP_CONV2D_GRAD_KERNEL, K->shape, 2, (Dx *[]){D, dx_node(a, x)},
+                             (int[]){s, pad, K->shape.dim[2], K->shape.dim[3]}));
+        if (y->nin > 2)
+            give(r, y->in[2], dx_kernel(a, OP_CONV2D_GRAD_BIAS, y->in[2]->shape, 1, &D, NULL));
+        break;
+    }
+    case OP_MAXPOOL2D:
+        give(r, p, dx_kernel(a, OP_MAXPOOL2D_GRAD, p->shape, 2, (Dx *[]){dx_node(a, p), D}, y->attr));
+        break;
+    case OP_AVGPOOL2D:
+        give(r, p, dx_kernel(a, OP_AVGPOOL2D_GRAD, p->shape, 1, &D,
+                             (int[]){y->attr[0], p->shape.dim[1], p->shape.dim[2]}));
+        break;
     case OP_BATCH_MEAN:
         give(r, p, D);
         break;
@@ -1201,7 +1240,9 @@ static const char *expr_text(Arena *a, const Expr *e, int *prec)
     case EX_CALL: {
         const char *s = "";
         for (int i = 0; i < e->nargs; i++)
-            s = arena_printf(a, i ? "%s, %s" : "%s%s", s, expr_text(a, e->args[i], &lp));
+            s = arena_printf(a, i ? "%s, %s%s%s" : "%s%s%s%s", s,
+                             e->args[i]->keyword ? e->args[i]->keyword : "",
+                             e->args[i]->keyword ? "=" : "", expr_text(a, e->args[i], &lp));
         *prec = P_ATOM;
         return arena_printf(a, "%s(%s)", e->name, s);
     }

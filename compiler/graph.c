@@ -25,34 +25,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-const OpInfo op_info[OP__COUNT] = {
-#define X(op, name, arity, kind) {name, arity, kind},
-    BP_OPS(X)
-#undef X
-};
-
-const Shape SHAPE_SCALAR = {0, {1, 1}};
+const Shape SHAPE_SCALAR = {0, {1, 1, 1, 1}};
 
 bool shape_eq(Shape a, Shape b)
 {
-    return a.rank == b.rank && a.dim[0] == b.dim[0] && a.dim[1] == b.dim[1];
+    if (a.rank != b.rank)
+        return false;
+    for (int i = 0; i < a.rank; i++)
+        if (a.dim[i] != b.dim[i])
+            return false;
+    return true;
 }
 
 long shape_size(Shape s)
 {
-    return (long)s.dim[0] * (long)s.dim[1];
-}
-
-static Shape shape_vec(int n)
-{
-    Shape s = {1, {n, 1}};
-    return s;
-}
-
-static Shape shape_mat(int m, int n)
-{
-    Shape s = {2, {m, n}};
-    return s;
+    long n = 1;
+    for (int i = 0; i < s.rank; i++)
+        n *= s.dim[i];
+    return n;
 }
 
 bool node_is_const(const Node *n, double value)
@@ -73,17 +63,20 @@ static uint64_t mix(uint64_t h, uint64_t v)
     return h;
 }
 
-static uint64_t node_hash(Op op, Shape shape, Node *a, Node *b, double value,
-                          int index)
+static uint64_t node_hash(Op op, Shape shape, int nin, Node *const *in, const int *attr,
+                          double value, int index)
 {
     uint64_t bits;
     memcpy(&bits, &value, sizeof bits);
     uint64_t h = (uint64_t)op;
     h = mix(h, (uint64_t)shape.rank);
-    h = mix(h, (uint64_t)shape.dim[0]);
-    h = mix(h, (uint64_t)shape.dim[1]);
-    h = mix(h, a ? (uint64_t)a->id + 1 : 0);
-    h = mix(h, b ? (uint64_t)b->id + 1 : 0);
+    for (int i = 0; i < shape.rank; i++)
+        h = mix(h, (uint64_t)shape.dim[i]);
+    h = mix(h, (uint64_t)nin);
+    for (int k = 0; k < nin; k++)
+        h = mix(h, (uint64_t)in[k]->id + 1);
+    for (int k = 0; k < MAX_ATTRS; k++)
+        h = mix(h, (uint64_t)(unsigned)attr[k]);
     h = mix(h, bits);
     h = mix(h, (uint64_t)(index + 1));
     return h;
@@ -95,8 +88,7 @@ static void table_grow(Graph *g)
     Node **table = arena_alloc(g->arena, sizeof *table * (size_t)cap);
     for (int i = 0; i < g->nnodes; i++) {
         Node *n = g->nodes[i];
-        uint64_t h = node_hash(n->op, n->shape, n->nin > 0 ? n->in[0] : NULL,
-                               n->nin > 1 ? n->in[1] : NULL, n->value, n->index);
+        uint64_t h = node_hash(n->op, n->shape, n->nin, n->in, n->attr, n->value, n->index);
         size_t slot = (size_t)(h % (uint64_t)cap);
         n->hash_next = table[slot];
         table[slot] = n;
@@ -105,34 +97,53 @@ static void table_grow(Graph *g)
     g->table_cap = cap;
 }
 
+static const int NO_ATTRS[MAX_ATTRS];
+
+static bool same_node(const Node *n, Op op, Shape shape, int nin, Node *const *in,
+                      const int *attr, double value, int index)
+{
+    if (n->op != op || !shape_eq(n->shape, shape) || n->nin != nin || n->value != value ||
+        n->index != index)
+        return false;
+    for (int k = 0; k < nin; k++)
+        if (n->in[k] != in[k])
+            return false;
+    for (int k = 0; k < MAX_ATTRS; k++)
+        if (n->attr[k] != attr[k])
+            return false;
+    return true;
+}
+
 /* Returns the node with these fields, creating it when it is new. */
-static Node *intern(Graph *g, Op op, Shape shape, Node *a, Node *b,
+static Node *intern(Graph *g, Op op, Shape shape, int nin, Node *const *in, const int *attr,
                     double value, int index)
 {
     if (value == 0)
         value = 0; /* -0 and 0 are one constant */
+    if (!attr)
+        attr = NO_ATTRS;
     if (g->nnodes >= g->table_cap / 2)
         table_grow(g);
-    uint64_t h = node_hash(op, shape, a, b, value, index);
+    uint64_t h = node_hash(op, shape, nin, in, attr, value, index);
     size_t slot = (size_t)(h % (uint64_t)g->table_cap);
     for (Node *n = g->table[slot]; n; n = n->hash_next)
-        if (n->op == op && shape_eq(n->shape, shape) &&
-            (n->nin > 0 ? n->in[0] : NULL) == a &&
-            (n->nin > 1 ? n->in[1] : NULL) == b && n->value == value &&
-            n->index == index)
+        if (same_node(n, op, shape, nin, in, attr, value, index))
             return n;
 
     Node *n = arena_alloc(g->arena, sizeof *n);
     n->op = op;
     n->shape = shape;
-    n->nin = op_info[op].arity;
-    n->in[0] = a;
-    n->in[1] = b;
+    for (int i = shape.rank; i < MAX_RANK; i++)
+        n->shape.dim[i] = 1;
+    n->nin = nin;
+    n->batched = op == OP_INPUT && g->batched_inputs;
+    for (int k = 0; k < nin; k++) {
+        n->in[k] = in[k];
+        n->batched = n->batched || (op != OP_BATCH_MEAN && in[k]->batched);
+    }
+    memcpy(n->attr, attr, sizeof n->attr);
     n->value = value;
     n->index = index;
-    n->batched = (op == OP_INPUT && g->batched_inputs) ||
-                 (op != OP_BATCH_MEAN &&
-                  ((a && a->batched) || (b && b->batched)));
     n->id = g->nnodes;
     if (g->nnodes == g->nodes_cap) {
         int cap = g->nodes_cap ? g->nodes_cap * 2 : 1024;
@@ -148,9 +159,15 @@ static Node *intern(Graph *g, Op op, Shape shape, Node *a, Node *b,
     return n;
 }
 
+static Node *intern2(Graph *g, Op op, Shape shape, Node *a, Node *b)
+{
+    Node *in[2] = {a, b};
+    return intern(g, op, shape, b ? 2 : a ? 1 : 0, in, NULL, 0, -1);
+}
+
 Node *node_const(Graph *g, double value, Shape shape)
 {
-    return intern(g, OP_CONST, shape, NULL, NULL, value, -1);
+    return intern(g, OP_CONST, shape, 0, NULL, NULL, value, -1);
 }
 
 Node *node_scalar(Graph *g, double value)
@@ -164,71 +181,29 @@ Node *node_broadcast(Graph *g, Node *scalar, Shape shape)
         return scalar;
     if (is_const(scalar))
         return node_const(g, scalar->value, shape);
-    return intern(g, OP_BROADCAST, shape, scalar, NULL, 0, -1);
+    return intern2(g, OP_BROADCAST, shape, scalar, NULL);
 }
 
 /* ---------------------------------------------------------------- shapes */
 
-/* The shape of op(a, b); inputs are assumed valid (check.c or diff.c saw
- * to it). */
-static Shape result_shape(Op op, const Node *a, const Node *b)
+/* The shape of op(in...), by the operation's rule in ops.c; operands are
+ * assumed valid (check.c or diff.c saw to it). */
+static Shape result_shape(Op op, int nin, Node *const *in, const int *attr, ShapeError *err)
 {
-    switch (op) {
-    case OP_ADD: case OP_MUL: case OP_MAX: case OP_MIN:
-        return a->shape.rank >= b->shape.rank ? a->shape : b->shape;
-    case OP_POW:
-        return a->shape;
-    case OP_MATMUL:
-        if (a->shape.rank == 2 && b->shape.rank == 1)
-            return shape_vec(a->shape.dim[0]);
-        if (a->shape.rank == 2)
-            return shape_mat(a->shape.dim[0], b->shape.dim[1]);
-        if (b->shape.rank == 2)
-            return shape_vec(b->shape.dim[1]);
-        return SHAPE_SCALAR;
-    case OP_TRANSPOSE:
-        return shape_mat(a->shape.dim[1], a->shape.dim[0]);
-    case OP_OUTER:
-        return shape_mat(a->shape.dim[0], b->shape.dim[0]);
-    case OP_SUM: case OP_LOGSUMEXP:
-        return SHAPE_SCALAR;
-    default:
-        return a->shape;
-    }
+    Shape shapes[MAX_OPERANDS];
+    for (int k = 0; k < nin; k++)
+        shapes[k] = in[k]->shape;
+    return op_info[op].shape(shapes, nin, attr ? attr : NO_ATTRS, err);
 }
 
 /* ---------------------------------------------------------------- folding */
-
-static double sigmoid(double x)
-{
-    return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
-}
 
 /* Evaluates an elementwise op on constants. Returns false when the result
  * would not be a finite, non-negative-zero number: such folds could change
  * what the program means (a NaN at compile time, a -0 that prints as 0). */
 static bool fold(Op op, double x, double y, double *out)
 {
-    double r;
-    switch (op) {
-    case OP_ADD: r = x + y; break;
-    case OP_MUL: r = x * y; break;
-    case OP_POW: r = pow(x, y); break;
-    case OP_MAX: r = x >= y ? x : y; break;
-    case OP_MIN: r = x <= y ? x : y; break;
-    case OP_EXP: r = exp(x); break;
-    case OP_LOG: if (x <= 0) return false; r = log(x); break;
-    case OP_ABS: r = fabs(x); break;
-    case OP_SIN: r = sin(x); break;
-    case OP_COS: r = cos(x); break;
-    case OP_TANH: r = tanh(x); break;
-    case OP_SIGMOID: r = sigmoid(x); break;
-    case OP_RELU: r = x > 0 ? x : 0; break;
-    case OP_SOFTPLUS: r = x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); break;
-    case OP_STEP: r = x > 0 ? 1 : 0; break;
-    case OP_SIGN: r = (x > 0) - (x < 0); break;
-    default: return false;
-    }
+    double r = op_info[op].fold(x, y);
     if (!isfinite(r) || (r == 0 && signbit(r)))
         return false;
     /* nor to a 0 that is only an underflow of a nonzero product */
@@ -344,13 +319,28 @@ static Node *rewrite(Graph *g, Op op, Node *a, Node *b, Shape shape)
     return NULL;
 }
 
-Node *node_new(Graph *g, Op op, Node *a, Node *b)
+Node *node_new_n(Graph *g, Op op, int nin, Node *const *in, const int *attr)
 {
-    Shape shape = result_shape(op, a, b);
+    if (!attr)
+        attr = NO_ATTRS;
+    ShapeError err = {-1, ""};
+    if (nin < op_info[op].min_in || nin > op_info[op].max_in || !op_info[op].shape) {
+        fprintf(stderr, "bpgen: internal error: %s with %d operands\n", op_info[op].name, nin);
+        abort();
+    }
+    Shape shape = result_shape(op, nin, in, attr, &err);
+    if (shape.rank < 0) {
+        fprintf(stderr, "bpgen: internal error: %s %s\n", op_info[op].name, err.msg);
+        abort();
+    }
+    if (op == OP_RESHAPE)
+        return node_reshape(g, in[0], shape);
+    if (op_info[op].kind == OPK_KERNEL)
+        return intern(g, op, shape, nin, in, attr, 0, -1);
 
+    Node *a = in[0], *b = nin > 1 ? in[1] : NULL;
     /* constants fold when every input is a constant */
-    if (op_info[op].kind == OPK_ELEMENTWISE && op != OP_BROADCAST && is_const(a) &&
-        (!b || is_const(b))) {
+    if ((op_info[op].flags & OPF_FOLDS) && is_const(a) && (!b || is_const(b))) {
         double v;
         if (fold(op, a->value, b ? b->value : 0, &v))
             return node_const(g, v, shape);
@@ -364,7 +354,7 @@ Node *node_new(Graph *g, Op op, Node *a, Node *b)
         return node_const(g, a->value, shape);
 
     /* commutative operations: constants first, then by id */
-    if ((op == OP_ADD || op == OP_MUL) &&
+    if ((op_info[op].flags & OPF_COMMUTATIVE) &&
         (is_const(b) ? (!is_const(a) || b->id < a->id) : (!is_const(a) && b->id < a->id))) {
         Node *t = a;
         a = b;
@@ -378,7 +368,29 @@ Node *node_new(Graph *g, Op op, Node *a, Node *b)
         return simpler;
     if (simpler && simpler->shape.rank == 0)
         return node_broadcast(g, simpler, shape);
-    return intern(g, op, shape, a, b, 0, -1);
+    return intern2(g, op, shape, a, b);
+}
+
+Node *node_new(Graph *g, Op op, Node *a, Node *b)
+{
+    Node *in[2] = {a, b};
+    return node_new_n(g, op, b ? 2 : 1, in, NULL);
+}
+
+Node *node_reshape(Graph *g, Node *x, Shape shape)
+{
+    if (shape_eq(x->shape, shape))
+        return x;
+    if (is_const(x))
+        return node_const(g, x->value, shape);
+    if (x->op == OP_RESHAPE)
+        x = x->in[0];
+    if (shape_eq(x->shape, shape))
+        return x;
+    int attr[MAX_ATTRS] = {0};
+    for (int i = 0; i < shape.rank; i++)
+        attr[i] = shape.dim[i];
+    return intern(g, OP_RESHAPE, shape, 1, &x, attr, 0, -1);
 }
 
 /* ---------------------------------------------------------------- AST -> graph */
@@ -416,68 +428,34 @@ static Node *sub(Graph *g, Node *x, Node *y)
     return node_new(g, OP_ADD, x, neg(g, y));
 }
 
-static Node *scale(Graph *g, double c, Node *x)
-{
-    return node_new(g, OP_MUL, node_scalar(g, c), x);
-}
-
 static Node *build_expr(Builder *b, Expr *e);
 
+/* The value of an integer literal argument (check.c saw that it is one). */
+static double int_literal(const Expr *e)
+{
+    return e->kind == EX_NEG ? -int_literal(e->lhs) : e->num;
+}
+
+/* A call: its tensor arguments, then its integer arguments (positional
+ * ones marked in func_info, then keywords) as attributes. */
 static Node *build_call(Builder *b, Expr *e)
 {
-    Graph *g = b->g;
-    Node *x = e->nargs > 0 ? build_expr(b, e->args[0]) : NULL;
-    Node *y = e->nargs > 1 ? build_expr(b, e->args[1]) : NULL;
-    double inv_size = x ? 1.0 / (double)shape_size(x->shape) : 1;
-    switch ((Func)e->func) {
-    case FN_EXP: return node_new(g, OP_EXP, x, NULL);
-    case FN_LOG: return node_new(g, OP_LOG, x, NULL);
-    case FN_SQRT: return node_new(g, OP_POW, x, node_scalar(g, 0.5));
-    case FN_ABS: return node_new(g, OP_ABS, x, NULL);
-    case FN_SIN: return node_new(g, OP_SIN, x, NULL);
-    case FN_COS: return node_new(g, OP_COS, x, NULL);
-    case FN_TANH: return node_new(g, OP_TANH, x, NULL);
-    case FN_SIGMOID: return node_new(g, OP_SIGMOID, x, NULL);
-    case FN_RELU: return node_new(g, OP_RELU, x, NULL);
-    case FN_SOFTPLUS: return node_new(g, OP_SOFTPLUS, x, NULL);
-    case FN_STEP: return node_new(g, OP_STEP, x, NULL);
-    case FN_SIGN: return node_new(g, OP_SIGN, x, NULL);
-    case FN_MAX: return node_new(g, OP_MAX, x, y);
-    case FN_MIN: return node_new(g, OP_MIN, x, y);
-    case FN_TRANSPOSE: return node_new(g, OP_TRANSPOSE, x, NULL);
-    case FN_OUTER: return node_new(g, OP_OUTER, x, y);
-    case FN_SUM: return node_new(g, OP_SUM, x, NULL);
-    case FN_MEAN: return scale(g, inv_size, node_new(g, OP_SUM, x, NULL));
-    case FN_DOT: return node_new(g, OP_SUM, node_new(g, OP_MUL, x, y), NULL);
-    case FN_LOGSUMEXP: return node_new(g, OP_LOGSUMEXP, x, NULL);
-    case FN_SOFTMAX: return node_new(g, OP_SOFTMAX, x, NULL);
-    case FN_LOG_SOFTMAX: return node_new(g, OP_LOG_SOFTMAX, x, NULL);
-    case FN_MSE: /* mean((yhat - y)^2) */
-        return scale(g, inv_size,
-                     node_new(g, OP_SUM,
-                              node_new(g, OP_POW, sub(g, x, y), node_scalar(g, 2)),
-                              NULL));
-    case FN_CROSS_ENTROPY: /* -sum(y * log(p)); log(softmax z) becomes log_softmax z */
-        return neg(g, node_new(g, OP_SUM,
-                               node_new(g, OP_MUL, y, node_new(g, OP_LOG, x, NULL)),
-                               NULL));
-    case FN_SOFTMAX_CROSS_ENTROPY: /* -sum(y * log_softmax(z)) */
-        return neg(g, node_new(g, OP_SUM,
-                               node_new(g, OP_MUL, y, node_new(g, OP_LOG_SOFTMAX, x, NULL)),
-                               NULL));
-    case FN__COUNT:
-        break;
-    case FN_BCE: { /* -mean(y log p + (1 - y) log(1 - p)) */
-        Node *one = node_scalar(g, 1);
-        Node *pos = node_new(g, OP_MUL, y, node_new(g, OP_LOG, x, NULL));
-        Node *negv = node_new(g, OP_MUL, sub(g, one, y),
-                              node_new(g, OP_LOG, sub(g, one, x), NULL));
-        return scale(g, -inv_size,
-                     node_new(g, OP_SUM, node_new(g, OP_ADD, pos, negv), NULL));
+    const FuncInfo *f = &func_info[e->func];
+    Node *args[MAX_OPERANDS];
+    int attr[MAX_ATTRS] = {0}, nargs = 0, nattr = 0;
+    for (int i = 0; i < e->nargs && !e->args[i]->keyword; i++) {
+        if (f->int_args & (1u << i))
+            attr[nattr++] = (int)int_literal(e->args[i]);
+        else
+            args[nargs++] = build_expr(b, e->args[i]);
     }
+    for (int k = 0; k < 2 && f->keywords[k]; k++) {
+        attr[nattr + k] = f->defaults[k];
+        for (int i = 0; i < e->nargs; i++)
+            if (e->args[i]->keyword && !strcmp(e->args[i]->keyword, f->keywords[k]))
+                attr[nattr + k] = (int)int_literal(e->args[i]);
     }
-    fprintf(stderr, "bpgen: internal error: unknown function %d\n", e->func);
-    abort();
+    return f->build(b->g, args, nargs, attr);
 }
 
 static Node *build_expr(Builder *b, Expr *e)
@@ -523,12 +501,12 @@ Graph *graph_build(Arena *a, Model *m, bool batched_inputs)
     g->grad_inputs = arena_alloc(a, sizeof(Node *) * (size_t)(m->ninputs + 1));
 
     for (int i = 0; i < m->ninputs; i++) {
-        Node *n = intern(g, OP_INPUT, m->inputs[i]->shape, NULL, NULL, 0, i);
+        Node *n = intern(g, OP_INPUT, m->inputs[i]->shape, 0, NULL, NULL, 0, i);
         n->name = n->label = m->inputs[i]->name;
         g->input_nodes[i] = n;
     }
     for (int i = 0; i < m->nparams; i++) {
-        Node *n = intern(g, OP_PARAM, m->params[i]->shape, NULL, NULL, 0, i);
+        Node *n = intern(g, OP_PARAM, m->params[i]->shape, 0, NULL, NULL, 0, i);
         n->name = n->label = m->params[i]->name;
         g->param_nodes[i] = n;
     }
@@ -560,13 +538,13 @@ bool graph_check(const Graph *g)
         const char *why = NULL;
         if (n->id != i)
             why = "id is not its position";
-        else if (n->nin != op_info[n->op].arity)
+        else if (n->nin < op_info[n->op].min_in || n->nin > op_info[n->op].max_in)
             why = "wrong number of inputs";
         for (int k = 0; !why && k < n->nin; k++)
             if (!n->in[k] || n->in[k]->id >= n->id)
                 why = "input missing or not before the node";
         if (!why && n->nin > 0 && n->op != OP_BROADCAST) {
-            Shape s = result_shape(n->op, n->in[0], n->nin > 1 ? n->in[1] : NULL);
+            Shape s = result_shape(n->op, n->nin, n->in, n->attr, NULL);
             if (!shape_eq(s, n->shape))
                 why = "shape does not follow from the inputs";
         }
@@ -581,12 +559,13 @@ bool graph_check(const Graph *g)
 
 static void dump_shape(FILE *out, Shape s)
 {
-    if (s.rank == 0)
+    if (s.rank == 0) {
         fputs("scalar", out);
-    else if (s.rank == 1)
-        fprintf(out, "[%d]", s.dim[0]);
-    else
-        fprintf(out, "[%d, %d]", s.dim[0], s.dim[1]);
+        return;
+    }
+    for (int i = 0; i < s.rank; i++)
+        fprintf(out, "%s%d", i ? ", " : "[", s.dim[i]);
+    fputc(']', out);
 }
 
 void graph_dump(const Graph *g, FILE *out)
@@ -600,6 +579,9 @@ void graph_dump(const Graph *g, FILE *out)
             fprintf(out, " #%d", n->index);
         for (int k = 0; k < n->nin; k++)
             fprintf(out, " %%%d", n->in[k]->id);
+        for (int k = 0; k < MAX_ATTRS; k++)
+            if (op_info[n->op].attr_names[k])
+                fprintf(out, " %s=%d", op_info[n->op].attr_names[k], n->attr[k]);
         fputs("  : ", out);
         dump_shape(out, n->shape);
         if (n->batched)

@@ -126,7 +126,7 @@ static void collect(Lower *L, PlanFn f, bool *want)
             info[x->id].user[f] = n;
             if (!is_gemm(n))
                 L->non_gemm_user[f][x->id] = true;
-            if (x->op == OP_CONST && is_gemm(n))
+            if (x->op == OP_CONST && (is_gemm(n) || op_info[n->op].kind == OPK_KERNEL))
                 L->gemm_mem[f][x->id] = true;
         }
     }
@@ -163,6 +163,17 @@ static NodeMode choose_mode(Lower *L, PlanFn f, Node *n)
         if (u && u->op == OP_BATCH_MEAN && n->batched && !is_dot(n))
             return NODE_VIRTUAL;
         return NODE_BUFFER;
+    case OP_CONV2D_GRAD_KERNEL:
+    case OP_CONV2D_GRAD_BIAS: {
+        /* batch_mean of per-sample kernel (bias) gradients: one kernel
+         * call over the batch with alpha = 1/n */
+        bool all_batched = true;
+        for (int k = 0; k < n->nin; k++)
+            all_batched = all_batched && n->in[k]->batched;
+        if (u && u->op == OP_BATCH_MEAN && all_batched)
+            return NODE_VIRTUAL;
+        return NODE_BUFFER;
+    }
     default:
         if (is_elementwise(n) && u && fits_loop_of(n, u))
             return NODE_INLINE;
@@ -260,6 +271,33 @@ static long schedule(Lower *L, PlanFn f, long base)
     return end;
 }
 
+/* ---------------------------------------------------------------- scratch */
+
+/* Reals of scratch the step computing y needs: one sample's im2col matrix
+ * (c·kh·kw × oh·ow) for the convolutions' steps, as
+ * bp_conv2d_scratch_reals() counts it; 0 for every other step. */
+static long scratch_reals(const Node *y)
+{
+    if (y->op == OP_BATCH_MEAN && y->in[0]->op == OP_CONV2D_GRAD_KERNEL)
+        y = y->in[0];
+    const Shape *o, *k;
+    switch (y->op) {
+    case OP_CONV2D:              /* x, K -> y */
+        o = &y->shape;
+        k = &y->in[1]->shape;
+        return (long)k->dim[1] * k->dim[2] * k->dim[3] * o->dim[1] * o->dim[2];
+    case OP_CONV2D_GRAD_INPUT:   /* dy, K -> dx */
+        o = &y->in[0]->shape;
+        k = &y->in[1]->shape;
+        return (long)k->dim[1] * k->dim[2] * k->dim[3] * o->dim[1] * o->dim[2];
+    case OP_CONV2D_GRAD_KERNEL:  /* dy, x -> dK */
+        o = &y->in[0]->shape;
+        return (long)y->in[1]->shape.dim[0] * y->attr[2] * y->attr[3] * o->dim[1] * o->dim[2];
+    default:
+        return 0;
+    }
+}
+
 /* ---------------------------------------------------------------- placement */
 
 typedef struct {
@@ -353,7 +391,7 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
     Plan *p = L->p;
     int cap = 0;
     for (int k = 0; k < nfns; k++)
-        cap += p->nsteps[fns[k]];
+        cap += 2 * p->nsteps[fns[k]];
     Interval *pools[2];
     int counts[2] = {0, 0};
     pools[0] = arena_alloc(p->arena, sizeof(Interval) * (size_t)(cap + 1));
@@ -363,6 +401,17 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
         for (int s = 0; s < p->nsteps[f]; s++) {
             Node *n = p->steps[f][s];
             Buffer *b = &p->info[n->id].buf[f];
+            long scratch = scratch_reals(n);
+            if (scratch > 0) {
+                /* lives during its step only */
+                Interval *iv = &pools[1][counts[1]++];
+                p->info[n->id].scratch_size = scratch;
+                p->info[n->id].scratch[f].pool = POOL_SHARED;
+                iv->start = iv->end = L->step_time[f][n->id];
+                iv->size = scratch;
+                iv->buf = &p->info[n->id].scratch[f];
+                iv->node = n;
+            }
             if (b->pool == POOL_GRAD)
                 continue;
             b->pool = n->batched ? POOL_BATCHED : POOL_SHARED;

@@ -358,14 +358,22 @@ static int render_sum(const Printer *p, Buf *b, const Node *n)
 
 /* ---------------------------------------------------------------- nodes */
 
-static int render_call(const Printer *p, Buf *b, const char *name, const Node *a, const Node *c)
+/* name(operands, attributes): attributes as keyword arguments, as the
+ * .net file writes stride= and pad= */
+static int render_call(const Printer *p, Buf *b, const Node *n)
 {
-    put(b, name);
+    const OpInfo *op = &op_info[n->op];
+    put(b, op->name);
     put(b, "(");
-    render_at(p, b, a, 0);
-    if (c) {
-        put(b, ", ");
-        render_at(p, b, c, 0);
+    for (int k = 0; k < n->nin; k++) {
+        if (k)
+            put(b, ", ");
+        render_at(p, b, n->in[k], 0);
+    }
+    for (int k = 0; k < MAX_ATTRS && op->attr_names[k]; k++) {
+        char tmp[64];
+        snprintf(tmp, sizeof tmp, ", %s=%d", op->attr_names[k], n->attr[k]);
+        put(b, tmp);
     }
     put(b, ")");
     return PREC_ATOM;
@@ -405,7 +413,7 @@ static int render(const Printer *p, Buf *b, const Node *n)
     case OP_BROADCAST:
         return render(p, b, n->in[0]);
     default:
-        return render_call(p, b, op_info[n->op].name, n->in[0], n->nin > 1 ? n->in[1] : NULL);
+        return render_call(p, b, n);
     }
 }
 

@@ -198,10 +198,11 @@ static Node *rebuild(Simp *s, Node *n)
 {
     if (n->nin == 0)
         return n;
-    Node *a = s->rebuilt[n->in[0]->id];
-    Node *b = n->nin > 1 ? s->rebuilt[n->in[1]->id] : NULL;
-    Node *fresh = n->op == OP_BROADCAST ? node_broadcast(s->g, a, n->shape)
-                                        : node_new(s->g, n->op, a, b);
+    Node *in[MAX_OPERANDS];
+    for (int k = 0; k < n->nin; k++)
+        in[k] = s->rebuilt[n->in[k]->id];
+    Node *fresh = n->op == OP_BROADCAST ? node_broadcast(s->g, in[0], n->shape)
+                                        : node_new_n(s->g, n->op, n->nin, in, n->attr);
     if (fresh->op == OP_ADD)
         fresh = rebuild_sum(s, fresh);
     else if (fresh->op == OP_MUL)

@@ -84,7 +84,7 @@ typedef struct {
 /* Growable lists built while parsing (arena memory). */
 typedef struct { Expr **items; int n, cap; } ExprList;
 typedef struct { NameRef *items; int n, cap; } NameList;
-typedef struct { int n; double v[2]; Loc at[2]; } DimList;
+typedef struct { int n; double v[4]; Loc at[4]; } DimList;
 typedef struct { int n; double v[2]; } NumList;
 typedef struct { double value; Loc at; } SignedNum;
 }
@@ -146,6 +146,7 @@ static Expr *ex_neg(ParseState *st, Expr *e, Loc at);
 static Expr *ex_binary(ParseState *st, BinOp op, Expr *l, Expr *r, Loc at);
 static Expr *ex_call(ParseState *st, const char *name, Loc at,
                      ExprList args);
+static Expr *ex_keyword(Expr *value, const char *keyword, Loc at);
 }
 
 %define api.pure full
@@ -186,7 +187,7 @@ static Expr *ex_call(ParseState *st, const char *name, Loc at,
 %type <nums> init_args number_list
 %type <snum> signed_number
 %type <names> name_list
-%type <expr> expr primary
+%type <expr> expr primary arg
 %type <exprs> args_opt args
 
 %left "+" "-"
@@ -324,8 +325,14 @@ args_opt
     ;
 
 args
-    : expr                      { $$ = exprs_add(st, (ExprList){0}, $1); }
-    | args "," expr             { $$ = exprs_add(st, $1, $3); }
+    : arg                       { $$ = exprs_add(st, (ExprList){0}, $1); }
+    | args "," arg              { $$ = exprs_add(st, $1, $3); }
+    ;
+
+/* `stride=2`: a keyword argument (check.c knows which a function takes) */
+arg
+    : expr                      { $$ = $1; }
+    | IDENT "=" expr            { $$ = ex_keyword($3, $1, @1); }
     ;
 
 %%
@@ -371,7 +378,7 @@ static Stmt *stmt_broken(ParseState *st, StmtKind kind, Loc at,
 static void set_dims(Stmt *s, DimList dims)
 {
     s->rank = dims.n;
-    for (int i = 0; i < 2 && i < dims.n; i++) {
+    for (int i = 0; i < 4 && i < dims.n; i++) {
         s->dims[i] = dims.v[i];
         s->dim_loc[i] = dims.at[i];
     }
@@ -474,7 +481,7 @@ static Init init_named(ParseState *st, const char *name, Loc at,
 
 static DimList dims_add(DimList d, SignedNum v)
 {
-    if (d.n < 2) {
+    if (d.n < 4) {
         d.v[d.n] = v.value;
         d.at[d.n] = v.at;
     }
@@ -540,6 +547,13 @@ static Expr *ex_num(ParseState *st, double v, Loc at)
     Expr *e = ex_new(st, EX_NUM, at, 1);
     e->num = v;
     return e;
+}
+
+static Expr *ex_keyword(Expr *value, const char *keyword, Loc at)
+{
+    value->keyword = keyword;
+    value->keyword_loc = at;
+    return value;
 }
 
 static Expr *ex_name(ParseState *st, const char *name, Loc at)

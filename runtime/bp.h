@@ -34,12 +34,22 @@ const char *bp_version(void);
 /* The model descriptor. Every generated model M defines
  * `const bp_model M_model`, so runtime functions work with any model,
  * float or double. The function pointers take untyped buffers: real_size
- * says whether they hold float (4) or double (8). */
+ * says whether they hold float (4) or double (8).
+ *
+ * abi_version comes first so that it sits at the same place in every
+ * layout: generated code sets it to the BP_ABI_VERSION it was compiled
+ * against (its header refuses to compile against another with #error),
+ * and every runtime function taking a bp_model fails with
+ *   "model 'iris' was generated for runtime ABI 1 but this runtime has
+ *    ABI 2: regenerate it with this bpgen"
+ * when it differs from the library's, e.g. an object file compiled
+ * against an old bp.h linked with a new libbp.a. A model descriptor
+ * written by hand sets .abi_version = BP_ABI_VERSION. */
 
 typedef struct {
     const char *name;
-    int rank;            /* 0, 1, 2 */
-    int dims[2];         /* unused entries are 1 */
+    int rank;            /* 0 to 4 */
+    int dims[4];         /* unused entries are 1 */
     size_t size;         /* number of scalars */
     size_t offset;       /* params: index in theta */
     int frozen;          /* params: declared `param frozen`, gradient not computed */
@@ -47,6 +57,7 @@ typedef struct {
 } bp_tensor_info;
 
 typedef struct bp_model {
+    int abi_version;                /* BP_ABI_VERSION of the generated code */
     const char *name;
     int real_size;                  /* sizeof(real): 4 float, 8 double */
     size_t num_params;              /* scalars in theta */
@@ -67,6 +78,11 @@ typedef struct bp_model {
     void   (*predict)(const void *theta, const void *const inputs[], int n,
                       void *ws, void *const outputs[]);
 } bp_model;
+
+/* 0 when m is usable by this runtime: not NULL, and generated for its
+ * ABI; otherwise -1 with the message above in err (caller-owned, may be
+ * NULL). Every runtime function taking a bp_model calls it first. */
+int bp_model_check_abi(const bp_model *m, char *err, size_t err_size);
 
 /* ------------------------------------------------------------------------ */
 /* rng.c — random numbers: xoshiro256** seeded through splitmix64, a
@@ -112,6 +128,86 @@ void bp_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha,
                double beta, double *c, int ldc);
 
 /* ------------------------------------------------------------------------ */
+/* conv.c — 2-D convolution and pooling, float (_f) and double (_d), over n
+ * samples stored one after another, each row-major (contract section 1):
+ *   conv2d   y[p,i,j] = b[p] + sum_{q,u,v} K[p,q,u,v] x[q, i*stride+u-pad,
+ *            j*stride+v-pad], cross-correlation as PyTorch's conv2d, x taken
+ *            as 0 outside its h x w;
+ *   pooling  windows of k x k at stride k; rows and columns left over
+ *            (h % k, w % k) are dropped, and their dx entries are 0.
+ * Maxpool passes each window's gradient to its first maximal element in
+ * row-major order (a NaN in a window is its maximum, as in PyTorch).
+ * Convolutions run as im2col (col2im for the input gradient) plus bp_gemm,
+ * one sample at a time, in scratch the caller passes; nothing is allocated,
+ * no state is kept, and the same inputs give bit-identical results.
+ * Outputs must not overlap inputs or scratch. The shape must be valid
+ * (bp_conv2d_shape_init checks and completes one). */
+
+typedef struct {
+    int c, h, w;       /* input  x[c,h,w] per sample */
+    int o, kh, kw;     /* kernel K[o,c,kh,kw] */
+    int stride, pad;
+    int oh, ow;        /* output y[o,oh,ow]: oh = (h+2pad-kh)/stride+1 */
+} bp_conv2d_shape;
+
+/* Fills s, oh and ow included; -1 (s untouched) unless every size is at
+ * least 1, stride >= 1, pad >= 0 and the kernel fits the padded input. */
+int bp_conv2d_shape_init(bp_conv2d_shape *s, int c, int h, int w, int o,
+                         int kh, int kw, int stride, int pad);
+/* Reals of scratch each call needs: c*kh*kw*oh*ow (one sample's im2col
+ * matrix). */
+size_t bp_conv2d_scratch_reals(const bp_conv2d_shape *s);
+
+/* y overwritten (n samples); b NULL: no bias. */
+void bp_conv2d_f(const bp_conv2d_shape *s, int n, const float *x,
+                 const float *k, const float *b, float *y, float *scratch);
+/* dx overwritten: the gradient of sum(dy * y) with respect to x. */
+void bp_conv2d_grad_input_f(const bp_conv2d_shape *s, int n, const float *dy,
+                            const float *k, float *dx, float *scratch);
+/* dk = alpha * sum over samples of dy_t (*) x_t + beta * dk (beta 0: dk is
+ * not read, so it may hold garbage). */
+void bp_conv2d_grad_kernel_f(const bp_conv2d_shape *s, int n, const float *dy,
+                             const float *x, float alpha, float beta,
+                             float *dk, float *scratch);
+/* db[p] = alpha * sum_{samples,i,j} dy[p,i,j] + beta * db[p] (beta 0: db
+ * not read); summed in double. */
+void bp_conv2d_grad_bias_f(const bp_conv2d_shape *s, int n, const float *dy,
+                           float alpha, float beta, float *db);
+/* x[n,c,h,w] -> y[n,c,h/k,w/k]. */
+void bp_maxpool2d_f(int n, int c, int h, int w, int k, const float *x,
+                    float *y);
+/* dx overwritten: dy at each window's argmax (ties: the first maximal
+ * element in row-major order), 0 elsewhere. */
+void bp_maxpool2d_grad_f(int n, int c, int h, int w, int k, const float *x,
+                         const float *dy, float *dx);
+void bp_avgpool2d_f(int n, int c, int h, int w, int k, const float *x,
+                    float *y);
+/* dx overwritten: dy / (k*k) over each window, 0 in rows and columns left
+ * over. */
+void bp_avgpool2d_grad_f(int n, int c, int h, int w, int k, const float *dy,
+                         float *dx);
+
+void bp_conv2d_d(const bp_conv2d_shape *s, int n, const double *x,
+                 const double *k, const double *b, double *y,
+                 double *scratch);
+void bp_conv2d_grad_input_d(const bp_conv2d_shape *s, int n,
+                            const double *dy, const double *k, double *dx,
+                            double *scratch);
+void bp_conv2d_grad_kernel_d(const bp_conv2d_shape *s, int n,
+                             const double *dy, const double *x, double alpha,
+                             double beta, double *dk, double *scratch);
+void bp_conv2d_grad_bias_d(const bp_conv2d_shape *s, int n, const double *dy,
+                           double alpha, double beta, double *db);
+void bp_maxpool2d_d(int n, int c, int h, int w, int k, const double *x,
+                    double *y);
+void bp_maxpool2d_grad_d(int n, int c, int h, int w, int k, const double *x,
+                         const double *dy, double *dx);
+void bp_avgpool2d_d(int n, int c, int h, int w, int k, const double *x,
+                    double *y);
+void bp_avgpool2d_grad_d(int n, int c, int h, int w, int k, const double *dy,
+                         double *dx);
+
+/* ------------------------------------------------------------------------ */
 /* Gradient check: compares M_backward with central finite differences of
  * M_forward, for every parameter and every wrt input, on the given batch.
  * Returns the worst relative error |g - fd| / max(1, |g|, |fd|) and, when
@@ -123,7 +219,8 @@ void bp_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha,
  * inputs are caller-owned and only read; inputs outside `wrt` may be NULL
  * only if forward does not read them. Returns -1 as well when theta is
  * NULL but m has parameters (NULL is fine when num_params is 0), inputs is
- * NULL but m has inputs, or a wrt input is NULL.
+ * NULL but m has inputs, or a wrt input is NULL, and when m was generated
+ * for another runtime ABI (the message is then in `where`).
  * Gradient buffers are filled with NaN before backward runs, so an entry
  * backward fails to write is reported; frozen parameters' entries start at
  * 0 and must stay 0 (anything else counts as an error of 1).
@@ -206,8 +303,9 @@ double bp_optim_lr(const bp_optimizer *o);
  * real_size); grad may be rescaled in place by clipping. Returns the
  * gradient's L2 norm before clipping, over the entries not frozen.
  * When o, theta or grad is NULL, or o->state is NULL but the kind needs
- * state (bp_optim_state_size() > 0), it does nothing (theta, grad and
- * o->step are left as they are) and returns NaN. */
+ * state (bp_optim_state_size() > 0), or o's model was generated for
+ * another runtime ABI (bp_model_check_abi), it does nothing (theta, grad
+ * and o->step are left as they are) and returns NaN. */
 double bp_optim_step(bp_optimizer *o, void *theta, void *grad);
 
 /* ---- sections added by data.c, train.c, weights.c go below ---- */
@@ -227,7 +325,9 @@ double bp_optim_step(bp_optimizer *o, void *theta, void *grad);
 /* weights.c — saving and loading a model's parameter vector in a portable
  * binary file: magic "BPGW", format version, file size, real_size, model
  * name, each tensor's name and shape, the values (little-endian IEEE-754),
- * and an FNV-1a-64 checksum. Format details in weights.c.
+ * and an FNV-1a-64 checksum. Format details in weights.c. Files are
+ * written in format 2 (shapes of rank 0 to 4); format 1, which bpgen 0.1
+ * wrote (ranks up to 2), is still read.
  * theta is caller-owned: m->num_params values of m->real_size. */
 
 /* Writes PATH.tmp, flushes it to disk, then renames it to PATH, so PATH
@@ -435,6 +535,37 @@ typedef struct {
 /* Return nonzero to stop training after this epoch. */
 typedef int (*bp_epoch_fn)(const bp_epoch_report *r, void *user);
 
+/* Data-parallel training (parallel.c; docs/training.md). `size` processes
+ * (ranks) train one model together, each calling bp_train with the same
+ * data, config and initial theta. Every global batch, in the same shuffled
+ * order on every rank, is cut into `size` contiguous shares (sizes differ
+ * by at most one row; a share may be empty); each rank computes the mean
+ * gradient of its share, scales it by share rows / batch rows, and the
+ * hook sums these across ranks, which gives every rank the gradient of the
+ * global batch's mean loss; then every rank takes the same optimiser step.
+ * Losses, accuracies and the stop decision are summed the same way, and
+ * bp_train checks that every rank got the same data and settings, starts
+ * from the same theta, and still holds the same theta after each epoch
+ * (it fails on every rank otherwise). Only rank 0 prints.
+ *
+ * allreduce sums `count` values of real_size bytes (4 float, 8 double) at
+ * buf, element by element, over all ranks, and leaves the sum in buf on
+ * every rank; every rank must receive the same bits. All ranks make the
+ * same calls in the same order. It returns 0, or nonzero on failure (then
+ * bp_train fails). libbp has no MPI in it: build/libbp_mpi.a (bp_mpi.h)
+ * provides a hook over MPI_Allreduce, and any other transport can too.
+ * With size 1 the hook is never called and training is bit-identical to
+ * training without it. */
+typedef int (*bp_allreduce_fn)(void *buf, size_t count, int real_size,
+                               void *user);
+
+typedef struct {
+    int rank;                   /* this process: 0 .. size-1 */
+    int size;                   /* ranks training together, >= 1 */
+    bp_allreduce_fn allreduce;  /* needed when size > 1 */
+    void *user;                 /* passed to allreduce */
+} bp_parallel;
+
 typedef struct {
     int epochs;                 /* default 10 */
     int batch_size;             /* default 32 */
@@ -466,6 +597,10 @@ typedef struct {
     void *user;                 /* passed to on_epoch */
     void *scratch;              /* NULL: malloc'd and freed by bp_train */
     size_t scratch_size;
+    const bp_parallel *parallel;/* NULL (default): this process alone; see
+                                   bp_parallel. on_epoch is called on every
+                                   rank with the same report, and training
+                                   stops when any rank's callback asks */
 } bp_train_config;
 
 bp_train_config bp_train_defaults(void);

@@ -405,6 +405,8 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
 {
     if (!m || !d)
         return bp_fail(err, err_size, "bp_batch_check: missing argument");
+    if (bp_model_check_abi(m, err, err_size))
+        return -1;
     const char *mn = m->name ? m->name : "?";
     if (m->real_size != 4 && m->real_size != 8)
         return bp_fail(err, err_size, "model '%s': real_size %d is not 4 or 8",

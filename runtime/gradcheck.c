@@ -78,7 +78,9 @@ double bp_gradcheck(const bp_model *m, const void *theta,
 {
     if (where && where_size)
         where[0] = '\0';
-    if (!m || n < 1 || (m->real_size != 4 && m->real_size != 8)
+    if (!m || bp_model_check_abi(m, where, where_size))
+        return -1;
+    if (n < 1 || (m->real_size != 4 && m->real_size != 8)
         || !m->forward || !m->backward || !m->workspace_size)
         return -1;
     /* theta may be NULL only when there is nothing in it; inputs may be

@@ -196,7 +196,8 @@ double bp_optim_step(bp_optimizer *o, void *theta, void *grad)
 {
     /* Missing buffers, or no state for a kind that needs it: no update. */
     if (!o || !theta || !grad ||
-        (!o->state && state_arrays(o->cfg.kind) > 0 && o->num_params > 0))
+        (!o->state && state_arrays(o->cfg.kind) > 0 && o->num_params > 0)
+        || (o->model && bp_model_check_abi(o->model, NULL, 0)))
         return NAN;
     step_ctx x;
     memset(&x, 0, sizeof x);

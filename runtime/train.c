@@ -119,7 +119,10 @@ static int plan(const bp_model *m, const bp_train_config *c, size_t rows,
                                    &over), &over);
     }
     if (need & NEED_TRAIN) {
-        l->grad = take(&at, mul(m->num_params, rs, &over), &over);
+        /* In parallel, one more slot carries the loss (parallel.c). */
+        size_t slots = m->num_params +
+                       (c->parallel && c->parallel->size > 1 ? 1 : 0);
+        l->grad = take(&at, mul(slots, rs, &over), &over);
         l->idx = take(&at, mul(rows, sizeof(size_t), &over), &over);
         if (!c->optimizer)
             l->state = take(&at, bp_optim_state_size(&c->optim,
@@ -160,8 +163,8 @@ static int accuracy_applies(const bp_model *m, const bp_train_config *c,
 static int check_model(const bp_model *m, const bp_train_config *c,
                        char *err, size_t err_size)
 {
-    if (!m)
-        return bp_fail(err, err_size, "no model given");
+    if (bp_model_check_abi(m, err, err_size))
+        return -1;
     const char *mn = m->name ? m->name : "?";
     if (m->real_size != 4 && m->real_size != 8)
         return bp_fail(err, err_size, "model '%s': real_size %d is not 4 or 8",
@@ -241,18 +244,19 @@ static int argmax(const void *p, int rs, size_t row, size_t size)
     return (int)best;
 }
 
-/* Loss (mean per sample) and accuracy (NaN unless acc_on) over d, in
- * order, batched; NaN for both when d has no rows. */
-static void eval_split(run *r, const void *theta, const bp_dataset *d,
-                       int acc_on, double *loss, double *acc)
+/* The summed per-sample loss and the number of correct predictions (when
+ * acc_on) over rows [from, to) of d, in order, batched. */
+static void eval_sums(run *r, const void *theta, const bp_dataset *d,
+                      size_t from, size_t to, int acc_on, double *loss_sum,
+                      size_t *correct_count)
 {
     const bp_model *m = r->m;
     int B = r->c->batch_size, rs = m->real_size;
     double sum = 0;
     size_t correct = 0;
     size_t osize = acc_on ? m->outputs[r->c->pred_output].size : 0;
-    for (size_t at = 0; at < d->rows; at += (size_t)B) {
-        size_t left = d->rows - at;
+    for (size_t at = from; at < to; at += (size_t)B) {
+        size_t left = to - at;
         int n = left < (size_t)B ? (int)left : B;
         /* Rows at..at+n-1: fill through a shifted view of the data. */
         bp_dataset view = *d;
@@ -268,6 +272,18 @@ static void eval_split(run *r, const void *theta, const bp_dataset *d,
                            d->label[at + (size_t)i];
         }
     }
+    *loss_sum = sum;
+    *correct_count = correct;
+}
+
+/* Loss (mean per sample) and accuracy (NaN unless acc_on) over d; NaN for
+ * both when d has no rows. */
+static void eval_split(run *r, const void *theta, const bp_dataset *d,
+                       int acc_on, double *loss, double *acc)
+{
+    double sum;
+    size_t correct;
+    eval_sums(r, theta, d, 0, d->rows, acc_on, &sum, &correct);
     *loss = d->rows ? sum / (double)d->rows : NAN;
     *acc = (acc_on && d->rows) ? (double)correct / (double)d->rows : NAN;
 }
@@ -364,6 +380,52 @@ static int check_optimizer(const bp_model *m, const bp_optimizer *o,
     return 0;
 }
 
+/* Data-parallel evaluation after an epoch: each rank evaluates its share
+ * of the rows, the sums are added over the ranks, and the same all-reduce
+ * checks that every rank holds the same theta. */
+static int par_epoch(run *r, const bp_parallel *p, const void *theta,
+                     const bp_dataset *train, const bp_dataset *test,
+                     int acc_train, int acc_test, bp_epoch_report *rep,
+                     char *err, size_t err_size)
+{
+    const bp_model *m = r->m;
+    double sums[4] = {0, 0, 0, 0};
+    size_t lo, count, correct;
+    if (r->c->eval_train) {
+        bp_par_share(p, train->rows, &lo, &count);
+        eval_sums(r, theta, train, lo, lo + count, acc_train, &sums[0],
+                  &correct);
+        sums[1] = (double)correct;
+    }
+    if (test) {
+        bp_par_share(p, test->rows, &lo, &count);
+        eval_sums(r, theta, test, lo, lo + count, acc_test, &sums[2],
+                  &correct);
+        sums[3] = (double)correct;
+    }
+    unsigned long long h = bp_par_hash(BP_HASH_START, theta,
+                                       m->num_params *
+                                           (size_t)m->real_size);
+    int same = 0, st = bp_par_sum_agree(p, sums, 4, h, &same);
+    if (st != 0)
+        return bp_fail(err, err_size, "parallel: the all-reduce failed "
+                       "(status %d) after epoch %d", st, rep->epoch);
+    if (!same)
+        return bp_fail(err, err_size,
+                       "parallel: the ranks' parameters differ after epoch "
+                       "%d (the all-reduce must give every rank the same "
+                       "sum, bit for bit)", rep->epoch);
+    if (r->c->eval_train) {
+        rep->train_loss = sums[0] / (double)train->rows;
+        rep->train_acc = acc_train ? sums[1] / (double)train->rows : NAN;
+    }
+    if (test) {
+        rep->test_loss = sums[2] / (double)test->rows;
+        rep->test_acc = acc_test ? sums[3] / (double)test->rows : NAN;
+    }
+    return 0;
+}
+
 int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
              const bp_dataset *test, const bp_train_config *cfg,
              bp_epoch_report *last, char *err, size_t err_size)
@@ -405,6 +467,12 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
                     m->real_size);
     if (c.optimizer && check_optimizer(m, c.optimizer, err, err_size) != 0)
         return -1;
+    if (bp_par_check(c.parallel, err, err_size) != 0)
+        return -1;
+    /* One rank alone trains exactly as without the hook. */
+    const bp_parallel *par =
+        c.parallel && c.parallel->size > 1 ? c.parallel : NULL;
+    int rank0 = !c.parallel || c.parallel->rank == 0;
 
     /* Internal scratch need not hold batches larger than the data. */
     if (!c.scratch) {
@@ -446,7 +514,7 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
     for (size_t i = 0; i < train->rows; i++)
         r.idx[i] = i;
 
-    int bar = !c.on_epoch && c.verbose && isatty(fileno(stderr));
+    int bar = !c.on_epoch && c.verbose && rank0 && isatty(fileno(stderr));
     int B = c.batch_size, rc = 0;
     size_t batches = (train->rows + (size_t)B - 1) / (size_t)B;
     bp_epoch_report rep;
@@ -454,6 +522,11 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
     rep.train_loss = rep.train_acc = rep.test_loss = rep.test_acc = NAN;
     rep.grad_norm = rep.lr = NAN;
     rep.epochs = c.epochs;
+    if (par && bp_par_start(par, m, theta, train, test, &c, opt, err,
+                            err_size) != 0) {
+        rc = -1;
+        goto out;
+    }
     for (int e = 1; e <= c.epochs; e++) {
         double t0 = now(), drawn = t0;
         if (c.shuffle)
@@ -463,8 +536,31 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
         for (size_t at = 0; at < train->rows; at += (size_t)B, b++) {
             size_t left = train->rows - at;
             int n = left < (size_t)B ? (int)left : B;
-            bp_batch_fill(train, r.idx + at, n, m->real_size, r.x, r.y);
-            double loss = m->forward(theta, r.inputs, n, r.ws);
+            /* In parallel this rank takes its share of the batch, and the
+             * loss checked below is the whole batch's, the same on every
+             * rank, so that all ranks stop together. */
+            size_t lo = 0, share = (size_t)n;
+            if (par)
+                bp_par_share(par, (size_t)n, &lo, &share);
+            double loss = 0;
+            if (share > 0) {
+                bp_batch_fill(train, r.idx + at + lo, (int)share,
+                              m->real_size, r.x, r.y);
+                loss = m->forward(theta, r.inputs, (int)share, r.ws);
+            }
+            if (par) {
+                if (share > 0)
+                    m->backward(theta, r.inputs, (int)share, r.ws, r.grad,
+                                NULL);
+                int st = bp_par_step(par, r.grad, m->num_params,
+                                     m->real_size, share, (size_t)n, &loss);
+                if (st != 0) {
+                    rc = bp_fail(err, err_size, "parallel: the all-reduce "
+                                 "failed (status %d) at epoch %d, step %ld",
+                                 st, e, opt->step + 1);
+                    goto out;
+                }
+            }
             if (!isfinite(loss) && c.stop_on_nan) {
                 if (bar)
                     progress_clear();
@@ -475,7 +571,8 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
                           opt->step + 1);
                 goto out;
             }
-            m->backward(theta, r.inputs, n, r.ws, r.grad, NULL);
+            if (!par)
+                m->backward(theta, r.inputs, n, r.ws, r.grad, NULL);
             lr = bp_optim_lr(opt);
             gn = bp_optim_step(opt, theta, r.grad);
             sum += loss * (double)n;
@@ -495,16 +592,35 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
         rep.grad_norm = gn;
         rep.train_loss = sum / (double)train->rows;
         rep.train_acc = NAN;
-        if (c.eval_train)
-            eval_split(&r, theta, train, acc_train, &rep.train_loss,
-                       &rep.train_acc);
         rep.test_loss = rep.test_acc = NAN;
-        if (test)
-            eval_split(&r, theta, test, acc_test, &rep.test_loss,
-                       &rep.test_acc);
+        if (par) {
+            if (par_epoch(&r, par, theta, train, test, acc_train, acc_test,
+                          &rep, err, err_size) != 0) {
+                rc = -1;
+                goto out;
+            }
+        } else {
+            if (c.eval_train)
+                eval_split(&r, theta, train, acc_train, &rep.train_loss,
+                           &rep.train_acc);
+            if (test)
+                eval_split(&r, theta, test, acc_test, &rep.test_loss,
+                           &rep.test_acc);
+        }
         rep.seconds = now() - t0;
         int stop = c.on_epoch ? c.on_epoch(&rep, c.user)
-                              : (c.verbose ? bp_epoch_print(&rep, NULL) : 0);
+                   : (c.verbose && rank0 ? bp_epoch_print(&rep, NULL) : 0);
+        if (par) {
+            /* Stop everywhere when any rank's callback asks. */
+            double asked = stop != 0;
+            int st = par->allreduce(&asked, 1, 8, par->user);
+            if (st != 0) {
+                rc = bp_fail(err, err_size, "parallel: the all-reduce "
+                             "failed (status %d) after epoch %d", st, e);
+                goto out;
+            }
+            stop = asked > 0;
+        }
         if (stop) {
             rep.stopped = 1;
             break;

@@ -1,21 +1,26 @@
 /* weights.c — saving and loading a model's parameter vector.
  *
- * File format, version 1. Every integer is little-endian and every value
+ * File format, version 2. Every integer is little-endian and every value
  * IEEE-754 little-endian, written byte by byte, so files move between
  * machines unchanged:
  *
  *   "BPGW"                      magic, 4 bytes
- *   u32 version                 1
+ *   u32 version                 2
  *   u64 file_size               total bytes, checksum included
  *   u32 real_size               4 (float values) or 8 (double values)
  *   u32 len, len bytes          model name
  *   u32 num_tensors
  *   num_tensors times:
  *     u32 len, len bytes        tensor name
- *     u32 rank                  0, 1 or 2
+ *     u32 rank                  0 to 4
  *     u32 dims[rank]
  *   values                      every tensor in the order above, row-major
  *   u64 checksum                FNV-1a 64 of every byte before it
+ *
+ * Version 1 (bpgen 0.1) is the same layout with ranks up to 2; it is still
+ * read. The version went up with the ranks so that a runtime of 0.1 meeting
+ * a rank-4 tensor says "unsupported weights format version 2" rather than
+ * calling a good file malformed.
  *
  * Saving writes PATH.tmp, flushes it to disk and renames it over PATH, so
  * PATH always holds either the old file or the complete new one.
@@ -43,7 +48,9 @@
 #include <unistd.h>
 
 #define MAGIC "BPGW"
-#define VERSION 1u
+#define VERSION 2u           /* written; versions 1 and 2 are read */
+#define MAX_RANK 4
+#define MAX_RANK_V1 2
 #define PREAMBLE 16u         /* magic, version, file_size */
 #define MAX_NAME 4096u       /* longest model or tensor name accepted */
 #define MAX_ELEMS 2147483647ull
@@ -106,17 +113,16 @@ static double decode_value(uint64_t bits, int file_rs)
     return d;
 }
 
-/* "[16, 4]", "[16]" or "[]" for a scalar. */
+/* "[8, 1, 3, 3]", "[16]" or "[]" for a scalar; buf holds at least 64. */
 static const char *shape_str(char *buf, size_t size, int rank,
-                             const uint64_t dims[2])
+                             const uint64_t dims[MAX_RANK])
 {
-    if (rank == 0)
-        snprintf(buf, size, "[]");
-    else if (rank == 1)
-        snprintf(buf, size, "[%llu]", (unsigned long long)dims[0]);
-    else
-        snprintf(buf, size, "[%llu, %llu]", (unsigned long long)dims[0],
-                 (unsigned long long)dims[1]);
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < rank && used < size; d++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%llu",
+                                 d ? ", " : "", (unsigned long long)dims[d]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
     return buf;
 }
 
@@ -127,6 +133,9 @@ static int check_model(const char *path, const bp_model *m, const void *theta,
     if (!path || !m || !theta)
         return bp_fail(err, err_size, "%s: invalid argument (NULL)",
                     path ? path : "(null)");
+    char why[256];
+    if (bp_model_check_abi(m, why, sizeof why))
+        return bp_fail(err, err_size, "%s: %s", path, why);
     if (m->real_size != 4 && m->real_size != 8)
         return bp_fail(err, err_size, "%s: model '%s' has real_size %d (need 4 or 8)",
                     path, m->name ? m->name : "?", m->real_size);
@@ -135,14 +144,15 @@ static int check_model(const char *path, const bp_model *m, const void *theta,
                     path, m->name ? m->name : "?");
     for (int p = 0; p < m->num_param_tensors; p++) {
         const bp_tensor_info *t = &m->params[p];
-        size_t elems = t->rank == 0 ? 1
-                     : t->rank == 1 ? (size_t)t->dims[0]
-                                    : (size_t)t->dims[0] * (size_t)t->dims[1];
+        int dims_ok = t->rank >= 0 && t->rank <= MAX_RANK;
+        uint64_t elems = 1;
+        for (int d = 0; dims_ok && d < t->rank; d++) {
+            dims_ok = t->dims[d] >= 1;
+            elems *= dims_ok ? (uint64_t)t->dims[d] : 0;
+            dims_ok = dims_ok && elems <= MAX_ELEMS;  /* no overflow */
+        }
         if (!t->name || !t->name[0] || strlen(t->name) > MAX_NAME
-            || t->rank < 0 || t->rank > 2
-            || (t->rank >= 1 && t->dims[0] < 1)
-            || (t->rank == 2 && t->dims[1] < 1)
-            || elems != t->size || t->offset > m->num_params
+            || !dims_ok || elems != t->size || t->offset > m->num_params
             || t->size > m->num_params - t->offset)
             return bp_fail(err, err_size,
                         "%s: model '%s': descriptor of parameter %d is "
@@ -269,7 +279,7 @@ typedef struct {
     size_t name;          /* offset in the name pool */
     size_t name_len;
     int rank;
-    uint64_t dims[2];
+    uint64_t dims[MAX_RANK];
     uint64_t size;        /* elements */
     uint64_t data;        /* file offset of its first value */
 } entry;
@@ -375,11 +385,12 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
                     "%s: truncated: %llu bytes, too short for a weights file",
                     path, (unsigned long long)actual);
     uint64_t version = get_le(pre + 4, 4);
-    if (version != VERSION)
+    if (version < 1 || version > VERSION)
         return bp_fail(err, err_size,
                     "%s: unsupported weights format version %llu (this "
-                    "runtime reads version %u)", path,
+                    "runtime reads versions 1 to %u)", path,
                     (unsigned long long)version, VERSION);
+    int max_rank = version == 1 ? MAX_RANK_V1 : MAX_RANK;
     uint64_t claimed = get_le(pre + 8, 8);
     if (actual < claimed)
         return bp_fail(err, err_size,
@@ -457,23 +468,25 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
             why = "bad tensor name";
             goto malformed;
         }
-        if (r_u32(&r, &v) || v > 2) {
+        if (r_u32(&r, &v) || v > (uint64_t)max_rank) {
             why = "bad tensor rank";
             goto malformed;
         }
         e->rank = (int)v;
-        e->dims[0] = e->dims[1] = 1;
+        for (int d = 0; d < MAX_RANK; d++)
+            e->dims[d] = 1;
         e->size = 1;
         for (int d = 0; d < e->rank; d++) {
             if (r_u32(&r, &e->dims[d]) || e->dims[d] == 0) {
                 why = "bad tensor dimension";
                 goto malformed;
             }
-            e->size *= e->dims[d];   /* two u32 factors: cannot overflow */
-        }
-        if (e->size > MAX_ELEMS) {
-            why = "tensor too large";
-            goto malformed;
+            /* at most 2^31 - 1 times a u32 before this: cannot overflow */
+            e->size *= e->dims[d];
+            if (e->size > MAX_ELEMS) {
+                why = "tensor too large";
+                goto malformed;
+            }
         }
         values += e->size;
         if (values > claimed) {      /* also keeps the sum from overflowing */
@@ -522,7 +535,9 @@ static int same_shape(const char *path, const bp_model *m,
                       const bp_tensor_info *t, const entry *e, char *err,
                       size_t err_size)
 {
-    uint64_t md[2] = {(uint64_t)t->dims[0], (uint64_t)t->dims[1]};
+    uint64_t md[MAX_RANK];
+    for (int d = 0; d < MAX_RANK; d++)
+        md[d] = d < t->rank ? (uint64_t)t->dims[d] : 1;
     int same = e->rank == t->rank;
     for (int d = 0; same && d < t->rank; d++)
         same = e->dims[d] == md[d];

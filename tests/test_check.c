@@ -148,6 +148,9 @@ static void test_function_shapes(void)
     expect_shape(DECLS, "dot(A, C)", 0, 0, 0);
     expect_shape(DECLS, "softmax(v)", 1, 3, 0);
     expect_shape(DECLS, "log_softmax(u)", 1, 4, 0);
+    /* over every element, at every rank (CONTRACT v2) */
+    expect_shape(DECLS, "softmax(A)", 2, 2, 3);
+    expect_shape(DECLS, "log_softmax(s)", 0, 0, 0);
     expect_shape(DECLS, "mse(A, C)", 0, 0, 0);
     expect_shape(DECLS, "mse(s, s)", 0, 0, 0);
     expect_shape(DECLS, "cross_entropy(softmax(v), v)", 0, 0, 0);
@@ -182,18 +185,14 @@ static void test_shape_errors(void)
                  "got [2, 3] and [3]");
     expect_error(DECLS, "dot(v, u)", 5, "'dot' needs arguments of the same "
                  "shape, but got [3] and [4]");
-    expect_error(DECLS, "softmax(A)", 5, "'softmax' needs a vector, but got "
-                 "[2, 3]");
-    expect_error(DECLS, "log_softmax(s)", 5, "'log_softmax' needs a vector, "
-                 "but got scalar");
     expect_error(DECLS, "mse(v, A)", 5, "'mse' needs arguments of the same "
                  "shape, but got [3] and [2, 3]");
     expect_error(DECLS, "cross_entropy(s, s)", 5, "'cross_entropy' needs two "
-                 "vectors or matrices of the same shape, but got scalar and "
+                 "tensors of the same shape, but got scalar and "
                  "scalar");
-    expect_error(DECLS, "softmax_cross_entropy(A, C)", 5,
-                 "'softmax_cross_entropy' needs two vectors of the same "
-                 "length, but got [2, 3] and [2, 3]");
+    expect_error(DECLS, "softmax_cross_entropy(A, v)", 5,
+                 "'softmax_cross_entropy' needs two tensors of the same "
+                 "shape, but got [2, 3] and [3]");
     expect_error(DECLS, "bce(v, u)", 5, "'bce' needs arguments of the same "
                  "shape, but got [3] and [4]");
     /* An error is reported once, not again by every expression above it. */
@@ -228,7 +227,8 @@ static void test_func_binding(void)
         "exp", "log", "sqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu",
         "softplus", "step", "sign", "max", "min", "transpose", "outer", "sum",
         "mean", "dot", "logsumexp", "softmax", "log_softmax", "mse",
-        "cross_entropy", "softmax_cross_entropy", "bce"};
+        "cross_entropy", "softmax_cross_entropy", "bce", "flatten", "conv2d",
+        "maxpool2d", "avgpool2d", "layernorm"};
     for (int f = 0; f < FN__COUNT; f++)
         CU_ASSERT_STRING_EQUAL(check_func_name((Func)f), names[f]);
     Checked c = check("input v[3]\nh = softmax(v) + max(v, 1)\n"
@@ -337,7 +337,8 @@ static void test_wrt_and_output(void)
 static void test_declarations(void)
 {
     expect_messages("input x[0, -1]\ninput v[2.5]\ninput big[100000, 100000]\n"
-                    "input t[2, 3, 4]\nparam ok[2147483647]\nloss L = 1\n",
+                    "input t[2, 3, 4, 5, 6]\nparam ok[2147483647]\ninput r4[2, 3, 4, 5]\n"
+                    "input big4[2000, 2000, 2000, 2000]\nloss L = 1\n",
         "t.net:1:9: error: a dimension must be a positive integer, but this "
         "one is 0\n"
         "input x[0, -1]\n"
@@ -354,8 +355,12 @@ static void test_declarations(void)
         "most 2147483647 are allowed\n"
         "input big[100000, 100000]\n"
         "      ^\n"
-        "t.net:4:7: error: 't' has 3 dimensions, but at most 2 are allowed\n"
-        "input t[2, 3, 4]\n"
+        "t.net:4:7: error: 't' has 5 dimensions, but at most 4 are allowed\n"
+        "input t[2, 3, 4, 5, 6]\n"
+        "      ^\n"
+        "t.net:7:7: error: 'big4' is too large: 16000000000000 elements, but at "
+        "most 2147483647 are allowed\n"
+        "input big4[2000, 2000, 2000, 2000]\n"
         "      ^\n");
     expect_messages("input x[4294967296]\nloss L = 1\n",
         "t.net:1:7: error: 'x' is too large: 4294967296 elements, but at most "

@@ -627,9 +627,9 @@ static void test_filter_subset(void)
 }
 
 static const bp_tensor_info in_xy[] = {
-    {"x", 1, {2, 1}, 2, 0, 0, 0},
-    {"y", 1, {3, 1}, 3, 0, 0, 0},
-    {"z", 0, {1, 1}, 1, 0, 0, 0},
+    {"x", 1, {2, 1, 1, 1}, 2, 0, 0, 0},
+    {"y", 1, {3, 1, 1, 1}, 3, 0, 0, 0},
+    {"z", 0, {1, 1, 1, 1}, 1, 0, 0, 0},
 };
 
 static void test_batches(void)
@@ -637,6 +637,7 @@ static void test_batches(void)
     bp_dataset d = ten_rows();
     bp_model m;
     memset(&m, 0, sizeof m);
+    m.abi_version = BP_ABI_VERSION;
     m.name = "t";
     m.real_size = 4;
     m.num_inputs = 2;

@@ -120,6 +120,19 @@ static void test_every_operation(void)
                 names, "L", adj);
 }
 
+static void test_kernels(void)
+{
+    static const char *const names[] = {"x [1, 6, 6]", "K [2, 1, 3, 3]", "c [2, 6, 6]", "f [18]",
+                                        "conv2d", "maxpool2d", "avgpool2d", "reshape", NULL};
+    static const char *const adj[] = {"L", "f", "c", "K", "b", NULL};
+    check_model("dot_conv",
+                "input x[1, 6, 6]\ninput y[2]\nparam K[2, 1, 3, 3]\nparam b[2]\nparam W[2, 18]\n"
+                "c = relu(conv2d(x, K, b, stride=1, pad=1))\np = maxpool2d(c, 2)\n"
+                "q = avgpool2d(p, 1)\nf = layernorm(flatten(q))\nz = W · f\n"
+                "loss L = softmax_cross_entropy(z, y)\n",
+                names, "L", adj);
+}
+
 static void test_usage(void)
 {
     char *err = NULL;
@@ -134,5 +147,6 @@ void register_dot(void)
     CU_pSuite s = CU_add_suite("dot", NULL, NULL);
     CU_add_test(s, "examples: nodes, loss, adjoints, renders", test_examples);
     CU_add_test(s, "every operation renders", test_every_operation);
+    CU_add_test(s, "convolution and pooling render", test_kernels);
     CU_add_test(s, "usage", test_usage);
 }

@@ -554,6 +554,35 @@ static void test_every_operation(void)
     }
 }
 
+/* Convolution, pooling, flatten and layernorm: their gradients have no
+ * .net spelling, so the lines name the compiler's operations
+ * (conv2d_grad_kernel(...)) and are checked for form, not evaluated. */
+static void test_kernels(void)
+{
+    static const char source[] =
+        "input x[1, 6, 6]\ninput y[2]\nparam K[2, 1, 3, 3]\nparam b[2]\nparam W[2, 18]\n"
+        "c = relu(conv2d(x, K, b, stride=1, pad=1))\np = maxpool2d(c, 2)\nq = avgpool2d(p, 1)\n"
+        "f = layernorm(flatten(q))\nz = W · f\nloss L = softmax_cross_entropy(z, y)\n";
+    char *out = NULL, *md = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("xk_conv", source, "--explain", &out, NULL), 0);
+    CU_ASSERT_EQUAL(test_bpgen("xk_conv", source, "--explain=markdown", &md, NULL), 0);
+    CU_ASSERT_FATAL(out && md);
+    Explain e = parse_explain(out);
+    check_form("xk_conv", &e, NULL);
+    CU_ASSERT_EQUAL(e.nblocks, 9);   /* L z f q p c, then K b W */
+    CU_ASSERT(strstr(out, "c = relu(conv2d(x, K, b, stride=1, pad=1))\n") != NULL);
+    CU_ASSERT(strstr(out, "dL/dK = conv2d_grad_kernel(dL/dc * step(conv2d(x, K, b, stride=1, "
+                          "pad=1)), x, stride=1, pad=1, kh=3, kw=3)\n") != NULL);
+    CU_ASSERT(strstr(out, "dL/dp = avgpool2d_grad(dL/dq, k=1, h=3, w=3)\n") != NULL);
+    CU_ASSERT(strstr(out, "dL/dc = maxpool2d_grad(c, dL/dp, k=2)\n") != NULL);
+    CU_ASSERT(strstr(md, "\\text{") == NULL);
+    if (!e.ok || !strstr(out, "dL/dp = avgpool2d_grad(dL/dq, k=1, h=3, w=3)\n"))
+        fprintf(stderr, "\n[xk_conv]\n%s\n", out);
+    free_explain(&e);
+    free(out);
+    free(md);
+}
+
 /* ---------------------------------------------------------------- random models */
 
 typedef struct {
@@ -755,6 +784,7 @@ void register_explain(void)
     CU_add_test(s, "every line of the examples evaluates to the gradient", test_examples_evaluate);
     CU_add_test(s, "every operation", test_every_operation);
     CU_add_test(s, "random models", test_random_models);
+    CU_add_test(s, "convolution, pooling, flatten, layernorm", test_kernels);
     CU_add_test(s, "markdown has every line", test_markdown_matches_text);
     CU_add_test(s, "tutorial quotes what bpgen prints", test_tutorial_quotes_explain);
     CU_add_test(s, "usage and model errors", test_usage);

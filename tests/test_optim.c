@@ -236,9 +236,10 @@ static void test_clipping(void)
 static void test_frozen(void)
 {
     static const bp_tensor_info params[] = {
-        {"a", 1, {2, 1}, 2, 0, 1, 0}, {"b", 1, {2, 1}, 2, 2, 0, 0}};
+        {"a", 1, {2, 1, 1, 1}, 2, 0, 1, 0}, {"b", 1, {2, 1, 1, 1}, 2, 2, 0, 0}};
     bp_model m;
     memset(&m, 0, sizeof m);
+    m.abi_version = BP_ABI_VERSION;
     m.name = "frz";
     m.real_size = 8;
     m.num_params = 4;

@@ -320,11 +320,11 @@ LIN_DEFINE(float, f)
 LIN_DEFINE(double, d)
 
 static const bp_tensor_info lin_params[] = {
-    {"w", 1, {3, 1}, 3, 0, 0, 0}, {"b", 0, {1, 1}, 1, 3, 0, 0}};
+    {"w", 1, {3, 1, 1, 1}, 3, 0, 0, 0}, {"b", 0, {1, 1, 1, 1}, 1, 3, 0, 0}};
 static const bp_tensor_info lin_params_frozen[] = {
-    {"w", 1, {3, 1}, 3, 0, 0, 0}, {"b", 0, {1, 1}, 1, 3, 1, 0}};
+    {"w", 1, {3, 1, 1, 1}, 3, 0, 0, 0}, {"b", 0, {1, 1, 1, 1}, 1, 3, 1, 0}};
 static const bp_tensor_info lin_inputs[] = {
-    {"x", 1, {3, 1}, 3, 0, 0, 1}, {"y", 0, {1, 1}, 1, 0, 0, 0}};
+    {"x", 1, {3, 1, 1, 1}, 3, 0, 0, 1}, {"y", 0, {1, 1, 1, 1}, 1, 0, 0, 0}};
 
 static bp_model lin_model(int rs, const bp_tensor_info *params,
                           void (*bwd_f)(const void *, const void *const[], int,
@@ -334,6 +334,7 @@ static bp_model lin_model(int rs, const bp_tensor_info *params,
 {
     bp_model m;
     memset(&m, 0, sizeof m);
+    m.abi_version = BP_ABI_VERSION;
     m.name = "lin";
     m.real_size = rs;
     m.num_params = 4;
@@ -437,7 +438,7 @@ static void sq_bwd(const void *th, const void *const in[], int n, void *ws,
             ((double *)gin[0])[i] = 2 * x[i] / n;
 }
 
-static const bp_tensor_info sq_inputs[] = {{"x", 1, {2, 1}, 2, 0, 0, 1}};
+static const bp_tensor_info sq_inputs[] = {{"x", 1, {2, 1, 1, 1}, 2, 0, 0, 1}};
 
 /* Review fixes: NULL theta is fine without parameters; NULL inputs that
  * forward would read give -1 rather than a crash. */
@@ -446,6 +447,7 @@ static void test_gradcheck_null_args(void)
     char where[128];
     bp_model sq;
     memset(&sq, 0, sizeof sq);
+    sq.abi_version = BP_ABI_VERSION;
     sq.name = "sq";
     sq.real_size = 8;
     sq.num_inputs = 1;

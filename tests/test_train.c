@@ -174,31 +174,31 @@ WRAP(sm, 4, f)
 WRAP(sm, 8, d)
 
 static const bp_tensor_info lin_params[] = {
-    {"w", 1, {2, 1}, 2, 0, 0, 0},
-    {"b", 0, {1, 1}, 1, 2, 0, 0},
+    {"w", 1, {2, 1, 1, 1}, 2, 0, 0, 0},
+    {"b", 0, {1, 1, 1, 1}, 1, 2, 0, 0},
 };
 static const bp_tensor_info lin_inputs[] = {
-    {"x", 1, {2, 1}, 2, 0, 0, 0},
-    {"y", 1, {1, 1}, 1, 0, 0, 0},
+    {"x", 1, {2, 1, 1, 1}, 2, 0, 0, 0},
+    {"y", 1, {1, 1, 1, 1}, 1, 0, 0, 0},
 };
 static const bp_tensor_info lin_outputs[] = {
-    {"yhat", 1, {1, 1}, 1, 0, 0, 0},
+    {"yhat", 1, {1, 1, 1, 1}, 1, 0, 0, 0},
 };
 static const bp_tensor_info sm_params[] = {
-    {"W", 2, {3, 2}, 6, 0, 0, 0},
-    {"b", 1, {3, 1}, 3, 6, 0, 0},
+    {"W", 2, {3, 2, 1, 1}, 6, 0, 0, 0},
+    {"b", 1, {3, 1, 1, 1}, 3, 6, 0, 0},
 };
 static const bp_tensor_info sm_inputs[] = {
-    {"x", 1, {2, 1}, 2, 0, 0, 0},
-    {"y", 1, {3, 1}, 3, 0, 0, 0},
+    {"x", 1, {2, 1, 1, 1}, 2, 0, 0, 0},
+    {"y", 1, {3, 1, 1, 1}, 3, 0, 0, 0},
 };
 static const bp_tensor_info sm_outputs[] = {
-    {"p", 1, {3, 1}, 3, 0, 0, 0},
+    {"p", 1, {3, 1, 1, 1}, 3, 0, 0, 0},
 };
 
 static bp_model linreg(int rs)
 {
-    bp_model m = {"linreg", rs, 3, 2, lin_params, 2, lin_inputs, 1,
+    bp_model m = {BP_ABI_VERSION, "linreg", rs, 3, 2, lin_params, 2, lin_inputs, 1,
                   lin_outputs, "L", NULL, lin_ws,
                   rs == 4 ? lin_f_f : lin_f_d, rs == 4 ? lin_b_f : lin_b_d,
                   rs == 4 ? lin_p_f : lin_p_d};
@@ -207,7 +207,7 @@ static bp_model linreg(int rs)
 
 static bp_model softmax_model(int rs)
 {
-    bp_model m = {"softmax", rs, 9, 2, sm_params, 2, sm_inputs, 1,
+    bp_model m = {BP_ABI_VERSION, "softmax", rs, 9, 2, sm_params, 2, sm_inputs, 1,
                   sm_outputs, "L", NULL, sm_ws,
                   rs == 4 ? sm_f_f : sm_f_d, rs == 4 ? sm_b_f : sm_b_d,
                   rs == 4 ? sm_p_f : sm_p_d};
@@ -669,8 +669,8 @@ static void test_print(void)
 /* Review fixes: a caller-supplied optimiser must belong to the model being
  * trained, keep frozen parameters frozen, and have state when it needs it. */
 static const bp_tensor_info linf_params[] = {
-    {"w", 1, {2, 1}, 2, 0, 1, 0},   /* frozen */
-    {"b", 0, {1, 1}, 1, 2, 0, 0},
+    {"w", 1, {2, 1, 1, 1}, 2, 0, 1, 0},   /* frozen */
+    {"b", 0, {1, 1, 1, 1}, 1, 2, 0, 0},
 };
 
 static void test_optimizer_checks(void)

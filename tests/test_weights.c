@@ -17,17 +17,17 @@
 
 /* iris: the contract's example. */
 static const bp_tensor_info iris_params[] = {
-    {"W1", 2, {16, 4}, 64, 0, 0, 0},  {"b1", 1, {16, 1}, 16, 64, 0, 0},
-    {"W2", 2, {3, 16}, 48, 80, 0, 0}, {"b2", 1, {3, 1}, 3, 128, 0, 0},
-    {"s", 0, {1, 1}, 1, 131, 0, 0}};
+    {"W1", 2, {16, 4, 1, 1}, 64, 0, 0, 0},  {"b1", 1, {16, 1, 1, 1}, 16, 64, 0, 0},
+    {"W2", 2, {3, 16, 1, 1}, 48, 80, 0, 0}, {"b2", 1, {3, 1, 1, 1}, 3, 128, 0, 0},
+    {"s", 0, {1, 1, 1, 1}, 1, 131, 0, 0}};
 /* The same with W1 [16, 5]. */
 static const bp_tensor_info iris5_params[] = {
-    {"W1", 2, {16, 5}, 80, 0, 0, 0},  {"b1", 1, {16, 1}, 16, 80, 0, 0},
-    {"W2", 2, {3, 16}, 48, 96, 0, 0}, {"b2", 1, {3, 1}, 3, 144, 0, 0}};
+    {"W1", 2, {16, 5, 1, 1}, 80, 0, 0, 0},  {"b1", 1, {16, 1, 1, 1}, 16, 80, 0, 0},
+    {"W2", 2, {3, 16, 1, 1}, 48, 96, 0, 0}, {"b2", 1, {3, 1, 1, 1}, 3, 144, 0, 0}};
 /* A 2-class head on the same hidden layer. */
 static const bp_tensor_info other_params[] = {
-    {"W1", 2, {16, 4}, 64, 0, 0, 0},  {"b1", 1, {16, 1}, 16, 64, 0, 0},
-    {"W2", 2, {2, 16}, 32, 80, 0, 0}, {"b2", 1, {2, 1}, 2, 112, 0, 0}};
+    {"W1", 2, {16, 4, 1, 1}, 64, 0, 0, 0},  {"b1", 1, {16, 1, 1, 1}, 16, 64, 0, 0},
+    {"W2", 2, {2, 16, 1, 1}, 32, 80, 0, 0}, {"b2", 1, {2, 1, 1, 1}, 2, 112, 0, 0}};
 
 enum { IRIS_N = 131, IRIS_PLUS_N = 132, IRIS5_N = 147, OTHER_N = 114 };
 
@@ -36,6 +36,7 @@ static bp_model model(const char *name, int rs, const bp_tensor_info *p,
 {
     bp_model m;
     memset(&m, 0, sizeof m);
+    m.abi_version = BP_ABI_VERSION;
     m.name = name;
     m.real_size = rs;
     m.num_params = n;
@@ -149,8 +150,8 @@ static void test_format_bytes(void)
     size_t len;
     unsigned char *b = (unsigned char *)test_read_file(path, &len);
     CU_ASSERT_FATAL(b != NULL);
-    /* header: magic, version 1, file size, real_size 8, "iris", 4 tensors */
-    CU_ASSERT(memcmp(b, "BPGW\1\0\0\0", 8) == 0);
+    /* header: magic, version 2, file size, real_size 8, "iris", 4 tensors */
+    CU_ASSERT(memcmp(b, "BPGW\2\0\0\0", 8) == 0);
     uint64_t size = 0;
     for (int i = 7; i >= 0; i--)
         size = size << 8 | b[8 + i];
@@ -322,14 +323,22 @@ static void finish(buf *w, const char *path)
     write_bin(path, w->b, w->n);
 }
 
-static void start(buf *w, uint64_t real_size)
+/* The preamble of a file of format `version`. */
+static void start_version(buf *w, uint64_t version, uint64_t real_size)
 {
     w->n = 0;
     memcpy(w->b, "BPGW", 4);
     w->n = 4;
-    put(w, 1, 4);
+    put(w, version, 4);
     put(w, 0, 8);
     put(w, real_size, 4);
+}
+
+/* Format 1, as bpgen 0.1 wrote it (ranks up to 2): what the hostile
+ * headers below are written in, and every one must still be read so. */
+static void start(buf *w, uint64_t real_size)
+{
+    start_version(w, 1, real_size);
 }
 
 static void test_hostile(void)
@@ -337,7 +346,8 @@ static void test_hostile(void)
     char *path = path_of("hostile.bin");
     buf w;
 
-    /* A well-formed file built here loads: the test writer is right. */
+    /* A well-formed file built here loads: the test writer is right, and
+     * format 1, which bpgen 0.1 wrote, is still read. */
     start(&w, 8);
     put_str(&w, "iris");
     put(&w, 4, 4);
@@ -573,6 +583,135 @@ static void test_bad_values(void)
     free(path);
 }
 
+/* ------------------------------------------------- rank 3 and 4, format 2 */
+
+/* A small CNN's parameters: K[4, 1, 3, 2] (rank 4), b[4], a rank-3 gain
+ * G[2, 3, 5] and W[10, 6]. */
+static const bp_tensor_info cnn_params[] = {
+    {"K", 4, {4, 1, 3, 2}, 24, 0, 0, 0},  {"b", 1, {4, 1, 1, 1}, 4, 24, 0, 0},
+    {"G", 3, {2, 3, 5, 1}, 30, 28, 0, 0}, {"W", 2, {10, 6, 1, 1}, 60, 58, 0, 0}};
+static const bp_tensor_info cnn_other_k[] = {
+    {"K", 4, {4, 1, 2, 3}, 24, 0, 0, 0},  {"b", 1, {4, 1, 1, 1}, 4, 24, 0, 0},
+    {"G", 3, {2, 3, 5, 1}, 30, 28, 0, 0}, {"W", 2, {10, 6, 1, 1}, 60, 58, 0, 0}};
+enum { CNN_N = 118 };
+
+static void test_rank4(void)
+{
+    char *path = path_of("cnn.bin");
+    char err[256] = "";
+    for (int rs = 4; rs <= 8; rs += 4) {
+        double d[CNN_N], d2[CNN_N];
+        float f[CNN_N], f2[CNN_N];
+        fill(d, f, CNN_N, 3);
+        bp_model m = model("cnn", rs, cnn_params, 4, CNN_N);
+        CU_ASSERT_EQUAL_FATAL(bp_weights_save(path, &m, rs == 8 ? (void *)d : (void *)f, err,
+                                              sizeof err), 0);
+        memset(d2, 0, sizeof d2);
+        memset(f2, 0, sizeof f2);
+        CU_ASSERT_EQUAL(bp_weights_load(path, &m, rs == 8 ? (void *)d2 : (void *)f2, err,
+                                        sizeof err), 0);
+        CU_ASSERT(rs == 8 ? memcmp(d, d2, sizeof d) == 0 : memcmp(f, f2, sizeof f) == 0);
+    }
+    /* the bytes (of the double file): version 2, real_size 8, and K's entry: rank 4, 4 x 1 x 3 x 2 */
+    size_t len;
+    unsigned char *b = (unsigned char *)test_read_file(path, &len);
+    CU_ASSERT_FATAL(b != NULL);
+    CU_ASSERT(memcmp(b, "BPGW\2\0\0\0", 8) == 0);
+    CU_ASSERT(memcmp(b + 16, "\10\0\0\0\3\0\0\0cnn\4\0\0\0", 15) == 0);
+    CU_ASSERT(memcmp(b + 31, "\1\0\0\0K\4\0\0\0\4\0\0\0\1\0\0\0\3\0\0\0\2\0\0\0", 25) == 0);
+    free(b);
+
+    /* a kernel of another shape, named with all four dimensions */
+    double th[CNN_N] = {0};
+    bp_model other = model("cnn", 8, cnn_other_k, 4, CNN_N);
+    CU_ASSERT_NOT_EQUAL(bp_weights_load(path, &other, th, err, sizeof err), 0);
+    char *want = test_format("%s: parameter 'K' has shape [4, 1, 3, 2] in the file but "
+                             "[4, 1, 2, 3] in model 'cnn'", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    free(want);
+    CU_ASSERT_EQUAL(th[0], 0.0);
+
+    /* a descriptor whose rank-4 size disagrees with its dims is refused */
+    static const bp_tensor_info bad[] = {{"K", 4, {4, 1, 3, 2}, 23, 0, 0, 0}};
+    bp_model bm = model("bad", 8, bad, 1, 23);
+    CU_ASSERT_NOT_EQUAL(bp_weights_save(path, &bm, th, err, sizeof err), 0);
+    CU_ASSERT(strstr(err, "descriptor of parameter 0 is inconsistent") != NULL);
+    free(path);
+}
+
+/* Format 2's limits, and format 1's: rank 3 and 4 only from version 2 on. */
+static void test_versions(void)
+{
+    char *path = path_of("versions.bin");
+    buf w;
+    static const bp_tensor_info k_only[] = {{"K", 4, {2, 1, 1, 2}, 4, 0, 0, 0}};
+    bp_model m = model("k", 8, k_only, 1, 4);
+    char err[256] = "";
+    for (int version = 1; version <= 2; version++) {
+        start_version(&w, (uint64_t)version, 8);
+        put_str(&w, "k");
+        put(&w, 1, 4);
+        put_str(&w, "K");
+        put(&w, 4, 4);
+        put(&w, 2, 4), put(&w, 1, 4), put(&w, 1, 4), put(&w, 2, 4);
+        for (int i = 0; i < 4; i++)
+            put(&w, 0x4000000000000000ull, 8); /* 2.0 */
+        finish(&w, path);
+        double th[4] = {0};
+        int rc = bp_weights_load(path, &m, th, err, sizeof err);
+        if (version == 1) {
+            CU_ASSERT_NOT_EQUAL(rc, 0);
+            CU_ASSERT(strstr(err, "malformed weights file (bad tensor rank)") != NULL);
+            CU_ASSERT_EQUAL(th[3], 0.0);
+        } else {
+            CU_ASSERT_EQUAL(rc, 0);
+            CU_ASSERT_EQUAL(th[3], 2.0);
+        }
+    }
+    /* rank 5 */
+    start_version(&w, 2, 8);
+    put_str(&w, "iris");
+    put(&w, 1, 4);
+    put_str(&w, "W1");
+    put(&w, 5, 4);
+    for (int d = 0; d < 5; d++)
+        put(&w, 1, 4);
+    put(&w, 0, 8);
+    finish(&w, path);
+    CU_ASSERT(fails_with(path, "malformed weights file (bad tensor rank)"));
+    /* four dimensions of 2^32 - 1: the element count must not wrap */
+    start_version(&w, 2, 8);
+    put_str(&w, "iris");
+    put(&w, 1, 4);
+    put_str(&w, "W1");
+    put(&w, 4, 4);
+    for (int d = 0; d < 4; d++)
+        put(&w, 0xFFFFFFFFu, 4);
+    finish(&w, path);
+    CU_ASSERT(fails_with(path, "malformed weights file (tensor too large)"));
+    /* 1 x 65536 x 65536 x 1: too large as well */
+    start_version(&w, 2, 8);
+    put_str(&w, "iris");
+    put(&w, 1, 4);
+    put_str(&w, "W1");
+    put(&w, 4, 4);
+    put(&w, 1, 4), put(&w, 65536, 4), put(&w, 65536, 4), put(&w, 1, 4);
+    finish(&w, path);
+    CU_ASSERT(fails_with(path, "malformed weights file (tensor too large)"));
+    /* versions 0 and 3 */
+    for (int version = 0; version <= 3; version += 3) {
+        start_version(&w, (uint64_t)version, 8);
+        put_str(&w, "iris");
+        put(&w, 0, 4);
+        finish(&w, path);
+        char *want = test_format("unsupported weights format version %d (this runtime reads "
+                                 "versions 1 to 2)", version);
+        CU_ASSERT(fails_with(path, want));
+        free(want);
+    }
+    free(path);
+}
+
 void register_weights(void);
 void register_weights(void)
 {
@@ -585,4 +724,6 @@ void register_weights(void)
     CU_add_test(s, "hostile headers", test_hostile);
     CU_add_test(s, "load tensors (transfer)", test_load_tensors);
     CU_add_test(s, "non-finite or out-of-range values", test_bad_values);
+    CU_add_test(s, "rank 3 and 4 (format 2)", test_rank4);
+    CU_add_test(s, "format versions 1 and 2, rank limits", test_versions);
 }
