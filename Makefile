@@ -68,10 +68,10 @@ TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
 # and `make test` are the only commands a new user types.
 build-deps:
 	@command -v $(BISON) >/dev/null 2>&1 && command -v $(FLEX) >/dev/null 2>&1 \
-	  || sh scripts/install-deps.sh
+	  || sh scripts/install-deps.sh build
 
 test-deps: build-deps
-	@sh scripts/install-deps.sh
+	@sh scripts/install-deps.sh test
 
 all: $(BUILD)/bpgen $(BUILD)/libbp.a $(MPI_LIB)
 
@@ -111,7 +111,7 @@ $(GEN)/%.o: $(GEN)/%.c $(GEN)/parser.h $(GEN)/lexer.h compiler/bpgen.h compiler/
 $(BUILD)/compiler/%.o: compiler/%.c compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h | $(BUILD)/compiler
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -c -o $@ $<
 
-$(BUILD)/runtime/%.o: runtime/%.c runtime/bp.h runtime/internal.h | $(BUILD)/runtime
+$(BUILD)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) | $(BUILD)/runtime
 	$(CC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
 
 # ---------------------------------------------------------------- tests
@@ -130,7 +130,9 @@ TEST_DEFS = -DTEST_BPGEN='"$(BUILD)/bpgen"' -DTEST_LIBBP='"$(BUILD)/libbp.a"' \
             -DTEST_LIBBP_MPI='"$(BUILD)/libbp_mpi.a"' -DTEST_MPICC='"$(MPICC)"' \
             -DTEST_SANITIZE=$(if $(SANFLAGS),1,0) \
             -DTEST_CC='"$(CC)"' -DTEST_CFLAGS='"$(WARN) $(SANFLAGS) -O1 -g"' \
-            -DTEST_TMP='"$(BUILD)/tmp"'
+            -DTEST_TMP='"$(BUILD)/tmp"' \
+            -DTEST_MAKE='"$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) BUILD=$(BUILD)"' \
+            -DTEST_SANFLAGS='"$(SANFLAGS)"'
 
 $(BUILD)/tests/%.o: tests/%.c tests/support.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests test-deps
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests $(TEST_DEFS) -c -o $@ $<
@@ -179,11 +181,30 @@ bench-mpi: all
 	@sh bench/mpi.sh $(BUILD)
 
 # ---------------------------------------------------------------- install, clean
+# The version has one home, runtime/bp.h; the .pc file, CMake's version file
+# and the manual page get it from there.
+VERSION_MAJOR := $(shell sed -n 's/^\#define BP_VERSION_MAJOR //p' runtime/bp.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define BP_VERSION_MINOR //p' runtime/bp.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define BP_VERSION_PATCH //p' runtime/bp.h)
+VERSION        = $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SUBST_VERSION  = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+                     -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|g' -e 's|@PREFIX@|$(PREFIX)|g'
+
+# DESTDIR stages the tree elsewhere (for packaging); the paths written into
+# bpgen.pc name PREFIX, where it will finally live, and bpgenConfig.cmake
+# finds everything relative to itself.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/bpgen \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BUILD)/bpgen $(DESTDIR)$(PREFIX)/bin/bpgen
 	install -m 644 runtime/bp.h $(DESTDIR)$(PREFIX)/include/bp.h
 	install -m 644 $(BUILD)/libbp.a $(DESTDIR)$(PREFIX)/lib/libbp.a
+	$(SUBST_VERSION) cmake/bpgen.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bpgen.pc
+	install -m 644 cmake/bpgenConfig.cmake $(DESTDIR)$(PREFIX)/lib/cmake/bpgen/bpgenConfig.cmake
+	$(SUBST_VERSION) cmake/bpgenConfigVersion.cmake.in \
+	  > $(DESTDIR)$(PREFIX)/lib/cmake/bpgen/bpgenConfigVersion.cmake
+	$(SUBST_VERSION) man/bpgen.1 > $(DESTDIR)$(PREFIX)/share/man/man1/bpgen.1
 	if [ -f $(BUILD)/libbp_mpi.a ]; then \
 	  install -m 644 runtime/mpi/bp_mpi.h $(DESTDIR)$(PREFIX)/include/bp_mpi.h && \
 	  install -m 644 $(BUILD)/libbp_mpi.a $(DESTDIR)$(PREFIX)/lib/libbp_mpi.a; fi

@@ -24,8 +24,11 @@
 #include <stdio.h>
 
 #include "ops.h"
+/* The version and ABI numbers have one home, the runtime's header: the
+ * compiler is released with the runtime it generates code for. */
+#include "../runtime/bp.h"
 
-#define BPGEN_VERSION "0.2.0"
+#define BPGEN_VERSION BP_VERSION_STRING
 
 /* ------------------------------------------------------------------------ */
 /* arena.c — bump allocation; everything lives until arena_free().          */
@@ -58,6 +61,9 @@ void  diag_error(Diag *d, Loc at, const char *fmt, ...);
 void  diag_note(Diag *d, Loc at, const char *fmt, ...);
 int   diag_count(const Diag *d);                    /* errors so far */
 void  diag_flush(Diag *d, FILE *out);
+/* Colours diag_flush's output with ANSI escapes, as gcc and clang do: bold
+ * location, bold red `error:`, bold cyan `note:`, bold green caret. */
+void  diag_set_color(Diag *d, bool on);
 
 /* ------------------------------------------------------------------------ */
 /* grammar/parser.y — the AST.                                              */

@@ -22,11 +22,22 @@
  * becomes '?', one column as the lexer counts it; a very long line is
  * quoted as a window around the column, cut ends marked with "...". At most
  * MAX_ERRORS errors are printed, then one line saying how many were left.
+ *
+ * With colour on (diag_set_color; main.c decides, from --color, isatty and
+ * NO_COLOR) the same text gets ANSI escapes as gcc and clang draw it: the
+ * location bold, `error:` bold red, `note:` bold cyan, the caret bold
+ * green. Only escapes are added, so stripping them gives the plain text.
  */
 #include "bpgen.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#define SGR_BOLD  "\033[1m"
+#define SGR_ERROR "\033[1;31m"
+#define SGR_NOTE  "\033[1;36m"
+#define SGR_CARET "\033[1;32m"
+#define SGR_RESET "\033[0m"
 
 enum {
     MAX_ERRORS = 1000,     /* errors printed by one flush */
@@ -51,6 +62,7 @@ struct Diag {
     int nmsgs, cap;
     int nerrors;        /* every error reported, flushed or not */
     int last_error;     /* index in msgs of the latest error, or -1 */
+    bool color;         /* ANSI escapes in diag_flush's output */
 };
 
 Diag *diag_new(Arena *a, const char *path, const char *text, size_t len)
@@ -108,6 +120,11 @@ void diag_note(Diag *d, Loc at, const char *fmt, ...)
     va_end(ap);
     m->is_note = true;
     m->owner = d->last_error;
+}
+
+void diag_set_color(Diag *d, bool on)
+{
+    d->color = on;
 }
 
 int diag_count(const Diag *d)
@@ -235,7 +252,7 @@ static void quote(FILE *out, const Diag *d, const size_t *line_start,
         fputs("   ", out);
     for (size_t i = from; i < caret; i++)
         fputc(i < n && chars[i].bytes[0] == '\t' ? '\t' : ' ', out);
-    fputs("^\n", out);
+    fputs(d->color ? SGR_CARET "^" SGR_RESET "\n" : "^\n", out);
     free(chars);
 }
 
@@ -243,12 +260,16 @@ static void print_message(FILE *out, const Diag *d, const Message *m,
                           const size_t *line_start, int nlines)
 {
     const char *what = m->is_note ? "note" : "error";
+    const char *bold = d->color ? SGR_BOLD : "";
+    const char *kind = !d->color ? "" : m->is_note ? SGR_NOTE : SGR_ERROR;
+    const char *reset = d->color ? SGR_RESET : "";
     if (m->at.line > 0) {
-        fprintf(out, "%s:%d:%d: %s: %s\n", d->path, m->at.line, m->at.col,
-                what, m->text);
+        fprintf(out, "%s%s:%d:%d:%s %s%s:%s %s\n", bold, d->path, m->at.line,
+                m->at.col, reset, kind, what, reset, m->text);
         quote(out, d, line_start, nlines, m->at.line, m->at.col);
     } else {
-        fprintf(out, "%s: %s: %s\n", d->path, what, m->text);
+        fprintf(out, "%s%s:%s %s%s:%s %s\n", bold, d->path, reset, kind, what,
+                reset, m->text);
     }
 }
 
@@ -301,8 +322,9 @@ void diag_flush(Diag *d, FILE *out)
                 print_message(out, d, &d->msgs[j], line_start, nlines);
     }
     if (dropped)
-        fprintf(out, "%s: error: too many errors; %d more not shown\n",
-                d->path, dropped);
+        fprintf(out, "%s%s:%s %serror:%s too many errors; %d more not shown\n",
+                d->color ? SGR_BOLD : "", d->path, d->color ? SGR_RESET : "",
+                d->color ? SGR_ERROR : "", d->color ? SGR_RESET : "", dropped);
     free(order);
     free(line_start);
     d->nmsgs = 0;

@@ -18,6 +18,7 @@
 
 enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
 enum { MAX_SOURCE_BYTES = 64 << 20 };
+typedef enum { COLOR_AUTO, COLOR_ALWAYS, COLOR_NEVER } ColorMode;
 
 typedef struct {
     const char *model_path;
@@ -27,6 +28,8 @@ typedef struct {
     int dot;            /* 0, 1 forward, 2 backward */
     Precision precision;
     const char *dump;   /* comma-separated pass names, or NULL */
+    ColorMode color;
+    bool print_name;
 } Options;
 
 static void usage(FILE *out)
@@ -51,8 +54,14 @@ static void usage(FILE *out)
           "                        and prints the loss and gradients\n"
           "  --dump=PASSES         print the graph after passes (graph,diff,simplify)\n"
           "                        on standard error\n"
+          "  --color=WHEN          colour diagnostics: auto (the default: only when\n"
+          "                        standard error is a terminal and NO_COLOR is unset\n"
+          "                        or empty), always or never\n"
+          "  --print-name          print the model's name (the prefix of its C symbols,\n"
+          "                        and the header's name in CMake's bpgen_add_model)\n"
           "  -h, --help            this help\n"
-          "  --version             the version\n",
+          "  --version             the compiler's version and the runtime ABI it\n"
+          "                        generates code for\n",
           out);
 }
 
@@ -73,7 +82,7 @@ static int parse_options(int argc, char **argv, Options *o)
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--version")) {
-            printf("bpgen %s\n", BPGEN_VERSION);
+            printf("bpgen %s (runtime ABI %d)\n", BPGEN_VERSION, BP_ABI_VERSION);
             return 0;
         } else if (!strcmp(a, "-o")) {
             if (++i == argc)
@@ -107,6 +116,17 @@ static int parse_options(int argc, char **argv, Options *o)
             o->precision = PREC_DOUBLE;
         } else if (!strncmp(a, "--precision", 11)) {
             return usage_error("unknown precision '%s' (use --precision=float or --precision=double)", a);
+        } else if (!strcmp(a, "--color=auto")) {
+            o->color = COLOR_AUTO;
+        } else if (!strcmp(a, "--color=always")) {
+            o->color = COLOR_ALWAYS;
+        } else if (!strcmp(a, "--color=never")) {
+            o->color = COLOR_NEVER;
+        } else if (!strncmp(a, "--color", 7)) {
+            return usage_error("unknown colour setting '%s' (use --color=auto, "
+                               "--color=always or --color=never)", a);
+        } else if (!strcmp(a, "--print-name")) {
+            o->print_name = true;
         } else if (!strncmp(a, "--dump=", 7)) {
             o->dump = a + 7;
         } else if (a[0] == '-' && a[1]) {
@@ -119,7 +139,8 @@ static int parse_options(int argc, char **argv, Options *o)
     }
     if (!o->model_path)
         return usage_error("%s", "no model file given");
-    if (!o->out_path && !o->check_only && !o->derivatives && !o->explain && !o->dot)
+    if (!o->out_path && !o->check_only && !o->derivatives && !o->print_name && !o->explain &&
+        !o->dot)
         return usage_error("%s", "no output file: use -o OUT.c (or --check, --derivatives, "
                                  "--explain, --dot)");
     /* OUT.h includes the runtime's bp.h, so it must not be bp.h itself */
@@ -295,6 +316,25 @@ static int write_outputs(Arena *a, const Plan *plan, const char *model_path,
     return 0;
 }
 
+/* --color=auto colours only a terminal, and never when NO_COLOR is set to
+ * anything (https://no-color.org). */
+static bool use_color(ColorMode mode)
+{
+    if (mode != COLOR_AUTO)
+        return mode == COLOR_ALWAYS;
+    const char *no_color = getenv("NO_COLOR");
+    return isatty(STDERR_FILENO) && !(no_color && no_color[0]);
+}
+
+/* `model NAME` when the file has one, else the name its path gives. */
+static const char *model_name(Arena *a, const Program *prog)
+{
+    for (const Stmt *s = prog->first; s; s = s->next)
+        if (s->kind == ST_MODEL && s->name)
+            return s->name;
+    return check_default_model_name(a, prog->path);
+}
+
 static int compile(Arena *a, const Options *o)
 {
     size_t len = 0;
@@ -303,7 +343,14 @@ static int compile(Arena *a, const Options *o)
         return EXIT_USAGE;
 
     Diag *diag = diag_new(a, o->model_path, text, len);
+    diag_set_color(diag, use_color(o->color));
     Program *prog = parse_program(a, diag, o->model_path, text, len);
+    if (o->print_name) {
+        /* The name the model will have once it compiles: build tools ask
+         * before building, so errors wait for the real compilation. */
+        puts(model_name(a, prog));
+        return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
+    }
     Model *model = check_program(a, diag, prog);
     if (diag_count(diag) > 0 || !model) {
         diag_flush(diag, stderr);
@@ -339,7 +386,7 @@ static int compile(Arena *a, const Options *o)
 
 int main(int argc, char **argv)
 {
-    Options o = {NULL, NULL, false, false, false, 0, 0, PREC_FLOAT, NULL};
+    Options o = {NULL, NULL, false, false, false, 0, 0, PREC_FLOAT, NULL, COLOR_AUTO, false};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;

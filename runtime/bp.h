@@ -9,6 +9,8 @@
 #define BP_H
 
 #include <stddef.h>
+#include <stdint.h>   /* the fast math's bit patterns */
+#include <string.h>   /* memcpy, for the same */
 
 #ifdef __cplusplus
 extern "C" {
@@ -119,13 +121,46 @@ void bp_fill_normal(bp_rng *r, void *dst, int real_size, size_t count,
  * n x k when trans_b). lda, ldb, ldc are row strides. beta == 0 means C is
  * written without being read (it may hold garbage, even NaN); alpha == 0
  * or k == 0 leaves beta * C. A, B and C are caller-owned, and C must not
- * overlap A or B. Allocates nothing and keeps no state (thread-safe). */
+ * overlap A or B. Safe to call from several threads at once.
+ * Large products (see gemm.c) pack their operands into a scratch block
+ * per calling thread (about 1.1 MiB, allocated on first use and freed
+ * when the thread exits) and use up to bp_get_num_threads() threads.
+ * The result is bit-identical for every thread count and every run on a
+ * given machine; the kernels (AVX-512, AVX2+FMA or portable, chosen at
+ * run time, see bp_kernels) may round differently from one another. */
 void bp_gemm_f(int trans_a, int trans_b, int m, int n, int k, float alpha,
                const float *a, int lda, const float *b, int ldb, float beta,
                float *c, int ldc);
 void bp_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha,
                const double *a, int lda, const double *b, int ldb,
                double beta, double *c, int ldc);
+
+/* The kernels the runtime chose for this CPU: "avx512", "avx2" or
+ * "portable". */
+const char *bp_kernels(void);
+
+/* ------------------------------------------------------------------------ */
+/* threads.c — threads for the big matrix products and elementwise loops.
+ * A process-wide setting: default 1 (no thread is ever started). With
+ * n > 1, products of about a million multiply-adds or more are cut into
+ * n pieces along the rows or columns of C (never along the sum), run by
+ * a pool of n - 1 worker threads and the calling thread. The pool starts
+ * on first use and is joined by bp_threads_shutdown() or at exit.
+ * Results are bit-identical for every n. While one call uses the pool,
+ * concurrent calls from other threads run on their own thread (still
+ * correct, still the same bits). n is capped at 64. */
+void bp_set_num_threads(int n);
+int bp_get_num_threads(void);
+/* Joins the workers (waiting for a running job); the next call that
+ * wants threads starts them again. */
+void bp_threads_shutdown(void);
+/* Calls fn(ctx, lo, hi) on disjoint ranges covering [0, count), each at
+ * least `grain` long, on up to bp_get_num_threads() threads; returns
+ * when all are done. The ranges depend on the thread count, so fn must
+ * treat every index alone (an elementwise loop, no running sum) for the
+ * result not to depend on it. */
+void bp_parallel_for(size_t count, size_t grain,
+                     void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx);
 
 /* ------------------------------------------------------------------------ */
 /* conv.c — 2-D convolution and pooling, float (_f) and double (_d), over n
@@ -352,6 +387,37 @@ int bp_weights_load(const char *path, const bp_model *m, void *theta,
 int bp_weights_load_tensors(const char *path, const bp_model *m, void *theta,
                             const char *const names[], int count, char *err,
                             size_t err_size);
+
+/* ------------------------------------------------------------------------ */
+/* safetensors.c — the parameters in the safetensors format that PyTorch,
+ * JAX and the Hugging Face tools exchange: a little-endian u64 header
+ * length, a JSON header naming each tensor with its dtype, shape and byte
+ * range, then the raw little-endian values. Tensors are named as the
+ * parameters in the .net file (W1, b1, ...), stored row-major in
+ * declaration order, with metadata {"format": "pt", "bpgen_model": NAME}.
+ * Same error convention as weights.c; theta is caller-owned. */
+
+/* Saves at the model's precision (F32 for float, F64 for double), through
+ * PATH.tmp renamed to PATH, as bp_weights_save does. */
+int bp_safetensors_save(const char *path, const bp_model *m, const void *theta,
+                        char *err, size_t err_size);
+/* Loads every parameter of m; the file must hold exactly m's parameters,
+ * with the same shapes (a scalar is shape []). F32 and F64 load into
+ * either precision; F16, BF16 and integer dtypes are refused, naming the
+ * tensor. The header is checked strictly (valid JSON of the format's form,
+ * no duplicate names, byte ranges that match the shapes and tile the data
+ * with no gap or overlap, a header length within the file and under 100
+ * MB) and every value must be finite (and within float range for a float
+ * model); on any failure theta is unchanged and err names the file and
+ * what is wrong ("m.safetensors: tensor 'W1' has shape [4, 16] in the file
+ * but [16, 4] in model 'iris'"). */
+int bp_safetensors_load(const char *path, const bp_model *m, void *theta,
+                        char *err, size_t err_size);
+/* Loads only the parameters of m named in names[0..count), from a file
+ * that may hold other tensors too; the rest of theta is left as it was. */
+int bp_safetensors_load_tensors(const char *path, const bp_model *m, void *theta,
+                                const char *const names[], int count,
+                                char *err, size_t err_size);
 
 /* ------------------------------------------------------------------------ */
 /* data.c — data sets for training: a CSV loader, standardisation, seeded
@@ -686,6 +752,278 @@ int bp_curves_write_csv(const bp_curves *c, const char *path, char *err,
  * NULL. 0 on success, -1 with a message (no points, or an I/O error). */
 int bp_curves_write_svg(const bp_curves *c, const char *path,
                         const char *title, char *err, size_t err_size);
+
+/* ------------------------------------------------------------------------ */
+/* Fast elementwise math — exp, log, tanh and sigmoid in float and double,
+ * written without calls, branches or errno so that a compiler vectorizes
+ * the loops that use them (unlike libm's, which keep errno unless the
+ * user passes -fno-math-errno). Static inline: generated code and
+ * applications use them directly. Maximum errors, measured against libm
+ * (double for the float functions, long double for the double ones) over
+ * the whole range in tests/test_fastmath.c:
+ *     bp_expf, bp_exp          2 ulp
+ *     bp_logf, bp_log          2 ulp
+ *     bp_tanhf, bp_tanh        3 ulp
+ *     bp_sigmoidf, bp_sigmoid  3 ulp
+ * (subnormal results may lose one more bit in the last rounding).
+ * Special values as in C's math: exp(-inf) = 0, exp(+inf) = +inf, exp
+ * overflows to +inf and underflows through the subnormals to 0; log(0) =
+ * -inf, log(x < 0) = NaN, log(+inf) = +inf; tanh(±inf) = ±1, tanh(-0) =
+ * -0; sigmoid(-inf) = 0, sigmoid(+inf) = 1; NaN gives NaN. No errno, no
+ * floating-point exceptions promised.
+ * The array forms bp_v*(n, x, y) write y[i] = f(x[i]) (y may be x) with
+ * the runtime's AVX-512/AVX2/portable dispatch (fastmath.c), so they are
+ * vectorized in the default -O2 build too; with the same compiler and no
+ * fused multiply-add contraction (the default of gcc -std=c99) they give
+ * the scalar functions' bits. */
+
+static inline uint32_t bp_fbits_(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+static inline float bp_ffrom_(uint32_t u)
+{
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+static inline uint64_t bp_dbits_(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+static inline double bp_dfrom_(uint64_t u)
+{
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* exp: x = k ln2 + r, |r| <= ln2/2 (ln2 in two parts, so k ln2 is exact);
+ * exp(r) by its Taylor series (degree 7 in float, 13 in double: the
+ * truncation is below 0.1 ulp); 2^k built in the exponent bits, as two
+ * factors so that k from -150 (-1076) to 128 (1024) stays representable.
+ * k comes from the bits of x/ln2 + 1.5 * 2^23 (2^52), which rounds to an
+ * integer without a float-to-int conversion (undefined for NaN). */
+static inline float bp_expf(float x)
+{
+    const float magic = 12582912.0f;                  /* 1.5 * 2^23 */
+    float xc = x > 88.8f ? 88.8f : x;
+    xc = xc < -104.0f ? -104.0f : xc;                 /* NaN stays NaN */
+    float t = xc * 1.44269504088896341f + magic;
+    float kf = t - magic;
+    int32_t k = (int32_t)(bp_fbits_(t) - bp_fbits_(magic));
+    float r = xc - kf * 0.693145751953125f;
+    r = r - kf * 1.42860682030941723212e-6f;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t k1 = k / 2, k2 = k - k1;
+    float s1 = bp_ffrom_((uint32_t)(k1 + 127) << 23);
+    float s2 = bp_ffrom_((uint32_t)(k2 + 127) << 23);
+    return p * s1 * s2;
+}
+
+static inline double bp_exp(double x)
+{
+    const double magic = 6755399441055744.0;          /* 1.5 * 2^52 */
+    double xc = x > 709.9 ? 709.9 : x;
+    xc = xc < -746.0 ? -746.0 : xc;
+    double t = xc * 1.44269504088896338700e+00 + magic;
+    double kf = t - magic;
+    int64_t k = (int64_t)(bp_dbits_(t) - bp_dbits_(magic));
+    double r = xc - kf * 6.93147180369123816490e-01;
+    r = r - kf * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;                    /* 1/13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    int64_t k1 = k / 2, k2 = k - k1;
+    double s1 = bp_dfrom_((uint64_t)(k1 + 1023) << 52);
+    double s2 = bp_dfrom_((uint64_t)(k2 + 1023) << 52);
+    return p * s1 * s2;
+}
+
+/* expm1 for x <= 0 (and NaN), as tanh needs it: 2^k (expm1(r) + 1) - 1
+ * = 2^k expm1(r) + (2^k - 1), with expm1(r) = r (1 + r/2 + ...) accurate
+ * near 0, where tanh needs it. Below -20 (-40) the result is -1. */
+static inline float bp_expm1_neg_f_(float x)
+{
+    const float magic = 12582912.0f;
+    float xc = x < -20.0f ? -20.0f : x;
+    float t = xc * 1.44269504088896341f + magic;
+    float kf = t - magic;
+    int32_t k = (int32_t)(bp_fbits_(t) - bp_fbits_(magic));
+    float r = xc - kf * 0.693145751953125f;
+    r = r - kf * 1.42860682030941723212e-6f;
+    float q = 1.0f / 40320;
+    q = q * r + 1.0f / 5040;
+    q = q * r + 1.0f / 720;
+    q = q * r + 1.0f / 120;
+    q = q * r + 1.0f / 24;
+    q = q * r + 1.0f / 6;
+    q = q * r + 0.5f;
+    q = q * r + 1.0f;
+    q = q * r;
+    float s = bp_ffrom_((uint32_t)(k + 127) << 23);
+    return s * q + (s - 1.0f);
+}
+
+static inline double bp_expm1_neg_d_(double x)
+{
+    const double magic = 6755399441055744.0;
+    double xc = x < -40.0 ? -40.0 : x;
+    double t = xc * 1.44269504088896338700e+00 + magic;
+    double kf = t - magic;
+    int64_t k = (int64_t)(bp_dbits_(t) - bp_dbits_(magic));
+    double r = xc - kf * 6.93147180369123816490e-01;
+    r = r - kf * 1.90821492927058770002e-10;
+    double q = 1.0 / 87178291200.0;                   /* 1/14! */
+    q = q * r + 1.0 / 6227020800.0;
+    q = q * r + 1.0 / 479001600.0;
+    q = q * r + 1.0 / 39916800.0;
+    q = q * r + 1.0 / 3628800.0;
+    q = q * r + 1.0 / 362880.0;
+    q = q * r + 1.0 / 40320.0;
+    q = q * r + 1.0 / 5040.0;
+    q = q * r + 1.0 / 720.0;
+    q = q * r + 1.0 / 120.0;
+    q = q * r + 1.0 / 24.0;
+    q = q * r + 1.0 / 6.0;
+    q = q * r + 0.5;
+    q = q * r + 1.0;
+    q = q * r;
+    double s = bp_dfrom_((uint64_t)(k + 1023) << 52);
+    return s * q + (s - 1.0);
+}
+
+/* log: x = 2^e m with m in [sqrt(1/2), sqrt(2)) (subnormals scaled up
+ * first), f = m - 1, s = f / (2 + f); log(1 + f) = f - (f^2/2 - s (f^2/2
+ * + R)) with R = 2/3 s^2 + 2/5 s^4 + ... (the series of 2 atanh(s), to
+ * s^8 in float and s^22 in double), which keeps the exact f as the big
+ * term. */
+static inline float bp_logf(float x)
+{
+    int sub = x < 1.17549435e-38f;                    /* also 0, < 0 */
+    float xs = sub ? x * 8388608.0f : x;              /* 2^23 */
+    uint32_t ix = bp_fbits_(xs) - 0x3f3504f3u;        /* sqrt(1/2) */
+    int32_t e = (int32_t)(ix >> 23) - (int32_t)((ix >> 31) << 9) - (sub ? 23 : 0);
+    float m = bp_ffrom_((ix & 0x007fffffu) + 0x3f3504f3u);
+    float f = m - 1.0f;
+    float s = f / (2.0f + f);
+    float z = s * s;
+    float R = 2.0f / 9;
+    R = R * z + 2.0f / 7;
+    R = R * z + 2.0f / 5;
+    R = R * z + 2.0f / 3;
+    R = R * z;
+    float hfsq = 0.5f * f * f;
+    float ef = (float)e;
+    float y = ef * 0.693145751953125f
+              + (f - (hfsq - (s * (hfsq + R) + ef * 1.42860682030941723212e-6f)));
+    y = x == 0 ? bp_ffrom_(0xff800000u) : y;          /* -inf */
+    y = x < 0 ? bp_ffrom_(0x7fc00000u) : y;           /* NaN */
+    y = x == bp_ffrom_(0x7f800000u) ? x : y;          /* +inf */
+    return x != x ? x : y;
+}
+
+static inline double bp_log(double x)
+{
+    int sub = x < 2.2250738585072014e-308;
+    double xs = sub ? x * 18014398509481984.0 : x;    /* 2^54 */
+    uint64_t ix = bp_dbits_(xs) - 0x3fe6a09e667f3bcdull;
+    int64_t e = (int64_t)(ix >> 52) - (int64_t)((ix >> 63) << 12) - (sub ? 54 : 0);
+    double m = bp_dfrom_((ix & 0x000fffffffffffffull) + 0x3fe6a09e667f3bcdull);
+    double f = m - 1.0;
+    double s = f / (2.0 + f);
+    double z = s * s;
+    double R = 2.0 / 23;
+    R = R * z + 2.0 / 21;
+    R = R * z + 2.0 / 19;
+    R = R * z + 2.0 / 17;
+    R = R * z + 2.0 / 15;
+    R = R * z + 2.0 / 13;
+    R = R * z + 2.0 / 11;
+    R = R * z + 2.0 / 9;
+    R = R * z + 2.0 / 7;
+    R = R * z + 2.0 / 5;
+    R = R * z + 2.0 / 3;
+    R = R * z;
+    double hfsq = 0.5 * f * f;
+    double ed = (double)e;
+    double y = ed * 6.93147180369123816490e-01
+               + (f - (hfsq - (s * (hfsq + R) + ed * 1.90821492927058770002e-10)));
+    y = x == 0 ? bp_dfrom_(0xfff0000000000000ull) : y;
+    y = x < 0 ? bp_dfrom_(0x7ff8000000000000ull) : y;
+    y = x == bp_dfrom_(0x7ff0000000000000ull) ? x : y;
+    return x != x ? x : y;
+}
+
+/* tanh(x) = sign(x) * -u / (2 + u) with u = expm1(-2|x|): no cancellation
+ * near 0, and exactly ±1 from |x| = 10 (20) on. */
+static inline float bp_tanhf(float x)
+{
+    uint32_t sign = bp_fbits_(x) & 0x80000000u;
+    float y = bp_ffrom_(bp_fbits_(x) ^ sign);          /* |x| */
+    float u = bp_expm1_neg_f_(-2.0f * y);
+    float t = -u / (2.0f + u);
+    return bp_ffrom_(bp_fbits_(t) | sign);
+}
+
+static inline double bp_tanh(double x)
+{
+    uint64_t sign = bp_dbits_(x) & 0x8000000000000000ull;
+    double y = bp_dfrom_(bp_dbits_(x) ^ sign);
+    double u = bp_expm1_neg_d_(-2.0 * y);
+    double t = -u / (2.0 + u);
+    return bp_dfrom_(bp_dbits_(t) | sign);
+}
+
+/* sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below, e =
+ * exp(-|x|) <= 1: never overflows, and keeps the tiny values of large
+ * negative x instead of rounding them to 0. */
+static inline float bp_sigmoidf(float x)
+{
+    float e = bp_expf(-bp_ffrom_(bp_fbits_(x) & 0x7fffffffu));
+    float s = 1.0f / (1.0f + e);
+    return x >= 0 ? s : e * s;
+}
+
+static inline double bp_sigmoid(double x)
+{
+    double e = bp_exp(-bp_dfrom_(bp_dbits_(x) & 0x7fffffffffffffffull));
+    double s = 1.0 / (1.0 + e);
+    return x >= 0 ? s : e * s;
+}
+
+/* fastmath.c — the same over arrays: y[i] = f(x[i]) for i < n (y == x is
+ * fine; other overlaps are not), vectorized for the CPU at run time. */
+void bp_vexpf(size_t n, const float *x, float *y);
+void bp_vexp(size_t n, const double *x, double *y);
+void bp_vlogf(size_t n, const float *x, float *y);
+void bp_vlog(size_t n, const double *x, double *y);
+void bp_vtanhf(size_t n, const float *x, float *y);
+void bp_vtanh(size_t n, const double *x, double *y);
+void bp_vsigmoidf(size_t n, const float *x, float *y);
+void bp_vsigmoid(size_t n, const double *x, double *y);
 
 #ifdef __cplusplus
 }

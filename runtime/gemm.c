@@ -1,387 +1,361 @@
 /* gemm.c — general matrix multiply for generated code, float and double:
  *   C[m x n] = alpha * op(A) * op(B) + beta * C      (row-major, see bp.h)
  *
- * The body is written once as a template: this file includes itself twice
- * with GEMM_T set to float and to double. The call dispatches on shape:
- *   - k == 1: a rank-1 update, C = alpha * a bᵀ + beta * C, one pass over
- *     C (beta == 0 only writes it);
- *   - m == 1, n == 1, A·Bᵀ at any size, and small products
- *     (m*n*k <= GEMM_SMALL): plain loops in the order that keeps every
- *     inner loop on contiguous memory:
- *       rows — C's row i = sum_p op(A)[i][p] * row p of B (B not
- *              transposed; i-p-j, or p-i-j when A is transposed);
- *       dots — C[i][j] = row i of A · row j of B (A not transposed and B
- *              transposed, over blocks of B's rows that stay in cache;
- *              also a column vector op(B), or a row vector op(A) with A
- *              and B transposed, whose strided entries are first gathered
- *              into a short buffer); when k < 8 such short dot products
- *              do not pay, and a copy of op(B) is taken by rows instead;
- *       cols — column j of C = sum_p op(B)[p][j] * row p of A (A
- *              transposed and B transposed or a column vector), summed in
- *              a short buffer and then written down C's column;
- *     the first term of every sum is stored as alpha * x + beta * C, so C
- *     is read at most once (and never when beta == 0);
- *   - larger ones first scale C by beta (beta == 0 stores zeros without
- *     reading C, so garbage or NaN in C never leaks through) and then walk
- *     cache-sized blocks of C and k; when B is transposed (only Aᵀ·Bᵀ
- *     gets here) each KC x NC block of op(B) is first copied into a small
- *     buffer on the stack, so every case reduces to the same contiguous
- *     kernel.
- * The inner kernels are unrolled into independent statements (axpy by 8,
- * the dot product by 16 partial sums), which the compiler's straight-line
- * vectorizer turns into vector instructions even at -O2 (where gcc does
- * not vectorize these loops), and which at -O3 -march=native map onto
- * whole AVX-512 registers. A 4-wide tail or 8 partial sums measured
- * slower (the 8 sums are shuffled across lanes at -O3 -march=native).
- * Nothing is allocated on the heap and no state is kept, so it is safe to
- * call from several threads. The caller owns A, B and C; C must not
- * overlap A or B. */
-#ifndef GEMM_T
-
+ * Two families of code, chosen by shape:
+ *
+ * 1. Packed, blocked, register-blocked (every product with m, n >= 2,
+ *    k >= 2 and at least GEMM_PACK_MIN multiply-adds). The loops are the
+ *    ones BLIS describes:
+ *        for each block of NC columns of C
+ *          for each block of KC of the k dimension
+ *            pack op(B)[KC x NC] into panels NR columns wide  (L3/L2)
+ *            for each block of MC rows of C
+ *              pack op(A)[MC x KC] into panels MR rows tall  (L2)
+ *              for each NR-wide panel of B                     (L1)
+ *                for each MR-tall panel of A
+ *                  micro-kernel: an MR x NR tile of C, kept in registers
+ *                  over the whole KC block, then C = alpha * acc + beta C
+ *    Packing takes care of transposes and leading dimensions, so one
+ *    kernel serves all four cases, and reads contiguous memory only. Edge
+ *    tiles are padded with zeros in the packed panels; the kernel then
+ *    writes a tile-sized copy of C's edge (copied in and out), so every
+ *    element of C is computed by exactly the same operations wherever it
+ *    lies. The first KC block applies the caller's beta (beta == 0 stores
+ *    without reading C, so garbage or NaN there never leaks), later ones
+ *    add (beta = 1).
+ *    Micro-kernels, chosen at run time (cpu.c) so the default -O2 build
+ *    uses the machine: AVX-512 (float 8 x 32, double 8 x 16: 16 zmm
+ *    accumulators), AVX2+FMA (float 6 x 16, double 6 x 8: 12 ymm), and
+ *    portable C (4 x 8) for other machines and compilers.
+ *
+ * 2. The unpacked paths of gemm_small.h for vectors (m == 1 or n == 1,
+ *    e.g. batch 1), rank-1 updates (k == 1) and small products, where
+ *    packing costs more than it saves. They too are compiled once per
+ *    instruction set (plain C with a target attribute: the compiler
+ *    vectorizes their unrolled loops at the wider width).
+ *
+ * Determinism: each element of C is a fixed sequence of operations — the
+ * k dimension is summed in the same order, in the same KC blocks, whatever
+ * the number of threads — so the bits depend only on the shape, the
+ * inputs and the instruction set, never on threads or on timing.
+ *
+ * Threads: a product of GEMM_PAR_MIN multiply-adds or more is cut into as
+ * many pieces as bp_set_num_threads() allows, by whole MR x NR tiles of C,
+ * along n (each thread packs its own columns of B) or along m (its own
+ * rows of A) — never along k. Each thread packs into its own scratch
+ * (bp_thread_scratch: about 1.1 MiB per thread, allocated on first use);
+ * when that memory cannot be had, the piece runs the unpacked paths.
+ * Several application threads may call bp_gemm_* at once. */
 #include "bp.h"
+#include "internal.h"
 
-/* At most this many multiply-adds run the simple loops (up to here they
- * measured at least as fast as the blocked code at -O2; above it the
- * blocked code keeps large products cache-friendly). */
+#include <string.h>
+
+#ifdef BP_X86_KERNELS
+#include <immintrin.h>
+#endif
+
+/* At most this many multiply-adds run the simple loops of the unpacked
+ * paths (gemm_small.h); see there. */
 #ifndef GEMM_SMALL
 #define GEMM_SMALL 262144
 #endif
-/* A·Bᵀ runs as dot products at every size (faster than copying Bᵀ at
- * 512³ too), over blocks of rows of B of about this many bytes. */
 #define GEMM_DOTS_BYTES 262144
-/* Block sizes: a KC x NC block of B (32 KiB in double) stays in L1/L2
- * while a block of MC rows of A and C streams past it. */
 #define GEMM_MC 64
 #define GEMM_KC 64
 #define GEMM_NC 64
-/* Length of the buffers that hold a gathered vector or a partial column
- * of C (longer vectors are done in pieces). */
 #define GEMM_VB 512
-
-/* S(j), S(j+1), ..., S(j+3) (or S(j+7)) as straight-line code. */
 #define GEMM_X4(S, j) S(j) S(j + 1) S(j + 2) S(j + 3)
 #define GEMM_X8(S, j) GEMM_X4(S, j) GEMM_X4(S, j + 4)
 
+/* Packed path: products from this many multiply-adds on (and m, n, k at
+ * least 2) are packed; threads are used from GEMM_PAR_MIN on. */
+#define GEMM_PACK_MIN 32768
+#define GEMM_PAR_MIN 1048576
+/* Block sizes of the packed path, in elements: KC deep; MC rows of A
+ * (about 128 KiB, in L2) and NC columns of B (about 1 MiB) per block,
+ * rounded down to multiples of the kernel's MR and NR. */
+#define PACK_KC 256
+#define PACK_BYTES_A 131072
+#define PACK_BYTES_B 1048576
+#define PACK_SCRATCH (PACK_BYTES_A + PACK_BYTES_B + 4096)
+/* The largest micro-tile of any kernel, in elements. */
+#define PACK_TILE 256
+
+/* ---------------------------------------------------------------- unpacked */
+
+#define GEMM_ATTR
 #define GEMM_T float
-#define GEMM_NAME bp_gemm_f
 #define GEMM_(x) x##_f
-#include "gemm.c"
+#include "gemm_small.h"
 #undef GEMM_T
-#undef GEMM_NAME
 #undef GEMM_
-
 #define GEMM_T double
-#define GEMM_NAME bp_gemm_d
 #define GEMM_(x) x##_d
-#include "gemm.c"
+#include "gemm_small.h"
 #undef GEMM_T
-#undef GEMM_NAME
+#undef GEMM_
+#undef GEMM_ATTR
+
+#ifdef BP_X86_KERNELS
+#define GEMM_ATTR BP_TARGET_AVX2
+#define GEMM_T float
+#define GEMM_(x) x##_f_avx2
+#include "gemm_small.h"
+#undef GEMM_T
+#undef GEMM_
+#define GEMM_T double
+#define GEMM_(x) x##_d_avx2
+#include "gemm_small.h"
+#undef GEMM_T
+#undef GEMM_
+#undef GEMM_ATTR
+
+#define GEMM_ATTR BP_TARGET_AVX512
+#define GEMM_T float
+#define GEMM_(x) x##_f_avx512
+#include "gemm_small.h"
+#undef GEMM_T
+#undef GEMM_
+#define GEMM_T double
+#define GEMM_(x) x##_d_avx512
+#include "gemm_small.h"
+#undef GEMM_T
+#undef GEMM_
+#undef GEMM_ATTR
+#endif
+
+/* ---------------------------------------------------------------- kernels */
+/* Every micro-kernel computes, for an MR x NR tile,
+ *   C = alpha * sum_p a[p][0..MR) (x) b[p][0..NR) + beta * C
+ * from packed panels a (kc x MR, row p at a + p MR) and b (kc x NR), with
+ * beta == 0 storing without reading C. */
+
+typedef void kern_f(int kc, const float *a, const float *b, float *c,
+                    int ldc, float alpha, float beta);
+typedef void kern_d(int kc, const double *a, const double *b, double *c,
+                    int ldc, double alpha, double beta);
+
+/* Portable: 4 x 8, plain C the compiler may vectorize. */
+#define PORT_MR 4
+#define PORT_NR 8
+#define PORT_KERNEL(T, name)                                               \
+    static void name(int kc, const T *restrict a, const T *restrict b,     \
+                     T *restrict c, int ldc, T alpha, T beta)              \
+    {                                                                      \
+        T acc[PORT_MR][PORT_NR];                                           \
+        memset(acc, 0, sizeof acc);                                        \
+        for (int p = 0; p < kc; p++) {                                     \
+            for (int i = 0; i < PORT_MR; i++)                              \
+                for (int j = 0; j < PORT_NR; j++)                          \
+                    acc[i][j] += a[i] * b[j];                              \
+            a += PORT_MR;                                                  \
+            b += PORT_NR;                                                  \
+        }                                                                  \
+        for (int i = 0; i < PORT_MR; i++) {                                \
+            T *ci = c + (size_t)i * ldc;                                   \
+            for (int j = 0; j < PORT_NR; j++)                              \
+                ci[j] = beta == 0 ? alpha * acc[i][j]                      \
+                        : beta == 1 ? ci[j] + alpha * acc[i][j]            \
+                        : alpha * acc[i][j] + beta * ci[j];                \
+        }                                                                  \
+    }
+PORT_KERNEL(float, kern_f_portable)
+PORT_KERNEL(double, kern_d_portable)
+
+#ifdef BP_X86_KERNELS
+
+/* Short names for the intrinsics, so one macro body serves all four
+ * kernels: KOP(op) is the current vector kind's (KV) operation. */
+#define f8_storeu _mm256_storeu_ps
+#define f8_loadu _mm256_loadu_ps
+#define f8_load _mm256_load_ps
+#define f8_mul _mm256_mul_ps
+#define f8_fmadd _mm256_fmadd_ps
+#define f8_set1 _mm256_set1_ps
+#define f8_zero _mm256_setzero_ps
+#define d4_storeu _mm256_storeu_pd
+#define d4_loadu _mm256_loadu_pd
+#define d4_load _mm256_load_pd
+#define d4_mul _mm256_mul_pd
+#define d4_fmadd _mm256_fmadd_pd
+#define d4_set1 _mm256_set1_pd
+#define d4_zero _mm256_setzero_pd
+#define f16_storeu _mm512_storeu_ps
+#define f16_loadu _mm512_loadu_ps
+#define f16_load _mm512_load_ps
+#define f16_mul _mm512_mul_ps
+#define f16_fmadd _mm512_fmadd_ps
+#define f16_set1 _mm512_set1_ps
+#define f16_zero _mm512_setzero_ps
+#define d8_storeu _mm512_storeu_pd
+#define d8_loadu _mm512_loadu_pd
+#define d8_load _mm512_load_pd
+#define d8_mul _mm512_mul_pd
+#define d8_fmadd _mm512_fmadd_pd
+#define d8_set1 _mm512_set1_pd
+#define d8_zero _mm512_setzero_pd
+#define KCAT_(a, b) a##b
+#define KCAT(a, b) KCAT_(a, b)
+#define KOP(op) KCAT(KV, op)
+
+/* Stores one register of a tile row. */
+#define KSTORE(ptr, acc)                                                   \
+    do {                                                                   \
+        if (beta == 0)                                                     \
+            KOP(_storeu)(ptr, KOP(_mul)(va, acc));                         \
+        else if (beta == 1)                                                \
+            KOP(_storeu)(ptr, KOP(_fmadd)(va, acc, KOP(_loadu)(ptr)));     \
+        else                                                               \
+            KOP(_storeu)(ptr, KOP(_fmadd)(va, acc,                         \
+                                          KOP(_mul)(vb, KOP(_loadu)(ptr)))); \
+    } while (0)
+
+/* A kernel MR rows tall and two registers (KW elements each) wide, for
+ * the vector kind KV of type KT; ROWS(X) lists X(0) .. X(MR-1). */
+#define KERNEL2(name, attr, T, MR, ROWS)                                   \
+    attr static void name(int kc, const T *restrict a, const T *restrict b, \
+                          T *restrict c, int ldc, T alpha, T beta)         \
+    {                                                                      \
+        ROWS(KDECL)                                                        \
+        for (int p = 0; p < kc; p++) {                                     \
+            KT b0 = KOP(_load)(b), b1 = KOP(_load)(b + KW), ai;            \
+            ROWS(KFMA)                                                     \
+            a += MR;                                                       \
+            b += 2 * KW;                                                   \
+        }                                                                  \
+        KT va = KOP(_set1)(alpha), vb = KOP(_set1)(beta);                  \
+        ROWS(KOUT)                                                         \
+    }
+#define KDECL(i) KT c##i##0 = KOP(_zero)(), c##i##1 = KOP(_zero)();
+#define KFMA(i)                                                            \
+    ai = KOP(_set1)(a[i]);                                                 \
+    c##i##0 = KOP(_fmadd)(ai, b0, c##i##0);                                \
+    c##i##1 = KOP(_fmadd)(ai, b1, c##i##1);
+#define KOUT(i)                                                            \
+    KSTORE(c + (size_t)(i) * ldc, c##i##0);                                \
+    KSTORE(c + (size_t)(i) * ldc + KW, c##i##1);
+
+#define ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define ROWS8(X) ROWS6(X) X(6) X(7)
+
+#define KT __m256
+#define KV f8
+#define KW 8
+KERNEL2(kern_f_avx2, BP_TARGET_AVX2, float, 6, ROWS6)
+#undef KT
+#undef KV
+#undef KW
+#define KT __m256d
+#define KV d4
+#define KW 4
+KERNEL2(kern_d_avx2, BP_TARGET_AVX2, double, 6, ROWS6)
+#undef KT
+#undef KV
+#undef KW
+#define KT __m512
+#define KV f16
+#define KW 16
+KERNEL2(kern_f_avx512, BP_TARGET_AVX512, float, 8, ROWS8)
+#undef KT
+#undef KV
+#undef KW
+#define KT __m512d
+#define KV d8
+#define KW 8
+KERNEL2(kern_d_avx512, BP_TARGET_AVX512, double, 8, ROWS8)
+#undef KT
+#undef KV
+#undef KW
+
+#endif
+
+/* ---------------------------------------------------------------- packed */
+
+#define GEMM_T float
+#define GEMM_(x) x##_f
+#include "gemm_packed.h"
+#undef GEMM_T
+#undef GEMM_
+#define GEMM_T double
+#define GEMM_(x) x##_d
+#include "gemm_packed.h"
+#undef GEMM_T
 #undef GEMM_
 
-#else /* template body: GEMM_T, GEMM_NAME and GEMM_() are defined */
+/* Per instruction set: the micro-kernel, its tile, and the unpacked
+ * paths. */
+static const struct {
+    int mr, nr;
+    kern_f *kern;
+    void (*small)(int, int, int, int, int, float, const float *, int,
+                  const float *, int, float, float *, int);
+} isa_f[BP_ISA_COUNT] = {
+    {PORT_MR, PORT_NR, kern_f_portable, small_f},
+#ifdef BP_X86_KERNELS
+    {6, 16, kern_f_avx2, small_f_avx2},
+    {8, 32, kern_f_avx512, small_f_avx512},
+#endif
+};
 
-/* C = beta * C, without reading C when beta == 0. */
-static void GEMM_(scale)(int m, int n, GEMM_T beta, GEMM_T *c, int ldc)
+static const struct {
+    int mr, nr;
+    kern_d *kern;
+    void (*small)(int, int, int, int, int, double, const double *, int,
+                  const double *, int, double, double *, int);
+} isa_d[BP_ISA_COUNT] = {
+    {PORT_MR, PORT_NR, kern_d_portable, small_d},
+#ifdef BP_X86_KERNELS
+    {6, 8, kern_d_avx2, small_d_avx2},
+    {8, 16, kern_d_avx512, small_d_avx512},
+#endif
+};
+
+/* Whether a product goes the packed way: big enough, and not a narrow
+ * A·Bᵀ (n below half the kernel's width, e.g. the 10 logits of a
+ * classifier), where dot products over rows of A and B use the vector
+ * lanes better than a mostly padded tile. */
+static int use_packed(int ta, int tb, int m, int n, int k, int alpha_zero,
+                      int nr)
 {
-    if (beta == 1)
-        return;
-    for (int i = 0; i < m; i++) {
-        GEMM_T *restrict ci = c + (size_t)i * ldc;
-        if (beta == 0)
-            for (int j = 0; j < n; j++)
-                ci[j] = 0;
-        else
-            for (int j = 0; j < n; j++)
-                ci[j] *= beta;
-    }
+    if (alpha_zero || m < 2 || n < 2 || k < 2
+        || (double)m * n * k < GEMM_PACK_MIN)
+        return 0;
+    return !(!ta && tb && 2 * n <= nr);
 }
 
-/* c[0..n) += s * b[0..n): the kernel every path ends in. */
-static void GEMM_(axpy)(int n, GEMM_T s, const GEMM_T *restrict b,
-                        GEMM_T *restrict c)
-{
-    int j = 0;
-#define GEMM_S(q) c[q] += s * b[q];
-    for (; j + 8 <= n; j += 8) {
-        GEMM_X8(GEMM_S, j)
-    }
-#undef GEMM_S
-    for (; j < n; j++)
-        c[j] += s * b[j];
-}
-
-/* c[0..n) = s * b[0..n) + beta * c[0..n); c is not read when beta == 0. */
-static void GEMM_(axpby)(int n, GEMM_T s, const GEMM_T *restrict b,
-                         GEMM_T beta, GEMM_T *restrict c)
-{
-    int j = 0;
-    if (beta == 1) {
-        GEMM_(axpy)(n, s, b, c);
-    } else if (beta == 0) {
-#define GEMM_S(q) c[q] = s * b[q];
-        for (; j + 8 <= n; j += 8) {
-            GEMM_X8(GEMM_S, j)
-        }
-#undef GEMM_S
-        for (; j < n; j++)
-            c[j] = s * b[j];
-    } else {
-#define GEMM_S(q) c[q] = s * b[q] + beta * c[q];
-        for (; j + 8 <= n; j += 8) {
-            GEMM_X8(GEMM_S, j)
-        }
-#undef GEMM_S
-        for (; j < n; j++)
-            c[j] = s * b[j] + beta * c[j];
-    }
-}
-
-/* x[0..k) · y[0..k) with 8 partial sums. */
-static GEMM_T GEMM_(dot)(int k, const GEMM_T *restrict x,
-                         const GEMM_T *restrict y)
-{
-    GEMM_T t = 0;
-    int p = 0;
-    if (k >= 16) {
-        GEMM_T s[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-#define GEMM_S(q) s[(q) - p] += x[q] * y[q];
-        for (; p + 16 <= k; p += 16) {
-            GEMM_X8(GEMM_S, p)
-            GEMM_X8(GEMM_S, p + 8)
-        }
-#undef GEMM_S
-        for (int q = 0; q < 8; q++)
-            s[q] += s[q + 8];
-        t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-    }
-    for (; p < k; p++)
-        t += x[p] * y[p];
-    return t;
-}
-
-/* *c = v + beta * *c, not reading *c when beta == 0. */
-#define GEMM_STORE(c, v, beta) \
-    (*(c) = (beta) == 0 ? (v) : (beta) == 1 ? *(c) + (v) : (v) + (beta) * *(c))
-
-/* k == 1: C[i][j] = alpha * op(A)[i][0] * op(B)[0][j] + beta * C[i][j].
- * op(A)[i][0] is a[i * sa]; op(B)[0][j] is b[j * sb] (gathered first when
- * sb != 1). */
-static void GEMM_(rank1)(int m, int n, GEMM_T alpha, const GEMM_T *a,
-                         int sa, const GEMM_T *b, int sb, GEMM_T beta,
-                         GEMM_T *c, int ldc)
-{
-    GEMM_T buf[GEMM_VB];
-    int step = sb == 1 ? n : GEMM_VB;
-    for (int j0 = 0; j0 < n; j0 += step) {
-        int nb = n - j0 < step ? n - j0 : step;
-        const GEMM_T *bj = b + (size_t)j0 * sb;
-        if (sb != 1) {
-            for (int j = 0; j < nb; j++)
-                buf[j] = bj[(size_t)j * sb];
-            bj = buf;
-        }
-        for (int i = 0; i < m; i++)
-            GEMM_(axpby)(nb, alpha * a[(size_t)i * sa], bj, beta,
-                         c + (size_t)i * ldc + j0);
-    }
-}
-
-/* B not transposed: row i of C = alpha * sum_p op(A)[i][p] * row p of B
- * + beta * row i of C, the p == 0 term stored with beta. */
-static void GEMM_(rows)(int trans_a, int m, int n, int k, GEMM_T alpha,
-                        const GEMM_T *a, int lda, const GEMM_T *b, int ldb,
-                        GEMM_T beta, GEMM_T *c, int ldc)
-{
-    if (!trans_a) {
-        for (int i = 0; i < m; i++) {
-            const GEMM_T *ai = a + (size_t)i * lda;
-            GEMM_T *ci = c + (size_t)i * ldc;
-            GEMM_(axpby)(n, alpha * ai[0], b, beta, ci);
-            for (int p = 1; p < k; p++)
-                GEMM_(axpy)(n, alpha * ai[p], b + (size_t)p * ldb, ci);
-        }
-    } else {
-        /* op(A)[i][p] = A[p][i]: walk p outside so A's rows stream. */
-        for (int i = 0; i < m; i++)
-            GEMM_(axpby)(n, alpha * a[i], b, beta, c + (size_t)i * ldc);
-        for (int p = 1; p < k; p++) {
-            const GEMM_T *ap = a + (size_t)p * lda;
-            const GEMM_T *bp = b + (size_t)p * ldb;
-            for (int i = 0; i < m; i++)
-                GEMM_(axpy)(n, alpha * ap[i], bp, c + (size_t)i * ldc);
-        }
-    }
-}
-
-/* C[i][j] = alpha * (row i of op(A)) · (column j of op(B)) + beta C[i][j],
- * where op(A)[i][p] = a[i * lda + p * sa] and op(B)[p][j] =
- * b[j * ldb + p * sb]. A strided vector is gathered into a buffer, piece
- * by piece: sa != 1 only when m == 1, sb != 1 only when n == 1. */
-static void GEMM_(dots)(int m, int n, int k, GEMM_T alpha, const GEMM_T *a,
-                        int lda, int sa, const GEMM_T *b, int ldb, int sb,
-                        GEMM_T beta, GEMM_T *c, int ldc)
-{
-    GEMM_T bufa[GEMM_VB], bufb[GEMM_VB];
-    int step = sa == 1 && sb == 1 ? k : GEMM_VB;
-    for (int p0 = 0; p0 < k; p0 += step) {
-        int kb = k - p0 < step ? k - p0 : step;
-        GEMM_T be = p0 == 0 ? beta : 1;
-        const GEMM_T *x = a + (size_t)p0 * sa, *y = b + (size_t)p0 * sb;
-        if (sa != 1) {
-            for (int p = 0; p < kb; p++)
-                bufa[p] = x[(size_t)p * sa];
-            x = bufa;
-        }
-        if (sb != 1) {
-            for (int p = 0; p < kb; p++)
-                bufb[p] = y[(size_t)p * sb];
-            y = bufb;
-        }
-        /* Blocks of jb rows of B (about 256 KiB) stay in cache while
-         * every row of A passes over them. */
-        size_t fit = (size_t)GEMM_DOTS_BYTES / sizeof(GEMM_T) / (size_t)kb;
-        int jb = fit < 8 ? 8 : fit > (size_t)n ? n : (int)fit;
-        for (int j0 = 0; j0 < n; j0 += jb) {
-            int j1 = n - j0 < jb ? n : j0 + jb;
-            for (int i = 0; i < m; i++) {
-                const GEMM_T *ai = x + (size_t)i * lda;
-                GEMM_T *ci = c + (size_t)i * ldc;
-                for (int j = j0; j < j1; j++) {
-                    GEMM_T v = alpha * GEMM_(dot)(kb, ai, y + (size_t)j * ldb);
-                    GEMM_STORE(ci + j, v, be);
-                }
-            }
-        }
-    }
-}
-
-/* A transposed: column j of C = alpha * sum_p op(B)[p][j] * row p of A
- * + beta * column j of C, where op(B)[p][j] = b[j * sj + p * sp]. The
- * sum runs in a buffer of up to GEMM_VB rows of C at a time. */
-static void GEMM_(cols)(int m, int n, int k, GEMM_T alpha, const GEMM_T *a,
-                        int lda, const GEMM_T *b, int sj, int sp,
-                        GEMM_T beta, GEMM_T *c, int ldc)
-{
-    GEMM_T acc[GEMM_VB];
-    for (int i0 = 0; i0 < m; i0 += GEMM_VB) {
-        int mb = m - i0 < GEMM_VB ? m - i0 : GEMM_VB;
-        for (int j = 0; j < n; j++) {
-            const GEMM_T *bj = b + (size_t)j * sj;
-            GEMM_(axpby)(mb, bj[0], a + i0, 0, acc);
-            for (int p = 1; p < k; p++)
-                GEMM_(axpy)(mb, bj[(size_t)p * sp], a + (size_t)p * lda + i0,
-                            acc);
-            GEMM_T *cj = c + (size_t)i0 * ldc + j;
-            for (int i = 0; i < mb; i++)
-                GEMM_STORE(cj + (size_t)i * ldc, alpha * acc[i], beta);
-        }
-    }
-}
-
-/* C += alpha * op(A) * B for one block: rows [i0, i1) of C, columns
- * [0, nb) of the block, k range [p0, p1). `b` points at the block's first
- * row (row p0) with row stride ldb; `c` at column 0 of the block. */
-static void GEMM_(block)(int trans_a, int i0, int i1, int p0, int p1,
-                         int nb, GEMM_T alpha, const GEMM_T *a, int lda,
-                         const GEMM_T *b, int ldb, GEMM_T *c, int ldc)
-{
-    if (!trans_a) {
-        for (int i = i0; i < i1; i++) {
-            const GEMM_T *ai = a + (size_t)i * lda;
-            GEMM_T *ci = c + (size_t)i * ldc;
-            for (int p = p0; p < p1; p++)
-                GEMM_(axpy)(nb, alpha * ai[p], b + (size_t)(p - p0) * ldb, ci);
-        }
-    } else {
-        /* op(A)[i][p] = A[p][i]: walk p outside so A's rows stream. */
-        for (int p = p0; p < p1; p++) {
-            const GEMM_T *ap = a + (size_t)p * lda;
-            const GEMM_T *bp = b + (size_t)(p - p0) * ldb;
-            for (int i = i0; i < i1; i++)
-                GEMM_(axpy)(nb, alpha * ap[i], bp, c + (size_t)i * ldc);
-        }
-    }
-}
-
-void GEMM_NAME(int trans_a, int trans_b, int m, int n, int k, GEMM_T alpha,
-               const GEMM_T *a, int lda, const GEMM_T *b, int ldb,
-               GEMM_T beta, GEMM_T *c, int ldc)
+void bp_gemm_f(int trans_a, int trans_b, int m, int n, int k, float alpha,
+               const float *a, int lda, const float *b, int ldb, float beta,
+               float *c, int ldc)
 {
     if (m <= 0 || n <= 0)
         return;
-    if (k <= 0 || alpha == 0) {
-        GEMM_(scale)(m, n, beta, c, ldc);
+    int isa = bp_isa();
+    if (use_packed(trans_a, trans_b, m, n, k, alpha == 0, isa_f[isa].nr)) {
+        packed_args_f g = {trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                           beta, c, ldc, isa_f[isa].mr, isa_f[isa].nr,
+                           isa_f[isa].kern, isa_f[isa].small};
+        packed_f(&g);
         return;
     }
-    if (k == 1) {
-        GEMM_(rank1)(m, n, alpha, a, trans_a ? 1 : lda, b, trans_b ? ldb : 1,
-                     beta, c, ldc);
-        return;
-    }
-    /* op(B) copied (short k, B transposed) or blocks of it (large, both
-     * transposed). */
-    GEMM_T buf[GEMM_KC * GEMM_NC];
-    if (m == 1 || n == 1 || (!trans_a && trans_b)
-        || (double)m * n * k <= GEMM_SMALL) {
-        if (trans_b && k < 8 && m >= 4 && n >= 8
-            && n <= GEMM_KC * GEMM_NC / k) {
-            /* Dot products this short do not vectorize: copy op(B) and
-             * take rows of it instead. */
-            for (int j = 0; j < n; j++)
-                for (int p = 0; p < k; p++)
-                    buf[(size_t)p * n + j] = b[(size_t)j * ldb + p];
-            GEMM_(rows)(trans_a, m, n, k, alpha, a, lda, buf, n, beta, c, ldc);
-        } else if (!trans_a && (trans_b || n == 1))
-            /* B not transposed and n == 1: op(B)[p][0] = b[p * ldb]. */
-            GEMM_(dots)(m, n, k, alpha, a, lda, 1, b, ldb,
-                        trans_b ? 1 : ldb, beta, c, ldc);
-        else if (trans_a && trans_b && m == 1)
-            /* op(A)[0][p] = a[p * lda]. */
-            GEMM_(dots)(1, n, k, alpha, a, lda, lda, b, ldb, 1, beta, c, ldc);
-        else if (trans_a && (trans_b || n < 8))
-            GEMM_(cols)(m, n, k, alpha, a, lda, b, trans_b ? ldb : 1,
-                        trans_b ? 1 : ldb, beta, c, ldc);
-        else
-            GEMM_(rows)(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-
-    GEMM_(scale)(m, n, beta, c, ldc);
-    if (!trans_b) {
-        for (int j0 = 0; j0 < n; j0 += GEMM_NC) {
-            int nb = n - j0 < GEMM_NC ? n - j0 : GEMM_NC;
-            for (int p0 = 0; p0 < k; p0 += GEMM_KC) {
-                int p1 = k - p0 < GEMM_KC ? k : p0 + GEMM_KC;
-                for (int i0 = 0; i0 < m; i0 += GEMM_MC) {
-                    int i1 = m - i0 < GEMM_MC ? m : i0 + GEMM_MC;
-                    GEMM_(block)(trans_a, i0, i1, p0, p1, nb, alpha, a, lda,
-                                 b + (size_t)p0 * ldb + j0, ldb, c + j0, ldc);
-                }
-            }
-        }
-        return;
-    }
-
-    /* Aᵀ·Bᵀ in blocks: copy op(B)[p0..p1)[j0..j0+nb) = B[j][p] into a
-     * row-major buffer, then run the common kernel on it. */
-    for (int j0 = 0; j0 < n; j0 += GEMM_NC) {
-        int nb = n - j0 < GEMM_NC ? n - j0 : GEMM_NC;
-        for (int p0 = 0; p0 < k; p0 += GEMM_KC) {
-            int p1 = k - p0 < GEMM_KC ? k : p0 + GEMM_KC;
-            for (int j = 0; j < nb; j++) {
-                const GEMM_T *bj = b + (size_t)(j0 + j) * ldb;
-                for (int p = p0; p < p1; p++)
-                    buf[(size_t)(p - p0) * GEMM_NC + j] = bj[p];
-            }
-            for (int i0 = 0; i0 < m; i0 += GEMM_MC) {
-                int i1 = m - i0 < GEMM_MC ? m : i0 + GEMM_MC;
-                GEMM_(block)(trans_a, i0, i1, p0, p1, nb, alpha, a, lda,
-                             buf, GEMM_NC, c + j0, ldc);
-            }
-        }
-    }
+    isa_f[isa].small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                     c, ldc);
 }
 
-#undef GEMM_STORE
-
-#endif
+void bp_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha,
+               const double *a, int lda, const double *b, int ldb,
+               double beta, double *c, int ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    int isa = bp_isa();
+    if (use_packed(trans_a, trans_b, m, n, k, alpha == 0, isa_d[isa].nr)) {
+        packed_args_d g = {trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                           beta, c, ldc, isa_d[isa].mr, isa_d[isa].nr,
+                           isa_d[isa].kern, isa_d[isa].small};
+        packed_d(&g);
+        return;
+    }
+    isa_d[isa].small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                     c, ldc);
+}

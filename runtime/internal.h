@@ -57,4 +57,44 @@ int bp_par_start(const bp_parallel *p, const bp_model *m, const void *theta,
 int bp_par_step(const bp_parallel *p, void *grad, size_t num_params,
                 int real_size, size_t share, size_t n, double *loss);
 
+/* ---- threads.c: the pool behind bp_set_num_threads ---- */
+
+#define BP_MAX_THREADS 64
+
+/* One piece of a job: part is in [0, parts). */
+typedef void bp_part_fn(void *ctx, int part);
+
+/* Runs fn(ctx, p) for every p in [0, parts), spread over the pool's
+ * threads (the caller's included). Pieces must not depend on which
+ * thread runs them or in what order. Returns when all are done. When the
+ * pool is busy or the setting is 1 thread, the caller runs them all. */
+void bp_parallel_run(int parts, bp_part_fn *fn, void *ctx);
+
+/* A 64-byte aligned scratch block of at least `bytes` owned by the calling
+ * thread (kept between calls, freed when the thread exits); NULL when
+ * memory is short. The same thread must not use two at once. */
+void *bp_thread_scratch(size_t bytes);
+
+/* ---- cpu.c: which kernels run ---- */
+
+/* x86-64 kernels are compiled with target attributes (GCC and clang) and
+ * chosen at run time; other compilers and machines get portable C, as
+ * does a build with -DBP_NO_SIMD. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) \
+    && !defined(BP_NO_SIMD)
+#define BP_X86_KERNELS 1
+#define BP_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define BP_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#endif
+
+enum { BP_ISA_PORTABLE, BP_ISA_AVX2, BP_ISA_AVX512, BP_ISA_COUNT };
+
+/* The instruction set the kernels use now: the best the CPU (and the OS)
+ * supports, unless bp_isa_force chose one. */
+int bp_isa(void);
+/* For tests and benchmarks: use `isa` from now on (-1: back to
+ * detection). Returns 0, or -1 (and changes nothing) when this CPU or
+ * build cannot run it. Not for use while other threads compute. */
+int bp_isa_force(int isa);
+
 #endif

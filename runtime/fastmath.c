@@ -1,0 +1,72 @@
+/* fastmath.c — the array forms of bp.h's fast math: y[i] = f(x[i]).
+ *
+ * The loop bodies are bp.h's inline functions; what this file adds is a
+ * shape every compiler vectorizes at -O2 and a build of it for each
+ * instruction set (chosen at run time, cpu.c). gcc's -O2 vectorizes only
+ * loops that need no scalar epilogue and no run-time alias check, so the
+ * work goes in blocks of BLOCK elements through a local buffer: a fixed
+ * trip count, and no pointer the compiler must prove apart (which also
+ * makes y == x safe). The last partial block is padded with zeros.
+ * gcc also needs -fno-trapping-math to turn the functions' selects
+ * (clamps, special cases) into vector blends below AVX-512: the pragma
+ * says so for this file only, before bp.h, so that the inline functions
+ * it defines carry the same options as the loops they are inlined into.
+ * (These functions promise no floating-point exception flags.) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+#include "bp.h"
+#include "internal.h"
+
+#define BLOCK 32
+
+#define VLOOP(name, T, fn, attr)                                           \
+    attr static void name(size_t n, const T *x, T *y)                      \
+    {                                                                      \
+        T buf[BLOCK];                                                      \
+        for (size_t i = 0; i < n; i += BLOCK) {                            \
+            size_t len = n - i < BLOCK ? n - i : BLOCK;                    \
+            if (len < BLOCK)                                               \
+                memset(buf, 0, sizeof buf);                                \
+            memcpy(buf, x + i, len * sizeof(T));                           \
+            for (int j = 0; j < BLOCK; j++)                                \
+                buf[j] = fn(buf[j]);                                       \
+            memcpy(y + i, buf, len * sizeof(T));                           \
+        }                                                                  \
+    }
+
+#ifdef BP_X86_KERNELS
+#define VARIANTS(name, T, fn)                                              \
+    VLOOP(name##_port, T, fn, )                                            \
+    VLOOP(name##_avx2, T, fn, BP_TARGET_AVX2)                              \
+    VLOOP(name##_avx512, T, fn, BP_TARGET_AVX512)                          \
+    void name(size_t n, const T *x, T *y)                                  \
+    {                                                                      \
+        switch (bp_isa()) {                                                \
+        case BP_ISA_AVX512:                                                \
+            name##_avx512(n, x, y);                                        \
+            break;                                                         \
+        case BP_ISA_AVX2:                                                  \
+            name##_avx2(n, x, y);                                          \
+            break;                                                         \
+        default:                                                           \
+            name##_port(n, x, y);                                          \
+        }                                                                  \
+    }
+#else
+#define VARIANTS(name, T, fn)                                              \
+    VLOOP(name##_port, T, fn, )                                            \
+    void name(size_t n, const T *x, T *y)                                  \
+    {                                                                      \
+        name##_port(n, x, y);                                              \
+    }
+#endif
+
+VARIANTS(bp_vexpf, float, bp_expf)
+VARIANTS(bp_vexp, double, bp_exp)
+VARIANTS(bp_vlogf, float, bp_logf)
+VARIANTS(bp_vlog, double, bp_log)
+VARIANTS(bp_vtanhf, float, bp_tanhf)
+VARIANTS(bp_vtanh, double, bp_tanh)
+VARIANTS(bp_vsigmoidf, float, bp_sigmoidf)
+VARIANTS(bp_vsigmoid, double, bp_sigmoid)

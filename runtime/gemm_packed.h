@@ -1,0 +1,195 @@
+/* gemm_packed.h — the packed, blocked path of gemm.c (see there), as a
+ * template included once per element type with GEMM_T and GEMM_(x)
+ * defined. The micro-kernel comes in through packed_args. */
+
+typedef struct {
+    int ta, tb, m, n, k;
+    GEMM_T alpha;
+    const GEMM_T *a;
+    int lda;
+    const GEMM_T *b;
+    int ldb;
+    GEMM_T beta;
+    GEMM_T *c;
+    int ldc;
+    int mr, nr;
+    void (*kern)(int kc, const GEMM_T *a, const GEMM_T *b, GEMM_T *c,
+                 int ldc, GEMM_T alpha, GEMM_T beta);
+    void (*small)(int, int, int, int, int, GEMM_T, const GEMM_T *, int,
+                  const GEMM_T *, int, GEMM_T, GEMM_T *, int);
+} GEMM_(packed_args);
+
+/* op(A)[i0 + i][p0 + p] for i < mc, p < kc into panels of mr rows:
+ * panel r holds rows r*mr.., row-major by p (mr values per p), rows past
+ * mc zero. */
+static void GEMM_(pack_a)(const GEMM_(packed_args) *g, int i0, int mc,
+                          int p0, int kc, GEMM_T *restrict dst)
+{
+    int mr = g->mr;
+    for (int ir = 0; ir < mc; ir += mr) {
+        int rows = mc - ir < mr ? mc - ir : mr;
+        GEMM_T *d = dst + (size_t)ir * kc;
+        if (rows < mr)
+            memset(d, 0, (size_t)kc * mr * sizeof *d);
+        if (!g->ta) {
+            for (int i = 0; i < rows; i++) {
+                const GEMM_T *src = g->a + (size_t)(i0 + ir + i) * g->lda + p0;
+                for (int p = 0; p < kc; p++)
+                    d[(size_t)p * mr + i] = src[p];
+            }
+        } else {
+            for (int p = 0; p < kc; p++) {
+                const GEMM_T *src = g->a + (size_t)(p0 + p) * g->lda + i0 + ir;
+                GEMM_T *dp = d + (size_t)p * mr;
+                for (int i = 0; i < rows; i++)
+                    dp[i] = src[i];
+            }
+        }
+    }
+}
+
+/* op(B)[p0 + p][j0 + j] for p < kc, j < nc into panels of nr columns:
+ * panel r holds columns r*nr.., row-major by p, columns past nc zero. */
+static void GEMM_(pack_b)(const GEMM_(packed_args) *g, int p0, int kc,
+                          int j0, int nc, GEMM_T *restrict dst)
+{
+    int nr = g->nr;
+    for (int jr = 0; jr < nc; jr += nr) {
+        int cols = nc - jr < nr ? nc - jr : nr;
+        GEMM_T *d = dst + (size_t)jr * kc;
+        if (cols < nr)
+            memset(d, 0, (size_t)kc * nr * sizeof *d);
+        if (!g->tb) {
+            for (int p = 0; p < kc; p++) {
+                const GEMM_T *src = g->b + (size_t)(p0 + p) * g->ldb + j0 + jr;
+                GEMM_T *dp = d + (size_t)p * nr;
+                for (int j = 0; j < cols; j++)
+                    dp[j] = src[j];
+            }
+        } else {
+            for (int j = 0; j < cols; j++) {
+                const GEMM_T *src = g->b + (size_t)(j0 + jr + j) * g->ldb + p0;
+                for (int p = 0; p < kc; p++)
+                    d[(size_t)p * nr + j] = src[p];
+            }
+        }
+    }
+}
+
+/* Rows [i0, i1) and columns [j0, j1) of C, with scratch `buf` (64-byte
+ * aligned, PACK_SCRATCH bytes). */
+static void GEMM_(packed_range)(const GEMM_(packed_args) *g, int i0, int i1,
+                                int j0, int j1, GEMM_T *buf)
+{
+    const int mr = g->mr, nr = g->nr;
+    const int mcb = (int)(PACK_BYTES_A / sizeof(GEMM_T) / PACK_KC) / mr * mr;
+    const int ncb = (int)(PACK_BYTES_B / sizeof(GEMM_T) / PACK_KC) / nr * nr;
+    GEMM_T *bpack = buf;
+    GEMM_T *apack = buf + PACK_BYTES_B / sizeof(GEMM_T);
+    /* k in equal blocks of at most PACK_KC (784 = 4 x 196, not 3 x 256
+     * + 16): a short last block would load and store C for little work.
+     * The blocks depend on k alone, never on the threads. */
+    const int kblocks = (g->k + PACK_KC - 1) / PACK_KC;
+    const int kcb = (g->k + kblocks - 1) / kblocks;
+    for (int jc = j0; jc < j1; jc += ncb) {
+        int nc = j1 - jc < ncb ? j1 - jc : ncb;
+        for (int pc = 0; pc < g->k; pc += kcb) {
+            int kc = g->k - pc < kcb ? g->k - pc : kcb;
+            GEMM_T be = pc == 0 ? g->beta : 1;
+            GEMM_(pack_b)(g, pc, kc, jc, nc, bpack);
+            for (int ic = i0; ic < i1; ic += mcb) {
+                int mc = i1 - ic < mcb ? i1 - ic : mcb;
+                GEMM_(pack_a)(g, ic, mc, pc, kc, apack);
+                for (int jr = 0; jr < nc; jr += nr) {
+                    int cols = nc - jr < nr ? nc - jr : nr;
+                    const GEMM_T *bp = bpack + (size_t)jr * kc;
+                    for (int ir = 0; ir < mc; ir += mr) {
+                        int rows = mc - ir < mr ? mc - ir : mr;
+                        const GEMM_T *ap = apack + (size_t)ir * kc;
+                        GEMM_T *cp = g->c + (size_t)(ic + ir) * g->ldc + jc + jr;
+                        if (rows == mr && cols == nr) {
+                            g->kern(kc, ap, bp, cp, g->ldc, g->alpha, be);
+                            continue;
+                        }
+                        /* An edge tile: the kernel works on a full-size
+                         * copy, so its elements get the same operations
+                         * as everyone else's. */
+                        GEMM_T tile[PACK_TILE];
+                        memset(tile, 0, sizeof tile);
+                        if (be != 0)
+                            for (int i = 0; i < rows; i++)
+                                memcpy(tile + (size_t)i * nr,
+                                       cp + (size_t)i * g->ldc,
+                                       (size_t)cols * sizeof *cp);
+                        g->kern(kc, ap, bp, tile, nr, g->alpha, be);
+                        for (int i = 0; i < rows; i++)
+                            memcpy(cp + (size_t)i * g->ldc,
+                                   tile + (size_t)i * nr,
+                                   (size_t)cols * sizeof *cp);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* One piece of a (possibly threaded) product: a range of rows or of
+ * columns, in whole tiles. */
+typedef struct {
+    const GEMM_(packed_args) *g;
+    int split_n;      /* 1: pieces are column ranges, 0: row ranges */
+    int tiles, parts;
+} GEMM_(packed_job);
+
+static void GEMM_(packed_part)(void *vjob, int part)
+{
+    const GEMM_(packed_job) *job = vjob;
+    const GEMM_(packed_args) *g = job->g;
+    int unit = job->split_n ? g->nr : g->mr;
+    int extent = job->split_n ? g->n : g->m;
+    int t0 = (int)((long long)job->tiles * part / job->parts);
+    int t1 = (int)((long long)job->tiles * (part + 1) / job->parts);
+    int lo = t0 * unit, hi = t1 * unit < extent ? t1 * unit : extent;
+    if (lo >= hi)
+        return;
+    int i0 = 0, i1 = g->m, j0 = 0, j1 = g->n;
+    if (job->split_n) {
+        j0 = lo;
+        j1 = hi;
+    } else {
+        i0 = lo;
+        i1 = hi;
+    }
+    GEMM_T *buf = bp_thread_scratch(PACK_SCRATCH);
+    if (buf) {
+        GEMM_(packed_range)(g, i0, i1, j0, j1, buf);
+        return;
+    }
+    /* No scratch memory: the unpacked paths, on this piece. */
+    const GEMM_T *a = g->a + (g->ta ? (size_t)i0 : (size_t)i0 * g->lda);
+    const GEMM_T *b = g->b + (g->tb ? (size_t)j0 * g->ldb : (size_t)j0);
+    g->small(g->ta, g->tb, i1 - i0, j1 - j0, g->k, g->alpha, a, g->lda, b,
+             g->ldb, g->beta, g->c + (size_t)i0 * g->ldc + j0, g->ldc);
+}
+
+static void GEMM_(packed)(const GEMM_(packed_args) *g)
+{
+    GEMM_(packed_job) job;
+    job.g = g;
+    int tiles_m = (g->m + g->mr - 1) / g->mr;
+    int tiles_n = (g->n + g->nr - 1) / g->nr;
+    int threads = (double)g->m * g->n * g->k >= GEMM_PAR_MIN
+                      ? bp_get_num_threads() : 1;
+    /* Split the dimension whose other operand is the smaller to pack
+     * again in every thread (A is m x k, B is k x n), if it has a tile
+     * per thread. */
+    job.split_n = (g->m <= g->n && tiles_n >= threads) || tiles_m < threads;
+    job.tiles = job.split_n ? tiles_n : tiles_m;
+    job.parts = threads < job.tiles ? threads : job.tiles;
+    if (job.parts <= 1) {
+        job.parts = 1;
+        GEMM_(packed_part)(&job, 0);
+        return;
+    }
+    bp_parallel_run(job.parts, GEMM_(packed_part), &job);
+}

@@ -1,0 +1,309 @@
+/* threads.c — the runtime's thread pool: a few POSIX threads that the
+ * big matrix products (gemm.c) and bp_parallel_for share.
+ *
+ * Why a pool of our own and not OpenMP: OpenMP needs -fopenmp when the
+ * application is linked, and the contract's build line
+ * (`cc -O2 -Iruntime OUT.c APP.c build/libbp.a -lm`) has no such flag;
+ * glibc 2.34 and later have pthreads in libc itself, so this pool links
+ * with that line unchanged. It is also small enough to reason about:
+ *
+ *   - bp_set_num_threads(n) is a process-wide setting (default 1). The
+ *     workers (n - 1 of them: the calling thread does a share too) are
+ *     started on the first job that wants them, and joined by
+ *     bp_threads_shutdown() or at exit.
+ *   - A job is `parts` independent pieces; piece p runs on thread
+ *     p % T (T = threads used, the caller being thread 0). The pieces
+ *     never share a sum, so the result does not depend on T: gemm.c
+ *     splits the rows or columns of C, never the k dimension.
+ *   - One job at a time: when the pool is busy (another application
+ *     thread, or a job started from inside a job) the caller runs every
+ *     piece itself. Results are the same either way, so concurrent
+ *     callers are safe and never wait for each other.
+ * Workers sleep on a condition variable between jobs; waking them costs
+ * a few microseconds, which is why only products of a million
+ * multiply-adds or more are split. A child process made by fork() starts
+ * with an empty pool (pthread_atfork), which fills again on demand. */
+#include "bp.h"
+#include "internal.h"
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+
+#if defined(_POSIX_THREADS) && _POSIX_THREADS > 0
+#define BP_HAVE_PTHREADS 1
+#include <pthread.h>
+#include <stdlib.h>
+#endif
+
+#ifdef BP_HAVE_PTHREADS
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t pool_done = PTHREAD_COND_INITIALIZER;
+static int num_threads = 1;          /* the setting */
+static int num_workers;              /* started */
+static pthread_t workers[BP_MAX_THREADS];
+static int pool_busy;                /* a job is running */
+static int pool_stopping;
+static int exit_hook;                /* atexit, atfork registered */
+static unsigned long generation;     /* bumped for every job */
+static bp_part_fn *job_fn;
+static void *job_ctx;
+static int job_parts, job_threads, job_pending;
+/* The generation each worker was started at: a worker started for a job
+ * must not take that job's bump of `generation` for one already seen. */
+static unsigned long start_generation[BP_MAX_THREADS];
+
+static void *worker_main(void *arg)
+{
+    int self = (int)(size_t)arg;     /* 1..num_workers */
+    pthread_mutex_lock(&pool_lock);
+    unsigned long seen = start_generation[self - 1];
+    for (;;) {
+        while (!pool_stopping && generation == seen)
+            pthread_cond_wait(&pool_wake, &pool_lock);
+        if (pool_stopping)
+            break;
+        seen = generation;
+        if (self >= job_threads)
+            continue;                /* this job uses fewer threads */
+        bp_part_fn *fn = job_fn;
+        void *ctx = job_ctx;
+        int parts = job_parts, step = job_threads;
+        pthread_mutex_unlock(&pool_lock);
+        for (int p = self; p < parts; p += step)
+            fn(ctx, p);
+        pthread_mutex_lock(&pool_lock);
+        if (--job_pending == 0)   /* the caller and bp_threads_shutdown wait */
+            pthread_cond_broadcast(&pool_done);
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return NULL;
+}
+
+static void at_exit_shutdown(void)
+{
+    bp_threads_shutdown();
+}
+
+/* fork(): the child has only the forking thread, so its pool is empty.
+ * The lock is held across the fork so the child's copy is consistent. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&pool_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&pool_lock);
+}
+
+static void fork_child(void)
+{
+    num_workers = 0;
+    pool_busy = 0;
+    pool_stopping = 0;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+void bp_set_num_threads(int n)
+{
+    if (n < 1)
+        n = 1;
+    if (n > BP_MAX_THREADS)
+        n = BP_MAX_THREADS;
+    pthread_mutex_lock(&pool_lock);
+    num_threads = n;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+int bp_get_num_threads(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    int n = num_threads;
+    pthread_mutex_unlock(&pool_lock);
+    return n;
+}
+
+void bp_threads_shutdown(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    while (pool_busy)
+        pthread_cond_wait(&pool_done, &pool_lock);
+    pool_stopping = 1;
+    pool_busy = 1;                   /* no job may start meanwhile */
+    int count = num_workers;
+    pthread_cond_broadcast(&pool_wake);
+    pthread_mutex_unlock(&pool_lock);
+    for (int i = 0; i < count; i++)
+        pthread_join(workers[i], NULL);
+    pthread_mutex_lock(&pool_lock);
+    num_workers = 0;
+    pool_stopping = 0;
+    pool_busy = 0;
+    pthread_cond_broadcast(&pool_done);
+    pthread_mutex_unlock(&pool_lock);
+}
+
+void bp_parallel_run(int parts, bp_part_fn *fn, void *ctx)
+{
+    if (parts <= 0)
+        return;
+    int threads = 1;
+    if (parts > 1) {
+        pthread_mutex_lock(&pool_lock);
+        if (!pool_busy && num_threads > 1) {
+            int want = num_threads < parts ? num_threads : parts;
+            while (num_workers < want - 1) {
+                start_generation[num_workers] = generation;
+                if (pthread_create(&workers[num_workers], NULL, worker_main,
+                                   (void *)(size_t)(num_workers + 1)) != 0)
+                    break;           /* fewer threads: same results */
+                num_workers++;
+            }
+            if (!exit_hook && num_workers > 0) {
+                exit_hook = 1;
+                atexit(at_exit_shutdown);
+                pthread_atfork(fork_prepare, fork_parent, fork_child);
+            }
+            threads = want < num_workers + 1 ? want : num_workers + 1;
+        }
+        if (threads > 1) {
+            pool_busy = 1;
+            job_fn = fn;
+            job_ctx = ctx;
+            job_parts = parts;
+            job_threads = threads;
+            job_pending = threads - 1;
+            generation++;
+            pthread_cond_broadcast(&pool_wake);
+        }
+        pthread_mutex_unlock(&pool_lock);
+    }
+    for (int p = 0; p < parts; p += threads)
+        fn(ctx, p);
+    if (threads > 1) {
+        pthread_mutex_lock(&pool_lock);
+        while (job_pending > 0)
+            pthread_cond_wait(&pool_done, &pool_lock);
+        pool_busy = 0;
+        pthread_cond_broadcast(&pool_done);
+        pthread_mutex_unlock(&pool_lock);
+    }
+}
+
+/* Per-thread scratch: one block per thread, behind a key whose destructor
+ * frees it when the thread exits. The block's first 64 bytes hold its
+ * size, so what callers get stays 64-byte aligned. */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_ready;
+
+static void scratch_init(void)
+{
+    scratch_ready = pthread_key_create(&scratch_key, free) == 0;
+}
+
+void *bp_thread_scratch(size_t bytes)
+{
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_ready)
+        return NULL;
+    char *block = pthread_getspecific(scratch_key);
+    if (block && *(size_t *)(void *)block >= bytes)
+        return block + 64;
+    void *fresh = NULL;
+    if (posix_memalign(&fresh, 64, bytes + 64) != 0)
+        return NULL;
+    if (pthread_setspecific(scratch_key, fresh) != 0) {
+        free(fresh);
+        return NULL;
+    }
+    free(block);
+    *(size_t *)fresh = bytes;
+    return (char *)fresh + 64;
+}
+
+#else /* no POSIX threads: everything runs on the calling thread */
+
+#include <stdlib.h>
+
+void *bp_thread_scratch(size_t bytes)
+{
+    static char *block;
+    static size_t size;
+    if (block && size >= bytes)
+        return block + 64 - ((size_t)block & 63);
+    free(block);
+    size = 0;
+    block = malloc(bytes + 128);
+    if (!block)
+        return NULL;
+    size = bytes;
+    /* align by hand: malloc's alignment may be smaller */
+    return block + 64 - ((size_t)block & 63);
+}
+
+static int num_threads = 1;
+
+void bp_set_num_threads(int n)
+{
+    num_threads = n < 1 ? 1 : n > BP_MAX_THREADS ? BP_MAX_THREADS : n;
+}
+
+int bp_get_num_threads(void)
+{
+    return num_threads;
+}
+
+void bp_threads_shutdown(void)
+{
+}
+
+void bp_parallel_run(int parts, bp_part_fn *fn, void *ctx)
+{
+    for (int p = 0; p < parts; p++)
+        fn(ctx, p);
+}
+
+#endif
+
+/* ---------------------------------------------------------------- for */
+
+typedef struct {
+    size_t count, chunk;
+    void (*fn)(void *ctx, size_t lo, size_t hi);
+    void *ctx;
+} for_job;
+
+static void for_part(void *vjob, int part)
+{
+    const for_job *j = vjob;
+    size_t lo = (size_t)part * j->chunk;
+    size_t hi = j->count - lo < j->chunk ? j->count : lo + j->chunk;
+    j->fn(j->ctx, lo, hi);
+}
+
+void bp_parallel_for(size_t count, size_t grain,
+                     void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx)
+{
+    if (count == 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    int threads = bp_get_num_threads();
+    size_t parts = count / grain;
+    if (parts > (size_t)threads)
+        parts = (size_t)threads;
+    if (parts <= 1) {
+        fn(ctx, 0, count);
+        return;
+    }
+    for_job j;
+    j.count = count;
+    j.chunk = (count + parts - 1) / parts;
+    j.fn = fn;
+    j.ctx = ctx;
+    bp_parallel_run((int)((count + j.chunk - 1) / j.chunk), for_part, &j);
+}
