@@ -311,6 +311,84 @@ static void gather_terms(Arena *a, List *l, double *constant, Dx *x, double k)
     list_push(a, l, rest, k * c);
 }
 
+/* The factors of a term: a product's own, or the term itself (then in
+ * the caller's *self, power *one). */
+static int term_factors(Dx *t, Dx **self, Dx ***kid, double **power, double *one)
+{
+    if (t->kind == DX_PROD) {
+        *kid = t->kid;
+        *power = t->power;
+        return t->n;
+    }
+    *self = t;
+    *kid = self;
+    *one = 1;
+    *power = one;
+    return 1;
+}
+
+static bool has_factor(Dx *t, const Dx *f, double p)
+{
+    Dx **kid, *self;
+    double *power, one;
+    int n = term_factors(t, &self, &kid, &power, &one);
+    for (int i = 0; i < n; i++)
+        if (power[i] == p && dx_equal(kid[i], f))
+            return true;
+    return false;
+}
+
+/* A * u + A * v = A * (u + v): the factors every term shares come out, so
+ * an adjoint that reaches a value along two paths is written once, not
+ * once per path (which would double the text with every such step). */
+static Dx *factor_out(Arena *a, Dx *s)
+{
+    Dx **kid, *self;
+    double *power, one;
+    int n = term_factors(s->kid[0], &self, &kid, &power, &one);
+    List common = {0};
+    for (int i = 0; i < n; i++) {
+        bool everywhere = kid[i]->kind != DX_NUM;
+        for (int t = 1; t < s->n && everywhere; t++)
+            everywhere = has_factor(s->kid[t], kid[i], power[i]);
+        for (int c = 0; c < common.n && everywhere; c++)
+            everywhere = !(dx_equal(common.kid[c], kid[i]) && common.power[c] == power[i]);
+        if (everywhere)
+            list_push(a, &common, kid[i], power[i]);
+    }
+    if (common.n == 0)
+        return s;
+    Dx *rests = dx_new(a, DX_SUM, s->shape, s->n);
+    for (int t = 0; t < s->n; t++) {
+        Dx **tk, *tself;
+        double *tp, tone;
+        int tn = term_factors(s->kid[t], &tself, &tk, &tp, &tone);
+        Dx *rest = dx_new(a, DX_PROD, s->kid[t]->shape, tn);
+        rest->num = s->kid[t]->kind == DX_PROD ? s->kid[t]->num : 1;
+        bool *taken = arena_alloc(a, sizeof *taken * (size_t)(common.n + 1));
+        int k = 0;
+        for (int i = 0; i < tn; i++) {
+            bool drop = false;
+            for (int c = 0; c < common.n && !drop; c++)
+                if (!taken[c] && common.power[c] == tp[i] && dx_equal(common.kid[c], tk[i]))
+                    drop = taken[c] = true;
+            if (!drop) {
+                rest->kid[k] = tk[i];
+                rest->power[k++] = tp[i];
+            }
+        }
+        rest->n = k;
+        rests->kid[t] = rest;
+    }
+    Dx *p = dx_new(a, DX_PROD, s->shape, common.n + 1);
+    for (int c = 0; c < common.n; c++) {
+        p->kid[c] = common.kid[c];
+        p->power[c] = common.power[c];
+    }
+    p->kid[common.n] = rests;
+    return simplify(a, p);
+}
+
 static Dx *simplify_sum(Arena *a, Dx *x)
 {
     List l = {0};
@@ -332,7 +410,7 @@ static Dx *simplify_sum(Arena *a, Dx *x)
     Dx *s = dx_new(a, DX_SUM, x->shape, kept.n);
     for (int i = 0; i < kept.n; i++)
         s->kid[i] = kept.kid[i];
-    return s;
+    return factor_out(a, s);
 }
 
 /* Pulls a product's coefficient out of a linear operation: f(c x) = c f(x). */

@@ -554,6 +554,34 @@ static void test_every_operation(void)
     }
 }
 
+/* A value reached along two paths at every one of 10 steps: the shared
+ * adjoint is factored out (A * u + A * v = A * (u + v)), so closed forms
+ * stay short instead of doubling with each step; and they still evaluate
+ * to the gradient. */
+static void test_shared_paths_stay_short(void)
+{
+    char source[2048] = "input x[2]\nwrt x\na0 = x\n";
+    for (int k = 0; k < 10; k++)
+        snprintf(source + strlen(source), sizeof source - strlen(source),
+                 "b%d = sin(a%d)\nc%d = cos(a%d)\na%d = b%d * c%d\n", k, k, k, k, k + 1, k, k);
+    strcat(source, "loss L = sum(a10)\n");
+    char *out = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("xs_paths", source, "--explain", &out, NULL), 0);
+    size_t longest = 0;
+    for (const char *p = out; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        longest = len > longest ? len : longest;
+        p += len + (eol ? 1 : 0);
+    }
+    CU_ASSERT(out && longest < 200);
+    CU_ASSERT(out && strstr(out, "dL/da9 = dL/db9 * c9 - dL/dc9 * b9\n       = c9^2 - b9^2\n"));
+    if (!out || longest >= 200)
+        fprintf(stderr, "\n[xs_paths] longest line %zu:\n%s\n", longest, out ? out : "");
+    free(out);
+    CU_ASSERT(check_model("xs_paths", source, false) > 60);
+}
+
 /* Convolution, pooling, flatten and layernorm: their gradients have no
  * .net spelling, so the lines name the compiler's operations
  * (conv2d_grad_kernel(...)) and are checked for form, not evaluated. */
@@ -785,6 +813,7 @@ void register_explain(void)
     CU_add_test(s, "every operation", test_every_operation);
     CU_add_test(s, "random models", test_random_models);
     CU_add_test(s, "convolution, pooling, flatten, layernorm", test_kernels);
+    CU_add_test(s, "shared paths: factored, short, right", test_shared_paths_stay_short);
     CU_add_test(s, "markdown has every line", test_markdown_matches_text);
     CU_add_test(s, "tutorial quotes what bpgen prints", test_tutorial_quotes_explain);
     CU_add_test(s, "usage and model errors", test_usage);

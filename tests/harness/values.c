@@ -24,13 +24,13 @@ static void print(const char *tag, const char *name, const double *v, size_t n)
 int main(int argc, char **argv)
 {
     const bp_model *m = &MODEL;
-    if (m->real_size != 8 || m->num_inputs > 16 || m->num_outputs > 64)
+    if (m->real_size != 8 || m->num_inputs > 16 || m->num_outputs > 256)
         return 2;
     bp_rng rng;
     bp_rng_seed(&rng, argc > 1 ? strtoull(argv[1], NULL, 10) : 1);
     double *theta = malloc(sizeof *theta * (m->num_params + 1));
     double *grad = malloc(sizeof *grad * (m->num_params + 1));
-    void *inputs[16] = {0}, *grads[16] = {0}, *outputs[64] = {0};
+    void *inputs[16] = {0}, *grads[16] = {0}, *outputs[256] = {0};
     const void *cinputs[16] = {0};
     bp_fill_uniform(&rng, theta, 8, m->num_params, -0.9, 0.9);
     for (int k = 0; k < m->num_inputs; k++) {
