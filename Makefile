@@ -8,6 +8,7 @@
 #   make examples     build and run every example
 #   make bench        benchmarks (bench-mpi: only 2 MPI ranks against 1)
 #   make install PREFIX=/usr/local
+#   make fuzz FUZZ_SECONDS=60   each fuzz target for that long (libFuzzer)
 #
 # Everything built goes under $(BUILD); SANITIZE=1 uses a build folder of
 # its own so the two never mix.
@@ -25,6 +26,12 @@ LDLIBS   = -lm
 ifeq ($(SANITIZE),1)
 BUILD   ?= build/san
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else ifeq ($(SANITIZE),fuzz)
+# `make fuzz` builds the fuzz targets this way (scripts/fuzz.sh)
+BUILD   ?= build/fuzz
+CC       = clang
+SANFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=all
 else
 BUILD   ?= build
 SANFLAGS =
@@ -58,10 +65,28 @@ endif
 # ---------------------------------------------------------------- tests
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_OBJ = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.o) $(BUILD)/tests/registry.o \
-           $(BUILD)/tests/runner.o $(BUILD)/tests/support.o
+           $(BUILD)/tests/runner.o $(BUILD)/tests/support.o $(FUZZ_OBJ) \
+           $(BUILD)/tests/failalloc.o
+
+# The allocation-failure tests (tests/failalloc.h): run_tests and a bpgen
+# built for them route the project's allocations through tests/failalloc.c.
+FAILALLOC_WRAP = -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free \
+                 -Wl,--wrap=strdup,--wrap=fopen,--wrap=fdopen
+
+# ---------------------------------------------------------------- fuzz targets
+# Every tests/fuzz/fuzz_NAME.c defines `int fuzz_NAME(data, size)` (see
+# tests/fuzz/fuzz.h): make test feeds it its kept inputs, make fuzz links
+# it with libFuzzer.
+FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   = $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_OBJ     = $(FUZZ_SRC:tests/%.c=$(BUILD)/tests/%.o) $(FUZZ_HELPERS) \
+               $(BUILD)/tests/fuzz_targets.o
+FUZZ_HELPERS = $(BUILD)/tests/fuzz/harness.o $(BUILD)/tests/fuzz/models.o
+FUZZ_SECONDS ?= 60
 
 .DEFAULT_GOAL := all
-.PHONY: all test demo docs examples bench bench-mpi install clean build-deps test-deps mpi-skipped
+.PHONY: all test demo docs examples bench bench-mpi install clean build-deps test-deps mpi-skipped \
+        fuzz fuzz-targets
 .DELETE_ON_ERROR:
 
 # On a fresh machine the tools are installed on first use, so `make demo`
@@ -132,20 +157,53 @@ TEST_DEFS = -DTEST_BPGEN='"$(BUILD)/bpgen"' -DTEST_LIBBP='"$(BUILD)/libbp.a"' \
             -DTEST_CC='"$(CC)"' -DTEST_CFLAGS='"$(WARN) $(SANFLAGS) -O1 -g"' \
             -DTEST_TMP='"$(BUILD)/tmp"' \
             -DTEST_MAKE='"$(MAKE) --no-print-directory SANITIZE=$(SANITIZE) BUILD=$(BUILD)"' \
-            -DTEST_SANFLAGS='"$(SANFLAGS)"'
+            -DTEST_SANFLAGS='"$(SANFLAGS)"' \
+            -DTEST_BPGEN_FAILALLOC='"$(BUILD)/tests/bpgen_failalloc"'
 
-$(BUILD)/tests/%.o: tests/%.c tests/support.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests test-deps
-	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests $(TEST_DEFS) -c -o $@ $<
+$(BUILD)/tests/%.o: tests/%.c tests/support.h tests/fuzz/fuzz.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests test-deps
+	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests -Itests/fuzz $(TEST_DEFS) -c -o $@ $<
+
+$(BUILD)/tests/fuzz/%.o: tests/fuzz/%.c tests/fuzz/fuzz.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests/fuzz test-deps
+	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests/fuzz -c -o $@ $<
+
+$(BUILD)/tests/fuzz_targets.c: $(FUZZ_SRC) | $(BUILD)/tests
+	{ echo '#include "fuzz.h"'; \
+	  for n in $(FUZZ_NAMES); do echo "int fuzz_$$n(const unsigned char *, size_t);"; done; \
+	  echo 'const fuzz_target fuzz_targets[] = {'; \
+	  for n in $(FUZZ_NAMES); do echo "    {\"$$n\", fuzz_$$n},"; done; \
+	  echo '    {NULL, NULL}'; echo '};'; } > $@
+
+$(BUILD)/tests/fuzz_targets.o: $(BUILD)/tests/fuzz_targets.c tests/fuzz/fuzz.h
+	$(CC) $(ALL_CFLAGS) -Itests/fuzz -c -o $@ $<
 
 $(BUILD)/tests/registry.o: $(BUILD)/tests/registry.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcunit -pthread $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(FAILALLOC_WRAP) -o $@ $^ -lcunit -pthread $(LDLIBS)
 
-test: all $(BUILD)/run_tests
+$(BUILD)/tests/bpgen_failalloc: $(BUILD)/compiler/main.o $(BUILD)/tests/failalloc.o $(BUILD)/libbpgen.a
+	$(CC) $(ALL_CFLAGS) $(FAILALLOC_WRAP) -o $@ $^ $(LDLIBS)
+
+# On a fresh machine test-deps may install Open MPI after this Makefile
+# looked for mpicc: the MPI library is then built here, for the MPI test.
+test: all $(BUILD)/run_tests $(BUILD)/tests/bpgen_failalloc
 	@mkdir -p $(BUILD)/tmp
+	@[ -n "$(HAVE_MPICC)" ] || ! command -v $(MPICC) >/dev/null 2>&1 \
+	  || $(MAKE) -s $(BUILD)/libbp_mpi.a
 	$(BUILD)/run_tests
+
+# ---------------------------------------------------------------- fuzzing
+# With SANITIZE=fuzz (clang, libFuzzer): one binary per target.
+fuzz-targets: $(FUZZ_NAMES:%=$(BUILD)/fuzz_%)
+
+$(BUILD)/fuzz_%: tests/fuzz/libfuzzer_main.c $(BUILD)/tests/fuzz/fuzz_%.o \
+                 $(FUZZ_HELPERS) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -DFUZZ_ENTRY=fuzz_$* -o $@ $^ $(LDLIBS)
+
+# Builds the targets with clang and runs each for FUZZ_SECONDS seconds.
+fuzz:
+	@sh scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 # ---------------------------------------------------------------- demo, examples
 demo: all
@@ -165,11 +223,13 @@ docs: all
 	@cp $(BUILD)/examples/iris/iris-curves.svg docs/img/iris-curves.svg
 	@echo "docs/img/iris-curves.svg (from the iris example's training)"
 
-# With mpicc and mpirun, the MPI example (mpirun -np 2) runs too.
+# With mpicc and mpirun, the MPI example (mpirun -np 2) runs too (not
+# under the sanitizers: LeakSanitizer reports Open MPI's own allocations;
+# the test suite runs it with leak checks off, see tests/test_mpi.c).
 HAVE_MPIRUN := $(shell command -v mpirun 2>/dev/null)
 examples: all
 	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)" \
-	  MPICC="$(MPICC)" all $(if $(HAVE_MPICC),$(if $(HAVE_MPIRUN),mpi))
+	  MPICC="$(MPICC)" all $(if $(HAVE_MPICC),$(if $(HAVE_MPIRUN),$(if $(SANFLAGS),,mpi)))
 
 bench: all
 	@sh bench/run.sh $(BUILD)
@@ -179,6 +239,16 @@ bench: all
 # Only the MPI part: 2 ranks against 1 (bench/README.md).
 bench-mpi: all
 	@sh bench/mpi.sh $(BUILD)
+
+# The convolution kernels against hand C over OpenBLAS and PyTorch
+# (bench/conv/README.md).
+.PHONY: bench-conv
+bench-conv: $(BUILD)/libbp.a
+	@sh scripts/install-bench-deps.sh
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(ALL_CFLAGS) -Iruntime -o $(BUILD)/bench/conv_bench bench/conv/conv_bench.c \
+	  $(BUILD)/libbp.a -lopenblas $(LDLIBS)
+	@/usr/bin/python3 bench/conv/run.py $(BUILD)
 
 # ---------------------------------------------------------------- install, clean
 # The version has one home, runtime/bp.h; the .pc file, CMake's version file
@@ -212,5 +282,5 @@ install: all
 clean:
 	rm -rf build
 
-$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/runtime/mpi $(BUILD)/tests $(GEN):
+$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/runtime/mpi $(BUILD)/tests $(BUILD)/tests/fuzz $(GEN):
 	mkdir -p $@

@@ -30,7 +30,7 @@ struct Arena {
     Block *head;
 };
 
-static void out_of_memory(void)
+void arena_out_of_memory(void)
 {
     fputs("bpgen: out of memory\n", stderr);
     exit(2);
@@ -40,7 +40,7 @@ Arena *arena_new(void)
 {
     Arena *a = calloc(1, sizeof *a);
     if (!a)
-        out_of_memory();
+        arena_out_of_memory();
     return a;
 }
 
@@ -55,7 +55,7 @@ void *arena_alloc(Arena *a, size_t size)
         size_t cap = size > BLOCK_SIZE ? size : BLOCK_SIZE;
         b = malloc(sizeof *b + cap);
         if (!b)
-            out_of_memory();
+            arena_out_of_memory();
         b->next = a->head;
         b->used = 0;
         b->cap = cap;

@@ -41,6 +41,10 @@ char  *arena_strdup(Arena *a, const char *s);
 char  *arena_strndup(Arena *a, const char *s, size_t n);
 char  *arena_printf(Arena *a, const char *fmt, ...);
 void   arena_free(Arena *a);
+/* What every allocation failure in the compiler ends in: prints "bpgen:
+ * out of memory" and exits with status 2 (main.c's exit handler then
+ * removes any temporary output file). */
+void   arena_out_of_memory(void);
 
 /* ------------------------------------------------------------------------ */
 /* diag.c — user-facing messages.                                           */
@@ -340,8 +344,9 @@ Graph *graph_build(Arena *a, Model *m, bool batched_inputs);
  * when an equal one exists. Shapes must already be valid (check.c saw to
  * that for user expressions; diff.c builds only valid ones). */
 Node *node_new(Graph *g, Op op, Node *a, Node *b);
-/* The same for any number of operands and integer attributes (NULL: all
- * 0); attributes are part of what makes two nodes equal. */
+/* The same for any number of operands and integer attributes: attr holds
+ * MAX_ATTRS values (NULL: all 0; a shorter array is read past its end);
+ * attributes are part of what makes two nodes equal. */
 Node *node_new_n(Graph *g, Op op, int nin, Node *const *in, const int *attr);
 /* x with another shape of the same size (flatten, and its adjoint). */
 Node *node_reshape(Graph *g, Node *x, Shape shape);
@@ -462,6 +467,14 @@ typedef struct Plan {
  * nodes are fused into one loop and where each buffer lives in the
  * workspace. */
 Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt);
+
+/* Verifies the plan's invariants (every step has a place inside its pool,
+ * every convolution step its scratch). Returns false and describes the
+ * first violation on stderr: an internal error. */
+bool plan_check(const Plan *p);
+/* --dump=lower: each function's steps, what is fused into them, and where
+ * every buffer lives. */
+void plan_dump(const Plan *p, FILE *out);
 
 /* Writes the generated C file and its header. Returns false on a write
  * error (the caller then removes the files). */

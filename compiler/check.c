@@ -385,6 +385,7 @@ static Shape check_call(Checker *c, Expr *e)
     const char *name = fi->name;
     bool ok = true;
     int npos = 0;
+    bool misplaced = false;
     int attr[MAX_ATTRS] = {0}, nattr = 0;
     Shape arg[MAX_OPERANDS + 2];
     /* positional arguments, then keyword ones */
@@ -395,6 +396,7 @@ static Shape check_call(Checker *c, Expr *e)
                 diag_error(c->diag, a->loc, "'%s': a positional argument cannot follow "
                            "keyword arguments", name);
                 ok = false;
+                misplaced = true;
                 continue;
             }
             npos++;
@@ -443,7 +445,7 @@ static Shape check_call(Checker *c, Expr *e)
         for (int j = npos; j < i; j++)
             twice |= e->args[j]->keyword && !strcmp(e->args[j]->keyword, a->keyword);
         if (twice) {
-            diag_error(c->diag, a->keyword_loc, "'%s' is given twice", a->keyword);
+            diag_error(c->diag, a->keyword_loc, "'%s': '%s' is given twice", name, a->keyword);
             ok = false;
             continue;
         }
@@ -451,6 +453,8 @@ static Shape check_call(Checker *c, Expr *e)
         ok &= check_int_arg(c, name, what, a, !strcmp(a->keyword, "stride") ? 1 : 0,
                             &attr[nattr + k]);
     }
+    if (misplaced)
+        return UNKNOWN;
     if (npos < fi->min_args || npos > fi->max_args) {
         if (fi->min_args == fi->max_args)
             diag_error(c->diag, e->loc, "'%s' takes %d argument%s, but %d %s given",

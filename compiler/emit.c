@@ -1104,8 +1104,11 @@ static void step_kernel(Emit *e, Node *y, Node *v, bool mean)
     KArg args[3] = {{a, true}, {b, false}, {c, false}};
     const Shape *ys = &v->shape;
     bool out_batched = mean ? true : y->batched;
+    bool conv = v->op == OP_CONV2D || v->op == OP_CONV2D_GRAD_INPUT ||
+                v->op == OP_CONV2D_GRAD_KERNEL || v->op == OP_CONV2D_GRAD_BIAS;
     comment(e, 1, equation(e, y));
-    line(e, 1, "{");
+    if (conv)
+        line(e, 1, "{");
     switch (v->op) {
     case OP_CONV2D:
         conv_shape(e, 2, &a->shape, &b->shape, ys, v->attr[0], v->attr[1]);
@@ -1136,10 +1139,10 @@ static void step_kernel(Emit *e, Node *y, Node *v, bool mean)
      * sample: the loop's own call with n = 1 */
     if (!mean && (v->op == OP_CONV2D_GRAD_KERNEL || v->op == OP_CONV2D_GRAD_BIAS) && y->batched)
         once = false;
-    int d = 2;
+    int d = conv ? 2 : 1;
     if (!once) {
-        line(e, 2, "for (size_t s = 0; s < (size_t)n; s++) {");
-        d = 3;
+        line(e, d, "for (size_t s = 0; s < (size_t)n; s++) {");
+        d++;
     }
     const char *count = once && out_batched ? "n" : "1";
     const char *out = buf_name(e, y);
@@ -1183,8 +1186,9 @@ static void step_kernel(Emit *e, Node *y, Node *v, bool mean)
         die("not a kernel");
     }
     if (!once)
-        line(e, 2, "}");
-    line(e, 1, "}");
+        line(e, d - 1, "}");
+    if (conv)
+        line(e, 1, "}");
 }
 
 static void emit_step(Emit *e, Node *y)

@@ -500,3 +500,95 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
     allocate(&L, infer, 1);
     return p;
 }
+
+/* ---------------------------------------------------------------- check, dump */
+
+static const char *const fn_names[PF__COUNT] = {"forward", "backward", "predict"};
+
+static long pool_size(const Plan *p, Pool pool)
+{
+    long grad = 0;
+    for (int i = 0; i < p->graph->model->nparams; i++)
+        grad += shape_size(p->graph->model->params[i]->shape);
+    return pool == POOL_BATCHED ? p->ws_batched : pool == POOL_SHARED ? p->ws_shared
+                                                                       : grad;
+}
+
+bool plan_check(const Plan *p)
+{
+    for (int f = 0; f < PF__COUNT; f++)
+        for (int k = 0; k < p->nsteps[f]; k++) {
+            const Node *n = p->steps[f][k];
+            const NodeInfo *in = &p->info[n->id];
+            const char *why = NULL;
+            if (in->mode[f] != NODE_BUFFER)
+                why = "a step that is not a buffer";
+            else if (in->buf[f].pool == POOL_NONE)
+                why = "a buffer without a place";
+            else if (in->buf[f].offset < 0 ||
+                     in->buf[f].offset + shape_size(n->shape) > pool_size(p, in->buf[f].pool))
+                why = "a buffer outside its pool";
+            else if (in->scratch_size > 0 &&
+                     (in->scratch[f].pool != POOL_SHARED ||
+                      in->scratch[f].offset + in->scratch_size > p->ws_shared))
+                why = "scratch without a place";
+            else if (k > 0 && p->steps[f][k - 1]->id >= n->id)
+                why = "steps out of order";
+            if (why) {
+                fprintf(stderr, "bpgen: internal error: plan: %s: node %d (%s) in %s\n", why,
+                        n->id, op_info[n->op].name, fn_names[f]);
+                return false;
+            }
+        }
+    return true;
+}
+
+static void dump_place(FILE *out, Buffer b)
+{
+    static const char *const pools[] = {"?", "ws per sample", "ws shared", "grad"};
+    fprintf(out, "%s @%ld", pools[b.pool], b.offset);
+}
+
+void plan_dump(const Plan *p, FILE *out)
+{
+    const Graph *g = p->graph;
+    fprintf(out, "# plan: workspace %ld reals per sample + %ld shared\n", p->ws_batched,
+            p->ws_shared);
+    for (int f = 0; f < PF__COUNT; f++) {
+        fprintf(out, "%s: %d steps\n", fn_names[f], p->nsteps[f]);
+        for (int k = 0; k < p->nsteps[f]; k++) {
+            const Node *n = p->steps[f][k];
+            const NodeInfo *in = &p->info[n->id];
+            fprintf(out, "  %%%d = %s", n->id, op_info[n->op].name);
+            for (int j = 0; j < n->nin; j++) {
+                const NodeInfo *x = &p->info[n->in[j]->id];
+                const char *how = x->mode[f] == NODE_INLINE ? "~" : x->mode[f] == NODE_VIRTUAL ? "^" : "";
+                fprintf(out, " %s%%%d", how, n->in[j]->id);
+            }
+            fprintf(out, "%s  -> ", n->batched ? " (batched)" : "");
+            dump_place(out, in->buf[f]);
+            fprintf(out, " [%ld]", shape_size(n->shape));
+            if (in->scratch_size > 0) {
+                fputs(", scratch ", out);
+                dump_place(out, in->scratch[f]);
+                fprintf(out, " [%ld]", in->scratch_size);
+            }
+            if (n->label)
+                fprintf(out, "  ; %s", n->label);
+            fputc('\n', out);
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            NodeMode want = pass == 0 ? NODE_INLINE : NODE_VIRTUAL;
+            int fused = 0;
+            for (int id = 0; id < g->nnodes; id++) {
+                if (p->info[id].mode[f] != want)
+                    continue;
+                fprintf(out, "%s%%%d %s", fused++ ? ", " : pass == 0 ? "  in loops (~): "
+                                                                       : "  in calls (^): ",
+                        id, op_info[g->nodes[id]->op].name);
+            }
+            if (fused)
+                fputc('\n', out);
+        }
+    }
+}

@@ -52,7 +52,7 @@ static void usage(FILE *out)
           "  --precision=double    values are double\n"
           "  --main                add a main() that reads values on standard input\n"
           "                        and prints the loss and gradients\n"
-          "  --dump=PASSES         print the graph after passes (graph,diff,simplify)\n"
+          "  --dump=PASSES         print the graph after passes (graph,diff,simplify) or the plan (lower)\n"
           "                        on standard error\n"
           "  --color=WHEN          colour diagnostics: auto (the default: only when\n"
           "                        standard error is a terminal and NO_COLOR is unset\n"
@@ -129,6 +129,23 @@ static int parse_options(int argc, char **argv, Options *o)
             o->print_name = true;
         } else if (!strncmp(a, "--dump=", 7)) {
             o->dump = a + 7;
+            /* every name must be a pass that has a dump */
+            for (const char *p = o->dump; ; p++) {
+                size_t len = strcspn(p, ",");
+                static const char *const passes[] = {"graph", "diff", "simplify", "lower"};
+                bool known = false;
+                for (size_t k = 0; k < sizeof passes / sizeof passes[0]; k++)
+                    known |= strlen(passes[k]) == len && !strncmp(p, passes[k], len);
+                if (!known) {
+                    char name[64];
+                    snprintf(name, sizeof name, "%.*s", (int)(len < 60 ? len : 60), p);
+                    return usage_error("unknown pass '%s' in --dump (use graph, diff, "
+                                       "simplify or lower)", name);
+                }
+                p += len;
+                if (!*p)
+                    break;
+            }
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option '%s'", a);
         } else if (o->model_path) {
@@ -196,6 +213,8 @@ static char *read_source(Arena *a, const char *path, size_t *len)
     }
     bool failed = !buf || ferror(f);
     fclose(f);
+    if (!buf)
+        arena_out_of_memory();
     if (failed) {
         fprintf(stderr, "bpgen: error: cannot read '%s'\n", path);
         free(buf);
@@ -242,6 +261,19 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* The temporary outputs not yet renamed into place. An exit on the way
+ * (out of memory ends bpgen from wherever it happens) removes them too. */
+static char *pending_temps[2];
+
+static void remove_pending_temps(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (pending_temps[i]) {
+            remove(pending_temps[i]);
+            pending_temps[i] = NULL;
+        }
+}
+
 /* A temporary file beside `target`, opened for writing. */
 static FILE *open_temp(Arena *a, const char *target, char **temp_path)
 {
@@ -249,6 +281,7 @@ static FILE *open_temp(Arena *a, const char *target, char **temp_path)
     int fd = mkstemp(path);
     if (fd < 0)
         return NULL;
+    pending_temps[pending_temps[0] ? 1 : 0] = path;   /* .c first, then .h */
     /* mkstemp makes the file private (0600); the output should have the
      * permissions any new file gets */
     mode_t mask = umask(0);
@@ -257,8 +290,7 @@ static FILE *open_temp(Arena *a, const char *target, char **temp_path)
     FILE *f = fdopen(fd, "w");
     if (!f) {
         close(fd);
-        remove(path);
-        return NULL;
+        return NULL;    /* the caller removes pending temporaries */
     }
     *temp_path = path;
     return f;
@@ -303,16 +335,16 @@ static int write_outputs(Arena *a, const Plan *plan, const char *model_path,
         ok = false;
     if (ok && rename(h_temp, h_path) != 0)
         ok = false;
+    if (ok)
+        pending_temps[1] = NULL;    /* h_temp is h_path now */
     if (ok && rename(c_temp, out_path) != 0)
         ok = false;
     if (!ok) {
         fprintf(stderr, "bpgen: error: cannot write '%s': %s\n", out_path, strerror(errno));
-        if (c_temp)
-            remove(c_temp);
-        if (h_temp)
-            remove(h_temp);
+        remove_pending_temps();
         return EXIT_USAGE;
     }
+    pending_temps[0] = pending_temps[1] = NULL;   /* renamed into place */
     return 0;
 }
 
@@ -381,6 +413,12 @@ static int compile(Arena *a, const Options *o)
     EmitOptions eo = {o->precision, o->with_main,
                       base_name(header_path(a, o->out_path))};
     Plan *plan = lower_graph(a, g, &eo);
+    if (dumping(o, "lower")) {
+        fprintf(stderr, "# after lower\n");
+        plan_dump(plan, stderr);
+    }
+    if (!plan_check(plan))
+        return EXIT_USAGE;
     return write_outputs(a, plan, o->model_path, o->out_path);
 }
 
@@ -390,6 +428,7 @@ int main(int argc, char **argv)
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;
+    atexit(remove_pending_temps);
     Arena *a = arena_new();
     status = compile(a, &o);
     arena_free(a);

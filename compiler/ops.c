@@ -130,7 +130,7 @@ static Shape sh_matmul(const Shape *in, int nin, const int *attr, ShapeError *er
     if (a.rank == 0 || b.rank == 0)
         return fail(err, -1, "'·' needs vectors or matrices; use '*' to scale");
     if (a.rank > 2 || b.rank > 2)
-        return fail(err, a.rank > 2 ? 0 : 1, "needs vectors or matrices, but got %s",
+        return fail(err, a.rank > 2 ? 0 : 1, "'·' takes vectors and matrices, not %s",
                     st(a.rank > 2 ? a : b));
     int inner_a = a.rank == 1 ? a.dim[0] : a.dim[1];
     if (inner_a != b.dim[0])
@@ -208,8 +208,8 @@ static Shape sh_conv2d(const Shape *in, int nin, const int *attr, ShapeError *er
                     "kernel %s has %d, the input %s has %d", st(K), K.dim[1], st(x), x.dim[0]);
     long ph = (long)x.dim[1] + 2L * pad, pw = (long)x.dim[2] + 2L * pad;
     if (K.dim[2] > ph || K.dim[3] > pw)
-        return fail(err, 1, "has a %dx%d kernel, larger than its %s input %ldx%ld",
-                    K.dim[2], K.dim[3], pad ? "padded" : "", ph, pw);
+        return fail(err, 1, "needs a kernel that fits its %sinput (%ldx%ld), but it is %dx%d",
+                    pad ? "padded " : "", ph, pw, K.dim[2], K.dim[3]);
     if (nin > 2 && !(in[2].rank == 1 && in[2].dim[0] == K.dim[0]))
         return fail(err, 2, "needs a bias of shape [%d] (one per output channel), but got %s",
                     K.dim[0], st(in[2]));
@@ -249,8 +249,8 @@ static Shape sh_pool(const Shape *in, int nin, const int *attr, ShapeError *err)
     if (k < 1)
         return fail(err, 1, "needs a positive window");
     if (k > in[0].dim[1] || k > in[0].dim[2])
-        return fail(err, 1, "has a %dx%d window, larger than its %dx%d input", k, k,
-                    in[0].dim[1], in[0].dim[2]);
+        return fail(err, 1, "needs a window that fits its input (%dx%d), but it is %dx%d",
+                    in[0].dim[1], in[0].dim[2], k, k);
     return rank3(in[0].dim[0], in[0].dim[1] / k, in[0].dim[2] / k);
 }
 
@@ -506,7 +506,7 @@ static void d_avgpool2d(Diff *d, Graph *g, Node *y, Node *dy)
 {
     Node *x = y->in[0];
     diff_give(d, x, node_new_n(g, OP_AVGPOOL2D_GRAD, 1, &dy,
-                               (int[]){y->attr[0], x->shape.dim[1], x->shape.dim[2]}));
+                               (int[MAX_ATTRS]){y->attr[0], x->shape.dim[1], x->shape.dim[2]}));
 }
 
 /* each sample gets the shared adjoint */
@@ -738,7 +738,7 @@ const FuncInfo func_info[FN__COUNT] = {
                                    b_softmax_cross_entropy),
     [FN_BCE] = F("bce", 2, 2, 0, NOKW, "bce(p, y)", sh_same_to_scalar, b_bce),
     [FN_FLATTEN] = F("flatten", 1, 1, 0, NOKW, "flatten(x)", sh_flatten, b_flatten),
-    [FN_CONV2D] = {"conv2d", 2, 3, 0, {"stride", "pad"}, "conv2d(x, K, b, stride=1, pad=0)",
+    [FN_CONV2D] = {"conv2d", 2, 3, 0, {"stride", "pad"}, "conv2d(x, K, b, stride=s, pad=p)",
                    sh_conv2d, b_conv2d, {1, 0}},
     [FN_MAXPOOL2D] = F("maxpool2d", 2, 2, 1u << 1, NOKW, "maxpool2d(x, k)", sh_pool_call, b_maxpool2d),
     [FN_AVGPOOL2D] = F("avgpool2d", 2, 2, 1u << 1, NOKW, "avgpool2d(x, k)", sh_pool_call, b_avgpool2d),

@@ -39,10 +39,8 @@ static void put(Buf *b, const char *s)
         while (cap < b->n + len + 1)
             cap *= 2;
         char *s2 = realloc(b->s, cap);
-        if (!s2) {
-            b->overflow = true;
-            return;
-        }
+        if (!s2)
+            arena_out_of_memory();   /* not a cut: the text would be wrong */
         b->s = s2;
         b->cap = cap;
     }
@@ -137,10 +135,8 @@ static void gather_factors(const Printer *p, Factors *fs, const Node *n, double 
         if (fs->n == fs->cap) {
             int cap = fs->cap ? fs->cap * 2 : 16;
             Factor *f = realloc(fs->f, sizeof *f * (size_t)cap);
-            if (!f) {
-                fs->overflow = true;
-                return;
-            }
+            if (!f)
+                arena_out_of_memory();
             fs->f = f;
             fs->cap = cap;
         }
@@ -273,10 +269,8 @@ static void gather_terms(const Printer *p, TermList *tl, const Node *n)
     if (tl->n == tl->cap) {
         int cap = tl->cap ? tl->cap * 2 : 16;
         const Node **t = realloc(tl->t, sizeof *t * (size_t)cap);
-        if (!t) {
-            tl->overflow = true;
-            return;
-        }
+        if (!t)
+            arena_out_of_memory();
         tl->t = t;
         tl->cap = cap;
     }
@@ -363,15 +357,23 @@ static int render_sum(const Printer *p, Buf *b, const Node *n)
 static int render_call(const Printer *p, Buf *b, const Node *n)
 {
     const OpInfo *op = &op_info[n->op];
-    put(b, op->name);
+    bool flatten = n->op == OP_RESHAPE && n->shape.rank == 1;
+    put(b, flatten ? "flatten" : op->name);
     put(b, "(");
     for (int k = 0; k < n->nin; k++) {
         if (k)
             put(b, ", ");
         render_at(p, b, n->in[k], 0);
     }
-    for (int k = 0; k < MAX_ATTRS && op->attr_names[k]; k++) {
+    for (int k = 0; k < MAX_ATTRS && op->attr_names[k] && !flatten; k++) {
         char tmp[64];
+        if (n->op == OP_RESHAPE && n->attr[k] == 0)
+            break;
+        if (n->op == OP_MAXPOOL2D || n->op == OP_AVGPOOL2D) { /* as .net writes it */
+            snprintf(tmp, sizeof tmp, ", %d", n->attr[k]);
+            put(b, tmp);
+            continue;
+        }
         snprintf(tmp, sizeof tmp, ", %s=%d", op->attr_names[k], n->attr[k]);
         put(b, tmp);
     }

@@ -100,6 +100,19 @@ int yylex(YYSTYPE *lval, YYLTYPE *lloc, yyscan_t scanner);
 
 #include "lexer.h"
 
+/* Bison's stack grows with malloc past 200 entries (deep nesting); out of
+ * memory there ends bpgen like any other allocation failure, not as a
+ * syntax error. */
+#define YYMALLOC parser_malloc
+#define YYFREE free
+static void *parser_malloc(size_t size)
+{
+    void *p = malloc(size);
+    if (!p)
+        arena_out_of_memory();
+    return p;
+}
+
 /* Locations are the start of the first token of a rule. */
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                         \
     do {                                                                    \

@@ -4,6 +4,21 @@
  * Ownership: the caller owns every buffer. No function here keeps a pointer
  * to a buffer after it returns unless its comment says so, and generated
  * code never allocates.
+ *
+ * Errors, one convention for every function that can fail: it returns an
+ * int, BP_OK (0) on success or one of the negative bp_status codes below,
+ * and its last two parameters are `char *err, size_t err_size` (for
+ * bp_gradcheck, `where`): on failure, when err is not NULL and err_size >
+ * 0, a one-line, NUL-terminated message without a trailing newline is
+ * written there (cut to err_size), starting with the file it concerns when
+ * there is one: "weights.bin: checksum mismatch (file damaged)". On
+ * success err is left as it was. Results travel through out-parameters.
+ * bp_strerror(code) names a code in a few words. The only functions that
+ * return no status are those that cannot fail (given the arguments their
+ * comments ask for): the rng, fill, gemm, shuffle and standardise-rows
+ * helpers, bp_batch_fill, bp_optim_init, bp_optim_state_size,
+ * bp_optim_lr, bp_version, bp_strerror, the *_defaults and *_free
+ * functions (and bp_epoch_print, a callback whose int means "stop").
  */
 #ifndef BP_H
 #define BP_H
@@ -15,6 +30,29 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ------------------------------------------------------------------------ */
+/* fail.c — status codes (see "Errors" above). */
+
+typedef enum {
+    BP_OK = 0,
+    BP_ERR_ARG = -1,        /* an argument is unusable: NULL where a value is
+                               needed, an option or configuration out of
+                               range, a model or data set the call cannot
+                               work with */
+    BP_ERR_IO = -2,         /* a file cannot be opened, read or written, or
+                               the all-reduce of data-parallel training
+                               failed */
+    BP_ERR_FORMAT = -3,     /* a file's contents are malformed, truncated,
+                               damaged or hold values that are not allowed */
+    BP_ERR_MISMATCH = -4,   /* a file or data set is well formed but does not
+                               fit the model (names, shapes, sizes) */
+    BP_ERR_NOMEM = -5,      /* out of memory, or a size that overflows */
+    BP_ERR_DIVERGED = -6    /* training met a loss that is not finite */
+} bp_status;
+
+/* "invalid argument", "I/O error", ...; "unknown error" for anything else. */
+const char *bp_strerror(int status);
 
 /* ------------------------------------------------------------------------ */
 /* version.c — versions. BP_VERSION_* name the release of bpgen and its
@@ -185,10 +223,12 @@ typedef struct {
     int oh, ow;        /* output y[o,oh,ow]: oh = (h+2pad-kh)/stride+1 */
 } bp_conv2d_shape;
 
-/* Fills s, oh and ow included; -1 (s untouched) unless every size is at
- * least 1, stride >= 1, pad >= 0 and the kernel fits the padded input. */
+/* Fills s, oh and ow included; BP_ERR_ARG (s untouched) unless every size
+ * is at least 1, stride >= 1, pad >= 0 and the kernel fits the padded
+ * input. */
 int bp_conv2d_shape_init(bp_conv2d_shape *s, int c, int h, int w, int o,
-                         int kh, int kw, int stride, int pad);
+                         int kh, int kw, int stride, int pad, char *err,
+                         size_t err_size);
 /* Reals of scratch each call needs: c*kh*kw*oh*ow (one sample's im2col
  * matrix). */
 size_t bp_conv2d_scratch_reals(const bp_conv2d_shape *s);
@@ -245,26 +285,27 @@ void bp_avgpool2d_grad_d(int n, int c, int h, int w, int k, const double *dy,
 /* ------------------------------------------------------------------------ */
 /* Gradient check: compares M_backward with central finite differences of
  * M_forward, for every parameter and every wrt input, on the given batch.
- * Returns the worst relative error |g - fd| / max(1, |g|, |fd|) and, when
- * `where` is not NULL, writes a description of the worst entry there.
+ * Sets *worst to the worst relative error |g - fd| / max(1, |g|, |fd|) and,
+ * when `where` is not NULL, writes a description of the worst entry there;
+ * on failure `where` gets the error message (it is this function's err).
  * Uses `step` as the finite-difference step (0: a default for the model's
  * precision: 1e-6 for double, 1e-2 for float). The step is scaled by
  * max(1, |value|) for each entry. Allocates its own scratch memory (freed
- * before returning); returns -1 when that fails or m is unusable. theta and
+ * before returning); BP_ERR_NOMEM when that fails. theta and
  * inputs are caller-owned and only read; inputs outside `wrt` may be NULL
- * only if forward does not read them. Returns -1 as well when theta is
- * NULL but m has parameters (NULL is fine when num_params is 0), inputs is
- * NULL but m has inputs, or a wrt input is NULL, and when m was generated
- * for another runtime ABI (the message is then in `where`).
+ * only if forward does not read them. BP_ERR_ARG when m is unusable, worst
+ * is NULL, theta is NULL but m has parameters (NULL is fine when
+ * num_params is 0), inputs is NULL but m has inputs, a wrt input is NULL,
+ * or m was generated for another runtime ABI.
  * Gradient buffers are filled with NaN before backward runs, so an entry
  * backward fails to write is reported; frozen parameters' entries start at
  * 0 and must stay 0 (anything else counts as an error of 1).
  * `where` reads like "W1[3] analytic 0.123 numeric 0.124": the index is
  * the flat row-major index in the tensor (sample-major over the batch for
  * an input). */
-double bp_gradcheck(const bp_model *m, const void *theta,
-                    const void *const inputs[], int n, double step,
-                    char *where, size_t where_size);
+int bp_gradcheck(const bp_model *m, const void *theta,
+                 const void *const inputs[], int n, double step, double *worst,
+                 char *where, size_t where_size);
 
 /* ------------------------------------------------------------------------ */
 /* optim.c — optimisers over the flat parameter vector, following
@@ -310,6 +351,8 @@ typedef struct {
     int real_size;
     void *state;            /* caller-owned, bp_optim_state_size() bytes */
     long step;              /* steps taken so far */
+    double grad_norm;       /* the last step's gradient L2 norm, before
+                               clipping, over the entries not frozen */
 } bp_optimizer;
 
 /* Where this differs from PyTorch (behaviour is as described here):
@@ -335,27 +378,18 @@ void bp_optim_init(bp_optimizer *o, const bp_optim_config *c,
 /* The learning rate the next step will use. */
 double bp_optim_lr(const bp_optimizer *o);
 /* One update of theta from grad (both caller-owned, num_params values of
- * real_size); grad may be rescaled in place by clipping. Returns the
- * gradient's L2 norm before clipping, over the entries not frozen.
- * When o, theta or grad is NULL, or o->state is NULL but the kind needs
- * state (bp_optim_state_size() > 0), or o's model was generated for
- * another runtime ABI (bp_model_check_abi), it does nothing (theta, grad
- * and o->step are left as they are) and returns NaN. */
-double bp_optim_step(bp_optimizer *o, void *theta, void *grad);
+ * real_size); grad may be rescaled in place by clipping. Sets o->grad_norm
+ * to the gradient's L2 norm before clipping, over the entries not frozen.
+ * BP_ERR_ARG when o, theta or grad is NULL, o->state is NULL but the kind
+ * needs state (bp_optim_state_size() > 0), or o's model was generated for
+ * another runtime ABI (bp_model_check_abi): then nothing changes (theta,
+ * grad, o->step and o->grad_norm are left as they are). */
+int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
+                  size_t err_size);
 
 /* ---- sections added by data.c, train.c, weights.c go below ---- */
 
 /* ------------------------------------------------------------------------ */
-/* Error convention for every runtime function that can fail for reasons
- * outside the caller's control (files, data):
- *
- *     int fn(..., char *err, size_t err_size);
- *
- * returns 0 on success and nonzero (-1) on failure. On failure, when err is
- * not NULL and err_size > 0, a one-line, NUL-terminated message without a
- * trailing newline is written there (cut to err_size), starting with the
- * file it concerns: "weights.bin: checksum mismatch (file damaged)". On
- * success err is left as it was. err is caller-owned. */
 
 /* weights.c — saving and loading a model's parameter vector in a portable
  * binary file: magic "BPGW", format version, file size, real_size, model
@@ -365,8 +399,11 @@ double bp_optim_step(bp_optimizer *o, void *theta, void *grad);
  * wrote (ranks up to 2), is still read.
  * theta is caller-owned: m->num_params values of m->real_size. */
 
-/* Writes PATH.tmp, flushes it to disk, then renames it to PATH, so PATH
- * holds either its old contents or the whole new file, never a part. */
+/* Writes a temporary file beside PATH (PATH.tmp<pid>-<n>, a name no other
+ * save uses at the same time), flushes it to disk, then renames it to PATH,
+ * so PATH holds either its old contents or the whole new file, never a
+ * part; on failure (a full disk, a read-only folder) PATH is untouched and
+ * the temporary file removed. */
 int bp_weights_save(const char *path, const bp_model *m, const void *theta,
                     char *err, size_t err_size);
 /* Loads every parameter of m. The file must be for a model of the same
@@ -398,7 +435,7 @@ int bp_weights_load_tensors(const char *path, const bp_model *m, void *theta,
  * Same error convention as weights.c; theta is caller-owned. */
 
 /* Saves at the model's precision (F32 for float, F64 for double), through
- * PATH.tmp renamed to PATH, as bp_weights_save does. */
+ * a temporary file renamed to PATH, as bp_weights_save does. */
 int bp_safetensors_save(const char *path, const bp_model *m, const void *theta,
                         char *err, size_t err_size);
 /* Loads every parameter of m; the file must hold exactly m's parameters,
@@ -671,11 +708,12 @@ typedef struct {
 
 bp_train_config bp_train_defaults(void);
 
-/* Bytes of scratch bp_train needs for m and cfg (NULL: the defaults) with
- * a training split of train_rows rows; 0 when cfg does not fit m or the
- * size overflows. */
-size_t bp_train_scratch_size(const bp_model *m, const bp_train_config *cfg,
-                             size_t train_rows);
+/* Into *size: the bytes of scratch bp_train needs for m and cfg (NULL:
+ * the defaults) with a training split of train_rows rows. BP_ERR_ARG when
+ * cfg does not fit m, BP_ERR_NOMEM when the size overflows. */
+int bp_train_scratch_size(const bp_model *m, const bp_train_config *cfg,
+                          size_t train_rows, size_t *size, char *err,
+                          size_t err_size);
 
 /* Trains theta (m->num_params values of m->real_size) on `train`; `test`
  * may be NULL. `last` (may be NULL) receives the last epoch's report.
@@ -744,12 +782,14 @@ void bp_curves_init(bp_curves *c, bp_curve_point *storage, int capacity);
 int bp_curves_record(const bp_epoch_report *r, void *curves);
 
 /* `epoch,train_loss,test_loss,train_acc,test_acc` and one line per epoch
- * (empty fields where a value is NaN). 0 on success, -1 with a message. */
+ * (empty fields where a value is NaN), written to a temporary file renamed
+ * over `path` when complete. BP_ERR_ARG for NULL arguments, BP_ERR_IO when
+ * the file cannot be written (an existing one is left as it was). */
 int bp_curves_write_csv(const bp_curves *c, const char *path, char *err,
                         size_t err_size);
 
-/* The chart as one SVG file with no external references; `title` may be
- * NULL. 0 on success, -1 with a message (no points, or an I/O error). */
+/* The chart as one SVG file with no external references, written like the
+ * CSV; `title` may be NULL. BP_ERR_ARG also when no epoch was recorded. */
 int bp_curves_write_svg(const bp_curves *c, const char *path,
                         const char *title, char *err, size_t err_size);
 

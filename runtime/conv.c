@@ -22,6 +22,7 @@
 #ifndef CONV_T
 
 #include "bp.h"
+#include "internal.h"
 
 #include <string.h>
 
@@ -53,11 +54,16 @@ size_t bp_conv2d_scratch_reals(const bp_conv2d_shape *s)
 }
 
 int bp_conv2d_shape_init(bp_conv2d_shape *s, int c, int h, int w, int o, int kh, int kw,
-                         int stride, int pad)
+                         int stride, int pad, char *err, size_t err_size)
 {
+    if (!s)
+        return bp_fail(err, err_size, "bp_conv2d_shape_init: missing argument (s)");
     if (c < 1 || h < 1 || w < 1 || o < 1 || kh < 1 || kw < 1 || stride < 1 || pad < 0
         || kh > h + 2 * pad || kw > w + 2 * pad)
-        return -1;
+        return bp_fail(err, err_size, "bp_conv2d_shape_init: input [%d, %d, %d], kernel "
+                       "[%d, %d, %d, %d], stride %d, pad %d: a size below 1, a stride "
+                       "below 1, a negative pad, or a kernel larger than the padded input",
+                       c, h, w, o, c, kh, kw, stride, pad);
     s->c = c, s->h = h, s->w = w;
     s->o = o, s->kh = kh, s->kw = kw;
     s->stride = stride, s->pad = pad;

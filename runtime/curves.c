@@ -9,9 +9,39 @@
 #include "bp.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Output goes to a temporary file beside `path`, renamed over it when
+ * complete: a failed write never leaves half a chart or replaces a good
+ * one. */
+static FILE *open_output(const char *path, char **tmp, char *err, size_t err_size, int *status)
+{
+    FILE *f = bp_create_temp(path, tmp);
+    if (!f)
+        *status = bp_error(errno == ENOMEM ? BP_ERR_NOMEM : BP_ERR_IO, err, err_size,
+                           "%s: cannot write: %s", path, strerror(errno));
+    return f;
+}
+
+static int close_output(FILE *f, const char *path, char *tmp, char *err, size_t err_size)
+{
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    if (!bad && rename(tmp, path) != 0)
+        bad = 1;
+    int status = BP_OK;
+    if (bad) {
+        status = bp_error(BP_ERR_IO, err, err_size, "%s: cannot write: %s", path,
+                          strerror(errno ? errno : EIO));
+        remove(tmp);
+    }
+    free(tmp);
+    return status;
+}
 
 void bp_curves_init(bp_curves *c, bp_curve_point *storage, int capacity)
 {
@@ -48,9 +78,11 @@ int bp_curves_write_csv(const bp_curves *c, const char *path, char *err, size_t 
 {
     if (!c || !path)
         return bp_fail(err, err_size, "bp_curves_write_csv: no curves or no path");
-    FILE *f = fopen(path, "w");
+    char *tmp = NULL;
+    int status = BP_OK;
+    FILE *f = open_output(path, &tmp, err, err_size, &status);
     if (!f)
-        return bp_fail(err, err_size, "cannot write '%s'", path);
+        return status;
     fputs("epoch,train_loss,test_loss,train_acc,test_acc\n", f);
     for (int i = 0; i < c->count; i++) {
         const bp_curve_point *p = &c->points[i];
@@ -64,9 +96,7 @@ int bp_curves_write_csv(const bp_curves *c, const char *path, char *err, size_t 
         csv_value(f, p->test_acc);
         fputc('\n', f);
     }
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    return bad ? bp_fail(err, err_size, "cannot write '%s'", path) : 0;
+    return close_output(f, path, tmp, err, err_size);
 }
 
 /* ---------------------------------------------------------------- the chart */
@@ -161,7 +191,7 @@ int bp_curves_write_svg(const bp_curves *c, const char *path, const char *title,
     if (!c || !path)
         return bp_fail(err, err_size, "bp_curves_write_svg: no curves or no path");
     if (c->count == 0)
-        return bp_fail(err, err_size, "no epochs recorded: nothing to draw in '%s'", path);
+        return bp_fail(err, err_size, "%s: no epochs recorded, nothing to draw", path);
 
     /* which curves have data, and the ranges */
     int present[NCURVES] = {0};
@@ -189,9 +219,11 @@ int bp_curves_write_svg(const bp_curves *c, const char *path, const char *title,
     Axis y = nice_axis(lo < 0 ? lo : 0, hi, 5);
     Axis acc = {0, 1, 0.2};
 
-    FILE *f = fopen(path, "w");
+    char *tmp = NULL;
+    int status = BP_OK;
+    FILE *f = open_output(path, &tmp, err, err_size, &status);
     if (!f)
-        return bp_fail(err, err_size, "cannot write '%s'", path);
+        return status;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "viewBox=\"0 0 %d %d\" font-family=\"Helvetica, Arial, sans-serif\" "
@@ -291,7 +323,5 @@ int bp_curves_write_svg(const bp_curves *c, const char *path, const char *title,
         lx += item[k];
     }
     fputs("</g>\n</svg>\n", f);
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    return bad ? bp_fail(err, err_size, "cannot write '%s'", path) : 0;
+    return close_output(f, path, tmp, err, err_size);
 }

@@ -99,7 +99,7 @@ int bp_data_create(bp_dataset *out, size_t rows, int features, int targets,
     out->label = classes ? alloc_zero(rows, sizeof(int)) : NULL;
     if (!out->x || (targets && !out->y) || (classes && !out->label)) {
         bp_data_free(out);
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_NOMEM, err, err_size,
                     "bp_data_create: out of memory for %zu rows", rows);
     }
     out->rows = rows;
@@ -133,9 +133,10 @@ int bp_data_subset(bp_dataset *out, const bp_dataset *d, const size_t *idx,
             return bp_fail(err, err_size,
                         "bp_data_subset: row index %zu is out of range "
                         "(%zu rows)", idx[i], d->rows);
-    if (bp_data_create(out, count, d->features, d->targets, d->classes, err,
-                       err_size) != 0)
-        return -1;
+    int rc = bp_data_create(out, count, d->features, d->targets, d->classes, err,
+                            err_size);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < count; i++)
         copy_row(out, i, d, idx[i]);
     return 0;
@@ -158,7 +159,7 @@ int bp_data_filter_labels(bp_dataset *out, const bp_dataset *d,
     /* map[c]: the position of class c in labels, or -1 when not wanted. */
     int *map = malloc((size_t)d->classes * sizeof *map);
     if (!map)
-        return bp_fail(err, err_size, "bp_data_filter_labels: out of memory");
+        return bp_error(BP_ERR_NOMEM, err, err_size, "bp_data_filter_labels: out of memory");
     for (int c = 0; c < d->classes; c++)
         map[c] = -1;
     for (int i = 0; i < count; i++) {
@@ -182,10 +183,11 @@ int bp_data_filter_labels(bp_dataset *out, const bp_dataset *d,
     for (size_t r = 0; r < d->rows; r++)
         kept += map[d->label[r]] >= 0;
     int classes = relabel ? count : d->classes;
-    if (bp_data_create(out, kept, d->features, classes, classes, err,
-                       err_size) != 0) {
+    int rc = bp_data_create(out, kept, d->features, classes, classes, err,
+                            err_size);
+    if (rc != 0) {
         free(map);
-        return -1;
+        return rc;
     }
     size_t f = (size_t)d->features;
     size_t k = 0;
@@ -285,7 +287,7 @@ int bp_data_split(const bp_dataset *d, double test_fraction,
                     d->rows);
     size_t *idx = malloc((d->rows ? d->rows : 1) * sizeof *idx);
     if (!idx)
-        return bp_fail(err, err_size, "bp_data_split: out of memory");
+        return bp_error(BP_ERR_NOMEM, err, err_size, "bp_data_split: out of memory");
     bp_rng r;
     bp_rng_seed(&r, seed);
     bp_shuffle_indices(idx, d->rows, &r);
@@ -317,7 +319,7 @@ int bp_standardize_fit(bp_standardizer *s, const bp_dataset *train,
     s->std = alloc_zero(f, sizeof(double));
     if (!s->mean || !s->std) {
         bp_standardize_free(s);
-        return bp_fail(err, err_size, "bp_standardize_fit: out of memory");
+        return bp_error(BP_ERR_NOMEM, err, err_size, "bp_standardize_fit: out of memory");
     }
     s->features = train->features;
     /* Two passes: the mean first, then squared deviations from it, which
@@ -405,8 +407,9 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
 {
     if (!m || !d)
         return bp_fail(err, err_size, "bp_batch_check: missing argument");
-    if (bp_model_check_abi(m, err, err_size))
-        return -1;
+    int abi = bp_model_check_abi(m, err, err_size);
+    if (abi != BP_OK)
+        return abi;
     const char *mn = m->name ? m->name : "?";
     if (m->real_size != 4 && m->real_size != 8)
         return bp_fail(err, err_size, "model '%s': real_size %d is not 4 or 8",
@@ -424,7 +427,7 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
                     "x_input and y_input are both model input %d", x_input);
     const bp_tensor_info *xi = &m->inputs[x_input];
     if (xi->size != (size_t)d->features)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_MISMATCH, err, err_size,
                     "model input '%s' holds %zu values per sample but the "
                     "data set has %d feature%s", xi->name ? xi->name : "?",
                     xi->size, d->features, d->features == 1 ? "" : "s");
@@ -432,16 +435,16 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
         const bp_tensor_info *yi = &m->inputs[y_input];
         const char *yn = yi->name ? yi->name : "?";
         if (d->targets == 0)
-            return bp_fail(err, err_size,
+            return bp_error(BP_ERR_MISMATCH, err, err_size,
                         "model input '%s' needs targets but the data set has "
                         "none (loaded without a label)", yn);
         if (yi->size != (size_t)d->targets) {
             if (d->classes > 0)
-                return bp_fail(err, err_size,
+                return bp_error(BP_ERR_MISMATCH, err, err_size,
                             "model input '%s' holds %zu values per sample but "
                             "the data set has %d classes (one-hot)", yn,
                             yi->size, d->classes);
-            return bp_fail(err, err_size,
+            return bp_error(BP_ERR_MISMATCH, err, err_size,
                         "model input '%s' holds %zu values per sample but the "
                         "data set has %d target%s per row", yn, yi->size,
                         d->targets, d->targets == 1 ? "" : "s");
@@ -507,7 +510,20 @@ typedef struct {
     int nfields;
     long row_line;          /* line the row starts on */
     int max_columns;
+    int status;             /* the bp_status of the error reported */
 } csv_reader;
+
+/* Reports an error of the reader (as bp_error does) and returns -1. */
+static int rd_fail(csv_reader *rd, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (rd->err && rd->err_size)
+        vsnprintf(rd->err, rd->err_size, fmt, ap);
+    va_end(ap);
+    rd->status = status;
+    return -1;
+}
 
 /* The field text made printable for a message: control bytes become '?',
  * and long text is cut with "...". */
@@ -531,7 +547,7 @@ static int rd_getc(csv_reader *rd)
     int c = getc(rd->f);
     if (c == EOF) {
         if (ferror(rd->f))
-            return bp_fail(rd->err, rd->err_size, "%s:%ld: read error: %s",
+            return rd_fail(rd, BP_ERR_IO, "%s:%ld: read error: %s",
                         rd->path, rd->line, strerror(errno)) - 1;
         return EOF;
     }
@@ -541,12 +557,10 @@ static int rd_getc(csv_reader *rd)
         return c;
     }
     if (c == '\0')
-        return bp_fail(rd->err, rd->err_size,
-                    "%s:%ld:%d: not a text file (NUL byte)", rd->path,
+        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: not a text file (NUL byte)", rd->path,
                     rd->line, rd->nfields + 1) - 1;
     if (++rd->line_chars > LINE_MAX_CHARS)
-        return bp_fail(rd->err, rd->err_size,
-                    "%s:%ld: line longer than %ld characters", rd->path,
+        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld: line longer than %ld characters", rd->path,
                     rd->line, LINE_MAX_CHARS) - 1;
     return c;
 }
@@ -586,7 +600,7 @@ static int room_for(csv_reader *rd, int k)
     if (over)
         rd->over = over;
     if (!buf || !off || !over)
-        return bp_fail(rd->err, rd->err_size, "%s:%ld: out of memory",
+        return rd_fail(rd, BP_ERR_NOMEM, "%s:%ld: out of memory",
                     rd->path, rd->line);
     rd->cap = cap;
     return 0;
@@ -620,8 +634,7 @@ static int read_row(csv_reader *rd)
                     if (c == -2)
                         return -1;
                     if (c == EOF)
-                        return bp_fail(rd->err, rd->err_size,
-                                    "%s:%ld:%d: unterminated quoted field",
+                        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: unterminated quoted field",
                                     rd->path, qline, rd->nfields + 1);
                     if (c == '"') {
                         c = rd_getc(rd);
@@ -640,8 +653,7 @@ static int read_row(csv_reader *rd)
                 if (c != ',' && c != '\n' && c != EOF) {
                     char s[2] = {(char)c, 0}, shown[8];
                     show(s, shown, sizeof shown);
-                    return bp_fail(rd->err, rd->err_size,
-                                "%s:%ld:%d: unexpected '%s' after a quoted "
+                    return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: unexpected '%s' after a quoted "
                                 "field", rd->path, rd->line, rd->nfields + 1,
                                 shown);
                 }
@@ -668,8 +680,7 @@ static int read_row(csv_reader *rd)
             if (c != ',')
                 break;
             if (rd->nfields >= rd->max_columns)
-                return bp_fail(rd->err, rd->err_size,
-                            "%s:%ld:%d: more than %d columns (max_columns)",
+                return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: more than %d columns (max_columns)",
                             rd->path, rd->row_line, rd->nfields + 1,
                             rd->max_columns);
         }
@@ -707,8 +718,7 @@ static int parse_number(const char *s, double *v)
 static int number_at(csv_reader *rd, int k, double *v)
 {
     if (rd->over[k])
-        return bp_fail(rd->err, rd->err_size,
-                    "%s:%ld:%d: expected a number, found a field of more "
+        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: expected a number, found a field of more "
                     "than %d characters", rd->path, rd->row_line, k + 1,
                     FIELD_MAX);
     const char *s = field(rd, k);
@@ -718,16 +728,13 @@ static int number_at(csv_reader *rd, int k, double *v)
     case 0:
         return 0;
     case 2:
-        return bp_fail(rd->err, rd->err_size,
-                    "%s:%ld:%d: expected a finite number, found '%s'",
+        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: expected a finite number, found '%s'",
                     rd->path, rd->row_line, k + 1, shown);
     default:
         if (!*s)
-            return bp_fail(rd->err, rd->err_size,
-                        "%s:%ld:%d: expected a number, found an empty field",
+            return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: expected a number, found an empty field",
                         rd->path, rd->row_line, k + 1);
-        return bp_fail(rd->err, rd->err_size,
-                    "%s:%ld:%d: expected a number, found '%s'", rd->path,
+        return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: expected a number, found '%s'", rd->path,
                     rd->row_line, k + 1, shown);
     }
 }
@@ -806,7 +813,7 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     if (c0 == 0xEF) {
         int c1 = getc(rd->f), c2 = getc(rd->f);
         if (c1 != 0xBB || c2 != 0xBF)   /* cannot push 3 bytes back */
-            return bp_fail(err, err_size, "%s:1:1: not a CSV file (it starts "
+            return bp_error(BP_ERR_FORMAT, err, err_size, "%s:1:1: not a CSV file (it starts "
                         "with the bytes EF %02X %02X)", path,
                         (unsigned)c1 & 0xFF, (unsigned)c2 & 0xFF);
     } else if (c0 != EOF)
@@ -814,13 +821,13 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
 
     for (int i = 0, s = 0; i < o->skip_lines && s == 0; i++)
         if ((s = skip_line(rd)) < 0)
-            return -1;
+            return rd->status;
 
     int got = read_row(rd);
     if (got < 0)
-        return -1;
+        return rd->status;
     if (got == 0)
-        return bp_fail(err, err_size, "%s: no data rows (the file is empty)",
+        return bp_error(BP_ERR_FORMAT, err, err_size, "%s: no data rows (the file is empty)",
                     path);
     int ncols = rd->nfields;
     long first_line = rd->row_line;
@@ -831,7 +838,7 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     if (has_label) {
         label_col = o->label_column < 0 ? ncols - 1 : o->label_column;
         if (label_col >= ncols)
-            return bp_fail(err, err_size,
+            return bp_error(BP_ERR_FORMAT, err, err_size,
                         "%s:%ld: label column %d does not exist: the file has "
                         "%d column%s (columns count from 0)", path,
                         first_line, label_col, ncols, ncols == 1 ? "" : "s");
@@ -839,17 +846,17 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     int nf = o->feature_columns ? o->num_feature_columns
                                 : ncols - (has_label ? 1 : 0);
     if (nf <= 0)
-        return bp_fail(err, err_size, "%s:%ld: no feature columns", path,
+        return bp_error(BP_ERR_FORMAT, err, err_size, "%s:%ld: no feature columns", path,
                     first_line);
     int *fcol = malloc((size_t)nf * sizeof *fcol);
     if (!fcol)
-        return bp_fail(err, err_size, "%s: out of memory", path);
+        return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
     if (o->feature_columns) {
         for (int j = 0; j < nf; j++) {
             int k = o->feature_columns[j];
             if (k < 0 || k >= ncols) {
                 free(fcol);
-                return bp_fail(err, err_size,
+                return bp_error(BP_ERR_FORMAT, err, err_size,
                             "%s:%ld: feature column %d does not exist: the "
                             "file has %d column%s (columns count from 0)",
                             path, first_line, k, ncols,
@@ -899,42 +906,46 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     for (; got == 1; got = read_row(rd)) {
         if (rd->nfields != ncols) {
             int col = rd->nfields < ncols ? rd->nfields + 1 : ncols + 1;
-            bp_fail(err, err_size, "%s:%ld:%d: expected %d column%s, found %d",
+            rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s:%ld:%d: expected %d column%s, found %d",
                  path, rd->row_line, col, ncols, ncols == 1 ? "" : "s",
                  rd->nfields);
             goto done;
         }
         if (rows >= max_rows) {
-            bp_fail(err, err_size, "%s:%ld: more than %zu rows (max_rows)",
+            rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s:%ld: more than %zu rows (max_rows)",
                  path, rd->row_line, max_rows);
             goto done;
         }
         int over = 0;
         if (mul(rows + 1, width, &over) > max_values || over) {
-            bp_fail(err, err_size,
+            rc = bp_error(BP_ERR_FORMAT, err, err_size,
                  "%s:%ld: more than %zu values in all (max_values)", path,
                  rd->row_line, max_values);
             goto done;
         }
         if (store_grow(&st, rows, (size_t)nf, numeric, cls) != 0) {
-            bp_fail(err, err_size, "%s:%ld: out of memory after %zu rows", path,
+            rc = bp_error(BP_ERR_NOMEM, err, err_size, "%s:%ld: out of memory after %zu rows", path,
                  rd->row_line, rows);
             goto done;
         }
         for (int j = 0; j < nf; j++)
-            if (number_at(rd, fcol[j], &st.x[rows * (size_t)nf + (size_t)j]))
+            if (number_at(rd, fcol[j], &st.x[rows * (size_t)nf + (size_t)j])) {
+                rc = rd->status;
                 goto done;
+            }
         if (has_label) {
             double v;
-            if (number_at(rd, label_col, &v))
+            if (number_at(rd, label_col, &v)) {
+                rc = rd->status;
                 goto done;
+            }
             if (numeric)
                 st.t[rows] = v;
             else {
                 char shown[SHOW_MAX + 8];
                 show(field(rd, label_col), shown, sizeof shown);
                 if (v != floor(v)) {
-                    bp_fail(err, err_size,
+                    rc = bp_error(BP_ERR_FORMAT, err, err_size,
                          "%s:%ld:%d: expected a whole-number class label, "
                          "found '%s'", path, rd->row_line, label_col + 1,
                          shown);
@@ -942,20 +953,20 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
                 }
                 if (v < 0 || (o->classes > 0 && v >= o->classes)) {
                     if (o->classes > 0)
-                        bp_fail(err, err_size,
+                        rc = bp_error(BP_ERR_FORMAT, err, err_size,
                              "%s:%ld:%d: label %s is out of range: %d "
                              "classes (0 to %d)", path, rd->row_line,
                              label_col + 1, shown, o->classes,
                              o->classes - 1);
                     else
-                        bp_fail(err, err_size,
+                        rc = bp_error(BP_ERR_FORMAT, err, err_size,
                              "%s:%ld:%d: label %s is out of range: labels "
                              "are 0 or more", path, rd->row_line,
                              label_col + 1, shown);
                     goto done;
                 }
                 if (o->classes == 0 && v >= COUNTED_CLASSES_MAX) {
-                    bp_fail(err, err_size,
+                    rc = bp_error(BP_ERR_FORMAT, err, err_size,
                          "%s:%ld:%d: label %s is too large: at most %d "
                          "classes are counted (set classes to allow more)",
                          path, rd->row_line, label_col + 1, shown,
@@ -969,10 +980,12 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
         }
         rows++;
     }
-    if (got < 0)
+    if (got < 0) {
+        rc = rd->status;
         goto done;
+    }
     if (rows == 0) {
-        bp_fail(err, err_size, "%s: no data rows (only a header)", path);
+        rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s: no data rows (only a header)", path);
         goto done;
     }
 
@@ -982,14 +995,14 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
         int over = 0;
         if (mul(rows, (size_t)nf + (size_t)targets, &over) > max_values ||
             over) {
-            bp_fail(err, err_size,
+            rc = bp_error(BP_ERR_FORMAT, err, err_size,
                  "%s: %zu rows of %d features and %d classes are more than "
                  "%zu values (max_values)", path, rows, nf, classes,
                  max_values);
             goto done;
         }
         if (bp_data_create(out, rows, nf, targets, classes, NULL, 0) != 0) {
-            bp_fail(err, err_size, "%s: out of memory for %zu rows", path, rows);
+            rc = bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory for %zu rows", path, rows);
             goto done;
         }
         memcpy(out->x, st.x, rows * (size_t)nf * sizeof(double));
@@ -1021,11 +1034,11 @@ int bp_data_load_csv(bp_dataset *out, const char *path,
         o.max_columns = 100000;
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return bp_fail(err, err_size, "%s: is a directory, not a CSV file",
+        return bp_error(BP_ERR_IO, err, err_size, "%s: is a directory, not a CSV file",
                     path);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return bp_fail(err, err_size, "%s: cannot open: %s", path,
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot open: %s", path,
                     strerror(errno));
     csv_reader rd;
     memset(&rd, 0, sizeof rd);
@@ -1035,9 +1048,7 @@ int bp_data_load_csv(bp_dataset *out, const char *path,
     rd.err_size = err_size;
     rd.line = 1;
     rd.max_columns = o.max_columns;
-    int rc = room_for(&rd, 0);
-    if (rc == 0)
-        rc = load(&rd, out, &o);
+    int rc = room_for(&rd, 0) ? rd.status : load(&rd, out, &o);
     free(rd.buf);
     free(rd.off);
     free(rd.over);

@@ -71,37 +71,45 @@ static double central(const bp_model *m, void *theta, const void **inputs,
 /* Owns everything it allocates; reads theta and inputs (caller-owned) only
  * to copy them. Default step: 1e-6 for double, 1e-2 for float — float's
  * 7 digits leave 1e-2 as the best trade between truncation and rounding
- * error. Returns -1 when memory runs out or arguments are unusable. */
-double bp_gradcheck(const bp_model *m, const void *theta,
-                    const void *const inputs[], int n, double step,
-                    char *where, size_t where_size)
+ * error. */
+int bp_gradcheck(const bp_model *m, const void *theta,
+                 const void *const inputs[], int n, double step, double *worst,
+                 char *where, size_t where_size)
 {
     if (where && where_size)
         where[0] = '\0';
-    if (!m || bp_model_check_abi(m, where, where_size))
-        return -1;
+    if (!m || !worst)
+        return bp_fail(where, where_size, "bp_gradcheck: missing argument (%s is NULL)",
+                       !m ? "the model" : "worst");
+    int abi = bp_model_check_abi(m, where, where_size);
+    if (abi != BP_OK)
+        return abi;
     if (n < 1 || (m->real_size != 4 && m->real_size != 8)
         || !m->forward || !m->backward || !m->workspace_size)
-        return -1;
+        return bp_fail(where, where_size, "bp_gradcheck: model '%s' or batch size %d "
+                       "is unusable", m->name ? m->name : "?", n);
     /* theta may be NULL only when there is nothing in it; inputs may be
      * NULL only when there are none, and a wrt input (which forward reads,
      * since its gradient is computed) must be given. */
     if (!theta && m->num_params > 0)
-        return -1;
+        return bp_fail(where, where_size, "bp_gradcheck: theta is NULL but model '%s' "
+                       "has parameters", m->name ? m->name : "?");
     if (m->num_inputs < 0 || m->num_param_tensors < 0 ||
         (m->num_inputs > 0 && (!inputs || !m->inputs)) ||
         (m->num_param_tensors > 0 && !m->params))
-        return -1;
+        return bp_fail(where, where_size, "bp_gradcheck: inputs is NULL but model '%s' "
+                       "has inputs", m->name ? m->name : "?");
     for (int k = 0; k < m->num_inputs; k++)
         if (m->inputs[k].wrt && !inputs[k])
-            return -1;
+            return bp_fail(where, where_size, "bp_gradcheck: input '%s' is differentiated "
+                           "(wrt) but NULL", m->inputs[k].name ? m->inputs[k].name : "?");
     int rs = m->real_size;
     if (step <= 0)
         step = rs == 4 ? 1e-2 : 1e-6;
 
     int ni = m->num_inputs;
     size_t np = m->num_params;
-    double result = -1;
+    int result = bp_error(BP_ERR_NOMEM, where, where_size, "bp_gradcheck: out of memory");
     void *th = malloc(np ? np * rs : 1);
     void *grad = malloc(np ? np * rs : 1);
     size_t wsz = m->workspace_size(n);
@@ -169,7 +177,10 @@ double bp_gradcheck(const bp_model *m, const void *theta,
             note(&w, rel_error(g, fd), t->name, i, g, fd);
         }
     }
-    result = w.err;
+    result = BP_OK;
+    *worst = w.err;
+    if (where && where_size)
+        where[0] = '\0';
     if (where && where_size && w.found)
         snprintf(where, where_size, "%s[%zu] analytic %.9g numeric %.9g",
                  w.name ? w.name : "?", w.index, w.analytic, w.numeric);

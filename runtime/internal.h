@@ -4,6 +4,7 @@
 #define BP_INTERNAL_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "bp.h"
 
@@ -22,8 +23,17 @@ static inline void bp_real_set(void *p, int real_size, size_t i, double v)
 }
 
 /* The error convention of bp.h: writes the message into err (caller-owned,
- * may be NULL) and returns -1. */
+ * may be NULL) and returns `status` (a negative bp_status). */
+int bp_error(int status, char *err, size_t err_size, const char *fmt, ...);
+/* The same for the commonest case, an unusable argument: BP_ERR_ARG. */
 int bp_fail(char *err, size_t err_size, const char *fmt, ...);
+
+/* tempfile.c — a new temporary file beside PATH, for saves that write it
+ * and rename it over PATH: named PATH.tmp<pid>-<n> and created with O_EXCL,
+ * so no two saves, from two processes or two threads, ever write the same
+ * one. Returns the stream (and the malloc'd name in *tmp_path), or NULL
+ * with errno set (ENOMEM when out of memory) and *tmp_path NULL. */
+FILE *bp_create_temp(const char *path, char **tmp_path);
 
 /* parallel.c — data-parallel training's part of bp_train (bp_parallel in
  * bp.h). p may be NULL or of size 1 (one process) in bp_par_check only;

@@ -86,6 +86,7 @@ void bp_optim_init(bp_optimizer *o, const bp_optim_config *c,
     o->real_size = real_size;
     o->state = state;
     o->step = 0;
+    o->grad_norm = 0;
     size_t bytes = bp_optim_state_size(c, num_params, real_size);
     if (state && bytes)
         memset(state, 0, bytes);
@@ -346,13 +347,22 @@ static int next_range(const bp_optimizer *o, int *next, size_t *lo,
 
 /* theta and grad are caller-owned, num_params long, of the optimizer's
  * precision; grad is rescaled in place when clipping applies. */
-double bp_optim_step(bp_optimizer *o, void *theta, void *grad)
+int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
+                  size_t err_size)
 {
     /* Missing buffers, or no state for a kind that needs it: no update. */
-    if (!o || !theta || !grad ||
-        (!o->state && state_arrays(o->cfg.kind) > 0 && o->num_params > 0)
-        || (o->model && bp_model_check_abi(o->model, NULL, 0)))
-        return NAN;
+    if (!o || !theta || !grad)
+        return bp_fail(err, err_size, "bp_optim_step: missing argument (%s is NULL)",
+                       !o ? "the optimizer" : !theta ? "theta" : "grad");
+    if (!o->state && state_arrays(o->cfg.kind) > 0 && o->num_params > 0)
+        return bp_fail(err, err_size, "bp_optim_step: the optimizer has no state buffer, "
+                       "but its kind needs %zu bytes (bp_optim_state_size)",
+                       bp_optim_state_size(&o->cfg, o->num_params, o->real_size));
+    if (o->model) {
+        int abi = bp_model_check_abi(o->model, err, err_size);
+        if (abi != BP_OK)
+            return abi;
+    }
     const optim_loops *L = &loops[bp_isa()][o->real_size == 8];
     size_t lo, hi;
     int next = 0;
@@ -386,5 +396,6 @@ double bp_optim_step(bp_optimizer *o, void *theta, void *grad)
         L->update(&u, lo, hi, theta, grad, s1, s2);
     }
     o->step++;
-    return norm;
+    o->grad_norm = norm;
+    return BP_OK;
 }

@@ -184,7 +184,7 @@ int bp_par_start(const bp_parallel *p, const bp_model *m, const void *theta,
     h = hash_data(h, test);
     int same = 0, st = bp_par_sum_agree(p, NULL, 0, h, &same);
     if (st != 0)
-        return bp_fail(err, err_size, "parallel: the all-reduce failed "
+        return bp_error(BP_ERR_IO, err, err_size, "parallel: the all-reduce failed "
                        "(status %d) before training", st);
     if (!same)
         return bp_fail(err, err_size,
@@ -196,7 +196,7 @@ int bp_par_start(const bp_parallel *p, const bp_model *m, const void *theta,
                     m->num_params * (size_t)m->real_size);
     st = bp_par_sum_agree(p, NULL, 0, h, &same);
     if (st != 0)
-        return bp_fail(err, err_size, "parallel: the all-reduce failed "
+        return bp_error(BP_ERR_IO, err, err_size, "parallel: the all-reduce failed "
                        "(status %d) before training", st);
     if (!same)
         return bp_fail(err, err_size,

@@ -95,6 +95,9 @@ static int check_model(const char *path, const bp_model *m, const void *theta,
 {
     if (!path || !m || !theta)
         return bp_fail(err, err_size, "%s: invalid argument (NULL)", path ? path : "(null)");
+    char why[256];
+    if (bp_model_check_abi(m, why, sizeof why))
+        return bp_fail(err, err_size, "%s: %s", path, why);
     if (m->real_size != 4 && m->real_size != 8)
         return bp_fail(err, err_size, "%s: model '%s' has real_size %d (need 4 or 8)",
                        path, m->name ? m->name : "?", m->real_size);
@@ -179,8 +182,9 @@ static void append(char **buf, size_t *len, size_t *cap, const char *s, int *bad
 int bp_safetensors_save(const char *path, const bp_model *m, const void *theta,
                         char *err, size_t err_size)
 {
-    if (check_model(path, m, theta, err, err_size))
-        return -1;
+    int bad_model = check_model(path, m, theta, err, err_size);
+    if (bad_model)
+        return bad_model;
     const int rs = m->real_size;
     const char *dtype = rs == 4 ? "F32" : "F64";
 
@@ -219,25 +223,20 @@ int bp_safetensors_save(const char *path, const bp_model *m, const void *theta,
         append(&h, &len, &cap, " ", &bad);
     if (bad) {
         free(h);
-        return bp_fail(err, err_size, "%s: out of memory", path);
+        return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
     }
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp) {
-        free(h);
-        return bp_fail(err, err_size, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
+    char *tmp;
+    FILE *f = bp_create_temp(path, &tmp);
     if (!f) {
         int e = errno;
-        bp_fail(err, err_size, "%s: cannot write '%s': %s", path, tmp, strerror(e));
-        free(tmp);
         free(h);
-        return -1;
+        if (e == ENOMEM)
+            return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot write a temporary file "
+                        "beside it: %s", path, strerror(e));
     }
+    errno = 0;      /* so that a failed write's errno is its own */
     unsigned char buf[CHUNK];
     put_le(buf, len, 8);
     bad = fwrite(buf, 1, 8, f) != 8 || fwrite(h, 1, len, f) != len;
@@ -275,9 +274,9 @@ int bp_safetensors_save(const char *path, const bp_model *m, const void *theta,
         e = errno;
     if (e) {
         remove(tmp);
-        bp_fail(err, err_size, "%s: cannot write: %s", path, strerror(e));
+        bp_error(BP_ERR_IO, err, err_size, "%s: cannot write: %s", path, strerror(e));
         free(tmp);
-        return -1;
+        return BP_ERR_IO;
     }
     free(tmp);
     return 0;
@@ -300,6 +299,7 @@ typedef struct {
     char *err;
     size_t err_size;
     int failed;
+    int status;                     /* the bp_status of the first error */
     tensor *t;
     size_t count, cap;
 } parser;
@@ -308,8 +308,10 @@ typedef struct {
 static void syntax(parser *ps, const char *what)
 {
     if (!ps->failed)
-        bp_fail(ps->err, ps->err_size, "%s: bad safetensors header at byte %lu: %s",
-                ps->path, (unsigned long)(8 + (ps->p - ps->text)), what);
+        ps->status = bp_error(strcmp(what, "out of memory") ? BP_ERR_FORMAT : BP_ERR_NOMEM,
+                              ps->err, ps->err_size,
+                              "%s: bad safetensors header at byte %lu: %s", ps->path,
+                              (unsigned long)(8 + (ps->p - ps->text)), what);
     ps->failed = 1;
 }
 
@@ -680,18 +682,18 @@ static int check_layout(parser *ps, uint64_t data_size)
         uint64_t n = 1;
         for (int d = 0; d < t->rank; d++) {
             if (t->dims[d] && n > UINT64_MAX / 16 / t->dims[d])
-                return bp_fail(ps->err, ps->err_size, "%s: tensor '%s' has shape %s, "
+                return bp_error(BP_ERR_FORMAT, ps->err, ps->err_size, "%s: tensor '%s' has shape %s, "
                                "too large", ps->path, t->name,
                                shape_str(shape, sizeof shape, t->rank, t->dims));
             n *= t->dims[d];
         }
         if (t->begin > t->end || t->end > data_size)
-            return bp_fail(ps->err, ps->err_size, "%s: tensor '%s' has data_offsets "
+            return bp_error(BP_ERR_FORMAT, ps->err, ps->err_size, "%s: tensor '%s' has data_offsets "
                            "[%llu, %llu] outside the %llu bytes of data", ps->path,
                            t->name, (unsigned long long)t->begin,
                            (unsigned long long)t->end, (unsigned long long)data_size);
         if (t->end - t->begin != n * (uint64_t)t->dtype->size)
-            return bp_fail(ps->err, ps->err_size, "%s: tensor '%s' (%s %s) needs %llu "
+            return bp_error(BP_ERR_FORMAT, ps->err, ps->err_size, "%s: tensor '%s' (%s %s) needs %llu "
                            "bytes but its data_offsets [%llu, %llu] hold %llu", ps->path,
                            t->name, t->dtype->name,
                            shape_str(shape, sizeof shape, t->rank, t->dims),
@@ -701,7 +703,7 @@ static int check_layout(parser *ps, uint64_t data_size)
     }
     tensor **order = malloc((ps->count ? ps->count : 1) * sizeof *order);
     if (!order)
-        return bp_fail(ps->err, ps->err_size, "%s: out of memory", ps->path);
+        return bp_error(BP_ERR_NOMEM, ps->err, ps->err_size, "%s: out of memory", ps->path);
     for (size_t i = 0; i < ps->count; i++)
         order[i] = &ps->t[i];
     qsort(order, ps->count, sizeof *order, by_begin);
@@ -709,17 +711,17 @@ static int check_layout(parser *ps, uint64_t data_size)
     int rc = 0;
     for (size_t i = 0; i < ps->count && !rc; i++) {
         if (order[i]->begin > at)
-            rc = bp_fail(ps->err, ps->err_size, "%s: bytes [%llu, %llu) of the data "
+            rc = bp_error(BP_ERR_FORMAT, ps->err, ps->err_size, "%s: bytes [%llu, %llu) of the data "
                          "belong to no tensor (a gap before '%s')", ps->path,
                          (unsigned long long)at, (unsigned long long)order[i]->begin,
                          order[i]->name);
         else if (order[i]->begin < at)
-            rc = bp_fail(ps->err, ps->err_size, "%s: tensors '%s' and '%s' overlap "
+            rc = bp_error(BP_ERR_FORMAT, ps->err, ps->err_size, "%s: tensors '%s' and '%s' overlap "
                          "in the data", ps->path, order[i - 1]->name, order[i]->name);
         at = order[i]->end;
     }
     if (!rc && at != data_size)
-        rc = bp_fail(ps->err, ps->err_size, "%s: the last %llu bytes of the data "
+        rc = bp_error(BP_ERR_FORMAT, ps->err, ps->err_size, "%s: the last %llu bytes of the data "
                      "belong to no tensor", ps->path,
                      (unsigned long long)(data_size - at));
     free(order);
@@ -741,8 +743,9 @@ static tensor *find(parser *ps, const char *name)
 static int load(const char *path, const bp_model *m, void *theta,
                 const char *const names[], int count, char *err, size_t err_size)
 {
-    if (check_model(path, m, theta, err, err_size))
-        return -1;
+    int bad_model = check_model(path, m, theta, err, err_size);
+    if (bad_model)
+        return bad_model;
     if (names && count < 0)
         return bp_fail(err, err_size, "%s: invalid argument (count %d)", path, count);
     for (int i = 0; names && i < count; i++) {
@@ -756,57 +759,57 @@ static int load(const char *path, const bp_model *m, void *theta,
 
     FILE *f = fopen(path, "rb");
     if (!f)
-        return bp_fail(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-        return bp_fail(err, err_size, "%s: not a regular file", path);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: not a regular file", path);
     }
     uint64_t file_size = (uint64_t)st.st_size;
     unsigned char b8[8];
     if (file_size < 8 || fread(b8, 1, 8, f) != 8) {
         fclose(f);
-        return bp_fail(err, err_size, "%s: not a safetensors file: shorter than its "
+        return bp_error(BP_ERR_FORMAT, err, err_size, "%s: not a safetensors file: shorter than its "
                        "8-byte header length", path);
     }
     uint64_t hlen = get_le(b8, 8);
     if (hlen > file_size - 8) {
         fclose(f);
-        return bp_fail(err, err_size, "%s: header length %llu runs past the end of the "
+        return bp_error(BP_ERR_FORMAT, err, err_size, "%s: header length %llu runs past the end of the "
                        "file (%llu bytes): truncated, or not a safetensors file", path,
                        (unsigned long long)hlen, (unsigned long long)file_size);
     }
     if (hlen > MAX_HEADER) {
         fclose(f);
-        return bp_fail(err, err_size, "%s: header length %llu is over the limit of "
+        return bp_error(BP_ERR_FORMAT, err, err_size, "%s: header length %llu is over the limit of "
                        "%u bytes", path, (unsigned long long)hlen, MAX_HEADER);
     }
     if (hlen < 2) {
         fclose(f);
-        return bp_fail(err, err_size, "%s: header of %llu bytes cannot hold a JSON object",
+        return bp_error(BP_ERR_FORMAT, err, err_size, "%s: header of %llu bytes cannot hold a JSON object",
                        path, (unsigned long long)hlen);
     }
     char *text = malloc((size_t)hlen);
     if (!text) {
         fclose(f);
-        return bp_fail(err, err_size, "%s: out of memory", path);
+        return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
     }
     if (fread(text, 1, (size_t)hlen, f) != hlen) {
         free(text);
         fclose(f);
-        return bp_fail(err, err_size, "%s: cannot read the header", path);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot read the header", path);
     }
-    parser ps = {text, text, text + hlen, path, err, err_size, 0, NULL, 0, 0};
-    if (parse_header(&ps) || check_layout(&ps, file_size - 8 - hlen)) {
+    parser ps = {text, text, text + hlen, path, err, err_size, 0, BP_OK, NULL, 0, 0};
+    int rc = parse_header(&ps) ? ps.status : check_layout(&ps, file_size - 8 - hlen);
+    if (rc) {
         free_tensors(&ps);
         free(text);
         fclose(f);
-        return -1;
+        return rc;
     }
     free(text);
 
     /* Which tensors, and do they fit the model? */
-    int rc = 0;
     char fshape[160], mshape[160];
     for (int p = 0; p < m->num_param_tensors && !rc; p++) {
         const bp_tensor_info *mt = &m->params[p];
@@ -820,7 +823,7 @@ static int load(const char *path, const bp_model *m, void *theta,
         for (int d = 0; d < mt->rank; d++)
             dims[d] = (uint64_t)mt->dims[d];
         if (!t) {
-            rc = bp_fail(err, err_size, "%s: has no tensor '%s' (a parameter of model '%s')",
+            rc = bp_error(BP_ERR_MISMATCH, err, err_size, "%s: has no tensor '%s' (a parameter of model '%s')",
                          path, mt->name, m->name ? m->name : "?");
             break;
         }
@@ -829,22 +832,22 @@ static int load(const char *path, const bp_model *m, void *theta,
         for (int d = 0; same && d < t->rank; d++)
             same = t->dims[d] == dims[d];
         if (!same)
-            rc = bp_fail(err, err_size, "%s: tensor '%s' has shape %s in the file but %s "
+            rc = bp_error(BP_ERR_MISMATCH, err, err_size, "%s: tensor '%s' has shape %s in the file but %s "
                          "in model '%s'", path, mt->name,
                          shape_str(fshape, sizeof fshape, t->rank, t->dims),
                          shape_str(mshape, sizeof mshape, mt->rank, dims),
                          m->name ? m->name : "?");
         else if (!strcmp(t->dtype->name, "F16") || !strcmp(t->dtype->name, "BF16"))
-            rc = bp_fail(err, err_size, "%s: tensor '%s' is %s, which bpgen does not read "
+            rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s: tensor '%s' is %s, which bpgen does not read "
                          "(it reads F32 and F64; in PyTorch, save tensor.float())",
                          path, mt->name, t->dtype->name);
         else if (strcmp(t->dtype->name, "F32") && strcmp(t->dtype->name, "F64"))
-            rc = bp_fail(err, err_size, "%s: tensor '%s' is %s, which bpgen does not read "
+            rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s: tensor '%s' is %s, which bpgen does not read "
                          "(it reads F32 and F64)", path, mt->name, t->dtype->name);
     }
     for (size_t i = 0; i < ps.count && !rc && !names; i++)
         if (!ps.t[i].used)
-            rc = bp_fail(err, err_size, "%s: tensor '%s' is not a parameter of model '%s'",
+            rc = bp_error(BP_ERR_MISMATCH, err, err_size, "%s: tensor '%s' is not a parameter of model '%s'",
                          path, ps.t[i].name, m->name ? m->name : "?");
 
     /* The values, into a copy of theta that replaces it only at the end. */
@@ -853,7 +856,7 @@ static int load(const char *path, const bp_model *m, void *theta,
     if (!rc) {
         staged = malloc(m->num_params ? m->num_params * (size_t)rs : 1);
         if (!staged)
-            rc = bp_fail(err, err_size, "%s: out of memory", path);
+            rc = bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
         else if (m->num_params)
             memcpy(staged, theta, m->num_params * (size_t)rs);
     }
@@ -865,14 +868,14 @@ static int load(const char *path, const bp_model *m, void *theta,
             continue;
         int fs = t->dtype->size;
         if (fseeko(f, (off_t)(8 + hlen + t->begin), SEEK_SET) != 0) {
-            rc = bp_fail(err, err_size, "%s: cannot seek: %s", path, strerror(errno));
+            rc = bp_error(BP_ERR_IO, err, err_size, "%s: cannot seek: %s", path, strerror(errno));
             break;
         }
         size_t done = 0;
         while (done < mt->size && !rc) {
             size_t n = mt->size - done < CHUNK / 8 ? mt->size - done : CHUNK / 8;
             if (fread(buf, (size_t)fs, n, f) != n) {
-                rc = bp_fail(err, err_size, "%s: cannot read tensor '%s'", path, mt->name);
+                rc = bp_error(BP_ERR_IO, err, err_size, "%s: cannot read tensor '%s'", path, mt->name);
                 break;
             }
             for (size_t i = 0; i < n; i++) {
@@ -887,7 +890,7 @@ static int load(const char *path, const bp_model *m, void *theta,
                     memcpy(&v, &bits, 8);
                 }
                 if (!isfinite(v) || (rs == 4 && fabs(v) > FLT_MAX)) {
-                    rc = bp_fail(err, err_size, "%s: tensor '%s' value [%lu] is %g, %s",
+                    rc = bp_error(BP_ERR_FORMAT, err, err_size, "%s: tensor '%s' value [%lu] is %g, %s",
                                  path, mt->name, (unsigned long)(done + i), v,
                                  isfinite(v) ? "out of float range" : "not a finite number");
                     break;

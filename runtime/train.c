@@ -150,7 +150,7 @@ static int accuracy_applies(const bp_model *m, const bp_train_config *c,
                     m->num_outputs);
     const bp_tensor_info *o = &m->outputs[c->pred_output];
     if (o->size != (size_t)d->classes && !(o->size == 1 && d->classes <= 2))
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_MISMATCH, err, err_size,
                     "output '%s' has %zu values per sample but the data set "
                     "has %d classes: accuracy cannot compare them (set "
                     "accuracy = 0 or pred_output)", o->name ? o->name : "?",
@@ -163,8 +163,9 @@ static int accuracy_applies(const bp_model *m, const bp_train_config *c,
 static int check_model(const bp_model *m, const bp_train_config *c,
                        char *err, size_t err_size)
 {
-    if (bp_model_check_abi(m, err, err_size))
-        return -1;
+    int abi = bp_model_check_abi(m, err, err_size);
+    if (abi != BP_OK)
+        return abi;
     const char *mn = m->name ? m->name : "?";
     if (m->real_size != 4 && m->real_size != 8)
         return bp_fail(err, err_size, "model '%s': real_size %d is not 4 or 8",
@@ -296,17 +297,26 @@ static int train_needs(const bp_model *m, const bp_train_config *c)
     return NEED_TRAIN | NEED_Y | (out ? NEED_OUT : 0);
 }
 
-size_t bp_train_scratch_size(const bp_model *m, const bp_train_config *cfg,
-                             size_t train_rows)
+int bp_train_scratch_size(const bp_model *m, const bp_train_config *cfg,
+                          size_t train_rows, size_t *size, char *err,
+                          size_t err_size)
 {
     bp_train_config c = cfg ? *cfg : bp_train_defaults();
     layout l;
-    if (!m || check_model(m, &c, NULL, 0) != 0 || c.x_input < 0 ||
-        c.x_input >= m->num_inputs || c.y_input >= m->num_inputs)
-        return 0;
+    if (!size)
+        return bp_fail(err, err_size, "bp_train_scratch_size: missing argument (size)");
+    int status = check_model(m, &c, err, err_size);
+    if (status != 0)
+        return status;
+    if (c.x_input < 0 || c.x_input >= m->num_inputs || c.y_input >= m->num_inputs)
+        return bp_fail(err, err_size, "x_input %d or y_input %d is not an input of "
+                       "model '%s' (it has %d)", c.x_input, c.y_input,
+                       m->name ? m->name : "?", m->num_inputs);
     if (plan(m, &c, train_rows, train_needs(m, &c), &l) != 0)
-        return 0;
-    return l.total;
+        return bp_error(BP_ERR_NOMEM, err, err_size,
+                        "bp_train_scratch_size: scratch size overflows");
+    *size = l.total;
+    return BP_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -408,7 +418,7 @@ static int par_epoch(run *r, const bp_parallel *p, const void *theta,
                                            (size_t)m->real_size);
     int same = 0, st = bp_par_sum_agree(p, sums, 4, h, &same);
     if (st != 0)
-        return bp_fail(err, err_size, "parallel: the all-reduce failed "
+        return bp_error(BP_ERR_IO, err, err_size, "parallel: the all-reduce failed "
                        "(status %d) after epoch %d", st, rep->epoch);
     if (!same)
         return bp_fail(err, err_size,
@@ -431,8 +441,9 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
              bp_epoch_report *last, char *err, size_t err_size)
 {
     bp_train_config c = cfg ? *cfg : bp_train_defaults();
-    if (check_model(m, &c, err, err_size) != 0)
-        return -1;
+    int status = check_model(m, &c, err, err_size);
+    if (status != 0)
+        return status;
     const char *mn = m->name ? m->name : "?";
     if (!theta || !train)
         return bp_fail(err, err_size, "bp_train: no parameters or training set");
@@ -442,8 +453,8 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
         return bp_fail(err, err_size, "epochs %d is below 0", c.epochs);
     if (train->rows == 0)
         return bp_fail(err, err_size, "the training set has no rows");
-    if (bp_batch_check(m, train, c.x_input, c.y_input, err, err_size) != 0)
-        return -1;
+    if ((status = bp_batch_check(m, train, c.x_input, c.y_input, err, err_size)) != 0)
+        return status;
     if (test && test->rows == 0)
         test = NULL;
     if (test && (test->features != train->features ||
@@ -455,9 +466,9 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
                     test->features, test->targets, train->features,
                     train->targets);
     int acc_train, acc_test;
-    if (accuracy_applies(m, &c, train, &acc_train, err, err_size) != 0 ||
-        accuracy_applies(m, &c, test, &acc_test, err, err_size) != 0)
-        return -1;
+    if ((status = accuracy_applies(m, &c, train, &acc_train, err, err_size)) != 0 ||
+        (status = accuracy_applies(m, &c, test, &acc_test, err, err_size)) != 0)
+        return status;
     if (c.optimizer && (c.optimizer->num_params != m->num_params ||
                         c.optimizer->real_size != m->real_size))
         return bp_fail(err, err_size,
@@ -465,10 +476,10 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
                     "bytes, but model '%s' has %zu of %d", c.optimizer->
                     num_params, c.optimizer->real_size, mn, m->num_params,
                     m->real_size);
-    if (c.optimizer && check_optimizer(m, c.optimizer, err, err_size) != 0)
-        return -1;
-    if (bp_par_check(c.parallel, err, err_size) != 0)
-        return -1;
+    if (c.optimizer && (status = check_optimizer(m, c.optimizer, err, err_size)) != 0)
+        return status;
+    if ((status = bp_par_check(c.parallel, err, err_size)) != 0)
+        return status;
     /* One rank alone trains exactly as without the hook. */
     const bp_parallel *par =
         c.parallel && c.parallel->size > 1 ? c.parallel : NULL;
@@ -486,7 +497,7 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
     r.m = m;
     r.c = &c;
     if (plan(m, &c, train->rows, train_needs(m, &c), &r.l) != 0)
-        return bp_fail(err, err_size, "bp_train: scratch size overflows");
+        return bp_error(BP_ERR_NOMEM, err, err_size, "bp_train: scratch size overflows");
     void *block = c.scratch;
     if (block) {
         if (c.scratch_size < r.l.total)
@@ -497,7 +508,7 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
     } else {
         block = malloc(r.l.total);
         if (!block)
-            return bp_fail(err, err_size,
+            return bp_error(BP_ERR_NOMEM, err, err_size,
                         "bp_train: out of memory (%zu bytes of scratch)",
                         r.l.total);
     }
@@ -522,11 +533,9 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
     rep.train_loss = rep.train_acc = rep.test_loss = rep.test_acc = NAN;
     rep.grad_norm = rep.lr = NAN;
     rep.epochs = c.epochs;
-    if (par && bp_par_start(par, m, theta, train, test, &c, opt, err,
-                            err_size) != 0) {
-        rc = -1;
+    if (par && (rc = bp_par_start(par, m, theta, train, test, &c, opt, err,
+                                  err_size)) != 0)
         goto out;
-    }
     for (int e = 1; e <= c.epochs; e++) {
         double t0 = now(), drawn = t0;
         if (c.shuffle)
@@ -555,7 +564,7 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
                 int st = bp_par_step(par, r.grad, m->num_params,
                                      m->real_size, share, (size_t)n, &loss);
                 if (st != 0) {
-                    rc = bp_fail(err, err_size, "parallel: the all-reduce "
+                    rc = bp_error(BP_ERR_IO, err, err_size, "parallel: the all-reduce "
                                  "failed (status %d) at epoch %d, step %ld",
                                  st, e, opt->step + 1);
                     goto out;
@@ -564,7 +573,7 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
             if (!isfinite(loss) && c.stop_on_nan) {
                 if (bar)
                     progress_clear();
-                rc = bp_fail(err, err_size,
+                rc = bp_error(BP_ERR_DIVERGED, err, err_size,
                           "training diverged: loss is %s at epoch %d, step "
                           "%ld (try a lower learning rate)",
                           isnan(loss) ? "nan" : "infinite", e,
@@ -574,7 +583,9 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
             if (!par)
                 m->backward(theta, r.inputs, n, r.ws, r.grad, NULL);
             lr = bp_optim_lr(opt);
-            gn = bp_optim_step(opt, theta, r.grad);
+            if ((rc = bp_optim_step(opt, theta, r.grad, err, err_size)) != 0)
+                goto out;   /* not reached: check_optimizer ruled it out */
+            gn = opt->grad_norm;
             sum += loss * (double)n;
             /* Redrawn at most 10 times a second: a fast epoch draws no
              * bar at all. */
@@ -594,11 +605,9 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
         rep.train_acc = NAN;
         rep.test_loss = rep.test_acc = NAN;
         if (par) {
-            if (par_epoch(&r, par, theta, train, test, acc_train, acc_test,
-                          &rep, err, err_size) != 0) {
-                rc = -1;
+            if ((rc = par_epoch(&r, par, theta, train, test, acc_train, acc_test,
+                                &rep, err, err_size)) != 0)
                 goto out;
-            }
         } else {
             if (c.eval_train)
                 eval_split(&r, theta, train, acc_train, &rep.train_loss,
@@ -615,7 +624,7 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
             double asked = stop != 0;
             int st = par->allreduce(&asked, 1, 8, par->user);
             if (st != 0) {
-                rc = bp_fail(err, err_size, "parallel: the all-reduce "
+                rc = bp_error(BP_ERR_IO, err, err_size, "parallel: the all-reduce "
                              "failed (status %d) after epoch %d", st, e);
                 goto out;
             }
@@ -642,15 +651,16 @@ int bp_evaluate(const bp_model *m, const void *theta, const bp_dataset *d,
                 char *err, size_t err_size)
 {
     bp_train_config c = cfg ? *cfg : bp_train_defaults();
-    if (check_model(m, &c, err, err_size) != 0)
-        return -1;
+    int status = check_model(m, &c, err, err_size);
+    if (status != 0)
+        return status;
     if (!theta || !d || !loss)
         return bp_fail(err, err_size, "bp_evaluate: missing argument");
-    if (bp_batch_check(m, d, c.x_input, c.y_input, err, err_size) != 0)
-        return -1;
+    if ((status = bp_batch_check(m, d, c.x_input, c.y_input, err, err_size)) != 0)
+        return status;
     int acc_on;
-    if (accuracy_applies(m, &c, d, &acc_on, err, err_size) != 0)
-        return -1;
+    if ((status = accuracy_applies(m, &c, d, &acc_on, err, err_size)) != 0)
+        return status;
     if ((size_t)c.batch_size > d->rows)
         c.batch_size = d->rows ? (int)d->rows : 1;
     run r;
@@ -658,10 +668,10 @@ int bp_evaluate(const bp_model *m, const void *theta, const bp_dataset *d,
     r.m = m;
     r.c = &c;
     if (plan(m, &c, 0, NEED_Y | (acc_on ? NEED_OUT : 0), &r.l) != 0)
-        return bp_fail(err, err_size, "bp_evaluate: scratch size overflows");
+        return bp_error(BP_ERR_NOMEM, err, err_size, "bp_evaluate: scratch size overflows");
     void *block = malloc(r.l.total);
     if (!block)
-        return bp_fail(err, err_size, "bp_evaluate: out of memory");
+        return bp_error(BP_ERR_NOMEM, err, err_size, "bp_evaluate: out of memory");
     bind(&r, block);
     double a;
     eval_split(&r, theta, d, acc_on, loss, &a);
@@ -676,8 +686,9 @@ int bp_predict_argmax(const bp_model *m, const void *theta,
                       int *pred, char *err, size_t err_size)
 {
     bp_train_config c = cfg ? *cfg : bp_train_defaults();
-    if (check_model(m, &c, err, err_size) != 0)
-        return -1;
+    int status = check_model(m, &c, err, err_size);
+    if (status != 0)
+        return status;
     if (!theta || !d || (d->rows && !pred))
         return bp_fail(err, err_size, "bp_predict_argmax: missing argument");
     const char *mn = m->name ? m->name : "?";
@@ -699,7 +710,7 @@ int bp_predict_argmax(const bp_model *m, const void *theta,
                     c.x_input, mn, m->num_inputs);
     const bp_tensor_info *xi = &m->inputs[c.x_input];
     if (xi->size != (size_t)d->features)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_MISMATCH, err, err_size,
                     "model input '%s' holds %zu values per sample but the "
                     "data set has %d features", xi->name ? xi->name : "?",
                     xi->size, d->features);
@@ -708,10 +719,10 @@ int bp_predict_argmax(const bp_model *m, const void *theta,
     r.m = m;
     r.c = &c;
     if (plan(m, &c, 0, NEED_OUT, &r.l) != 0)
-        return bp_fail(err, err_size, "bp_predict_argmax: scratch overflows");
+        return bp_error(BP_ERR_NOMEM, err, err_size, "bp_predict_argmax: scratch overflows");
     void *block = malloc(r.l.total);
     if (!block)
-        return bp_fail(err, err_size, "bp_predict_argmax: out of memory");
+        return bp_error(BP_ERR_NOMEM, err, err_size, "bp_predict_argmax: out of memory");
     bind(&r, block);
     int B = c.batch_size, rs = m->real_size;
     size_t osize = m->outputs[c.pred_output].size;

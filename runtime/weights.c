@@ -22,8 +22,9 @@
  * a rank-4 tensor says "unsupported weights format version 2" rather than
  * calling a good file malformed.
  *
- * Saving writes PATH.tmp, flushes it to disk and renames it over PATH, so
- * PATH always holds either the old file or the complete new one.
+ * Saving writes a temporary file beside PATH (a unique name per save, so
+ * concurrent saves never collide), flushes it to disk and renames it over
+ * PATH, so PATH always holds either the old file or the complete new one.
  *
  * Loading never trusts the file: the size the header claims is compared
  * with the real size before anything else (so truncation is named as
@@ -168,14 +169,14 @@ static int check_model(const char *path, const bp_model *m, const void *theta,
 typedef struct {
     FILE *f;
     uint64_t hash;
-    int bad;
+    int bad;        /* the errno of the first failed write, or 0 */
 } writer;
 
 static void w_bytes(writer *w, const void *p, size_t n)
 {
     w->hash = fnv(w->hash, p, n);
     if (!w->bad && fwrite(p, 1, n, w->f) != n)
-        w->bad = 1;
+        w->bad = errno ? errno : EIO;
 }
 
 static void w_uint(writer *w, uint64_t v, int bytes)
@@ -193,13 +194,14 @@ static void w_str(writer *w, const char *s)
 }
 
 /* Reads theta (caller-owned, m->num_params values of m->real_size); writes
- * PATH.tmp and renames it to PATH. On failure PATH is untouched and the
- * temporary file removed. */
+ * a temporary file beside PATH (bp_create_temp) and renames it to PATH. On
+ * failure PATH is untouched and the temporary file removed. */
 int bp_weights_save(const char *path, const bp_model *m, const void *theta,
                     char *err, size_t err_size)
 {
-    if (check_model(path, m, theta, err, err_size))
-        return -1;
+    int bad_model = check_model(path, m, theta, err, err_size);
+    if (bad_model)
+        return bad_model;
     int rs = m->real_size;
 
     uint64_t total = PREAMBLE + 4 + 4 + strlen(m->name) + 4 + 8;
@@ -209,20 +211,16 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
                  + (uint64_t)t->size * rs;
     }
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp)
-        return bp_fail(err, err_size, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-
-    writer w = {fopen(tmp, "wb"), FNV_OFFSET, 0};
+    char *tmp;
+    writer w = {bp_create_temp(path, &tmp), FNV_OFFSET, 0};
     if (!w.f) {
         int e = errno;
-        bp_fail(err, err_size, "%s: cannot write '%s': %s", path, tmp, strerror(e));
-        free(tmp);
-        return -1;
+        if (e == ENOMEM)
+            return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot write a temporary file "
+                       "beside it: %s", path, strerror(e));
     }
+    errno = 0;      /* so that a failed write's errno is its own */
     w_bytes(&w, MAGIC, 4);
     w_uint(&w, VERSION, 4);
     w_uint(&w, total, 8);
@@ -253,8 +251,9 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
     uint64_t sum = w.hash;
     w_uint(&w, sum, 8);
 
-    int e = 0;
-    if (w.bad || fflush(w.f) != 0)
+    int e = w.bad;
+    errno = 0;
+    if (!e && fflush(w.f) != 0)
         e = errno ? errno : EIO;
     if (!e && fsync(fileno(w.f)) != 0)
         e = errno;
@@ -264,9 +263,9 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
         e = errno;
     if (e) {
         remove(tmp);
-        bp_fail(err, err_size, "%s: cannot write: %s", path, strerror(e));
+        bp_error(BP_ERR_IO, err, err_size, "%s: cannot write: %s", path, strerror(e));
         free(tmp);
-        return -1;
+        return BP_ERR_IO;
     }
     free(tmp);
     return 0;
@@ -361,16 +360,16 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
-        return bp_fail(err, err_size, "%s: cannot open: %s", path, strerror(e));
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot open: %s", path, strerror(e));
     }
     *fp = f;
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
-        return bp_fail(err, err_size, "%s: not a regular file", path);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: not a regular file", path);
     off_t end;
     if (fseeko(f, 0, SEEK_END) != 0 || (end = ftello(f)) < 0
         || fseeko(f, 0, SEEK_SET) != 0)
-        return bp_fail(err, err_size, "%s: cannot read (not a regular file?)",
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot read (not a regular file?)",
                     path);
     uint64_t actual = (uint64_t)end;
 
@@ -378,32 +377,32 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
     size_t got = fread(pre, 1, PREAMBLE, f);
     size_t cmp = got < 4 ? got : 4;
     if (memcmp(pre, MAGIC, cmp) != 0)
-        return bp_fail(err, err_size, "%s: not a bpgen weights file (bad magic)",
+        return bp_error(BP_ERR_FORMAT, err, err_size, "%s: not a bpgen weights file (bad magic)",
                     path);
     if (got < PREAMBLE)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_FORMAT, err, err_size,
                     "%s: truncated: %llu bytes, too short for a weights file",
                     path, (unsigned long long)actual);
     uint64_t version = get_le(pre + 4, 4);
     if (version < 1 || version > VERSION)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_FORMAT, err, err_size,
                     "%s: unsupported weights format version %llu (this "
                     "runtime reads versions 1 to %u)", path,
                     (unsigned long long)version, VERSION);
     int max_rank = version == 1 ? MAX_RANK_V1 : MAX_RANK;
     uint64_t claimed = get_le(pre + 8, 8);
     if (actual < claimed)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_FORMAT, err, err_size,
                     "%s: truncated: the file has %llu bytes but its header "
                     "says %llu", path, (unsigned long long)actual,
                     (unsigned long long)claimed);
     if (actual > claimed)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_FORMAT, err, err_size,
                     "%s: damaged: the file has %llu bytes but its header says "
                     "%llu", path, (unsigned long long)actual,
                     (unsigned long long)claimed);
     if (claimed < PREAMBLE + 4 + 4 + 4 + 8)
-        return bp_fail(err, err_size, "%s: damaged: impossible file size %llu",
+        return bp_error(BP_ERR_FORMAT, err, err_size, "%s: damaged: impossible file size %llu",
                     path, (unsigned long long)claimed);
 
     /* Checksum before structure, so a flipped byte anywhere reads as
@@ -414,19 +413,19 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
     while (left) {
         size_t n = left < sizeof buf ? (size_t)left : sizeof buf;
         if (fread(buf, 1, n, f) != n)
-            return bp_fail(err, err_size, "%s: read error", path);
+            return bp_error(BP_ERR_IO, err, err_size, "%s: read error", path);
         hash = fnv(hash, buf, n);
         left -= n;
     }
     if (fread(buf, 1, 8, f) != 8)
-        return bp_fail(err, err_size, "%s: read error", path);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: read error", path);
     if (get_le(buf, 8) != hash)
-        return bp_fail(err, err_size, "%s: checksum mismatch (file damaged)", path);
+        return bp_error(BP_ERR_FORMAT, err, err_size, "%s: checksum mismatch (file damaged)", path);
 
     /* The file is what its writer wrote; still parse it defensively, since
      * anyone can write a valid checksum. */
     if (fseeko(f, (off_t)PREAMBLE, SEEK_SET) != 0)
-        return bp_fail(err, err_size, "%s: read error", path);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: read error", path);
     reader r = {f, PREAMBLE, claimed - 8, 0};
     uint64_t v;
     const char *why = NULL;
@@ -438,7 +437,7 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
     size_t pool_cap = 0, used = 0, len;
     int bad = r_name(&r, h, &pool_cap, &used, &h->model_name, &len);
     if (bad == -2)
-        return bp_fail(err, err_size, "%s: out of memory", path);
+        return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
     if (bad) {
         why = "bad model name";
         goto malformed;
@@ -457,13 +456,13 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
             cap = cap ? 2 * cap : 16;
             entry *grown = realloc(h->e, cap * sizeof *grown);
             if (!grown)
-                return bp_fail(err, err_size, "%s: out of memory", path);
+                return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
             h->e = grown;
         }
         entry *e = &h->e[i];
         bad = r_name(&r, h, &pool_cap, &used, &e->name, &e->name_len);
         if (bad == -2)
-            return bp_fail(err, err_size, "%s: out of memory", path);
+            return bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
         if (bad || e->name_len == 0) {
             why = "bad tensor name";
             goto malformed;
@@ -495,7 +494,7 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
         }
     }
     if (r.io_error)
-        return bp_fail(err, err_size, "%s: read error", path);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: read error", path);
     if (values > (r.end - r.pos) / (uint64_t)h->real_size
         || values * (uint64_t)h->real_size != r.end - r.pos) {
         why = "the values do not fill the file";
@@ -510,8 +509,8 @@ static int read_header(const char *path, FILE **fp, header *h, char *err,
 
 malformed:
     if (r.io_error)
-        return bp_fail(err, err_size, "%s: read error", path);
-    return bp_fail(err, err_size, "%s: malformed weights file (%s)", path, why);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: read error", path);
+    return bp_error(BP_ERR_FORMAT, err, err_size, "%s: malformed weights file (%s)", path, why);
 }
 
 static const entry *find_entry(const header *h, const char *name)
@@ -544,7 +543,7 @@ static int same_shape(const char *path, const bp_model *m,
     if (same)
         return 0;
     char a[64], b[64];
-    return bp_fail(err, err_size,
+    return bp_error(BP_ERR_MISMATCH, err, err_size,
                 "%s: parameter '%s' has shape %s in the file but %s in model "
                 "'%s'", path, t->name, shape_str(a, sizeof a, e->rank, e->dims),
                 shape_str(b, sizeof b, t->rank, md), m->name);
@@ -561,21 +560,21 @@ static int read_values(const char *path, FILE *f, const header *h,
     unsigned char buf[CHUNK];
     int frs = h->real_size;
     if (fseeko(f, (off_t)e->data, SEEK_SET) != 0)
-        return bp_fail(err, err_size, "%s: read error", path);
+        return bp_error(BP_ERR_IO, err, err_size, "%s: read error", path);
     size_t per = sizeof buf / (size_t)frs;
     for (size_t i = 0; i < t->size;) {
         size_t n = t->size - i < per ? t->size - i : per;
         if (fread(buf, (size_t)frs, n, f) != n)
-            return bp_fail(err, err_size, "%s: read error", path);
+            return bp_error(BP_ERR_IO, err, err_size, "%s: read error", path);
         for (size_t j = 0; j < n; j++, i++) {
             double d = decode_value(get_le(buf + j * (size_t)frs, frs), frs);
             if (!isfinite(d))
-                return bp_fail(err, err_size,
+                return bp_error(BP_ERR_FORMAT, err, err_size,
                             "%s: parameter '%s' value [%zu] is %s (not a "
                             "finite number)", path, t->name, i,
                             isnan(d) ? "nan" : (d > 0 ? "inf" : "-inf"));
             if (rs == 4 && fabs(d) > FLT_MAX)
-                return bp_fail(err, err_size,
+                return bp_error(BP_ERR_FORMAT, err, err_size,
                             "%s: parameter '%s' value [%zu] is %.9g, out of "
                             "range for a float model (largest %.9g)", path,
                             t->name, i, d, (double)FLT_MAX);
@@ -594,28 +593,28 @@ static int load(const char *path, const bp_model *m, void *theta,
                 const char *const names[], int count, char *err,
                 size_t err_size)
 {
-    if (check_model(path, m, theta, err, err_size))
-        return -1;
+    int bad_model = check_model(path, m, theta, err, err_size);
+    if (bad_model)
+        return bad_model;
     FILE *f = NULL;
     header h;
     void *staging = NULL;
     int rc = read_header(path, &f, &h, err, err_size);
     if (rc)
         goto done;
-    rc = -1;
     int full = names == NULL;
     int n = full ? m->num_param_tensors : count;
     if (full) {
         const char *fname = h.pool + h.model_name;
         if (strcmp(fname, m->name) != 0) {
-            bp_fail(err, err_size,
+            rc = bp_error(BP_ERR_MISMATCH, err, err_size,
                  "%s: the file holds weights for model '%s', not '%s'", path,
                  fname, m->name);
             goto done;
         }
         for (uint64_t i = 0; i < h.count; i++)
             if (!find_param(m, h.pool + h.e[i].name)) {
-                bp_fail(err, err_size,
+                rc = bp_error(BP_ERR_MISMATCH, err, err_size,
                      "%s: the file has parameter '%s', which model '%s' "
                      "does not", path, h.pool + h.e[i].name, m->name);
                 goto done;
@@ -623,7 +622,7 @@ static int load(const char *path, const bp_model *m, void *theta,
         /* With every name on both sides present on the other, equal
          * counts also rule out a name stored twice. */
         if (h.count > (uint64_t)m->num_param_tensors) {
-            bp_fail(err, err_size,
+            rc = bp_error(BP_ERR_MISMATCH, err, err_size,
                  "%s: the file has %llu parameters but model '%s' has %d",
                  path, (unsigned long long)h.count, m->name, m->num_param_tensors);
             goto done;
@@ -633,35 +632,35 @@ static int load(const char *path, const bp_model *m, void *theta,
     for (int k = 0; k < n; k++) {
         const char *name = full ? m->params[k].name : names[k];
         if (!name) {
-            bp_fail(err, err_size, "%s: invalid argument (NULL name)", path);
+            rc = bp_fail(err, err_size, "%s: invalid argument (NULL name)", path);
             goto done;
         }
         const bp_tensor_info *t = full ? &m->params[k] : find_param(m, name);
         if (!t) {
-            bp_fail(err, err_size, "%s: model '%s' has no parameter '%s'", path,
+            rc = bp_fail(err, err_size, "%s: model '%s' has no parameter '%s'", path,
                  m->name, name);
             goto done;
         }
         const entry *e = find_entry(&h, name);
         if (!e) {
-            bp_fail(err, err_size,
+            rc = bp_error(BP_ERR_MISMATCH, err, err_size,
                  "%s: parameter '%s' of model '%s' is not in the file", path,
                  name, m->name);
             goto done;
         }
-        if (same_shape(path, m, t, e, err, err_size))
+        if ((rc = same_shape(path, m, t, e, err, err_size)) != 0)
             goto done;
     }
     int rs = m->real_size;
     staging = malloc(m->num_params ? m->num_params * (size_t)rs : 1);
     if (!staging) {
-        bp_fail(err, err_size, "%s: out of memory", path);
+        rc = bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path);
         goto done;
     }
     for (int k = 0; k < n; k++) {
         const bp_tensor_info *t = full ? &m->params[k] : find_param(m, names[k]);
-        if (read_values(path, f, &h, find_entry(&h, t->name), t, staging,
-                        rs, err, err_size))
+        if ((rc = read_values(path, f, &h, find_entry(&h, t->name), t, staging,
+                              rs, err, err_size)) != 0)
             goto done;
     }
     /* Everything read: only now touch the caller's theta. */

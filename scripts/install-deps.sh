@@ -1,53 +1,75 @@
 #!/bin/sh
 # Installs what bpgen needs, when it is missing, with apt-get (Debian; sudo
-# when not root).
+# when not root). Arguments name what is wanted (default: test):
 #
-#   sh scripts/install-deps.sh build   what `make` and `make demo` need:
-#                                      a C compiler, make, flex, bison
-#   sh scripts/install-deps.sh         (or `test`) everything `make test`
-#                                      needs as well: CUnit; clang (generated
-#                                      code is compiled with gcc and clang);
-#                                      PyTorch and NumPy for /usr/bin/python3
-#                                      (kernels and safetensors are compared
-#                                      with PyTorch); Open MPI (mpicc builds
-#                                      build/libbp_mpi.a, mpirun runs the
-#                                      2-rank test); cmake, pkg-config and man
-#                                      (the install tests); Graphviz (the
-#                                      tests render `bpgen --dot`; `make docs`)
-#                                      and xmllint (the tests check the
-#                                      training curves' SVG)
+#   build     what `make` and `make demo` need: a C compiler, make, flex,
+#             bison
+#   test      build, and everything `make test` needs as well: CUnit;
+#             clang (generated code is compiled with gcc and clang);
+#             PyTorch and NumPy for /usr/bin/python3 (kernels and
+#             safetensors are compared with PyTorch); Open MPI (mpicc
+#             builds build/libbp_mpi.a, mpirun runs the 2-rank test);
+#             cmake, pkg-config and man (the install tests); valgrind (the
+#             memcheck tests); Graphviz (the tests render `bpgen --dot`;
+#             `make docs`) and xmllint (the tests check the training
+#             curves' SVG)
+#   valgrind  valgrind alone
+#   fuzz      clang and its libFuzzer runtime (libclang-rt-N-dev), for
+#             `make fuzz`
 set -eu
 
-mode=${1:-test}
 missing=""
-command -v cc >/dev/null 2>&1 || missing="$missing gcc"
-command -v make >/dev/null 2>&1 || missing="$missing make"
-command -v flex >/dev/null 2>&1 || missing="$missing flex"
-command -v bison >/dev/null 2>&1 || missing="$missing bison"
-if [ "$mode" != build ]; then
-    command -v clang >/dev/null 2>&1 || missing="$missing clang"
-    [ -f /usr/include/CUnit/Basic.h ] || missing="$missing libcunit1-dev"
-    /usr/bin/python3 -c 'import importlib.util as u, sys; sys.exit(not u.find_spec("torch"))' >/dev/null 2>&1 \
-        || missing="$missing python3-torch"
-    /usr/bin/python3 -c 'import importlib.util as u, sys; sys.exit(not u.find_spec("numpy"))' >/dev/null 2>&1 \
-        || missing="$missing python3-numpy"
-    command -v mpicc >/dev/null 2>&1 || missing="$missing libopenmpi-dev"
-    command -v mpirun >/dev/null 2>&1 || missing="$missing openmpi-bin"
-    command -v cmake >/dev/null 2>&1 || missing="$missing cmake"
-    command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
-    command -v man >/dev/null 2>&1 || missing="$missing man-db"
-    command -v dot >/dev/null 2>&1 || missing="$missing graphviz"
-    command -v xmllint >/dev/null 2>&1 || missing="$missing libxml2-utils"
-fi
+want() {   # want COMMAND-OR-TEST PACKAGE
+    sh -c "$1" >/dev/null 2>&1 || missing="$missing $2"
+}
+build_tools() {
+    want 'command -v cc' gcc
+    want 'command -v make' make
+    want 'command -v flex' flex
+    want 'command -v bison' bison
+}
+
+[ $# -gt 0 ] || set -- test
+for group in "$@"; do
+    case $group in
+    build)
+        build_tools ;;
+    test)
+        build_tools
+        want 'command -v clang' clang
+        want 'test -f /usr/include/CUnit/Basic.h' libcunit1-dev
+        want '/usr/bin/python3 -c "import torch"' python3-torch
+        want '/usr/bin/python3 -c "import numpy"' python3-numpy
+        want 'command -v mpicc' libopenmpi-dev
+        want 'command -v mpirun' openmpi-bin
+        want 'command -v cmake' cmake
+        want 'command -v pkg-config' pkg-config
+        want 'command -v man' man-db
+        want 'command -v valgrind' valgrind
+        want 'command -v dot' graphviz
+        want 'command -v xmllint' libxml2-utils ;;
+    valgrind)
+        want 'command -v valgrind' valgrind ;;
+    fuzz)
+        build_tools
+        want 'command -v clang' clang
+        # the libFuzzer runtime that matches the installed clang's version
+        dir=$(clang --print-runtime-dir 2>/dev/null || true)
+        if ! ls "$dir"/libclang_rt.fuzzer*.a >/dev/null 2>&1; then
+            major=$(clang -dumpversion 2>/dev/null | cut -d. -f1)
+            missing="$missing libclang-rt-${major:-14}-dev"
+        fi ;;
+    *)
+        echo "install-deps: unknown group '$group' (build, test, valgrind, fuzz)" >&2
+        exit 2 ;;
+    esac
+done
 
 [ -n "$missing" ] || exit 0
 
 echo "install-deps: installing$missing"
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO=sudo
-else
-    SUDO=
-fi
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086

@@ -143,10 +143,16 @@ static void test_every_entry_point(void)
     strcpy(err, "");
     CU_ASSERT_EQUAL(bp_batch_check(&m, &d, 0, 1, err, sizeof err), -1);
     CU_ASSERT_STRING_EQUAL(err, ABI1_MESSAGE);
-    CU_ASSERT_EQUAL(bp_train_scratch_size(&m, &c, 3), 0);
+    size_t need = 0;
+    strcpy(err, "");
+    CU_ASSERT_EQUAL(bp_train_scratch_size(&m, &c, 3, &need, err, sizeof err), BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err, ABI1_MESSAGE);
+    CU_ASSERT_EQUAL(need, 0);
 
     char where[256] = "";
-    CU_ASSERT_EQUAL(bp_gradcheck(&m, theta, in, 1, 0, where, sizeof where), -1);
+    double worst = 0;
+    CU_ASSERT_EQUAL(bp_gradcheck(&m, theta, in, 1, 0, &worst, where, sizeof where),
+                    BP_ERR_ARG);
     CU_ASSERT_STRING_EQUAL(where, ABI1_MESSAGE);
 
     char *path = test_tmp_path("abi_old.bpw");
@@ -171,15 +177,26 @@ static void test_every_entry_point(void)
     CU_ASSERT_STRING_EQUAL(err, want);
     CU_ASSERT_EQUAL(bp_weights_load(path, &now, theta, err, sizeof err), 0);
     remove(path);
+    /* safetensors files alike */
+    strcpy(err, "");
+    CU_ASSERT_EQUAL(bp_safetensors_save(path, &m, theta, err, sizeof err), BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    CU_ASSERT_EQUAL(bp_safetensors_save(path, &now, theta, err, sizeof err), BP_OK);
+    strcpy(err, "");
+    CU_ASSERT_EQUAL(bp_safetensors_load(path, &m, theta, err, sizeof err), BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    remove(path);
     free(want);
     free(path);
 
-    /* the optimiser: like its other unusable states, no update and NaN */
+    /* the optimiser: like its other unusable states, no update, BP_ERR_ARG */
     bp_optim_config oc = bp_optim_defaults(BP_SGD);
     bp_optimizer o;
     bp_optim_init(&o, &oc, &m, 2, 8, NULL);
     double g[2] = {1, 1};
-    CU_ASSERT(isnan(bp_optim_step(&o, theta, g)));
+    strcpy(err, "");
+    CU_ASSERT_EQUAL(bp_optim_step(&o, theta, g, err, sizeof err), BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err, ABI1_MESSAGE);
     CU_ASSERT_EQUAL(theta[0], 1);
     CU_ASSERT_EQUAL(o.step, 0);
     bp_data_free(&d);
@@ -228,6 +245,81 @@ static void test_header_error(void)
     free(c_file);
 }
 
+/* A generated CNN: its descriptor carries the ABI version and the rank-4
+ * kernel's four dimensions, and its parameters go through a weights file
+ * (format 2) and back. */
+static const char cnn_net[] =
+    "input x[1, 6, 5]\n"
+    "input y[3]\n"
+    "param K[4, 1, 3, 2]\n"
+    "param b[4]\n"
+    "param G[4, 3, 3] = ones\n"
+    "param W[3, 36]\n"
+    "h = relu(conv2d(x, K, b, stride=2, pad=1)) * G\n"
+    "loss L = softmax_cross_entropy(W · flatten(h), y)\n";
+
+static const char cnn_harness[] =
+    "#include <stdio.h>\n"
+    "#include <string.h>\n"
+    "#include \"abi_cnn.h\"\n"
+    "int main(int argc, char **argv)\n"
+    "{\n"
+    "    if (argc != 2)\n"
+    "        return 2;\n"
+    "    const bp_model *m = &abi_cnn_model;\n"
+    "    const bp_tensor_info *k = &m->params[0], *g = &m->params[2];\n"
+    "    if (m->abi_version != BP_ABI_VERSION || k->rank != 4 || k->dims[0] != 4 ||\n"
+    "        k->dims[1] != 1 || k->dims[2] != 3 || k->dims[3] != 2 || k->size != 24 ||\n"
+    "        g->rank != 3 || g->dims[0] != 4 || g->dims[1] != 3 || g->dims[2] != 3 ||\n"
+    "        g->dims[3] != 1 || m->inputs[0].rank != 3 || m->inputs[0].dims[3] != 1) {\n"
+    "        printf(\"bad descriptor\\n\");\n"
+    "        return 1;\n"
+    "    }\n"
+    "    float theta[abi_cnn_NUM_PARAMS], back[abi_cnn_NUM_PARAMS];\n"
+    "    char err[256];\n"
+    "    abi_cnn_init(theta, 3);\n"
+    "    if (bp_weights_save(argv[1], m, theta, err, sizeof err) ||\n"
+    "        bp_weights_load(argv[1], m, back, err, sizeof err)) {\n"
+    "        printf(\"%s\\n\", err);\n"
+    "        return 1;\n"
+    "    }\n"
+    "    printf(memcmp(theta, back, sizeof theta) ? \"differs\\n\" : \"ok\\n\");\n"
+    "    return 0;\n"
+    "}\n";
+
+static void test_generated_cnn(void)
+{
+    char *c_file = test_tmp_path("abi_cnn.c");
+    char *args = test_format("-o %s", c_file);
+    char *errs = NULL;
+    int rc = test_bpgen("abi_cnn", cnn_net, args, NULL, &errs);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc != 0)
+        fprintf(stderr, "\nbpgen failed: %s\n", errs ? errs : "");
+    char *harness = test_tmp_path("abi_cnn_main.c");
+    char *exe = test_tmp_path("abi_cnn_run");
+    char *weights = test_tmp_path("abi_cnn.weights");
+    CU_ASSERT_EQUAL(test_write_file(harness, cnn_harness), 0);
+    char *cc = test_format("%s %s -Werror -Iruntime -I%s -o %s %s %s %s -lm", TEST_CC, TEST_CFLAGS,
+                           TEST_TMP, exe, c_file, harness, TEST_LIBBP);
+    char *cerr = NULL, *out = NULL;
+    if (rc == 0) {
+        rc = test_run(cc, NULL, &cerr);
+        CU_ASSERT_EQUAL(rc, 0);
+        if (rc != 0)
+            fprintf(stderr, "\n%s:\n%s\n", cc, cerr ? cerr : "");
+    }
+    if (rc == 0) {
+        char *run = test_format("%s %s", exe, weights);
+        CU_ASSERT_EQUAL(test_run(run, &out, NULL), 0);
+        CU_ASSERT_STRING_EQUAL(out ? out : "", "ok\n");
+        free(run);
+    }
+    remove(weights);
+    free(out), free(cerr), free(cc), free(weights), free(exe), free(harness), free(errs);
+    free(args), free(c_file);
+}
+
 void register_abi(void)
 {
     CU_pSuite s = CU_add_suite("abi", NULL, NULL);
@@ -235,4 +327,5 @@ void register_abi(void)
     CU_add_test(s, "an object file of ABI 1", test_old_object_file);
     CU_add_test(s, "every entry point refuses another ABI", test_every_entry_point);
     CU_add_test(s, "generated header: #error on another ABI", test_header_error);
+    CU_add_test(s, "generated CNN: rank-4 descriptor, weights round trip", test_generated_cnn);
 }

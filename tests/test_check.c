@@ -138,6 +138,51 @@ static void test_matmul_shapes(void)
     expect_shape(DECLS, "A · B · u", 1, 2, 0);
 }
 
+/* The full shape of h = EXPR. */
+static void expect_shape4(const char *decls, const char *expr, int rank, int d0, int d1, int d2,
+                          int d3)
+{
+    char *src = test_format("%s\nh = %s\nloss L = sum(h)\n", decls, expr);
+    Checked c = check(src);
+    CU_ASSERT_STRING_EQUAL(c.messages, "");
+    Symbol *h = NULL;
+    for (int i = 0; c.model && i < c.model->nvalues; i++)
+        if (strcmp(c.model->values[i]->name, "h") == 0)
+            h = c.model->values[i];
+    CU_ASSERT_PTR_NOT_NULL(h);
+    if (h) {
+        Shape s = h->shape, want = {rank, {d0, d1, d2, d3}};
+        CU_ASSERT(shape_eq(s, want));
+        if (!shape_eq(s, want))
+            fprintf(stderr, "\n%s: got rank %d [%d, %d, %d, %d]\n", expr, s.rank, s.dim[0],
+                    s.dim[1], s.dim[2], s.dim[3]);
+    } else {
+        fprintf(stderr, "\n%s:\n%s", expr, c.messages);
+    }
+    free(src);
+    done(&c);
+}
+
+/* CONTRACT v2: conv2d, pooling, flatten, layernorm; keyword arguments,
+ * also on continuation lines */
+static void test_image_shapes(void)
+{
+    const char *d = "input x[3, 8, 7]\nparam K[4, 3, 3, 2]\nparam b[4]\ninput t[2, 3, 4, 5]";
+    expect_shape4(d, "conv2d(x, K)", 3, 4, 6, 6, 1);
+    expect_shape4(d, "conv2d(x, K, b)", 3, 4, 6, 6, 1);
+    expect_shape4(d, "conv2d(x, K, b, stride=2)", 3, 4, 3, 3, 1);
+    expect_shape4(d, "conv2d(x, K, b, stride=2, pad=1)", 3, 4, 4, 4, 1);
+    expect_shape4(d, "conv2d(x, K, pad=1, stride=3)", 3, 4, 3, 3, 1);
+    expect_shape4(d, "conv2d(x, K,\n    stride=2,\n    pad=1)", 3, 4, 4, 4, 1);
+    expect_shape4(d, "maxpool2d(x, 2)", 3, 3, 4, 3, 1);
+    expect_shape4(d, "avgpool2d(x, 3)", 3, 3, 2, 2, 1);
+    expect_shape4(d, "flatten(x)", 1, 168, 1, 1, 1);
+    expect_shape4(d, "flatten(t)", 1, 120, 1, 1, 1);
+    expect_shape4(d, "layernorm(t) * t + 1", 4, 2, 3, 4, 5);
+    expect_shape4(d, "softmax(t)", 4, 2, 3, 4, 5);
+    expect_shape4(d, "logsumexp(t) + mean(x) + dot(t, t)", 0, 1, 1, 1, 1);
+}
+
 static void test_function_shapes(void)
 {
     expect_shape(DECLS, "transpose(A)", 2, 3, 2);
@@ -562,6 +607,7 @@ void register_check(void)
     CU_add_test(s, "matmul shapes", test_matmul_shapes);
     CU_add_test(s, "function shapes", test_function_shapes);
     CU_add_test(s, "shape errors", test_shape_errors);
+    CU_add_test(s, "image shapes", test_image_shapes);
     CU_add_test(s, "calls", test_calls);
     CU_add_test(s, "func binding", test_func_binding);
     CU_add_test(s, "name errors", test_name_errors);

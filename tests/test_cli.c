@@ -68,6 +68,36 @@ static void test_usage_errors_exit_2(void)
     CU_ASSERT_EQUAL(test_bpgen("cli_opt", good, "", NULL, &err), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "no output file"));
     free(err);
+    /* every --dump name must be a pass that has a dump */
+    CU_ASSERT_EQUAL(test_bpgen("cli_opt", good, "--dump=plan -o x.c", NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown pass 'plan' in --dump (use graph, diff, "
+                                       "simplify or lower)"));
+    free(err);
+    CU_ASSERT_EQUAL(test_bpgen("cli_opt", good, "--dump=graph,,diff -o x.c", NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown pass ''"));
+    free(err);
+}
+
+/* tests/dump/NAME.net: `bpgen --dump=lower` prints NAME.expect exactly on
+ * stderr: the plan of each function, its fusions and every buffer's place. */
+static void test_golden_plans(void)
+{
+    static const char *const models[] = {"mlp", "cnn"};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        char *args = test_format("tests/dump/%s.net -o %s/dump_%s.c --dump=lower", models[i],
+                                 TEST_TMP, models[i]);
+        char *path = test_format("tests/dump/%s.expect", models[i]);
+        char *want = test_read_file(path, NULL), *err = NULL;
+        CU_ASSERT_EQUAL(bpgen(args, NULL, &err), 0);
+        CU_ASSERT_PTR_NOT_NULL(want);
+        CU_ASSERT_STRING_EQUAL(err ? err : "", want ? want : "?");
+        if (!err || !want || strcmp(err, want))
+            fprintf(stderr, "\n[%s] --dump=lower printed:\n%s\n", models[i], err ? err : "");
+        free(err);
+        free(want);
+        free(path);
+        free(args);
+    }
 }
 
 static void test_check_writes_nothing(void)
@@ -229,4 +259,5 @@ void register_cli(void)
     CU_add_test(s, "an unwritable output is an I/O error", test_unwritable_output_is_an_io_error);
     CU_add_test(s, "model errors exit 1 with a location", test_model_errors_exit_1_with_location);
     CU_add_test(s, "names that clash with the runtime", test_names_that_clash_with_the_runtime);
+    CU_add_test(s, "--dump=lower prints the plan", test_golden_plans);
 }

@@ -41,7 +41,7 @@ static bp_conv2d_shape shape_of(const conv_case *k)
     bp_conv2d_shape s;
     memset(&s, 0, sizeof s);
     CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, k->c, k->h, k->w, k->o, k->kh, k->kw, k->stride,
-                                         k->pad), 0);
+                                         k->pad, NULL, 0), 0);
     return s;
 }
 
@@ -403,19 +403,19 @@ static void test_alpha_beta(void)
 static void test_shape_init(void)
 {
     bp_conv2d_shape s;
-    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 3, 7, 5, 4, 3, 2, 2, 1), 0);
+    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 3, 7, 5, 4, 3, 2, 2, 1, NULL, 0), 0);
     CU_ASSERT_EQUAL(s.oh, 4); /* (7 + 2 - 3) / 2 + 1 */
     CU_ASSERT_EQUAL(s.ow, 3); /* (5 + 2 - 2) / 2 + 1, floored */
     CU_ASSERT_EQUAL(bp_conv2d_scratch_reals(&s), (size_t)3 * 3 * 2 * 4 * 3);
-    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 1, 3, 3, 1, 5, 1, 1, 1), 0); /* 5 <= 3 + 2 */
+    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 1, 3, 3, 1, 5, 1, 1, 1, NULL, 0), 0); /* 5 <= 3 + 2 */
     CU_ASSERT_EQUAL(s.oh, 1);
     s.oh = 42;
-    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 1, 3, 3, 1, 6, 1, 1, 1), -1); /* larger than padded */
+    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 1, 3, 3, 1, 6, 1, 1, 1, NULL, 0), BP_ERR_ARG); /* larger than padded */
     CU_ASSERT_EQUAL(s.oh, 42);
-    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 1, 3, 3, 1, 1, 1, 0, 0), -1); /* stride 0 */
-    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 1, 3, 3, 1, 1, 1, 1, -1), -1); /* negative pad */
-    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 0, 3, 3, 1, 1, 1, 1, 0), -1);
-    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 1, 3, 3, 0, 1, 1, 1, 0), -1);
+    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 1, 3, 3, 1, 1, 1, 0, 0, NULL, 0), BP_ERR_ARG); /* stride 0 */
+    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 1, 3, 3, 1, 1, 1, 1, -1, NULL, 0), BP_ERR_ARG); /* negative pad */
+    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 0, 3, 3, 1, 1, 1, 1, 0, NULL, 0), BP_ERR_ARG);
+    CU_ASSERT_EQUAL(bp_conv2d_shape_init(&s, 1, 3, 3, 0, 1, 1, 1, 0, NULL, 0), BP_ERR_ARG);
 }
 
 /* ------------------------------------------------------------------ pooling */

@@ -61,8 +61,9 @@ static void test_record_and_csv(void)
                                     "1,1.5,1.6,,0.5\n2,0.75,0.9,,0.75\n3,0.25,0.5,,1\n"));
     free(text);
     free(path);
-    CU_ASSERT_EQUAL(bp_curves_write_csv(&c, "/nonexistent-dir/x.csv", err, sizeof err), -1);
-    CU_ASSERT(strstr(err, "cannot write '/nonexistent-dir/x.csv'") != NULL);
+    CU_ASSERT_EQUAL(bp_curves_write_csv(&c, "/nonexistent-dir/x.csv", err, sizeof err), BP_ERR_IO);
+    CU_ASSERT(strstr(err, "/nonexistent-dir/x.csv: cannot write") != NULL);
+    CU_ASSERT_EQUAL(bp_curves_write_csv(NULL, "x.csv", err, sizeof err), BP_ERR_ARG);
 }
 
 static void test_svg(void)
@@ -105,8 +106,12 @@ static void test_svg(void)
     CU_ASSERT(svg && strstr(svg, "<path class=\"curve\"") && !strstr(svg, ">accuracy</text>"));
     free(svg);
     bp_curves_init(&c, points, 40);
-    CU_ASSERT_EQUAL(bp_curves_write_svg(&c, path, NULL, err, sizeof err), -1);
+    CU_ASSERT_EQUAL(bp_curves_write_svg(&c, path, NULL, err, sizeof err), BP_ERR_ARG);
     CU_ASSERT(strstr(err, "no epochs recorded") != NULL);
+    /* the failed call left the earlier chart as it was */
+    svg = test_read_file(path, NULL);
+    CU_ASSERT(svg && strstr(svg, "</svg>") != NULL);
+    free(svg);
     free(path);
 }
 

@@ -468,7 +468,9 @@ static const char *const init_net =
     "input x\nparam a[4, 5] = xavier\nparam b[3] = he\nparam c[2, 3]\nparam d[7]\n"
     "param e = ones\nparam f[2] = -1.5\nparam g[1000] = uniform(2, 3)\n"
     "param h[1000] = normal(5, 0.1)\nparam z[2, 2] = zeros\n"
-    "loss L = sum(a) + sum(b) + sum(c) + sum(d) + e + sum(f) + sum(g) + sum(h) + sum(z) + x\n";
+    "param k4[4, 3, 3, 2] = xavier\nparam k3[5, 2, 3] = he\nparam k4d[2, 3, 2, 2]\n"
+    "loss L = sum(a) + sum(b) + sum(c) + sum(d) + e + sum(f) + sum(g) + sum(h) + sum(z) + x"
+    " + sum(k4) + sum(k3) + sum(k4d)\n";
 
 /* Every INIT against the runtime's fill functions called in declaration
  * order with one generator: M_init must be exactly that. */
@@ -488,6 +490,10 @@ static const char *const init_body[] = {
     "    bp_fill_uniform(&r, want + F(g_OFFSET), rs, 1000, 2, 3);\n",
     "    bp_fill_normal(&r, want + F(h_OFFSET), rs, 1000, 5, 0.1);\n",
     "    bp_fill_value(want + F(z_OFFSET), rs, 4, 0);\n",
+    /* rank 3 and 4: fan-out d1·r, fan-in d2·r, r the other dimensions */
+    "    bp_fill_uniform(&r, want + F(k4_OFFSET), rs, 72, -sqrt(6.0 / (24 + 18)), sqrt(6.0 / (24 + 18)));\n",
+    "    bp_fill_normal(&r, want + F(k3_OFFSET), rs, 30, 0, sqrt(2.0 / 6));\n",
+    "    bp_fill_normal(&r, want + F(k4d_OFFSET), rs, 24, 0, 1 / sqrt(12.0));\n",
     "    for (int k = 0; k < F(NUM_PARAMS); k++)\n",
     "        check(theta[k] == want[k], \"init as the runtime fills\", theta[k], want[k]);\n",
     "    double mean = 0;\n",
@@ -504,7 +510,8 @@ static const char *const init_body[] = {
     "    check(!memcmp(theta, other, sizeof other), \"same seed, same values\", 0, 0);\n",
     "    F(init)(other, 100);\n",
     "    check(memcmp(theta, other, sizeof other) != 0, \"another seed, other values\", 0, 0);\n",
-    "    check(F(NUM_PARAMS) == 20 + 3 + 6 + 7 + 1 + 2 + 1000 + 1000 + 4 && F(h_SIZE) == 1000 &&\n",
+    "    check(F(NUM_PARAMS) == 20 + 3 + 6 + 7 + 1 + 2 + 1000 + 1000 + 4 + 72 + 30 + 24 &&\n",
+    "          F(h_SIZE) == 1000 && F(k4_SIZE) == 72 &&\n",
     "          F(e_OFFSET) == 36, \"sizes and offsets\", F(NUM_PARAMS), 0);\n",
     "    printf(\"%s\\n\", fails ? \"FAILED\" : \"ok\");\n",
     "    return fails != 0;\n",

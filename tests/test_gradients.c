@@ -79,6 +79,33 @@ static const Case cases[] = {
             "param W2[3, 5] = xavier\nparam b2[3]\nwrt x\n"
             "h = tanh(W1 · x + b1)\nz = W2 · h + b2\np = softmax(z)\noutput p\n"
             "loss L = cross_entropy(p, y)\n"},
+    /* rank 3 and 4, convolution and pooling (CONTRACT v2 section 1):
+     * stride 2, pad 1, non-square kernels and inputs, several channels */
+    {"conv2d_stride_pad", "input x[2, 5, 6]\nparam K[3, 2, 3, 2]\nparam b[3]\nwrt x\n"
+                          "loss L = sum(tanh(conv2d(x, K, b, stride=2, pad=1)))\n"},
+    {"conv2d_plain", "input x[3, 4, 5]\nparam K[2, 3, 2, 3]\nwrt x\n"
+                     "y = conv2d(x, K)\nloss L = sum(y * y) * 0.5\n"},
+    {"conv2d_stride3", "input x[1, 7, 6]\nparam K[4, 1, 3, 3]\nparam b[4]\nwrt x\n"
+                       "loss L = sum(sin(conv2d(x, K, b, pad=2, stride=3)))\n"},
+    {"conv2d_chain", "input x[2, 6, 6]\nparam K1[3, 2, 3, 3]\nparam b1[3]\n"
+                     "param K2[2, 3, 2, 2]\nwrt x\n"
+                     "h = relu(conv2d(x, K1, b1, pad=1))\n"
+                     "loss L = sum(exp(conv2d(h, K2, stride=2) * 0.3))\n"},
+    {"maxpool2d", "input x[2, 5, 7]\nparam w[2, 2, 3]\nwrt x\n"
+                  "loss L = sum(maxpool2d(x * x, 2) * w)\n"},
+    {"avgpool2d", "input x[3, 5, 4]\nparam w[3, 1, 1]\nwrt x\n"
+                  "loss L = sum(sin(avgpool2d(x, 3)) * w)\n"},
+    {"flatten", "input x[2, 3, 2]\nparam W[4, 12]\nwrt x\n"
+                "loss L = sum(tanh(W · flatten(x * 2)))\n"},
+    {"layernorm", "input x[2, 3, 4]\ninput v[5]\nparam g[2, 3, 4]\nparam w[5]\nwrt x, v\n"
+                  "loss L = sum(sin(g * layernorm(x) + 0.2)) + dot(layernorm(v * w), w)\n"},
+    {"rank4", "input x[2, 1, 3, 2]\nparam K[2, 1, 3, 2]\nwrt x\n"
+              "loss L = sum(softmax(x * K) * K) + logsumexp(x - K) + mean(abs(x))"
+              " + dot(x, K) + sum(log_softmax(x) * K)\n"},
+    {"cnn", "input x[1, 8, 8]\ninput y[10]\nparam K[4, 1, 3, 3] = he\nparam b[4]\n"
+            "param W[10, 64] = xavier\nparam c[10]\nwrt x\n"
+            "h = maxpool2d(tanh(conv2d(x, K, b, pad=1)), 2)\n"
+            "z = W · flatten(h) + c\nloss L = softmax_cross_entropy(z, y)\n"},
     {"keywords_as_names", "input int[3]\ninput theta[3]\nparam n[3]\nparam ws\nwrt int\n"
                           "i = int * n + theta\nloss L = sum(i * i) * ws\n"},
 };
@@ -169,6 +196,54 @@ done:
     free(name);
 }
 
+/* The float build against the double build at the same point: the loss
+ * and every gradient within `limit`, relative (tests/harness/float_vs_double.c). */
+static void run_float_vs_double(const Case *c, double limit)
+{
+    char *fname = test_format("fd_%s_f", c->name), *dname = test_format("fd_%s_d", c->name);
+    char *fc = test_format("%s/%s.c", TEST_TMP, fname), *dc = test_format("%s/%s.c", TEST_TMP, dname);
+    char *fargs = test_format("-o %s --precision=float", fc);
+    char *dargs = test_format("-o %s --precision=double", dc);
+    char *exe = test_tmp_path(fname);
+    char *cmd = test_format("%s %s -Werror -Iruntime -DMODEL_F=%s_model -DMODEL_D=%s_model -o %s "
+                            "%s %s tests/harness/float_vs_double.c %s -lm",
+                            TEST_CC, TEST_CFLAGS, fname, dname, exe, fc, dc, TEST_LIBBP);
+    char *out = NULL, *err = NULL;
+    int rc = test_bpgen(fname, c->source, fargs, NULL, NULL);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc == 0) {
+        rc = test_bpgen(dname, c->source, dargs, NULL, NULL);
+        CU_ASSERT_EQUAL(rc, 0);
+    }
+    if (rc == 0) {
+        rc = test_run(cmd, NULL, &err);
+        CU_ASSERT_EQUAL(rc, 0);
+        if (rc != 0)
+            fprintf(stderr, "\n[%s] does not compile cleanly:\n%s\n", fname, err ? err : "");
+    }
+    if (rc == 0) {
+        rc = test_run(exe, &out, NULL);
+        CU_ASSERT_EQUAL(rc, 0);
+        int lines = 0;
+        double worst = worst_error(out, &lines);
+        CU_ASSERT_EQUAL(lines, 2);
+        CU_ASSERT(worst >= 0 && worst < limit);
+        if (rc != 0 || !(worst >= 0 && worst < limit))
+            fprintf(stderr, "\n[%s] float against double failed (limit %g):\n%s\n", fname, limit,
+                    out ? out : "");
+    }
+    free(out);
+    free(err);
+    free(cmd);
+    free(exe);
+    free(fargs);
+    free(dargs);
+    free(fc);
+    free(dc);
+    free(fname);
+    free(dname);
+}
+
 static void test_every_operation(void)
 {
     char *clang = clang_path();
@@ -176,15 +251,19 @@ static void test_every_operation(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_case(&cases[i], "double", 1e-6, clang);
         run_case(&cases[i], "float", 1e-2, clang);
+        run_float_vs_double(&cases[i], 1e-4);
     }
     free(clang);
 }
 
-/* Every example model, read from examples/, the same way. */
+/* Every example model, read from examples/: double against finite
+ * differences, float against double (finite differences in float step
+ * across the kinks of relu and max pooling in a whole network). */
 static void test_every_example(void)
 {
     static const char *const examples[] = {"chain",  "linreg", "logistic", "height",
-                                           "xor",    "iris",   "digits",   "finetune"};
+                                           "xor",    "iris",   "digits",   "finetune",
+                                           "digits_cnn"};
     char *clang = clang_path();
     for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
         char *path = test_format("examples/%s/%s.net", examples[i], examples[i]);
@@ -194,7 +273,7 @@ static void test_every_example(void)
             char *name = test_format("example_%s", examples[i]);
             Case c = {name, source};
             run_case(&c, "double", 1e-6, clang);
-            run_case(&c, "float", 1e-2, clang);
+            run_float_vs_double(&c, 1e-4);
             free(name);
         }
         free(source);
@@ -207,7 +286,9 @@ static void test_every_example(void)
 
 /* A small generator of random, well-shaped models: sums, products,
  * quotients, powers, every elementwise function, reductions, matrix
- * products, softmax and log_softmax nested at random. Each model is
+ * products, softmax and log_softmax, and small convolutional networks
+ * (conv2d with and without bias, stride 1 and 2, pad 1, max and average
+ * pooling, layernorm and flatten over a rank-3 input) nested at random. Each model is
  * differentiated with respect to parameters and inputs alike and checked
  * like the hand-written cases; a fixed seed keeps the run reproducible. */
 typedef struct {
@@ -231,6 +312,35 @@ static void emit(Gen *g, const char *s)
     }
     memcpy(g->text + g->len, s, n + 1);
     g->len += n;
+}
+
+static void gen_expr(Gen *g, int shape, int depth);
+
+/* An image [2, 4, 4]: the input im, functions of it, layernorm. */
+static void gen_image(Gen *g, int depth)
+{
+    unsigned r = depth <= 0 ? 0 : pick(g, 5);
+    if (r == 0) {
+        emit(g, "im");
+    } else if (r == 1) {
+        emit(g, pick(g, 2) ? "tanh(" : "sigmoid(");
+        gen_image(g, depth - 1);
+        emit(g, ")");
+    } else if (r == 2) {
+        emit(g, "layernorm(");
+        gen_image(g, depth - 1);
+        emit(g, ")");
+    } else if (r == 3) {
+        emit(g, "(");
+        gen_image(g, depth - 1);
+        emit(g, " * ");
+        gen_expr(g, 0, depth - 1);
+        emit(g, ")");
+    } else {
+        emit(g, "(");
+        gen_image(g, depth - 1);
+        emit(g, pick(g, 2) ? " + im * G)" : " - G)");
+    }
 }
 
 /* shape: 0 scalar, 3 a [3] vector, 4 a [4] vector */
@@ -293,6 +403,17 @@ static void gen_expr(Gen *g, int shape, int depth)
             gen_expr(g, 3, depth - 1);
             emit(g, ")");
         }
+    } else if (pick(g, 3) == 0) {      /* a small CNN: [2,4,4] -> [3,s,s] -> [3,1,1] -> [3] */
+        static const char *const conv[] = {"conv2d(", "conv2d("};
+        static const char *const tail[] = {", Kr, br, pad=1)", ", Kr, stride=2, pad=1)"};
+        unsigned stride2 = pick(g, 2);
+        emit(g, "flatten(");
+        emit(g, pick(g, 2) ? "maxpool2d(" : "avgpool2d(");
+        emit(g, pick(g, 2) ? "tanh(" : "(");
+        emit(g, conv[stride2]);
+        gen_image(g, depth - 1);
+        emit(g, tail[stride2]);
+        emit(g, stride2 ? "), 2))" : "), 4))");
     } else {                           /* vector-valued structure */
         static const char *const open[] = {"(M · ", "softmax(", "log_softmax(", "("};
         static const char *const close[] = {")", ")", ")", " · transpose(M))"};
@@ -311,7 +432,8 @@ static void test_random_models(void)
         g.len = 0;
         emit(&g, "input x[3]\ninput y[3]\ninput s\ninput q[4]\nparam r[4]\nparam w[3]\n"
                  "param v[3]\nparam M[3, 4]\nparam t\nparam u\nconst c = -1.25\n"
-                 "wrt x, y, s, q\nh = ");
+                 "input im[2, 4, 4]\nparam G[2, 4, 4]\nparam Kr[3, 2, 3, 3]\nparam br[3]\n"
+                 "wrt x, y, s, q, im\nh = ");
         gen_expr(&g, 3, 3);
         emit(&g, "\nloss L = ");
         gen_expr(&g, 0, 5);
@@ -324,10 +446,53 @@ static void test_random_models(void)
     free(g.text);
 }
 
+/* maxpool2d passes each window's gradient to its first maximal element in
+ * row-major order (CONTRACT v2): exact ties, checked through --main in
+ * both precisions. Two samples, windows 2x2 over x[1, 2, 4]:
+ *   sample 1: [1 1 3 3; 1 1 3 3]  every window a four-way tie
+ *   sample 2: [0 5 5 0; 5 0 0 5]  two-way ties, the first not at (0, 0)
+ * With w = (1, 2) the loss is sum(maxpool2d(x, 2) * w) per sample, so the
+ * gradient of the batch mean (n = 2) is w/2 at each window's first
+ * maximum and 0 elsewhere. */
+static void test_maxpool_ties(void)
+{
+    static const char *const precisions[] = {"double", "float"};
+    const char *source = "input x[1, 2, 4]\nparam w[1, 1, 2]\nwrt x\n"
+                         "loss L = sum(maxpool2d(x, 2) * w)\n";
+    for (int k = 0; k < 2; k++) {
+        char *name = test_format("ties_%s", precisions[k]);
+        char *out_c = test_format("%s/%s.c", TEST_TMP, name);
+        char *args = test_format("-o %s --main --precision=%s", out_c, precisions[k]);
+        char *err = NULL, *out = NULL;
+        CU_ASSERT_EQUAL_FATAL(test_bpgen(name, source, args, NULL, &err), 0);
+        char *exe = test_tmp_path(name);
+        char *cmd = test_format("%s %s -Werror -Iruntime -o %s %s %s -lm", TEST_CC, TEST_CFLAGS,
+                                exe, out_c, TEST_LIBBP);
+        CU_ASSERT_EQUAL(test_run(cmd, NULL, NULL), 0);
+        char *run = test_format("echo '1 2  2  1 1 3 3 1 1 3 3  0 5 5 0 5 0 0 5' | %s", exe);
+        CU_ASSERT_EQUAL(test_run(run, &out, NULL), 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out ? out : "", "loss 11\n"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out ? out : "", "grad w 3 4\n"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out ? out : "",
+                                      "grad x 0.5 0 1 0 0 0 0 0 0 0.5 1 0 0 0 0 0\n"));
+        if (!out || !strstr(out, "grad x 0.5 0 1 0 0 0 0 0 0 0.5 1 0 0 0 0 0\n"))
+            fprintf(stderr, "\n[%s] got:\n%s\n", name, out ? out : "");
+        free(run);
+        free(cmd);
+        free(exe);
+        free(out);
+        free(err);
+        free(args);
+        free(out_c);
+        free(name);
+    }
+}
+
 void register_gradients(void)
 {
     CU_pSuite s = CU_add_suite("gradients", NULL, NULL);
     CU_add_test(s, "every operation against finite differences", test_every_operation);
     CU_add_test(s, "every example model against finite differences", test_every_example);
     CU_add_test(s, "random models against finite differences", test_random_models);
+    CU_add_test(s, "maxpool2d ties go to the first maximum", test_maxpool_ties);
 }

@@ -216,8 +216,83 @@ done:
     free(abs_out);
 }
 
+/* Error paths: bp_mpi_init before MPI_Init, a real_size the hook does not
+ * know, and a rank that cannot read its data: MPI_Abort ends every rank
+ * with a message instead of leaving the other waiting. */
+static const char no_init_program[] =
+    "#include <stdio.h>\n"
+    "#include \"bp_mpi.h\"\n"
+    "int main(void)\n"
+    "{\n"
+    "    char err[256] = \"\";\n"
+    "    bp_mpi m;\n"
+    "    int rc = bp_mpi_init(&m, MPI_COMM_WORLD, err, sizeof err);\n"
+    "    printf(\"%d %s\\n\", rc, err);\n"
+    "    m.comm = MPI_COMM_WORLD;\n"
+    "    printf(\"%d\\n\", bp_mpi_allreduce(err, 1, 3, &m));\n"
+    "    return 0;\n"
+    "}\n";
+
+static void test_errors(void)
+{
+    if (!have(TEST_MPICC) || !have("mpirun")) {
+        printf("\n  [mpi] SKIPPED: %s or mpirun not found ", TEST_MPICC);
+        return;
+    }
+    char *dir = test_tmp_path("mpi_errors");
+    char *abs_dir = absolute(dir);
+    char *lib = absolute(TEST_LIBBP_MPI), *libbp = absolute(TEST_LIBBP);
+    char *src = test_format("%s/no_init.c", abs_dir);
+    char *mk = test_format("rm -rf '%s' && mkdir -p '%s'", abs_dir, abs_dir);
+    CU_ASSERT_EQUAL_FATAL(test_run(mk, NULL, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(test_write_file(src, no_init_program), 0);
+    const char *env = TEST_SANITIZE ? "ASAN_OPTIONS=detect_leaks=0 " : "";
+    char *cmd = test_format("%s %s -Werror -Iruntime -Iruntime/mpi -o '%s/no_init' '%s' '%s' '%s' "
+                            "-lm 2>&1 && %s'%s/no_init'",
+                            TEST_MPICC, TEST_CFLAGS, abs_dir, src, lib, libbp, env, abs_dir);
+    char *out = NULL;
+    int rc = test_run(cmd, &out, NULL);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(out ? out : "",
+                           "-1 bp_mpi: MPI is not running (call MPI_Init first, and "
+                           "MPI_Finalize only after training)\n-1\n");
+    free(out);
+    free(cmd);
+
+    /* A missing data file on both ranks: status not 0, the message, no
+     * hang. The program is the one test_digits_two_ranks built. */
+    char *mpi_dir = test_tmp_path("mpi"), *abs_mpi = absolute(mpi_dir);
+    char *prog = test_format("%s/digits/train_digits_mpi", abs_mpi);
+    free(mpi_dir);
+    free(abs_mpi);
+    if (access(prog, X_OK) == 0) {
+        const char *mpirun = getuid() == 0 ? "mpirun --allow-run-as-root --oversubscribe"
+                                           : "mpirun --oversubscribe";
+        cmd = test_format("OMPI_MCA_btl_vader_single_copy_mechanism=none %stimeout 120 %s -np 2 "
+                          "'%s' '%s/x.weights' 1 '%s/missing.csv' 2>&1",
+                          env, mpirun, prog, abs_dir, abs_dir);
+        out = NULL;
+        rc = test_run(cmd, &out, NULL);
+        CU_ASSERT(rc != 0 && rc != 124);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out ? out : "", "missing.csv: cannot open"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out ? out : "", "train_digits_mpi: rank "));
+        free(out);
+        free(cmd);
+    } else {
+        CU_FAIL("train_digits_mpi was not built by the test before");
+    }
+    free(prog);
+    free(mk);
+    free(src);
+    free(lib);
+    free(libbp);
+    free(abs_dir);
+    free(dir);
+}
+
 void register_mpi(void)
 {
     CU_pSuite s = CU_add_suite("mpi", NULL, NULL);
     CU_add_test(s, "digits: mpirun -np 2 ends where 1 process ends", test_digits_two_ranks);
+    CU_add_test(s, "errors: MPI not running, a rank without data", test_errors);
 }

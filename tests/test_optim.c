@@ -97,9 +97,9 @@ static void by_optim(bp_optim_kind kind, double wd, int rs, double out[P])
             gf[i] = (float)grad_of(tf[i], i);
         }
         if (rs == 8)
-            bp_optim_step(&o, td, gd);
+            bp_optim_step(&o, td, gd, NULL, 0);
         else
-            bp_optim_step(&o, tf, gf);
+            bp_optim_step(&o, tf, gf, NULL, 0);
     }
     CU_ASSERT_EQUAL(o.step, STEPS);
     for (int i = 0; i < P; i++)
@@ -143,7 +143,7 @@ static void test_first_step_values(void)
     c.lr = 0.1;
     bp_optimizer o;
     bp_optim_init(&o, &c, NULL, 2, 8, NULL);
-    bp_optim_step(&o, th, g);
+    bp_optim_step(&o, th, g, NULL, 0);
     CU_ASSERT_DOUBLE_EQUAL(th[0], 0.95, 1e-15);
     CU_ASSERT_DOUBLE_EQUAL(th[1], -1.9, 1e-15);
     /* Adam's first step moves every entry by lr (bias correction). */
@@ -151,7 +151,7 @@ static void test_first_step_values(void)
     c = bp_optim_defaults(BP_ADAM);
     c.lr = 0.01;
     bp_optim_init(&o, &c, NULL, 2, 8, st);
-    bp_optim_step(&o, th2, g2);
+    bp_optim_step(&o, th2, g2, NULL, 0);
     CU_ASSERT_DOUBLE_EQUAL(th2[0], 0.99, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(th2[1], -1.99, 1e-9);
 }
@@ -204,7 +204,7 @@ static void test_schedules(void)
     double th = 0, g;
     for (int t = 0; t < 3; t++) {
         g = 1;
-        bp_optim_step(&o, &th, &g);
+        bp_optim_step(&o, &th, &g, NULL, 0);
     }
     CU_ASSERT_DOUBLE_EQUAL(th, -1.75, 1e-15);
 }
@@ -219,16 +219,18 @@ static void test_clipping(void)
         bp_optim_init(&o, &c, NULL, 3, rs, NULL);
         double td[3] = {0, 0, 0}, gd[3] = {3, 4, 0};
         float tf[3] = {0, 0, 0}, gf[3] = {3, 4, 0};
-        double norm = rs == 8 ? bp_optim_step(&o, td, gd)
-                              : bp_optim_step(&o, tf, gf);
-        CU_ASSERT_DOUBLE_EQUAL(norm, 5.0, 1e-6);
+        int rc = rs == 8 ? bp_optim_step(&o, td, gd, NULL, 0)
+                         : bp_optim_step(&o, tf, gf, NULL, 0);
+        CU_ASSERT_EQUAL(rc, BP_OK);
+        CU_ASSERT_DOUBLE_EQUAL(o.grad_norm, 5.0, 1e-6);
         double g0 = rs == 8 ? gd[0] : gf[0], t1 = rs == 8 ? td[1] : tf[1];
         CU_ASSERT_DOUBLE_EQUAL(g0, 0.6, 1e-6);   /* rescaled in place */
         CU_ASSERT_DOUBLE_EQUAL(t1, -0.8, 1e-6);
         /* Below the threshold: untouched. */
         double t2[2] = {0, 0}, g2[2] = {0.3, 0.4};
         bp_optim_init(&o, &c, NULL, 2, 8, NULL);
-        CU_ASSERT_DOUBLE_EQUAL(bp_optim_step(&o, t2, g2), 0.5, 1e-15);
+        CU_ASSERT_EQUAL(bp_optim_step(&o, t2, g2, NULL, 0), BP_OK);
+        CU_ASSERT_DOUBLE_EQUAL(o.grad_norm, 0.5, 1e-15);
         CU_ASSERT_EQUAL(g2[1], 0.4);
         CU_ASSERT_DOUBLE_EQUAL(t2[1], -0.4, 1e-15);
     }
@@ -254,8 +256,8 @@ static void test_frozen(void)
         bp_optimizer o;
         bp_optim_init(&o, &c, &m, 4, 8, state);
         double th[4] = {1, 2, 3, 4}, g[4] = {3, 4, 3, 4};
-        double norm = bp_optim_step(&o, th, g);
-        CU_ASSERT_DOUBLE_EQUAL(norm, 5.0, 1e-15); /* frozen entries not counted */
+        CU_ASSERT_EQUAL(bp_optim_step(&o, th, g, NULL, 0), BP_OK);
+        CU_ASSERT_DOUBLE_EQUAL(o.grad_norm, 5.0, 1e-15); /* frozen entries not counted */
         CU_ASSERT_EQUAL(th[0], 1.0);
         CU_ASSERT_EQUAL(th[1], 2.0);
         CU_ASSERT(th[2] < 3.0 && th[3] < 4.0);
@@ -291,8 +293,8 @@ static void test_defaults_and_sizes(void)
     CU_ASSERT_EQUAL(o.step, 0);
 }
 
-/* Review fixes: a step with no state for a kind that needs it (or with no
- * theta or grad) does nothing and returns NaN instead of crashing. */
+/* A step with no state for a kind that needs it (or with no theta or
+ * grad) does nothing and returns BP_ERR_ARG with a message, not a crash. */
 static void test_missing_state(void)
 {
     static const bp_optim_kind kinds[] = {BP_MOMENTUM, BP_NESTEROV,
@@ -302,7 +304,12 @@ static void test_missing_state(void)
         bp_optimizer o;
         bp_optim_init(&o, &c, NULL, 2, 8, NULL);
         double th[2] = {1.0, -2.0}, g[2] = {0.5, -1.0};
-        CU_ASSERT(isnan(bp_optim_step(&o, th, g)));
+        char err[128] = "";
+        o.grad_norm = 42;
+        CU_ASSERT_EQUAL(bp_optim_step(&o, th, g, err, sizeof err), BP_ERR_ARG);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "bp_optim_step: the optimizer has no state "
+                                           "buffer, but its kind needs"));
+        CU_ASSERT_EQUAL(o.grad_norm, 42);
         CU_ASSERT(th[0] == 1.0 && th[1] == -2.0);
         CU_ASSERT(g[0] == 0.5 && g[1] == -1.0);
         CU_ASSERT_EQUAL(o.step, 0);
@@ -311,12 +318,16 @@ static void test_missing_state(void)
     bp_optimizer o;
     bp_optim_init(&o, &c, NULL, 2, 8, NULL);
     double th[2] = {1.0, -2.0}, g[2] = {0.5, -1.0};
-    CU_ASSERT(isnan(bp_optim_step(&o, NULL, g)));
-    CU_ASSERT(isnan(bp_optim_step(&o, th, NULL)));
-    CU_ASSERT(isnan(bp_optim_step(NULL, th, g)));
+    char err[128] = "";
+    CU_ASSERT_EQUAL(bp_optim_step(&o, NULL, g, err, sizeof err), BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err, "bp_optim_step: missing argument (theta is NULL)");
+    CU_ASSERT_EQUAL(bp_optim_step(&o, th, NULL, err, sizeof err), BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err, "bp_optim_step: missing argument (grad is NULL)");
+    CU_ASSERT_EQUAL(bp_optim_step(NULL, th, g, NULL, 0), BP_ERR_ARG);
     CU_ASSERT_EQUAL(o.step, 0);
     /* SGD needs no state: NULL is fine. */
-    CU_ASSERT_DOUBLE_EQUAL(bp_optim_step(&o, th, g), sqrt(1.25), 1e-15);
+    CU_ASSERT_EQUAL(bp_optim_step(&o, th, g, NULL, 0), BP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(o.grad_norm, sqrt(1.25), 1e-15);
     CU_ASSERT_EQUAL(o.step, 1);
 }
 
@@ -333,7 +344,7 @@ static void test_pytorch_differences(void)
     bp_optimizer o;
     bp_optim_init(&o, &c, NULL, 2, 8, NULL);
     double th[2] = {0, 0}, g[2] = {6, 8};
-    bp_optim_step(&o, th, g);
+    bp_optim_step(&o, th, g, NULL, 0);
     CU_ASSERT_DOUBLE_EQUAL(sqrt(g[0] * g[0] + g[1] * g[1]), 2.0, 1e-15);
 }
 
@@ -474,7 +485,7 @@ static void test_fast_matches_reference(void)
                     memcpy(rgr, gr, NP * 8);
                     reference_step(kinds[k], &c, step, rs, NP, rth, rgr, ref1,
                                    ref2, FLO, FHI);
-                    bp_optim_step(&o, th, gr);
+                    CU_ASSERT_EQUAL(bp_optim_step(&o, th, gr, NULL, 0), BP_OK);
                     worst = fmax(worst, max_rel(th, rth, rs, NP));
                     worst = fmax(worst, max_rel(gr, rgr, rs, NP));
                     if (bytes >= NP * 8)

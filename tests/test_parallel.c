@@ -505,7 +505,9 @@ static void test_bad_config(void)
         CU_ASSERT(memcmp(before, j.theta, sizeof before) == 0);
         CU_ASSERT_EQUAL(h.calls, 0);
         /* The scratch size is computed for a config alike. */
-        CU_ASSERT(bp_train_scratch_size(&m, &j.cfg, tr.rows) > 0);
+        size_t need = 0;
+        CU_ASSERT_EQUAL(bp_train_scratch_size(&m, &j.cfg, tr.rows, &need, NULL, 0), BP_OK);
+        CU_ASSERT(need > 0);
     }
     bp_data_free(&tr);
 }

@@ -365,8 +365,10 @@ static double run_check(const bp_model *m, char *where, size_t size)
     for (int i = 0; i < N; i++) yf[i] = (float)y[i];
     double x0 = x[0];
     const void *in_d[2] = {x, y}, *in_f[2] = {xf, yf};
-    double e = m->real_size == 8 ? bp_gradcheck(m, th, in_d, N, 0, where, size)
-                                 : bp_gradcheck(m, thf, in_f, N, 0, where, size);
+    double e = -1;
+    int rc = m->real_size == 8 ? bp_gradcheck(m, th, in_d, N, 0, &e, where, size)
+                               : bp_gradcheck(m, thf, in_f, N, 0, &e, where, size);
+    CU_ASSERT_EQUAL(rc, BP_OK);
     CU_ASSERT_EQUAL(x[0], x0); /* the caller's data is not touched */
     return e;
 }
@@ -458,26 +460,39 @@ static void test_gradcheck_null_args(void)
     sq.backward = sq_bwd;
     double x[4] = {3, -1, 0.5, 2};
     const void *in[1] = {x};
-    double e = bp_gradcheck(&sq, NULL, in, 2, 0, where, sizeof where);
+    double e = -1;
+    CU_ASSERT_EQUAL(bp_gradcheck(&sq, NULL, in, 2, 0, &e, where, sizeof where), BP_OK);
     CU_ASSERT(e >= 0 && e < 1e-6);
     CU_ASSERT(strncmp(where, "x[", 2) == 0);
-    /* A wrt input that is NULL, or no inputs array at all. */
+    /* A wrt input that is NULL, or no inputs array at all: BP_ERR_ARG, the
+     * message in `where`, *worst untouched. */
     const void *none[1] = {NULL};
-    CU_ASSERT_EQUAL(bp_gradcheck(&sq, NULL, none, 2, 0, where, sizeof where),
-                    -1);
-    CU_ASSERT_EQUAL(bp_gradcheck(&sq, NULL, NULL, 2, 0, where, sizeof where),
-                    -1);
+    e = 42;
+    CU_ASSERT_EQUAL(bp_gradcheck(&sq, NULL, none, 2, 0, &e, where, sizeof where),
+                    BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(where, "bp_gradcheck: input 'x' is differentiated (wrt) but NULL");
+    CU_ASSERT_EQUAL(e, 42);
+    CU_ASSERT_EQUAL(bp_gradcheck(&sq, NULL, NULL, 2, 0, &e, where, sizeof where),
+                    BP_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(where, "inputs is NULL but model"));
+    CU_ASSERT_EQUAL(bp_gradcheck(&sq, NULL, in, 2, 0, NULL, where, sizeof where),
+                    BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(where, "bp_gradcheck: missing argument (worst is NULL)");
+    CU_ASSERT_EQUAL(bp_gradcheck(&sq, NULL, in, 0, 0, &e, where, sizeof where),
+                    BP_ERR_ARG);
     /* theta NULL for a model that has parameters. */
     bp_model m = lin_model(8, lin_params, lin_ok_f, lin_ok_d);
     double xx[3] = {1, 2, 3}, y = 1;
     const void *in2[2] = {xx, &y};
-    CU_ASSERT_EQUAL(bp_gradcheck(&m, NULL, in2, 1, 0, where, sizeof where),
-                    -1);
+    CU_ASSERT_EQUAL(bp_gradcheck(&m, NULL, in2, 1, 0, &e, where, sizeof where),
+                    BP_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(where, "theta is NULL but model"));
     double th[4] = {0.1, 0.2, 0.3, 0.4};
-    CU_ASSERT_EQUAL(bp_gradcheck(&m, th, NULL, 1, 0, where, sizeof where), -1);
+    CU_ASSERT_EQUAL(bp_gradcheck(&m, th, NULL, 1, 0, &e, where, sizeof where), BP_ERR_ARG);
     const void *in3[2] = {NULL, &y};   /* x is wrt */
-    CU_ASSERT_EQUAL(bp_gradcheck(&m, th, in3, 1, 0, where, sizeof where), -1);
-    CU_ASSERT(bp_gradcheck(&m, th, in2, 1, 0, where, sizeof where) < 1e-6);
+    CU_ASSERT_EQUAL(bp_gradcheck(&m, th, in3, 1, 0, &e, where, sizeof where), BP_ERR_ARG);
+    CU_ASSERT_EQUAL(bp_gradcheck(&m, th, in2, 1, 0, &e, where, sizeof where), BP_OK);
+    CU_ASSERT(e < 1e-6);
 }
 
 void register_runtime(void);

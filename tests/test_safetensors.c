@@ -28,6 +28,7 @@ static bp_model small(int rs)
 {
     bp_model m;
     memset(&m, 0, sizeof m);
+    m.abi_version = BP_ABI_VERSION;
     m.name = "small";
     m.real_size = rs;
     m.num_params = SMALL_N;

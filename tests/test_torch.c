@@ -186,7 +186,7 @@ static const char *driver_c =
     "    for (int step = 0; step < 80; step++) {\n"
     "        loss = m->forward(theta, in, N, ws);\n"
     "        m->backward(theta, in, N, ws, grad, NULL);\n"
-    "        bp_optim_step(&o, theta, grad);\n"
+    "        if (bp_optim_step(&o, theta, grad, err, sizeof err)) return 1;\n"
     "    }\n"
     "    if (bp_safetensors_save(argv[2], m, theta, err, sizeof err)) {\n"
     "        fprintf(stderr, \"%s\\n\", err);\n"

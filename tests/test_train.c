@@ -545,8 +545,25 @@ static void test_buffers(void)
     CU_ASSERT_EQUAL_FATAL(bp_train(&m, a, &d, NULL, &c, NULL, err,
                                    sizeof err), 0);
     /* Caller-owned scratch gives the same result. */
-    size_t need = bp_train_scratch_size(&m, &c, d.rows);
+    size_t need = 0;
+    CU_ASSERT_EQUAL(bp_train_scratch_size(&m, &c, d.rows, &need, err, sizeof err), BP_OK);
     CU_ASSERT(need > 0);
+    /* its own error paths: a config that does not fit, no out-parameter */
+    size_t unchanged = 7;
+    bp_train_config bad = c;
+    bad.batch_size = 0;
+    CU_ASSERT_EQUAL(bp_train_scratch_size(&m, &bad, d.rows, &unchanged, err, sizeof err),
+                    BP_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err, "batch size 0 is below 1");
+    bad = c;
+    bad.x_input = 5;
+    CU_ASSERT_EQUAL(bp_train_scratch_size(&m, &bad, d.rows, &unchanged, err, sizeof err),
+                    BP_ERR_ARG);
+    CU_ASSERT_EQUAL(unchanged, 7);
+    CU_ASSERT_EQUAL(bp_train_scratch_size(&m, &c, d.rows, NULL, err, sizeof err), BP_ERR_ARG);
+    CU_ASSERT_EQUAL(bp_train_scratch_size(&m, &c, (size_t)-1 / 2, &unchanged, err, sizeof err),
+                    BP_ERR_NOMEM);
+    CU_ASSERT_STRING_EQUAL(err, "bp_train_scratch_size: scratch size overflows");
     void *block = malloc(need);
     c.scratch = block;
     c.scratch_size = need;
@@ -632,8 +649,8 @@ static void test_errors(void)
     c.epochs = 100;
     c.batch_size = 20;
     double t2[3] = {0, 0, 0};
-    CU_ASSERT_NOT_EQUAL(bp_train(&m, t2, &d, NULL, &c, &last, err, sizeof err),
-                        0);
+    CU_ASSERT_EQUAL(bp_train(&m, t2, &d, NULL, &c, &last, err, sizeof err),
+                    BP_ERR_DIVERGED);
     CU_ASSERT(strncmp(err, "training diverged: loss is ", 27) == 0);
     CU_ASSERT(strstr(err, "(try a lower learning rate)") != NULL);
     bp_data_free(&d);

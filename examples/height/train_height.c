@@ -123,7 +123,7 @@ int main(void)
         if (epoch == EPOCHS)
             break;
         height_backward(theta, inputs, N, ws, grad, NULL);
-        bp_optim_step(&opt, theta, grad);
+        bp_optim_step(&opt, theta, grad, NULL, 0);
     }
 
     double yhat[N];

@@ -142,10 +142,10 @@ int main(int argc, char **argv)
         bp_batch_fill(&test, idx, GRADCHECK_ROWS, sizeof(float), x, y);
         const void *inputs[2] = {x, y};
         char where[256] = "";
-        double worst = bp_gradcheck(&iris_model, loaded, inputs, GRADCHECK_ROWS, 0, where,
-                                    sizeof where);
-        if (worst < 0) {
-            fprintf(stderr, "train_iris: gradient check failed to run\n");
+        double worst;
+        if (bp_gradcheck(&iris_model, loaded, inputs, GRADCHECK_ROWS, 0, &worst, where,
+                         sizeof where) != BP_OK) {
+            fprintf(stderr, "train_iris: %s\n", where);
             goto done;
         }
         printf("gradient check on a batch of %d: worst relative error %.2g (%s)\n",

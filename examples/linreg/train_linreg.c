@@ -93,7 +93,7 @@ int main(void)
         if (epoch == EPOCHS)
             break;
         linreg_backward(theta, inputs, N, ws, grad, NULL);
-        bp_optim_step(&opt, theta, grad);
+        bp_optim_step(&opt, theta, grad, NULL, 0);
     }
     free(ws);
     free(state);

@@ -96,7 +96,7 @@ int main(void)
         if (epoch == EPOCHS)
             break;
         logistic_backward(theta, inputs, N, ws, grad, NULL); /* no dJ/dx needed */
-        bp_optim_step(&opt, theta, grad);
+        bp_optim_step(&opt, theta, grad, NULL, 0);
     }
     free(state);
     free(ws);

@@ -49,7 +49,7 @@ int main(void)
             if (epoch == EPOCHS)
                 break;
             xor_backward(theta, inputs, N, ws, grad, NULL);
-            bp_optim_step(&opt, theta, grad);
+            bp_optim_step(&opt, theta, grad, NULL, 0);
         }
         xor_predict(theta, inputs, N, ws, outputs);
         correct = 0;

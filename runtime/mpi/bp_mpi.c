@@ -8,7 +8,8 @@
 #include <string.h>
 
 /* The runtime's error convention (bp.h), without reaching into libbp's
- * internals. */
+ * internals: BP_ERR_ARG for the caller's mistakes, BP_ERR_IO when an MPI
+ * call fails. */
 static int fail(char *err, size_t err_size, const char *what, int code)
 {
     if (err && err_size) {
@@ -18,7 +19,7 @@ static int fail(char *err, size_t err_size, const char *what, int code)
             MPI_Error_string(code, msg, &len);
         snprintf(err, err_size, "bp_mpi: %s%s%s", what, len ? ": " : "", msg);
     }
-    return -1;
+    return code == MPI_SUCCESS ? BP_ERR_ARG : BP_ERR_IO;
 }
 
 int bp_mpi_init(bp_mpi *m, MPI_Comm comm, char *err, size_t err_size)
@@ -41,7 +42,7 @@ int bp_mpi_init(bp_mpi *m, MPI_Comm comm, char *err, size_t err_size)
     m->parallel.size = size;
     m->parallel.allreduce = bp_mpi_allreduce;
     m->parallel.user = m;
-    return 0;
+    return BP_OK;
 }
 
 int bp_mpi_allreduce(void *buf, size_t count, int real_size, void *user)

@@ -32,8 +32,8 @@ typedef struct {
 /* Sets m up for the ranks of comm (MPI_COMM_WORLD: every process mpirun
  * started): parallel.rank and .size from MPI, parallel.allreduce =
  * bp_mpi_allreduce, parallel.user = m. comm must stay valid while m is in
- * use, and m must not move. Returns 0, or -1 (MPI not initialised, or an
- * MPI call failed) with a message in err. */
+ * use, and m must not move. Returns BP_OK, BP_ERR_ARG (m NULL, MPI not
+ * initialised) or BP_ERR_IO (an MPI call failed), with a message in err. */
 int bp_mpi_init(bp_mpi *m, MPI_Comm comm, char *err, size_t err_size);
 
 /* The hook: MPI_Allreduce(MPI_IN_PLACE, buf, count, MPI_FLOAT or

@@ -37,9 +37,10 @@ int main(int argc, char **argv)
         void *ws = malloc(m->workspace_size(n) + 1);
         double loss = m->forward(theta, cinputs, n, ws);
         char where[256] = "";
-        double err = bp_gradcheck(m, theta, cinputs, n, step, where, sizeof where);
+        double err = NAN;
+        int rc = bp_gradcheck(m, theta, cinputs, n, step, &err, where, sizeof where);
         printf("n=%d loss=%.17g err=%.3g at %s\n", n, loss, err, where);
-        if (!isfinite(loss) || !(err >= 0))
+        if (!isfinite(loss) || rc != BP_OK || !(err >= 0))
             status = 1;
         free(ws);
         for (int k = 0; k < m->num_inputs && k < 16; k++)

@@ -1,0 +1,48 @@
+/* tempfile.c — temporary files for saves (see internal.h). */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Not mkstemp: its files are private (0600), and giving them the
+ * permissions of any new file would need umask(), which is process-wide
+ * and would race with other threads. O_EXCL gives the same uniqueness; a
+ * name in use (another thread's, or left by a crashed process) is
+ * skipped. */
+FILE *bp_create_temp(const char *path, char **tmp_path)
+{
+    static unsigned long counter;
+    *tmp_path = NULL;
+    size_t size = strlen(path) + 64;
+    char *tmp = malloc(size);
+    if (!tmp) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        snprintf(tmp, size, "%s.tmp%ld-%lu", path, (long)getpid(), counter++);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+        if (fd < 0 && errno == EEXIST)
+            continue;
+        if (fd < 0)
+            break;
+        FILE *f = fdopen(fd, "wb");
+        if (!f) {
+            int e = errno;
+            close(fd);
+            remove(tmp);
+            errno = e;
+            break;
+        }
+        *tmp_path = tmp;
+        return f;
+    }
+    int e = errno;
+    free(tmp);
+    errno = e;
+    return NULL;
+}
