@@ -4,6 +4,7 @@
 #                     where mpicc exists)
 #   make test         every test suite (SANITIZE=1: under ASan and UBSan)
 #   make demo         the built-in example
+#   make docs         the pictures in docs/img: example graphs, iris's training curves
 #   make examples     build and run every example
 #   make bench        benchmarks (bench-mpi: only 2 MPI ranks against 1)
 #   make install PREFIX=/usr/local
@@ -84,7 +85,7 @@ FUZZ_HELPERS = $(BUILD)/tests/fuzz/harness.o $(BUILD)/tests/fuzz/models.o
 FUZZ_SECONDS ?= 60
 
 .DEFAULT_GOAL := all
-.PHONY: all test demo examples bench bench-mpi install clean build-deps test-deps mpi-skipped \
+.PHONY: all test demo docs examples bench bench-mpi install clean build-deps test-deps mpi-skipped \
         fuzz fuzz-targets
 .DELETE_ON_ERROR:
 
@@ -207,6 +208,20 @@ fuzz:
 # ---------------------------------------------------------------- demo, examples
 demo: all
 	@sh scripts/demo.sh $(BUILD)
+
+# The pictures docs/tutorial.md shows: `bpgen --dot` of example models,
+# rendered by Graphviz (installed on first use).
+DOC_GRAPHS = chain logistic height iris
+docs: all
+	@command -v dot >/dev/null 2>&1 || sh scripts/install-deps.sh
+	@mkdir -p docs/img
+	@for m in $(DOC_GRAPHS); do \
+	  $(BUILD)/bpgen examples/$$m/$$m.net --dot | dot -Tsvg -o docs/img/$$m.svg && \
+	  $(BUILD)/bpgen examples/$$m/$$m.net --dot=backward | dot -Tsvg -o docs/img/$$m-backward.svg && \
+	  echo "docs/img/$$m.svg docs/img/$$m-backward.svg" || exit 1; done
+	@MAKEFLAGS= MAKELEVEL= $(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) run-iris >/dev/null
+	@cp $(BUILD)/examples/iris/iris-curves.svg docs/img/iris-curves.svg
+	@echo "docs/img/iris-curves.svg (from the iris example's training)"
 
 # With mpicc and mpirun, the MPI example (mpirun -np 2) runs too (not
 # under the sanitizers: LeakSanitizer reports Open MPI's own allocations;
