@@ -4,6 +4,7 @@
 #                     where mpicc exists)
 #   make test         every test suite (SANITIZE=1: under ASan and UBSan)
 #   make demo         the built-in example
+#   make docs         the pictures in docs/img: example graphs, iris's training curves
 #   make examples     build and run every example
 #   make bench        benchmarks (bench/README.md); bench-fashion: against PyTorch;
 #                     bench-mpi: only 2 MPI ranks against 1
@@ -85,7 +86,7 @@ FUZZ_HELPERS = $(BUILD)/tests/fuzz/harness.o $(BUILD)/tests/fuzz/models.o
 FUZZ_SECONDS ?= 60
 
 .DEFAULT_GOAL := all
-.PHONY: all test demo examples bench bench-mpi bench-fashion install clean build-deps \
+.PHONY: all test demo docs examples bench bench-mpi bench-fashion install clean build-deps \
         test-deps data-deps mpi-skipped fuzz fuzz-targets FORCE
 .DELETE_ON_ERROR:
 
@@ -227,6 +228,20 @@ fuzz:
 demo: all
 	@sh scripts/demo.sh $(BUILD)
 
+# The pictures docs/tutorial.md shows: `bpgen --dot` of example models,
+# rendered by Graphviz (installed on first use).
+DOC_GRAPHS = chain logistic height iris
+docs: all
+	@command -v dot >/dev/null 2>&1 || sh scripts/install-deps.sh
+	@mkdir -p docs/img
+	@for m in $(DOC_GRAPHS); do \
+	  $(BUILD)/bpgen examples/$$m/$$m.net --dot | dot -Tsvg -o docs/img/$$m.svg && \
+	  $(BUILD)/bpgen examples/$$m/$$m.net --dot=backward | dot -Tsvg -o docs/img/$$m-backward.svg && \
+	  echo "docs/img/$$m.svg docs/img/$$m-backward.svg" || exit 1; done
+	@MAKEFLAGS= MAKELEVEL= $(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) run-iris >/dev/null
+	@cp $(BUILD)/examples/iris/iris-curves.svg docs/img/iris-curves.svg
+	@echo "docs/img/iris-curves.svg (from the iris example's training)"
+
 # With mpicc and mpirun, the MPI example (mpirun -np 2) runs too (not
 # under the sanitizers: LeakSanitizer reports Open MPI's own allocations;
 # the test suite runs it with leak checks off, see tests/test_mpi.c).
@@ -256,7 +271,7 @@ bench-conv: $(BUILD)/libbp.a
 	@sh scripts/install-bench-deps.sh
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(ALL_CFLAGS) -Iruntime -o $(BUILD)/bench/conv_bench bench/conv/conv_bench.c \
-	  $(BUILD)/libbp.a -lopenblas $(LDLIBS)
+	  $(BUILD)/libbp.a -lopenblas -pthread $(LDLIBS)
 	@/usr/bin/python3 bench/conv/run.py $(BUILD)
 
 # ---------------------------------------------------------------- install, clean

@@ -844,6 +844,55 @@ int bp_predict_argmax(const bp_model *m, const void *theta,
  * to `user` (a FILE *; NULL means stdout). Never stops training. */
 int bp_epoch_print(const bp_epoch_report *r, void *user);
 
+/* ------------------------------------------------------------------------ */
+/* curves.c — training curves: each epoch's report, recorded through the
+ * on_epoch callback, written as CSV and as a self-contained SVG chart
+ * (train and test loss on the left axis, accuracy on the right, ticks,
+ * labels, a legend). The caller owns the storage of the points.
+ *
+ *     bp_curve_point points[50];
+ *     bp_curves curves;
+ *     bp_curves_init(&curves, points, 50);
+ *     curves.then = bp_epoch_print;            (optional: print as well)
+ *     cfg.on_epoch = bp_curves_record;
+ *     cfg.user = &curves;
+ *     bp_train(...);
+ *     bp_curves_write_svg(&curves, "curves.svg", "iris", err, sizeof err);
+ */
+
+typedef struct {
+    int epoch;
+    double train_loss, test_loss;   /* NaN where the report had none */
+    double train_acc, test_acc;
+} bp_curve_point;
+
+typedef struct {
+    bp_curve_point *points;     /* caller-owned, `capacity` of them */
+    int capacity;
+    int count;                  /* recorded so far; epochs past capacity
+                                   are counted in `dropped`, not stored */
+    int dropped;
+    bp_epoch_fn then;           /* called after recording (may be NULL) */
+    void *then_user;
+} bp_curves;
+
+void bp_curves_init(bp_curves *c, bp_curve_point *storage, int capacity);
+
+/* A bp_epoch_fn: records r into `curves` (a bp_curves *), then returns
+ * what `then` returns (0 without one). */
+int bp_curves_record(const bp_epoch_report *r, void *curves);
+
+/* `epoch,train_loss,test_loss,train_acc,test_acc` and one line per epoch
+ * (empty fields where a value is NaN), written to a temporary file renamed
+ * over `path` when complete. BP_ERR_ARG for NULL arguments, BP_ERR_IO when
+ * the file cannot be written (an existing one is left as it was). */
+int bp_curves_write_csv(const bp_curves *c, const char *path, char *err,
+                        size_t err_size);
+
+/* The chart as one SVG file with no external references, written like the
+ * CSV; `title` may be NULL. BP_ERR_ARG also when no epoch was recorded. */
+int bp_curves_write_svg(const bp_curves *c, const char *path,
+                        const char *title, char *err, size_t err_size);
 
 /* ------------------------------------------------------------------------ */
 /* Fast elementwise math — exp, log, tanh and sigmoid in float and double,

@@ -199,7 +199,7 @@ int bp_par_start(const bp_parallel *p, const bp_model *m, const void *theta,
         return bp_error(BP_ERR_IO, err, err_size, "parallel: the all-reduce failed "
                        "(status %d) before training", st);
     if (!same)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_MISMATCH, err, err_size,
                        "parallel: the ranks were given different data or "
                        "settings (every rank must call bp_train with the "
                        "same training and test sets, config and optimiser "
@@ -211,7 +211,7 @@ int bp_par_start(const bp_parallel *p, const bp_model *m, const void *theta,
         return bp_error(BP_ERR_IO, err, err_size, "parallel: the all-reduce failed "
                        "(status %d) before training", st);
     if (!same)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_MISMATCH, err, err_size,
                        "parallel: the ranks start from different parameters "
                        "(initialise theta the same way on every rank: the "
                        "same seed or the same weights file)");

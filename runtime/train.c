@@ -423,7 +423,7 @@ static int par_epoch(run *r, const bp_parallel *p, const void *theta,
         return bp_error(BP_ERR_IO, err, err_size, "parallel: the all-reduce failed "
                        "(status %d) after epoch %d", st, rep->epoch);
     if (!same)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_MISMATCH, err, err_size,
                        "parallel: the ranks' parameters differ after epoch "
                        "%d (the all-reduce must give every rank the same "
                        "sum, bit for bit)", rep->epoch);

@@ -10,7 +10,9 @@
 #             safetensors are compared with PyTorch); Open MPI (mpicc
 #             builds build/libbp_mpi.a, mpirun runs the 2-rank test);
 #             cmake, pkg-config and man (the install tests); valgrind (the
-#             memcheck tests)
+#             memcheck tests); Graphviz (the tests render `bpgen --dot`;
+#             `make docs`) and xmllint (the tests check the training
+#             curves' SVG)
 #   valgrind  valgrind alone
 #   data      build, and the Fashion-MNIST data set (make examples,
 #             make bench-fashion; `test` installs it too)
@@ -49,6 +51,8 @@ for group in "$@"; do
         want 'command -v pkg-config' pkg-config
         want 'command -v man' man-db
         want 'command -v valgrind' valgrind
+        want 'command -v dot' graphviz
+        want 'command -v xmllint' libxml2-utils
         want 'test -d /usr/share/datasets/fashion-mnist' dataset-fashion-mnist ;;
     data)
         build_tools

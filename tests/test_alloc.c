@@ -380,7 +380,7 @@ static int predict(char *err, size_t size)
     return bp_predict_argmax(&lin, lin_theta, &two_class, &c, pred, err, size);
 }
 
-/* bp_gradcheck reports failure as a bp_status, its message in `where`. */
+/* bp_gradcheck reports failure as a status (BP_ERR_NOMEM for memory). */
 static int gradcheck(char *err, size_t size)
 {
     double x[4] = {1, 2, -1, 0.5}, y[4] = {0, 1, 1, 0};
@@ -389,7 +389,8 @@ static int gradcheck(char *err, size_t size)
     double worst = -1;
     int rc = bp_gradcheck(&lin, lin_theta, in, 2, 0, &worst, where, sizeof where);
     if (rc != 0) {
-        snprintf(err, size, "out of memory (bp_gradcheck returned %d: %s)", rc, where);
+        snprintf(err, size, "out of memory (bp_gradcheck returned %d: %s)", rc,
+                 bp_strerror(rc));
         return -1;
     }
     if (!(worst < 1e-6))

@@ -14,8 +14,9 @@
  *     file of tests/fuzz/regressions/NAME/ and tests/fuzz/corpus/NAME/,
  *     with the project's normal compiler and no libFuzzer.
  * The Makefile finds the targets by their file names, so a new reader
- * (IDX, safetensors, ...) gets fuzzed by adding fuzz_NAME.c, a seed
- * corpus in corpus/NAME/ and, when it helps, NAME.dict. */
+ * (IDX, ...) gets fuzzed by adding fuzz_NAME.c, a seed corpus in
+ * corpus/NAME/ and, when it helps, NAME.dict (fuzz_safetensors.c is the
+ * shortest example). */
 #ifndef BP_FUZZ_H
 #define BP_FUZZ_H
 
