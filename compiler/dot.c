@@ -137,7 +137,9 @@ static void draw_node(Dot *t, const Node *n, bool backward)
     }
     /* a - b and a / b are drawn as what they are, not as a + (-1 * b)
      * and a * b^-1; the edge of the second operand says which it is */
-    const Node *operand[2] = {n->nin > 0 ? n->in[0] : NULL, n->nin > 1 ? n->in[1] : NULL};
+    const Node *operand[MAX_OPERANDS];
+    for (int k = 0; k < n->nin && k < MAX_OPERANDS; k++)
+        operand[k] = n->in[k];
     const char *label = NULL, *second = NULL;
     int skip = -1;
     for (int k = 0; k < 2 && n->nin == 2 && !label; k++) {
