@@ -29,18 +29,8 @@ static FILE *open_output(const char *path, char **tmp, char *err, size_t err_siz
 
 static int close_output(FILE *f, const char *path, char *tmp, char *err, size_t err_size)
 {
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (!bad && rename(tmp, path) != 0)
-        bad = 1;
-    int status = BP_OK;
-    if (bad) {
-        status = bp_error(BP_ERR_IO, err, err_size, "%s: cannot write: %s", path,
-                          strerror(errno ? errno : EIO));
-        remove(tmp);
-    }
-    free(tmp);
-    return status;
+    int write_errno = ferror(f) ? (errno ? errno : EIO) : 0;
+    return bp_commit_temp(f, tmp, path, write_errno, err, err_size);
 }
 
 void bp_curves_init(bp_curves *c, bp_curve_point *storage, int capacity)

@@ -34,6 +34,13 @@ int bp_fail(char *err, size_t err_size, const char *fmt, ...);
  * one. Returns the stream (and the malloc'd name in *tmp_path), or NULL
  * with errno set (ENOMEM when out of memory) and *tmp_path NULL. */
 FILE *bp_create_temp(const char *path, char **tmp_path);
+/* Finishes a save begun by bp_create_temp: flushes f to disk, closes it
+ * and renames tmp_path over path. write_errno is the errno of a write that
+ * already failed (0: none). On any failure the temporary file is removed
+ * and path left as it was (BP_ERR_IO, "PATH: cannot write: REASON").
+ * Always closes f and frees tmp_path. */
+int bp_commit_temp(FILE *f, char *tmp_path, const char *path, int write_errno,
+                   char *err, size_t err_size);
 
 /* parallel.c — data-parallel training's part of bp_train (bp_parallel in
  * bp.h). p may be NULL or of size 1 (one process) in bp_par_check only;

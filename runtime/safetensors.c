@@ -263,23 +263,7 @@ int bp_safetensors_save(const char *path, const bp_model *m, const void *theta,
         if (!bad && fill)
             bad = fwrite(buf, 1, fill, f) != fill;
     }
-    int e = 0;
-    if (bad || fflush(f) != 0)
-        e = errno ? errno : EIO;
-    if (!e && fsync(fileno(f)) != 0)
-        e = errno;
-    if (fclose(f) != 0 && !e)
-        e = errno ? errno : EIO;
-    if (!e && rename(tmp, path) != 0)
-        e = errno;
-    if (e) {
-        remove(tmp);
-        bp_error(BP_ERR_IO, err, err_size, "%s: cannot write: %s", path, strerror(e));
-        free(tmp);
-        return BP_ERR_IO;
-    }
-    free(tmp);
-    return 0;
+    return bp_commit_temp(f, tmp, path, bad ? (errno ? errno : EIO) : 0, err, err_size);
 }
 
 /* ---------------------------------------------------------------- the header parser */

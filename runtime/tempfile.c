@@ -46,3 +46,25 @@ FILE *bp_create_temp(const char *path, char **tmp_path)
     errno = e;
     return NULL;
 }
+
+int bp_commit_temp(FILE *f, char *tmp_path, const char *path, int write_errno,
+                   char *err, size_t err_size)
+{
+    int e = write_errno;
+    errno = 0;
+    if (!e && fflush(f) != 0)
+        e = errno ? errno : EIO;
+    if (!e && fsync(fileno(f)) != 0)
+        e = errno;
+    if (fclose(f) != 0 && !e)
+        e = errno ? errno : EIO;
+    if (!e && rename(tmp_path, path) != 0)
+        e = errno;
+    if (e)
+        remove(tmp_path);
+    free(tmp_path);
+    if (e)
+        return bp_error(BP_ERR_IO, err, err_size, "%s: cannot write: %s", path,
+                        strerror(e));
+    return BP_OK;
+}

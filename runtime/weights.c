@@ -251,24 +251,7 @@ int bp_weights_save(const char *path, const bp_model *m, const void *theta,
     uint64_t sum = w.hash;
     w_uint(&w, sum, 8);
 
-    int e = w.bad;
-    errno = 0;
-    if (!e && fflush(w.f) != 0)
-        e = errno ? errno : EIO;
-    if (!e && fsync(fileno(w.f)) != 0)
-        e = errno;
-    if (fclose(w.f) != 0 && !e)
-        e = errno ? errno : EIO;
-    if (!e && rename(tmp, path) != 0)
-        e = errno;
-    if (e) {
-        remove(tmp);
-        bp_error(BP_ERR_IO, err, err_size, "%s: cannot write: %s", path, strerror(e));
-        free(tmp);
-        return BP_ERR_IO;
-    }
-    free(tmp);
-    return 0;
+    return bp_commit_temp(w.f, tmp, path, w.bad, err, err_size);
 }
 
 /* ---------------------------------------------------------------- load */
