@@ -173,6 +173,7 @@ static const char *driver_c =
     "        }\n"
     "        printf(\"bpgen at torch's weights: loss %.12f (torch %.12f), worst relative \"\n"
     "               \"difference of loss and gradients %.3g\\n\", loss, ref[0], worst);\n"
+    "        free(x); free(y); free(p); free(theta); free(grad); free(ws);\n"
     "        return worst < 1e-10 ? 0 : 1;\n"
     "    }\n"
     "    /* train: Adam from bpgen's own initialisation, then save and predict */\n"
