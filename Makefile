@@ -4,8 +4,10 @@
 #                     where mpicc exists)
 #   make test         every test suite (SANITIZE=1: under ASan and UBSan)
 #   make demo         the built-in example
+#   make docs         the pictures in docs/img: example graphs, iris's training curves
 #   make examples     build and run every example
-#   make bench        benchmarks (bench-mpi: only 2 MPI ranks against 1)
+#   make bench        benchmarks (bench/README.md); bench-fashion: against PyTorch;
+#                     bench-mpi: only 2 MPI ranks against 1
 #   make install PREFIX=/usr/local
 #   make fuzz FUZZ_SECONDS=60   each fuzz target for that long (libFuzzer)
 #
@@ -84,18 +86,36 @@ FUZZ_HELPERS = $(BUILD)/tests/fuzz/harness.o $(BUILD)/tests/fuzz/models.o
 FUZZ_SECONDS ?= 60
 
 .DEFAULT_GOAL := all
-.PHONY: all test demo examples bench bench-mpi install clean build-deps test-deps mpi-skipped \
-        fuzz fuzz-targets
+.PHONY: all test demo docs examples bench bench-mpi bench-fashion install clean build-deps \
+        test-deps data-deps mpi-skipped fuzz fuzz-targets FORCE
 .DELETE_ON_ERROR:
 
 # On a fresh machine the tools are installed on first use, so `make demo`
 # and `make test` are the only commands a new user types.
 build-deps:
 	@command -v $(BISON) >/dev/null 2>&1 && command -v $(FLEX) >/dev/null 2>&1 \
-	  || sh scripts/install-deps.sh build
+	  && [ -f /usr/include/zlib.h ] || sh scripts/install-deps.sh build
 
 test-deps: build-deps
 	@sh scripts/install-deps.sh test
+
+# Fashion-MNIST, from the Debian package dataset-fashion-mnist (installed
+# on first use by `make examples`, `make test` and `make bench`).
+FASHION_DIR = /usr/share/datasets/fashion-mnist
+
+data-deps: build-deps
+	@[ -d $(FASHION_DIR) ] || sh scripts/install-deps.sh data
+
+# Changed flags rebuild everything: $(BUILD)/flags holds the flags the
+# objects were built with, and is rewritten (so newer than them) only when
+# they differ from the current ones. `make CFLAGS='-O3 -march=native'` in a
+# built checkout then rebuilds rather than doing nothing.
+FLAGS_NOW = $(CC) $(ALL_CFLAGS)
+$(BUILD)/flags: FORCE | $(BUILD)/runtime
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(FLAGS_NOW)' ]; then \
+	  echo '$(FLAGS_NOW)' > $@; fi
+
+FORCE:
 
 all: $(BUILD)/bpgen $(BUILD)/libbp.a $(MPI_LIB)
 
@@ -129,13 +149,13 @@ $(GEN)/lexer.c $(GEN)/lexer.h &: grammar/lexer.l | $(GEN) build-deps
 
 # Generated scanners and parsers are not -pedantic clean; they get the
 # same standard but fewer warnings.
-$(GEN)/%.o: $(GEN)/%.c $(GEN)/parser.h $(GEN)/lexer.h compiler/bpgen.h compiler/ops.h
+$(GEN)/%.o: $(GEN)/%.c $(GEN)/parser.h $(GEN)/lexer.h compiler/bpgen.h compiler/ops.h $(BUILD)/flags
 	$(CC) -std=c99 $(CFLAGS) $(SANFLAGS) -D_POSIX_C_SOURCE=200809L $(COMPILER_INC) -c -o $@ $<
 
-$(BUILD)/compiler/%.o: compiler/%.c compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h | $(BUILD)/compiler
+$(BUILD)/compiler/%.o: compiler/%.c compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h $(BUILD)/flags | $(BUILD)/compiler
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -c -o $@ $<
 
-$(BUILD)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) | $(BUILD)/runtime
+$(BUILD)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) $(BUILD)/flags | $(BUILD)/runtime
 	$(CC) $(ALL_CFLAGS) -Iruntime -c -o $@ $<
 
 # ---------------------------------------------------------------- tests
@@ -159,7 +179,7 @@ TEST_DEFS = -DTEST_BPGEN='"$(BUILD)/bpgen"' -DTEST_LIBBP='"$(BUILD)/libbp.a"' \
             -DTEST_SANFLAGS='"$(SANFLAGS)"' \
             -DTEST_BPGEN_FAILALLOC='"$(BUILD)/tests/bpgen_failalloc"'
 
-$(BUILD)/tests/%.o: tests/%.c tests/support.h tests/fuzz/fuzz.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests test-deps
+$(BUILD)/tests/%.o: tests/%.c tests/support.h tests/fuzz/fuzz.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h $(BUILD)/flags | $(BUILD)/tests test-deps
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -Iruntime -Itests -Itests/fuzz $(TEST_DEFS) -c -o $@ $<
 
 $(BUILD)/tests/fuzz/%.o: tests/fuzz/%.c tests/fuzz/fuzz.h compiler/bpgen.h runtime/bp.h $(GEN)/parser.h | $(BUILD)/tests/fuzz test-deps
@@ -179,7 +199,7 @@ $(BUILD)/tests/registry.o: $(BUILD)/tests/registry.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/run_tests: $(TEST_OBJ) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
-	$(CC) $(ALL_CFLAGS) $(FAILALLOC_WRAP) -o $@ $^ -lcunit -pthread $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(FAILALLOC_WRAP) -o $@ $^ -lcunit -lz -pthread $(LDLIBS)
 
 $(BUILD)/tests/bpgen_failalloc: $(BUILD)/compiler/main.o $(BUILD)/tests/failalloc.o $(BUILD)/libbpgen.a
 	$(CC) $(ALL_CFLAGS) $(FAILALLOC_WRAP) -o $@ $^ $(LDLIBS)
@@ -208,15 +228,29 @@ fuzz:
 demo: all
 	@sh scripts/demo.sh $(BUILD)
 
+# The pictures docs/tutorial.md shows: `bpgen --dot` of example models,
+# rendered by Graphviz (installed on first use).
+DOC_GRAPHS = chain logistic height iris
+docs: all
+	@command -v dot >/dev/null 2>&1 || sh scripts/install-deps.sh
+	@mkdir -p docs/img
+	@for m in $(DOC_GRAPHS); do \
+	  $(BUILD)/bpgen examples/$$m/$$m.net --dot | dot -Tsvg -o docs/img/$$m.svg && \
+	  $(BUILD)/bpgen examples/$$m/$$m.net --dot=backward | dot -Tsvg -o docs/img/$$m-backward.svg && \
+	  echo "docs/img/$$m.svg docs/img/$$m-backward.svg" || exit 1; done
+	@MAKEFLAGS= MAKELEVEL= $(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) run-iris >/dev/null
+	@cp $(BUILD)/examples/iris/iris-curves.svg docs/img/iris-curves.svg
+	@echo "docs/img/iris-curves.svg (from the iris example's training)"
+
 # With mpicc and mpirun, the MPI example (mpirun -np 2) runs too (not
 # under the sanitizers: LeakSanitizer reports Open MPI's own allocations;
 # the test suite runs it with leak checks off, see tests/test_mpi.c).
 HAVE_MPIRUN := $(shell command -v mpirun 2>/dev/null)
-examples: all
+examples: all data-deps
 	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)" \
 	  MPICC="$(MPICC)" all $(if $(HAVE_MPICC),$(if $(HAVE_MPIRUN),$(if $(SANFLAGS),,mpi)))
 
-bench: all
+bench: all bench-fashion
 	@sh bench/run.sh $(BUILD)
 	@echo
 	@sh bench/mpi.sh $(BUILD)
@@ -225,6 +259,11 @@ bench: all
 bench-mpi: all
 	@sh bench/mpi.sh $(BUILD)
 
+# One epoch of the Fashion-MNIST MLP: bpgen against PyTorch (see
+# bench/README.md).
+bench-fashion: all data-deps
+	@sh bench/fashion.sh $(BUILD)
+
 # The convolution kernels against hand C over OpenBLAS and PyTorch
 # (bench/conv/README.md).
 .PHONY: bench-conv
@@ -232,7 +271,7 @@ bench-conv: $(BUILD)/libbp.a
 	@sh scripts/install-bench-deps.sh
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(ALL_CFLAGS) -Iruntime -o $(BUILD)/bench/conv_bench bench/conv/conv_bench.c \
-	  $(BUILD)/libbp.a -lopenblas $(LDLIBS)
+	  $(BUILD)/libbp.a -lopenblas -pthread $(LDLIBS)
 	@/usr/bin/python3 bench/conv/run.py $(BUILD)
 
 # ---------------------------------------------------------------- install, clean

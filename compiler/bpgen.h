@@ -480,4 +480,74 @@ void plan_dump(const Plan *p, FILE *out);
  * error (the caller then removes the files). */
 bool emit_c(const Plan *p, FILE *c_out, FILE *h_out);
 
+/* ------------------------------------------------------------------------ */
+/* explain.c — the derivation step by step (--explain, --explain=markdown). */
+
+/* A derivation expression: what one line of --explain says. Leaves are
+ * graph nodes (forward values, printed by print_expr in the model's names)
+ * and adjoint tokens `dL/dY`; products keep their factors in the order the
+ * chain rule produced them, so the text reads like the blackboard. */
+typedef enum { DX_NUM, DX_NODE, DX_ADJ, DX_PROD, DX_SUM, DX_MATMUL, DX_FN } DxKind;
+
+typedef struct Dx Dx;
+struct Dx {
+    DxKind kind;
+    Shape shape;
+    double num;          /* NUM: the value (every element); PROD: coefficient */
+    const Node *node;    /* NODE */
+    int var;             /* ADJ: the variable whose adjoint this is */
+    int n;               /* PROD: factors; SUM: terms; MATMUL: 2; FN: arguments */
+    Dx **kid;
+    double *power;       /* PROD: the exponent of each factor */
+    const char *fn;      /* FN: "transpose", "outer", "sum", "ones", or an
+                            operation's own name (conv2d_grad_input) */
+    const char *extra;   /* FN: text after the arguments (", stride=1") */
+};
+
+/* One use of a variable X: the variable Y whose expression reads X, and
+ * the adjoint flowing back, `contribution` (with Y's token in it), or for
+ * a scalar Y the local derivative dY/dX alone (then scalar_local). */
+typedef struct {
+    int user;
+    Dx *dx;
+    bool scalar_local;
+} DxUse;
+
+/* A name the derivation has a block for: the loss, a named value, a
+ * parameter or a `wrt` input. */
+typedef struct {
+    const char *name;
+    Node *node;
+    bool leaf;           /* parameter or input */
+    DxUse *uses;  int nuses;
+    Dx *closed;          /* the adjoint in the model's names, no tokens */
+} DxVar;
+
+typedef struct {
+    Graph *graph;        /* unbatched forward graph the derivation reads */
+    DxVar *vars;  int nvars;   /* vars[0] is the loss; block order */
+    const char *loss_name;
+} Derivation;
+
+/* Derives every adjoint the loss needs, one chain-rule step per named
+ * value. */
+Derivation *explain_derive(Arena *a, Model *m);
+
+typedef enum { EXPLAIN_TEXT, EXPLAIN_MARKDOWN } ExplainFormat;
+
+/* Writes the forward equations and one block per variable (CONTRACT
+ * section 7). Returns false on a write error. */
+bool explain_model(Arena *a, Model *m, ExplainFormat format, FILE *out);
+
+/* A derivation expression as .net text with `dL/dY` tokens, and its
+ * precedence (1 sum ... 5 atom). */
+const char *dx_text(Arena *a, const Derivation *d, const Dx *x, int *prec);
+
+/* ------------------------------------------------------------------------ */
+/* dot.c — the model's graph as Graphviz DOT (--dot, --dot=backward).       */
+
+/* Writes the forward graph; with backward, the gradient computations of
+ * explain_derive() too. Returns false on a write error. */
+bool dot_model(Arena *a, Model *m, bool backward, FILE *out);
+
 #endif

@@ -404,7 +404,7 @@ static Shape check_call(Checker *c, Expr *e)
     }
     for (int i = 0; i < npos; i++) {
         Expr *a = e->args[i];
-        if (fi->int_args & (1u << i)) {
+        if (i < 32 && (fi->int_args & (1u << i))) {
             arg[i] = SCALAR;
             ok &= check_int_arg(c, name, i == 1 ? "a window" : "an integer", a, 1,
                                 &attr[nattr++]);

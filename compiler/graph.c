@@ -444,7 +444,7 @@ static Node *build_call(Builder *b, Expr *e)
     Node *args[MAX_OPERANDS];
     int attr[MAX_ATTRS] = {0}, nargs = 0, nattr = 0;
     for (int i = 0; i < e->nargs && !e->args[i]->keyword; i++) {
-        if (f->int_args & (1u << i))
+        if (i < 32 && (f->int_args & (1u << i)))
             attr[nattr++] = (int)int_literal(e->args[i]);
         else
             args[nargs++] = build_expr(b, e->args[i]);

@@ -24,6 +24,8 @@ typedef struct {
     const char *model_path;
     const char *out_path;
     bool check_only, derivatives, with_main;
+    int explain;        /* 0, or 1 + ExplainFormat */
+    int dot;            /* 0, 1 forward, 2 backward */
     Precision precision;
     const char *dump;   /* comma-separated pass names, or NULL */
     ColorMode color;
@@ -33,7 +35,7 @@ typedef struct {
 static void usage(FILE *out)
 {
     fputs("usage: bpgen MODEL.net -o OUT.c [options]\n"
-          "       bpgen MODEL.net --check | --derivatives\n"
+          "       bpgen MODEL.net --check | --derivatives | --explain | --dot\n"
           "\n"
           "Compiles a .net model to C: a forward pass, a backward pass with every\n"
           "gradient, and an inference function. OUT.h is written beside OUT.c.\n"
@@ -42,6 +44,10 @@ static void usage(FILE *out)
           "  -o FILE               the C file to write (its header: FILE with .h)\n"
           "  --check               parse and check only; write nothing\n"
           "  --derivatives         print dL/dX = EXPR for every differentiated X\n"
+          "  --explain             print the derivation step by step, chain rule first\n"
+          "  --explain=markdown    the same as Markdown with LaTeX math\n"
+          "  --dot                 print the model's graph in Graphviz DOT\n"
+          "  --dot=backward        the graph with its gradient computations\n"
           "  --precision=float     values are float (the default)\n"
           "  --precision=double    values are double\n"
           "  --main                add a main() that reads values on standard input\n"
@@ -90,6 +96,18 @@ static int parse_options(int argc, char **argv, Options *o)
             o->check_only = true;
         } else if (!strcmp(a, "--derivatives")) {
             o->derivatives = true;
+        } else if (!strcmp(a, "--explain")) {
+            o->explain = 1 + EXPLAIN_TEXT;
+        } else if (!strcmp(a, "--explain=markdown")) {
+            o->explain = 1 + EXPLAIN_MARKDOWN;
+        } else if (!strncmp(a, "--explain=", 10)) {
+            return usage_error("unknown format '%s' (use --explain or --explain=markdown)", a);
+        } else if (!strcmp(a, "--dot")) {
+            o->dot = 1;
+        } else if (!strcmp(a, "--dot=backward")) {
+            o->dot = 2;
+        } else if (!strncmp(a, "--dot=", 6)) {
+            return usage_error("unknown graph '%s' (use --dot or --dot=backward)", a);
         } else if (!strcmp(a, "--main")) {
             o->with_main = true;
         } else if (!strcmp(a, "--precision=float")) {
@@ -138,8 +156,10 @@ static int parse_options(int argc, char **argv, Options *o)
     }
     if (!o->model_path)
         return usage_error("%s", "no model file given");
-    if (!o->out_path && !o->check_only && !o->derivatives && !o->print_name)
-        return usage_error("%s", "no output file: use -o OUT.c (or --check, --derivatives)");
+    if (!o->out_path && !o->check_only && !o->derivatives && !o->print_name && !o->explain &&
+        !o->dot)
+        return usage_error("%s", "no output file: use -o OUT.c (or --check, --derivatives, "
+                                 "--explain, --dot)");
     /* OUT.h includes the runtime's bp.h, so it must not be bp.h itself */
     const char *slash = o->out_path ? strrchr(o->out_path, '/') : NULL;
     const char *out_base = slash ? slash + 1 : o->out_path;
@@ -371,6 +391,10 @@ static int compile(Arena *a, const Options *o)
     diag_flush(diag, stderr);  /* notes and warnings, if any */
     if (o->check_only)
         return 0;
+    if (o->explain)
+        return explain_model(a, model, (ExplainFormat)(o->explain - 1), stdout) ? 0 : EXIT_USAGE;
+    if (o->dot)
+        return dot_model(a, model, o->dot == 2, stdout) ? 0 : EXIT_USAGE;
 
     Graph *g = graph_build(a, model, !o->derivatives);
     bool ok = checked(g, o, "graph");
@@ -400,7 +424,7 @@ static int compile(Arena *a, const Options *o)
 
 int main(int argc, char **argv)
 {
-    Options o = {NULL, NULL, false, false, false, PREC_FLOAT, NULL, COLOR_AUTO, false};
+    Options o = {NULL, NULL, false, false, false, 0, 0, PREC_FLOAT, NULL, COLOR_AUTO, false};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;

@@ -215,6 +215,8 @@ static Shape sh_conv2d(const Shape *in, int nin, const int *attr, ShapeError *er
                     K.dim[0], st(in[2]));
     if (stride < 1)
         return fail(err, -1, "needs a positive stride");
+    if ((ph - K.dim[2]) / stride + 1 > 2147483647L || (pw - K.dim[3]) / stride + 1 > 2147483647L)
+        return fail(err, -1, "gives a result of more than 2147483647 elements");
     return rank3(K.dim[0], (int)((ph - K.dim[2]) / stride + 1), (int)((pw - K.dim[3]) / stride + 1));
 }
 
@@ -485,10 +487,10 @@ static void d_conv2d(Diff *d, Graph *g, Node *y, Node *dy)
     int s = y->attr[0], pad = y->attr[1];
     if (diff_needs(d, x))
         diff_give(d, x, node_new_n(g, OP_CONV2D_GRAD_INPUT, 2, (Node *[]){dy, K},
-                                   (int[]){s, pad, x->shape.dim[1], x->shape.dim[2]}));
+                                   (int[MAX_ATTRS]){s, pad, x->shape.dim[1], x->shape.dim[2]}));
     if (diff_needs(d, K))
         diff_give(d, K, node_new_n(g, OP_CONV2D_GRAD_KERNEL, 2, (Node *[]){dy, x},
-                                   (int[]){s, pad, K->shape.dim[2], K->shape.dim[3]}));
+                                   (int[MAX_ATTRS]){s, pad, K->shape.dim[2], K->shape.dim[3]}));
     if (y->nin > 2 && diff_needs(d, y->in[2]))
         diff_give(d, y->in[2], node_new_n(g, OP_CONV2D_GRAD_BIAS, 1, &dy, NULL));
 }

@@ -458,15 +458,28 @@ int bp_safetensors_load_tensors(const char *path, const bp_model *m, void *theta
 
 /* ------------------------------------------------------------------------ */
 /* data.c — data sets for training: a CSV loader, standardisation, seeded
- * shuffling and splitting, subsetting by label, and mini-batch assembly.
+ * shuffling and splitting, subsetting by label, and mini-batch assembly;
+ * idx.c — the IDX reader (MNIST, Fashion-MNIST), in an object of its own.
  *
- * A data set holds its values as double whatever the model's precision;
- * they are converted to float or double (the model's real_size) only when
- * a batch is assembled. Every array in a bp_dataset is owned by it: malloc'd
- * by the function that filled it and released by bp_data_free. A zeroed
- * bp_dataset ({0}) is a valid empty one, and bp_data_free may be called on
- * it (and twice). Functions that fill a bp_dataset `out` leave it zeroed on
- * failure; `out` must not already own arrays (free it first). */
+ * A data set holds its features in one of three ways (`storage`): as
+ * double (x, the default, and what a zeroed bp_dataset is), as float (xf:
+ * half the memory, and exact for a float model), or as bytes (xb) with a
+ * per-feature affine map, value = xb * xb_scale[j] + xb_shift[j], applied
+ * when a batch is assembled (an eighth of the memory: how the IDX reader
+ * keeps images). Targets y are double. Values are converted to the model's
+ * precision (real_size) only when a batch is assembled. Every array in a
+ * bp_dataset is owned by it: malloc'd by the function that filled it and
+ * released by bp_data_free. A zeroed bp_dataset ({0}) is a valid empty
+ * one, and bp_data_free may be called on it (and twice). Functions that
+ * fill a bp_dataset `out` leave it zeroed on failure; `out` must not
+ * already own arrays (free it first). Every function below accepts every
+ * storage, and results keep the storage of their source. */
+
+typedef enum {
+    BP_STORE_DOUBLE,    /* x: rows x features doubles (the default) */
+    BP_STORE_FLOAT,     /* xf: rows x features floats */
+    BP_STORE_BYTE       /* xb: rows x features bytes, mapped per feature */
+} bp_storage;
 
 typedef struct {
     size_t rows;
@@ -475,9 +488,14 @@ typedef struct {
                            numeric target) or 0 (no label) */
     int classes;        /* > 0: y is one-hot over this many classes and
                            label[] holds each row's class; 0: no classes */
-    double *x;          /* rows x features, row-major */
+    double *x;          /* DOUBLE: rows x features, row-major; else NULL */
     double *y;          /* rows x targets, row-major; NULL when targets == 0 */
     int *label;         /* rows class indices; NULL when classes == 0 */
+    bp_storage storage; /* which of x, xf, xb holds the features */
+    float *xf;          /* FLOAT: rows x features, row-major; else NULL */
+    unsigned char *xb;  /* BYTE: rows x features, row-major; else NULL */
+    double *xb_scale;   /* BYTE: features values each; feature j of a row */
+    double *xb_shift;   /*   is xb[j] * xb_scale[j] + xb_shift[j] */
 } bp_dataset;
 
 typedef enum {
@@ -518,6 +536,9 @@ typedef struct {
     int max_columns;            /* default 100,000 */
     size_t max_values;          /* rows x (features + targets); default 2^27
                                    (1 GiB of doubles) */
+    bp_storage storage;         /* BP_STORE_DOUBLE (default) or
+                                   BP_STORE_FLOAT (values rounded to float:
+                                   what a float model sees anyway) */
 } bp_csv_options;
 
 bp_csv_options bp_csv_defaults(void);
@@ -539,10 +560,25 @@ int bp_data_load_csv(bp_dataset *out, const char *path,
                      const bp_csv_options *opt, char *err, size_t err_size);
 
 /* A data set of `rows` zeroed rows for the caller to fill (classes > 0
- * makes targets == classes; labels start at 0 and y all zero). */
+ * makes targets == classes; labels start at 0 and y all zero), features
+ * held as double. */
 int bp_data_create(bp_dataset *out, size_t rows, int features, int targets,
                    int classes, char *err, size_t err_size);
+/* The same with the features held as `storage` (BYTE: xb_scale all 1 and
+ * xb_shift all 0). */
+int bp_data_create_stored(bp_dataset *out, size_t rows, int features,
+                          int targets, int classes, bp_storage storage,
+                          char *err, size_t err_size);
 void bp_data_free(bp_dataset *d);
+
+/* Feature j of row r, as a double, whatever the storage. */
+double bp_data_value(const bp_dataset *d, size_t r, int j);
+/* Converts d's features in place to `storage`: DOUBLE and FLOAT either
+ * way, BYTE to either (the map applied). Converting to BYTE is refused
+ * (it would lose values). Fails only for that, or when out of memory (d is
+ * then unchanged). */
+int bp_data_convert(bp_dataset *d, bp_storage storage, char *err,
+                    size_t err_size);
 
 /* A copy of rows idx[0..count) of d (indices may repeat). */
 int bp_data_subset(bp_dataset *out, const bp_dataset *d, const size_t *idx,
@@ -583,7 +619,9 @@ typedef struct {
 
 int bp_standardize_fit(bp_standardizer *s, const bp_dataset *train,
                        char *err, size_t err_size);
-/* Standardises d's features in place; d->features must match. */
+/* Standardises d's features in place; d->features must match. A data set
+ * of bytes keeps its bytes: the standardisation is folded into its
+ * per-feature map (xb_scale, xb_shift). */
 int bp_standardize_apply(const bp_standardizer *s, bp_dataset *d, char *err,
                          size_t err_size);
 /* Standardises n rows of s->features values of real_size (4 or 8) in
@@ -604,6 +642,54 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
                    int y_input, char *err, size_t err_size);
 void bp_batch_fill(const bp_dataset *d, const size_t *idx, int n,
                    int real_size, void *x, void *y);
+
+/* ------------------------------------------------------------------------ */
+/* idx.c — the IDX format of MNIST and Fashion-MNIST: a big-endian header
+ * (two zero bytes, a type byte, the number of dimensions, each dimension
+ * as a 32-bit count) and then the values. Files may be plain or gzip
+ * compressed (read through zlib, so a program that calls these functions
+ * links with -lz: cc ... build/libbp.a -lz -lm; one that does not needs
+ * nothing more than -lm, as the reader is an archive member of its own).
+ *
+ * Nothing in a file is trusted: the magic number, the type (unsigned bytes,
+ * 0x08), the dimensions (their product must fit and match what the file
+ * holds), the gzip stream (its checksum included) and the labels (below
+ * `classes`) are all checked, and memory grows with the data actually
+ * read, never with the sizes a header claims. Errors name the file:
+ *   "t10k-images-idx3-ubyte.gz: not an IDX file (it starts with 50 4B 03 04)"
+ *   "train-images-idx3-ubyte.gz: truncated: the header promises 60000 images
+ *    of 28 x 28 bytes (47040000 bytes) but the file holds 1000000"
+ *   "train-images-idx3-ubyte.gz: damaged gzip stream (incorrect data check)"
+ *   "x.idx has 60000 images but y.idx has 59999 labels" */
+
+typedef enum {
+    BP_IDX_UNIT,        /* pixel / 255: values in [0, 1] (the default) */
+    BP_IDX_RAW          /* the byte values 0..255 as they are */
+} bp_idx_scaling;
+
+typedef struct {
+    bp_storage storage;         /* default BP_STORE_BYTE (scaled on the
+                                   fly); FLOAT or DOUBLE store the values */
+    bp_idx_scaling scaling;     /* default BP_IDX_UNIT. For standardisation,
+                                   bp_standardize_fit on the training set and
+                                   bp_standardize_apply to each set (bytes
+                                   stay bytes) */
+    int classes;                /* 0 (default): largest label + 1; > 0:
+                                   labels must be below it */
+    size_t max_rows;            /* default 10,000,000 */
+    size_t max_values;          /* rows x features; default 2^32 */
+} bp_idx_options;
+
+bp_idx_options bp_idx_defaults(void);
+
+/* Loads the images file (IDX of unsigned bytes, 1 to 4 dimensions: the
+ * first counts rows, the rest make the features, 28 x 28 = 784) and,
+ * unless labels_path is NULL, the labels file (IDX of unsigned bytes, one
+ * dimension, as many as there are images) into `out`, as a data set with
+ * classes (one-hot y, label[]). Options NULL: the defaults. */
+int bp_data_load_idx(bp_dataset *out, const char *images_path,
+                     const char *labels_path, const bp_idx_options *opt,
+                     char *err, size_t err_size);
 
 /* ------------------------------------------------------------------------ */
 /* train.c — a training loop for any bp_model: seeded shuffling each epoch,
@@ -630,7 +716,13 @@ typedef struct {
     double test_loss;       /* NaN without a test set */
     double test_acc;        /* NaN without a test set or accuracy */
     double grad_norm;       /* L2 norm of the epoch's last gradient */
-    double seconds;         /* wall time of the epoch, evaluation included */
+    double seconds;         /* wall time of the epoch: train_seconds +
+                               eval_seconds (the callback's time is not
+                               counted) */
+    double train_seconds;   /* shuffling, batches, forward, backward and
+                               optimiser steps */
+    double eval_seconds;    /* evaluating after the epoch: the test split,
+                               and the training split with eval_train */
     int stopped;            /* 1 in the last report when the callback
                                stopped training early */
 } bp_epoch_report;
@@ -704,6 +796,14 @@ typedef struct {
                                    bp_parallel. on_epoch is called on every
                                    rank with the same report, and training
                                    stops when any rank's callback asks */
+    /* NULL (default), or the model's forward and predict in one pass: the
+     * batch loss returned and outputs[j] filled as predict fills them (ws
+     * as forward leaves it). Evaluation (the test split, eval_train,
+     * bp_evaluate) then makes one call per batch instead of forward and
+     * predict. bpgen does not generate one yet (it belongs in bp_model
+     * once it does, with an ABI change). */
+    double (*forward_outputs)(const void *theta, const void *const inputs[],
+                              int n, void *ws, void *const outputs[]);
 } bp_train_config;
 
 bp_train_config bp_train_defaults(void);
@@ -739,10 +839,60 @@ int bp_predict_argmax(const bp_model *m, const void *theta,
                       int *pred, char *err, size_t err_size);
 
 /* The default epoch callback: prints
- *   "epoch 3/50  train loss 0.4123  test loss 0.4410  test acc 0.933"
+ *   "epoch 3/50  train loss 0.4123  test loss 0.4410  test acc 0.933
+ *    (train 5.21 s, eval 0.12 s)" (on one line)
  * to `user` (a FILE *; NULL means stdout). Never stops training. */
 int bp_epoch_print(const bp_epoch_report *r, void *user);
 
+/* ------------------------------------------------------------------------ */
+/* curves.c — training curves: each epoch's report, recorded through the
+ * on_epoch callback, written as CSV and as a self-contained SVG chart
+ * (train and test loss on the left axis, accuracy on the right, ticks,
+ * labels, a legend). The caller owns the storage of the points.
+ *
+ *     bp_curve_point points[50];
+ *     bp_curves curves;
+ *     bp_curves_init(&curves, points, 50);
+ *     curves.then = bp_epoch_print;            (optional: print as well)
+ *     cfg.on_epoch = bp_curves_record;
+ *     cfg.user = &curves;
+ *     bp_train(...);
+ *     bp_curves_write_svg(&curves, "curves.svg", "iris", err, sizeof err);
+ */
+
+typedef struct {
+    int epoch;
+    double train_loss, test_loss;   /* NaN where the report had none */
+    double train_acc, test_acc;
+} bp_curve_point;
+
+typedef struct {
+    bp_curve_point *points;     /* caller-owned, `capacity` of them */
+    int capacity;
+    int count;                  /* recorded so far; epochs past capacity
+                                   are counted in `dropped`, not stored */
+    int dropped;
+    bp_epoch_fn then;           /* called after recording (may be NULL) */
+    void *then_user;
+} bp_curves;
+
+void bp_curves_init(bp_curves *c, bp_curve_point *storage, int capacity);
+
+/* A bp_epoch_fn: records r into `curves` (a bp_curves *), then returns
+ * what `then` returns (0 without one). */
+int bp_curves_record(const bp_epoch_report *r, void *curves);
+
+/* `epoch,train_loss,test_loss,train_acc,test_acc` and one line per epoch
+ * (empty fields where a value is NaN), written to a temporary file renamed
+ * over `path` when complete. BP_ERR_ARG for NULL arguments, BP_ERR_IO when
+ * the file cannot be written (an existing one is left as it was). */
+int bp_curves_write_csv(const bp_curves *c, const char *path, char *err,
+                        size_t err_size);
+
+/* The chart as one SVG file with no external references, written like the
+ * CSV; `title` may be NULL. BP_ERR_ARG also when no epoch was recorded. */
+int bp_curves_write_svg(const bp_curves *c, const char *path,
+                        const char *title, char *err, size_t err_size);
 
 /* ------------------------------------------------------------------------ */
 /* Fast elementwise math — exp, log, tanh and sigmoid in float and double,

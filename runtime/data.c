@@ -24,6 +24,7 @@
 #define LINE_MAX_CHARS (1L << 26)   /* 64 MiB: far above any real row */
 #define COUNTED_CLASSES_MAX 65536   /* when classes are counted from data */
 #define SHOW_MAX 40                 /* characters of a field in a message */
+#define BLOCK ((size_t)1 << 20)     /* bytes read from a CSV file at once */
 
 /* a * b, or 0 with *overflow set when it does not fit a size_t. */
 static size_t mul(size_t a, size_t b, int *overflow)
@@ -52,6 +53,7 @@ bp_csv_options bp_csv_defaults(void)
     o.max_rows = 10000000;
     o.max_columns = 100000;
     o.max_values = (size_t)1 << 27;
+    o.storage = BP_STORE_DOUBLE;
     return o;
 }
 
@@ -60,9 +62,64 @@ void bp_data_free(bp_dataset *d)
     if (!d)
         return;
     free(d->x);
+    free(d->xf);
+    free(d->xb);
+    free(d->xb_scale);
+    free(d->xb_shift);
     free(d->y);
     free(d->label);
     memset(d, 0, sizeof *d);
+}
+
+/* Bytes of one stored feature value. */
+static size_t value_size(bp_storage s)
+{
+    return s == BP_STORE_BYTE ? 1 : s == BP_STORE_FLOAT ? sizeof(float)
+                                                        : sizeof(double);
+}
+
+/* The start of d's feature array, whatever the storage. */
+static unsigned char *features_of(const bp_dataset *d)
+{
+    switch (d->storage) {
+    case BP_STORE_FLOAT:
+        return (unsigned char *)d->xf;
+    case BP_STORE_BYTE:
+        return d->xb;
+    default:
+        return (unsigned char *)d->x;
+    }
+}
+
+double bp_data_value(const bp_dataset *d, size_t r, int j)
+{
+    size_t i = r * (size_t)d->features + (size_t)j;
+    switch (d->storage) {
+    case BP_STORE_FLOAT:
+        return (double)d->xf[i];
+    case BP_STORE_BYTE:
+        return (double)d->xb[i] * d->xb_scale[j] + d->xb_shift[j];
+    default:
+        return d->x[i];
+    }
+}
+
+/* Row r of d's features as doubles, into row[0..features). */
+static void row_values(const bp_dataset *d, size_t r, double *row)
+{
+    size_t f = (size_t)d->features, at = r * f;
+    switch (d->storage) {
+    case BP_STORE_FLOAT:
+        for (size_t j = 0; j < f; j++)
+            row[j] = (double)d->xf[at + j];
+        break;
+    case BP_STORE_BYTE:
+        for (size_t j = 0; j < f; j++)
+            row[j] = (double)d->xb[at + j] * d->xb_scale[j] + d->xb_shift[j];
+        break;
+    default:
+        memcpy(row, d->x + at, f * sizeof(double));
+    }
 }
 
 /* calloc that never returns NULL for a zero count (so a created data set's
@@ -79,9 +136,22 @@ static void *alloc_zero(size_t count, size_t size)
 int bp_data_create(bp_dataset *out, size_t rows, int features, int targets,
                    int classes, char *err, size_t err_size)
 {
+    return bp_data_create_stored(out, rows, features, targets, classes,
+                                 BP_STORE_DOUBLE, err, err_size);
+}
+
+int bp_data_create_stored(bp_dataset *out, size_t rows, int features,
+                          int targets, int classes, bp_storage storage,
+                          char *err, size_t err_size)
+{
     if (!out)
         return bp_fail(err, err_size, "bp_data_create: no data set given");
     memset(out, 0, sizeof *out);
+    if (storage != BP_STORE_DOUBLE && storage != BP_STORE_FLOAT &&
+        storage != BP_STORE_BYTE)
+        return bp_fail(err, err_size,
+                    "bp_data_create: storage %d is not BP_STORE_DOUBLE, "
+                    "BP_STORE_FLOAT or BP_STORE_BYTE", (int)storage);
     if (features < 0 || targets < 0 || classes < 0)
         return bp_fail(err, err_size,
                     "bp_data_create: negative size (features %d, targets %d, "
@@ -94,10 +164,24 @@ int bp_data_create(bp_dataset *out, size_t rows, int features, int targets,
     if (over)
         return bp_fail(err, err_size, "bp_data_create: %zu rows are too many",
                     rows);
-    out->x = alloc_zero(nx, sizeof(double));
+    void *x = alloc_zero(nx, value_size(storage));
+    out->storage = storage;
+    if (storage == BP_STORE_FLOAT)
+        out->xf = x;
+    else if (storage == BP_STORE_BYTE) {
+        out->xb = x;
+        out->xb_scale = alloc_zero((size_t)features, sizeof(double));
+        out->xb_shift = alloc_zero((size_t)features, sizeof(double));
+        for (int j = 0; out->xb_scale && j < features; j++)
+            out->xb_scale[j] = 1.0;
+    } else
+        out->x = x;
     out->y = targets ? alloc_zero(ny, sizeof(double)) : NULL;
     out->label = classes ? alloc_zero(rows, sizeof(int)) : NULL;
-    if (!out->x || (targets && !out->y) || (classes && !out->label)) {
+    if (!x || (storage == BP_STORE_BYTE && (!out->xb_scale || !out->xb_shift)) ||
+        (targets && !out->y) || (classes && !out->label)) {
+        if (!out->x && !out->xf && !out->xb)
+            free(x);
         bp_data_free(out);
         return bp_error(BP_ERR_NOMEM, err, err_size,
                     "bp_data_create: out of memory for %zu rows", rows);
@@ -109,13 +193,38 @@ int bp_data_create(bp_dataset *out, size_t rows, int features, int targets,
     return 0;
 }
 
+/* A data set like d (storage, byte map) with `rows` zeroed rows and
+ * `classes` classes. */
+static int create_like(bp_dataset *out, const bp_dataset *d, size_t rows,
+                       int targets, int classes, char *err, size_t err_size)
+{
+    int rc = bp_data_create_stored(out, rows, d->features, targets, classes,
+                                   d->storage, err, err_size);
+    if (rc != 0)
+        return rc;
+    if (d->storage == BP_STORE_BYTE && d->features) {
+        memcpy(out->xb_scale, d->xb_scale, (size_t)d->features * sizeof(double));
+        memcpy(out->xb_shift, d->xb_shift, (size_t)d->features * sizeof(double));
+    }
+    return 0;
+}
+
+/* Copies the features of row `from` of d into row `to` of out (same
+ * storage and width). */
+static void copy_features(bp_dataset *out, size_t to, const bp_dataset *d,
+                          size_t from)
+{
+    size_t w = (size_t)d->features * value_size(d->storage);
+    if (w)
+        memcpy(features_of(out) + to * w, features_of(d) + from * w, w);
+}
+
 /* Copies row `from` of d into row `to` of out (same layout). */
 static void copy_row(bp_dataset *out, size_t to, const bp_dataset *d,
                      size_t from)
 {
-    size_t f = (size_t)d->features, t = (size_t)d->targets;
-    if (f)
-        memcpy(out->x + to * f, d->x + from * f, f * sizeof(double));
+    size_t t = (size_t)d->targets;
+    copy_features(out, to, d, from);
     if (t)
         memcpy(out->y + to * t, d->y + from * t, t * sizeof(double));
     if (d->classes)
@@ -133,8 +242,7 @@ int bp_data_subset(bp_dataset *out, const bp_dataset *d, const size_t *idx,
             return bp_fail(err, err_size,
                         "bp_data_subset: row index %zu is out of range "
                         "(%zu rows)", idx[i], d->rows);
-    int rc = bp_data_create(out, count, d->features, d->targets, d->classes, err,
-                            err_size);
+    int rc = create_like(out, d, count, d->targets, d->classes, err, err_size);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < count; i++)
@@ -183,20 +291,17 @@ int bp_data_filter_labels(bp_dataset *out, const bp_dataset *d,
     for (size_t r = 0; r < d->rows; r++)
         kept += map[d->label[r]] >= 0;
     int classes = relabel ? count : d->classes;
-    int rc = bp_data_create(out, kept, d->features, classes, classes, err,
-                            err_size);
+    int rc = create_like(out, d, kept, classes, classes, err, err_size);
     if (rc != 0) {
         free(map);
         return rc;
     }
-    size_t f = (size_t)d->features;
     size_t k = 0;
     for (size_t r = 0; r < d->rows; r++) {
         int pos = map[d->label[r]];
         if (pos < 0)
             continue;
-        if (f)
-            memcpy(out->x + k * f, d->x + r * f, f * sizeof(double));
+        copy_features(out, k, d, r);
         int c = relabel ? pos : d->label[r];
         out->label[k] = c;
         out->y[k * (size_t)classes + (size_t)c] = 1.0;
@@ -248,14 +353,16 @@ void bp_data_shuffle(bp_dataset *d, bp_rng *r)
 {
     if (!d || !r)
         return;
-    size_t f = (size_t)d->features, t = (size_t)d->targets;
+    size_t t = (size_t)d->targets;
+    size_t w = (size_t)d->features * value_size(d->storage);
+    unsigned char *x = features_of(d);
     /* Same draws as bp_shuffle_indices, so both give the same order. */
     for (size_t i = d->rows; i > 1; i--) {
         size_t j = below(r, i);
         size_t a = i - 1;
         if (j == a)
             continue;
-        swap_bytes(d->x + a * f, d->x + j * f, f * sizeof(double));
+        swap_bytes(x + a * w, x + j * w, w);
         if (t)
             swap_bytes(d->y + a * t, d->y + j * t, t * sizeof(double));
         if (d->classes) {
@@ -317,23 +424,37 @@ int bp_standardize_fit(bp_standardizer *s, const bp_dataset *train,
     size_t f = (size_t)train->features, n = train->rows;
     s->mean = alloc_zero(f, sizeof(double));
     s->std = alloc_zero(f, sizeof(double));
-    if (!s->mean || !s->std) {
+    double *row = alloc_zero(f, sizeof(double));
+    double *first = alloc_zero(f, sizeof(double));
+    unsigned char *constant = alloc_zero(f, 1);
+    if (!s->mean || !s->std || !row || !first || !constant) {
+        free(row);
+        free(first);
+        free(constant);
         bp_standardize_free(s);
         return bp_error(BP_ERR_NOMEM, err, err_size, "bp_standardize_fit: out of memory");
     }
     s->features = train->features;
     /* Two passes: the mean first, then squared deviations from it, which
      * is accurate where sum(x^2) - n mean^2 would cancel. */
-    for (size_t r = 0; r < n; r++)
-        for (size_t j = 0; j < f; j++)
-            s->mean[j] += train->x[r * f + j];
+    row_values(train, 0, first);
+    memset(constant, 1, f);
+    for (size_t r = 0; r < n; r++) {
+        row_values(train, r, row);
+        for (size_t j = 0; j < f; j++) {
+            s->mean[j] += row[j];
+            constant[j] &= row[j] == first[j];
+        }
+    }
     for (size_t j = 0; j < f; j++)
         s->mean[j] /= (double)n;
-    for (size_t r = 0; r < n; r++)
+    for (size_t r = 0; r < n; r++) {
+        row_values(train, r, row);
         for (size_t j = 0; j < f; j++) {
-            double e = train->x[r * f + j] - s->mean[j];
+            double e = row[j] - s->mean[j];
             s->std[j] += e * e;
         }
+    }
     /* A constant feature gets std 1. Rounding makes the computed mean of a
      * constant that is not exactly representable (ten rows of 0.1) differ
      * from it by an ulp or so, which leaves sd ~1e-17 rather than 0:
@@ -342,19 +463,18 @@ int bp_standardize_fit(bp_standardizer *s, const bp_dataset *train,
      * sd is at the level of rounding error relative to the mean. */
     for (size_t j = 0; j < f; j++) {
         double sd = sqrt(s->std[j] / (double)n);
-        int constant = 1;
-        double first = train->x[j];
-        for (size_t r = 1; r < n && constant; r++)
-            constant = train->x[r * f + j] == first;
         double scale = fabs(s->mean[j]);
         if (!(scale > 1.0))
             scale = 1.0;
-        if (constant)
-            s->mean[j] = first;   /* so its values become exactly 0 */
-        if (constant || !(sd > 1e-12 * scale) || !isfinite(sd))
+        if (constant[j])
+            s->mean[j] = first[j];   /* so its values become exactly 0 */
+        if (constant[j] || !(sd > 1e-12 * scale) || !isfinite(sd))
             sd = 1.0;
         s->std[j] = sd;
     }
+    free(row);
+    free(first);
+    free(constant);
     return 0;
 }
 
@@ -367,7 +487,64 @@ int bp_standardize_apply(const bp_standardizer *s, bp_dataset *d, char *err,
         return bp_fail(err, err_size,
                     "bp_standardize_apply: the standardizer has %d features "
                     "but the data set has %d", s->features, d->features);
-    bp_standardize_rows(s, d->x, 8, d->rows);
+    switch (d->storage) {
+    case BP_STORE_FLOAT:
+        bp_standardize_rows(s, d->xf, 4, d->rows);
+        break;
+    case BP_STORE_BYTE:
+        /* (b * scale + shift - mean) / std, folded into the map. */
+        for (int j = 0; j < d->features; j++) {
+            d->xb_scale[j] /= s->std[j];
+            d->xb_shift[j] = (d->xb_shift[j] - s->mean[j]) / s->std[j];
+        }
+        break;
+    default:
+        bp_standardize_rows(s, d->x, 8, d->rows);
+    }
+    return 0;
+}
+
+int bp_data_convert(bp_dataset *d, bp_storage storage, char *err,
+                    size_t err_size)
+{
+    if (!d)
+        return bp_fail(err, err_size, "bp_data_convert: no data set given");
+    if (storage == d->storage)
+        return 0;
+    if (storage != BP_STORE_DOUBLE && storage != BP_STORE_FLOAT)
+        return bp_fail(err, err_size,
+                    "bp_data_convert: converting to storage %d is not "
+                    "supported (only to BP_STORE_DOUBLE or BP_STORE_FLOAT)",
+                    (int)storage);
+    int over = 0;
+    size_t count = mul(d->rows, (size_t)d->features, &over);
+    void *to = over ? NULL : alloc_zero(count, value_size(storage));
+    if (!to)
+        return bp_error(BP_ERR_NOMEM, err, err_size,
+                        "bp_data_convert: out of memory for %zu rows", d->rows);
+    size_t f = (size_t)d->features;
+    for (size_t r = 0; r < d->rows; r++)
+        for (size_t j = 0; j < f; j++) {
+            double v = bp_data_value(d, r, (int)j);
+            if (storage == BP_STORE_FLOAT)
+                ((float *)to)[r * f + j] = (float)v;
+            else
+                ((double *)to)[r * f + j] = v;
+        }
+    free(d->x);
+    free(d->xf);
+    free(d->xb);
+    free(d->xb_scale);
+    free(d->xb_shift);
+    d->x = NULL;
+    d->xf = NULL;
+    d->xb = NULL;
+    d->xb_scale = d->xb_shift = NULL;
+    if (storage == BP_STORE_FLOAT)
+        d->xf = to;
+    else
+        d->x = to;
+    d->storage = storage;
     return 0;
 }
 
@@ -460,13 +637,13 @@ int bp_batch_check(const bp_model *m, const bp_dataset *d, int x_input,
     return 0;
 }
 
-/* Writes n rows of `width` doubles (rows idx[i] of src, or rows 0..n-1
- * when idx is NULL) as real_size values into dst. */
-static void gather(const double *src, size_t width, const size_t *idx, int n,
-                   int real_size, void *dst)
+/* Writes n rows of `width` doubles (rows first + idx[i] of src, or rows
+ * first..first+n-1 when idx is NULL) as real_size values into dst. */
+static void gather(const double *src, size_t width, size_t first,
+                   const size_t *idx, int n, int real_size, void *dst)
 {
     for (int i = 0; i < n; i++) {
-        size_t r = idx ? idx[i] : (size_t)i;
+        size_t r = first + (idx ? idx[i] : (size_t)i);
         const double *s = src + r * width;
         if (real_size == 4) {
             float *p = (float *)dst + (size_t)i * width;
@@ -479,15 +656,71 @@ static void gather(const double *src, size_t width, const size_t *idx, int n,
     }
 }
 
-void bp_batch_fill(const bp_dataset *d, const size_t *idx, int n,
-                   int real_size, void *x, void *y)
+/* The same for float features. */
+static void gather_float(const float *src, size_t width, size_t first,
+                         const size_t *idx, int n, int real_size, void *dst)
+{
+    for (int i = 0; i < n; i++) {
+        size_t r = first + (idx ? idx[i] : (size_t)i);
+        const float *s = src + r * width;
+        if (real_size == 4)
+            memcpy((float *)dst + (size_t)i * width, s, width * sizeof(float));
+        else {
+            double *p = (double *)dst + (size_t)i * width;
+            for (size_t j = 0; j < width; j++)
+                p[j] = (double)s[j];
+        }
+    }
+}
+
+/* The same for bytes through the per-feature map. A float model gets the
+ * map in float (one multiply-add per value, which vectorises). */
+static void gather_byte(const bp_dataset *d, size_t first, const size_t *idx,
+                        int n, int real_size, void *dst)
+{
+    size_t width = (size_t)d->features;
+    const double *scale = d->xb_scale, *shift = d->xb_shift;
+    for (int i = 0; i < n; i++) {
+        size_t r = first + (idx ? idx[i] : (size_t)i);
+        const unsigned char *s = d->xb + r * width;
+        if (real_size == 4) {
+            float *p = (float *)dst + (size_t)i * width;
+            for (size_t j = 0; j < width; j++)
+                p[j] = (float)((double)s[j] * scale[j] + shift[j]);
+        } else {
+            double *p = (double *)dst + (size_t)i * width;
+            for (size_t j = 0; j < width; j++)
+                p[j] = (double)s[j] * scale[j] + shift[j];
+        }
+    }
+}
+
+void bp_batch_fill_from(const bp_dataset *d, size_t first, const size_t *idx,
+                        int n, int real_size, void *x, void *y)
 {
     if (!d || n <= 0)
         return;
-    if (x && d->features)
-        gather(d->x, (size_t)d->features, idx, n, real_size, x);
+    if (x && d->features) {
+        size_t f = (size_t)d->features;
+        switch (d->storage) {
+        case BP_STORE_FLOAT:
+            gather_float(d->xf, f, first, idx, n, real_size, x);
+            break;
+        case BP_STORE_BYTE:
+            gather_byte(d, first, idx, n, real_size, x);
+            break;
+        default:
+            gather(d->x, f, first, idx, n, real_size, x);
+        }
+    }
     if (y && d->targets)
-        gather(d->y, (size_t)d->targets, idx, n, real_size, y);
+        gather(d->y, (size_t)d->targets, first, idx, n, real_size, y);
+}
+
+void bp_batch_fill(const bp_dataset *d, const size_t *idx, int n,
+                   int real_size, void *x, void *y)
+{
+    bp_batch_fill_from(d, 0, idx, n, real_size, x, y);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -495,6 +728,11 @@ void bp_batch_fill(const bp_dataset *d, const size_t *idx, int n,
 
 typedef struct {
     FILE *f;
+    /* The file is read in blocks of BLOCK bytes and parsed from memory:
+     * block[pos..len) is what is left of the current one. */
+    unsigned char *block;
+    size_t pos, len;
+    int eof;
     const char *path;
     char *err;
     size_t err_size;
@@ -541,16 +779,36 @@ static void show(const char *s, char *dst, size_t dst_size)
     dst[n] = '\0';
 }
 
-/* The next character, EOF at the end, or -2 after an error (reported). */
-static int rd_getc(csv_reader *rd)
+/* Refills the block. Returns the next byte, EOF at the end, or -2 after a
+ * read error (reported). */
+static int refill(csv_reader *rd)
 {
-    int c = getc(rd->f);
-    if (c == EOF) {
+    if (rd->eof)
+        return EOF;
+    rd->pos = 0;
+    rd->len = fread(rd->block, 1, BLOCK, rd->f);
+    if (rd->len == 0) {
+        rd->eof = 1;
         if (ferror(rd->f))
             return rd_fail(rd, BP_ERR_IO, "%s:%ld: read error: %s",
                         rd->path, rd->line, strerror(errno)) - 1;
         return EOF;
     }
+    return rd->block[rd->pos++];
+}
+
+/* The next byte without the checks of rd_getc (for the byte-order mark). */
+static int raw_getc(csv_reader *rd)
+{
+    return rd->pos < rd->len ? rd->block[rd->pos++] : refill(rd);
+}
+
+/* The next character, EOF at the end, or -2 after an error (reported). */
+static int rd_getc(csv_reader *rd)
+{
+    int c = raw_getc(rd);
+    if (c < 0)
+        return c;
     if (c == '\n') {
         rd->line++;
         rd->line_chars = 0;
@@ -703,6 +961,17 @@ static int parse_number(const char *s, double *v)
 {
     if (!*s)
         return 1;
+    /* Most data are short integers (pixels, labels): up to 15 digits are
+     * exact in a double, and strtod would give the same value. */
+    const char *p = s + (*s == '-' || *s == '+');
+    size_t digits = 0;
+    long long whole = 0;
+    while (p[digits] >= '0' && p[digits] <= '9' && digits < 16)
+        whole = whole * 10 + (p[digits++] - '0');
+    if (digits > 0 && digits <= 15 && p[digits] == '\0') {
+        *v = *s == '-' ? -(double)whole : (double)whole;
+        return 0;
+    }
     char *end;
     errno = 0;
     double x = strtod(s, &end);
@@ -722,11 +991,12 @@ static int number_at(csv_reader *rd, int k, double *v)
                     "than %d characters", rd->path, rd->row_line, k + 1,
                     FIELD_MAX);
     const char *s = field(rd, k);
-    char shown[SHOW_MAX + 8];
-    show(s, shown, sizeof shown);
-    switch (parse_number(s, v)) {
-    case 0:
+    int got = parse_number(s, v);
+    if (got == 0)
         return 0;
+    char shown[SHOW_MAX + 8];   /* only for a message */
+    show(s, shown, sizeof shown);
+    switch (got) {
     case 2:
         return rd_fail(rd, BP_ERR_FORMAT, "%s:%ld:%d: expected a finite number, found '%s'",
                     rd->path, rd->row_line, k + 1, shown);
@@ -739,11 +1009,15 @@ static int number_at(csv_reader *rd, int k, double *v)
     }
 }
 
-/* Growable arrays for the values read so far. */
+/* Growable arrays for the values read so far, the features already in
+ * the storage asked for (x holds doubles or floats), so the data set can
+ * adopt them without a copy. */
 typedef struct {
-    double *x, *t;
+    void *x;
+    double *t;
     int *lab;
     size_t cap;         /* rows the arrays hold */
+    size_t vsize;       /* bytes of a feature value */
 } csv_store;
 
 static int store_grow(csv_store *st, size_t rows, size_t f, int numeric,
@@ -754,10 +1028,10 @@ static int store_grow(csv_store *st, size_t rows, size_t f, int numeric,
     size_t cap = st->cap ? st->cap * 2 : 256;
     int over = 0;
     size_t nx = mul(cap, f ? f : 1, &over);
-    mul(cap, sizeof(double) * (f ? f : 1), &over);
+    mul(nx, st->vsize, &over);
     if (over)
         return -1;
-    double *x = realloc(st->x, nx * sizeof(double));
+    void *x = realloc(st->x, nx * st->vsize);
     if (!x)
         return -1;
     st->x = x;
@@ -802,6 +1076,10 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
         return bp_fail(err, err_size,
                     "%s: bad options (label %d: expected BP_LABEL_CLASS, "
                     "BP_LABEL_NUMERIC or BP_LABEL_NONE)", path, (int)o->label);
+    if (o->storage != BP_STORE_DOUBLE && o->storage != BP_STORE_FLOAT)
+        return bp_fail(err, err_size,
+                    "%s: bad options (storage %d: expected BP_STORE_DOUBLE "
+                    "or BP_STORE_FLOAT)", path, (int)o->storage);
     if (o->label_column < -1)
         return bp_fail(err, err_size,
                     "%s: bad options (label_column %d: expected -1 for the "
@@ -809,15 +1087,17 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
                     o->label_column);
 
     /* A UTF-8 byte-order mark is not data. */
-    int c0 = getc(rd->f);
+    int c0 = raw_getc(rd);
+    if (c0 == -2)
+        return rd->status;
     if (c0 == 0xEF) {
-        int c1 = getc(rd->f), c2 = getc(rd->f);
+        int c1 = raw_getc(rd), c2 = raw_getc(rd);
         if (c1 != 0xBB || c2 != 0xBF)   /* cannot push 3 bytes back */
             return bp_error(BP_ERR_FORMAT, err, err_size, "%s:1:1: not a CSV file (it starts "
                         "with the bytes EF %02X %02X)", path,
                         (unsigned)c1 & 0xFF, (unsigned)c2 & 0xFF);
     } else if (c0 != EOF)
-        ungetc(c0, rd->f);
+        rd->pos--;                  /* it is still in the block */
 
     for (int i = 0, s = 0; i < o->skip_lines && s == 0; i++)
         if ((s = skip_line(rd)) < 0)
@@ -898,7 +1178,7 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
     size_t width = (size_t)nf + (numeric ? 1 : 0);
     size_t max_rows = o->max_rows ? o->max_rows : 10000000;
     size_t max_values = o->max_values ? o->max_values : (size_t)1 << 27;
-    csv_store st = {NULL, NULL, NULL, 0};
+    csv_store st = {NULL, NULL, NULL, 0, value_size(o->storage)};
     size_t rows = 0;
     int max_label = -1, rc = -1;
     if (header)
@@ -928,11 +1208,18 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
                  rd->row_line, rows);
             goto done;
         }
-        for (int j = 0; j < nf; j++)
-            if (number_at(rd, fcol[j], &st.x[rows * (size_t)nf + (size_t)j])) {
+        for (int j = 0; j < nf; j++) {
+            double v;
+            if (number_at(rd, fcol[j], &v)) {
                 rc = rd->status;
                 goto done;
             }
+            size_t at = rows * (size_t)nf + (size_t)j;
+            if (o->storage == BP_STORE_FLOAT)
+                ((float *)st.x)[at] = (float)v;
+            else
+                ((double *)st.x)[at] = v;
+        }
         if (has_label) {
             double v;
             if (number_at(rd, label_col, &v)) {
@@ -941,8 +1228,10 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
             }
             if (numeric)
                 st.t[rows] = v;
-            else {
-                char shown[SHOW_MAX + 8];
+            else if (v != floor(v) || v < 0 ||
+                     (o->classes > 0 && v >= o->classes) ||
+                     (o->classes == 0 && v >= COUNTED_CLASSES_MAX)) {
+                char shown[SHOW_MAX + 8];   /* only for a message */
                 show(field(rd, label_col), shown, sizeof shown);
                 if (v != floor(v)) {
                     rc = bp_error(BP_ERR_FORMAT, err, err_size,
@@ -973,6 +1262,7 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
                          COUNTED_CLASSES_MAX);
                     goto done;
                 }
+            } else {
                 st.lab[rows] = (int)v;
                 if ((int)v > max_label)
                     max_label = (int)v;
@@ -1001,18 +1291,42 @@ static int load(csv_reader *rd, bp_dataset *out, const bp_csv_options *o)
                  max_values);
             goto done;
         }
-        if (bp_data_create(out, rows, nf, targets, classes, NULL, 0) != 0) {
+        /* The data set adopts the arrays read, trimmed to size (a failed
+         * trim is reported like any allocation that fails). */
+        void *x = realloc(st.x, rows * (size_t)nf * st.vsize);
+        if (!x || bp_data_create_stored(out, 0, nf, 0, 0, o->storage, NULL, 0) != 0) {
+            if (x)
+                st.x = x;
             rc = bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory for %zu rows", path, rows);
             goto done;
         }
-        memcpy(out->x, st.x, rows * (size_t)nf * sizeof(double));
-        if (numeric)
-            memcpy(out->y, st.t, rows * sizeof(double));
-        if (cls)
-            for (size_t r = 0; r < rows; r++) {
-                out->label[r] = st.lab[r];
-                out->y[r * (size_t)classes + (size_t)st.lab[r]] = 1.0;
+        st.x = x;
+        free(o->storage == BP_STORE_FLOAT ? (void *)out->xf : (void *)out->x);
+        if (o->storage == BP_STORE_FLOAT)
+            out->xf = st.x;
+        else
+            out->x = st.x;
+        st.x = NULL;
+        out->rows = rows;
+        out->targets = targets;
+        out->classes = classes;
+        if (numeric) {
+            out->y = st.t;
+            st.t = NULL;
+        }
+        if (cls) {
+            out->label = st.lab;
+            st.lab = NULL;
+            out->y = alloc_zero(rows * (size_t)classes, sizeof(double));
+            if (!out->y) {
+                rc = bp_error(BP_ERR_NOMEM, err, err_size,
+                              "%s: out of memory for %zu rows", path, rows);
+                bp_data_free(out);
+                goto done;
             }
+            for (size_t r = 0; r < rows; r++)
+                out->y[r * (size_t)classes + (size_t)out->label[r]] = 1.0;
+        }
         rc = 0;
     }
 done:
@@ -1048,7 +1362,10 @@ int bp_data_load_csv(bp_dataset *out, const char *path,
     rd.err_size = err_size;
     rd.line = 1;
     rd.max_columns = o.max_columns;
-    int rc = room_for(&rd, 0) ? rd.status : load(&rd, out, &o);
+    rd.block = malloc(BLOCK);
+    int rc = !rd.block ? bp_error(BP_ERR_NOMEM, err, err_size, "%s: out of memory", path)
+             : room_for(&rd, 0) ? rd.status : load(&rd, out, &o);
+    free(rd.block);
     free(rd.buf);
     free(rd.off);
     free(rd.over);

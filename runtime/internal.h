@@ -107,4 +107,10 @@ int bp_isa(void);
  * build cannot run it. Not for use while other threads compute. */
 int bp_isa_force(int isa);
 
+/* bp_batch_fill for rows first + idx[i] (first + i when idx is NULL), so
+ * callers can walk a data set in order without a view of its arrays. */
+#include "bp.h"
+void bp_batch_fill_from(const bp_dataset *d, size_t first, const size_t *idx,
+                        int n, int real_size, void *x, void *y);
+
 #endif

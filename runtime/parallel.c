@@ -125,7 +125,19 @@ static unsigned long long hash_data(unsigned long long h,
     HASH_FIELD(h, d->features);
     HASH_FIELD(h, d->targets);
     HASH_FIELD(h, d->classes);
-    h = bp_par_hash(h, d->x, d->rows * (size_t)d->features * sizeof *d->x);
+    /* The features in whichever storage holds them (data.c): doubles,
+     * floats, or bytes with their per-feature map. */
+    int storage = (int)d->storage;
+    HASH_FIELD(h, storage);
+    size_t values = d->rows * (size_t)d->features;
+    if (d->storage == BP_STORE_FLOAT)
+        h = bp_par_hash(h, d->xf, values * sizeof *d->xf);
+    else if (d->storage == BP_STORE_BYTE) {
+        h = bp_par_hash(h, d->xb, values);
+        h = bp_par_hash(h, d->xb_scale, (size_t)d->features * sizeof *d->xb_scale);
+        h = bp_par_hash(h, d->xb_shift, (size_t)d->features * sizeof *d->xb_shift);
+    } else
+        h = bp_par_hash(h, d->x, values * sizeof *d->x);
     if (d->y)
         h = bp_par_hash(h, d->y, d->rows * (size_t)d->targets * sizeof *d->y);
     if (d->label)
@@ -187,7 +199,7 @@ int bp_par_start(const bp_parallel *p, const bp_model *m, const void *theta,
         return bp_error(BP_ERR_IO, err, err_size, "parallel: the all-reduce failed "
                        "(status %d) before training", st);
     if (!same)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_MISMATCH, err, err_size,
                        "parallel: the ranks were given different data or "
                        "settings (every rank must call bp_train with the "
                        "same training and test sets, config and optimiser "
@@ -199,7 +211,7 @@ int bp_par_start(const bp_parallel *p, const bp_model *m, const void *theta,
         return bp_error(BP_ERR_IO, err, err_size, "parallel: the all-reduce failed "
                        "(status %d) before training", st);
     if (!same)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_MISMATCH, err, err_size,
                        "parallel: the ranks start from different parameters "
                        "(initialise theta the same way on every rank: the "
                        "same seed or the same weights file)");

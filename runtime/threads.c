@@ -195,14 +195,40 @@ void bp_parallel_run(int parts, bp_part_fn *fn, void *ctx)
 
 /* Per-thread scratch: one block per thread, behind a key whose destructor
  * frees it when the thread exits. The block's first 64 bytes hold its
- * size, so what callers get stays 64-byte aligned. */
+ * size and links, so what callers get stays 64-byte aligned. Every live
+ * block is also on one list: the main thread's block is never freed by
+ * the key (its destructor does not run at exit), and the list keeps it
+ * reachable, so leak checkers do not call a block in use a leak. */
+typedef struct scratch_head {
+    size_t size;
+    struct scratch_head *prev, *next;
+} scratch_head;
+
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+static scratch_head *scratch_list;
 static int scratch_ready;
+
+static void scratch_release(void *block)
+{
+    scratch_head *h = block;
+    if (!h)
+        return;
+    pthread_mutex_lock(&scratch_lock);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        scratch_list = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    pthread_mutex_unlock(&scratch_lock);
+    free(h);
+}
 
 static void scratch_init(void)
 {
-    scratch_ready = pthread_key_create(&scratch_key, free) == 0;
+    scratch_ready = pthread_key_create(&scratch_key, scratch_release) == 0;
 }
 
 void *bp_thread_scratch(size_t bytes)
@@ -210,9 +236,9 @@ void *bp_thread_scratch(size_t bytes)
     pthread_once(&scratch_once, scratch_init);
     if (!scratch_ready)
         return NULL;
-    char *block = pthread_getspecific(scratch_key);
-    if (block && *(size_t *)(void *)block >= bytes)
-        return block + 64;
+    scratch_head *block = pthread_getspecific(scratch_key);
+    if (block && block->size >= bytes)
+        return (char *)block + 64;
     void *fresh = NULL;
     if (posix_memalign(&fresh, 64, bytes + 64) != 0)
         return NULL;
@@ -220,8 +246,16 @@ void *bp_thread_scratch(size_t bytes)
         free(fresh);
         return NULL;
     }
-    free(block);
-    *(size_t *)fresh = bytes;
+    scratch_release(block);
+    scratch_head *h = fresh;
+    h->size = bytes;
+    h->prev = NULL;
+    pthread_mutex_lock(&scratch_lock);
+    h->next = scratch_list;
+    if (scratch_list)
+        scratch_list->prev = h;
+    scratch_list = h;
+    pthread_mutex_unlock(&scratch_lock);
     return (char *)fresh + 64;
 }
 

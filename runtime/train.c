@@ -259,14 +259,15 @@ static void eval_sums(run *r, const void *theta, const bp_dataset *d,
     for (size_t at = from; at < to; at += (size_t)B) {
         size_t left = to - at;
         int n = left < (size_t)B ? (int)left : B;
-        /* Rows at..at+n-1: fill through a shifted view of the data. */
-        bp_dataset view = *d;
-        view.x = d->x + at * (size_t)d->features;
-        view.y = d->y ? d->y + at * (size_t)d->targets : NULL;
-        bp_batch_fill(&view, NULL, n, rs, r->x, r->y);
-        sum += m->forward(theta, r->inputs, n, r->ws) * (double)n;
+        bp_batch_fill_from(d, at, NULL, n, rs, r->x, r->y);
+        if (acc_on && r->c->forward_outputs)   /* one pass for both */
+            sum += r->c->forward_outputs(theta, r->inputs, n, r->ws,
+                                      r->outputs) * (double)n;
+        else
+            sum += m->forward(theta, r->inputs, n, r->ws) * (double)n;
         if (acc_on) {
-            m->predict(theta, r->inputs, n, r->ws, r->outputs);
+            if (!r->c->forward_outputs)
+                m->predict(theta, r->inputs, n, r->ws, r->outputs);
             const void *o = r->outputs[r->c->pred_output];
             for (int i = 0; i < n; i++)
                 correct += argmax(o, rs, (size_t)i, osize) ==
@@ -333,7 +334,8 @@ int bp_epoch_print(const bp_epoch_report *r, void *user)
         fprintf(f, "  test loss %.4f", r->test_loss);
     if (!isnan(r->test_acc))
         fprintf(f, "  test acc %.3f", r->test_acc);
-    fputc('\n', f);
+    fprintf(f, "  (train %.2f s, eval %.2f s)\n", r->train_seconds,
+            r->eval_seconds);
     fflush(f);
     return 0;
 }
@@ -421,7 +423,7 @@ static int par_epoch(run *r, const bp_parallel *p, const void *theta,
         return bp_error(BP_ERR_IO, err, err_size, "parallel: the all-reduce failed "
                        "(status %d) after epoch %d", st, rep->epoch);
     if (!same)
-        return bp_fail(err, err_size,
+        return bp_error(BP_ERR_MISMATCH, err, err_size,
                        "parallel: the ranks' parameters differ after epoch "
                        "%d (the all-reduce must give every rank the same "
                        "sum, bit for bit)", rep->epoch);
@@ -597,6 +599,7 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
         }
         if (bar && drawn != t0)
             progress_clear();
+        double t1 = now();
         rep.epoch = e;
         rep.step = opt->step;
         rep.lr = lr;
@@ -616,7 +619,10 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
                 eval_split(&r, theta, test, acc_test, &rep.test_loss,
                            &rep.test_acc);
         }
-        rep.seconds = now() - t0;
+        double t2 = now();
+        rep.train_seconds = t1 - t0;
+        rep.eval_seconds = t2 - t1;
+        rep.seconds = t2 - t0;
         int stop = c.on_epoch ? c.on_epoch(&rep, c.user)
                    : (c.verbose && rank0 ? bp_epoch_print(&rep, NULL) : 0);
         if (par) {
@@ -729,9 +735,7 @@ int bp_predict_argmax(const bp_model *m, const void *theta,
     for (size_t at = 0; at < d->rows; at += (size_t)B) {
         size_t left = d->rows - at;
         int n = left < (size_t)B ? (int)left : B;
-        bp_dataset view = *d;
-        view.x = d->x + at * (size_t)d->features;
-        bp_batch_fill(&view, NULL, n, rs, r.x, NULL);
+        bp_batch_fill_from(d, at, NULL, n, rs, r.x, NULL);
         m->predict(theta, r.inputs, n, r.ws, r.outputs);
         for (int i = 0; i < n; i++)
             pred[at + (size_t)i] =

@@ -1,12 +1,13 @@
 #!/bin/sh
 # demo.sh — what `make demo` shows, in a few seconds:
-#   1. the chain rule done by bpgen: the derivative of the one-variable
-#      example, as `bpgen --derivatives` prints it;
+#   1. the chain rule done by bpgen: the derivation of the one-variable
+#      example, step by step, as `bpgen --explain` prints it;
 #   2. the iris classifier: bpgen compiles examples/iris/iris.net to C, the
 #      C is built with examples/iris/train_iris.c and the runtime, and the
 #      program trains it with a report per epoch, saves the weights, loads
 #      them into a fresh parameter vector, reports the test accuracy and
-#      checks the gradients against finite differences on a batch.
+#      checks the gradients against finite differences on a batch; the
+#      training curves are written as CSV and SVG (the path is printed).
 #
 # Usage: sh scripts/demo.sh BUILD_DIR   (from the repository's root, after
 #        `make`; generated files go to BUILD_DIR/examples/iris)
@@ -26,8 +27,8 @@ if [ ! -x "$bpgen" ] || [ ! -f "$build/libbp.a" ]; then
 fi
 
 echo "== 1. The chain rule: S = L^2 + 2, P = sqrt(S)"
-echo "\$ bpgen examples/chain/chain.net --derivatives"
-"$bpgen" examples/chain/chain.net --derivatives
+echo "\$ bpgen examples/chain/chain.net --explain"
+"$bpgen" examples/chain/chain.net --explain
 echo
 
 echo "== 2. The iris classifier (examples/iris/iris.net, 4-16-3)"

@@ -10,8 +10,14 @@
 #             safetensors are compared with PyTorch); Open MPI (mpicc
 #             builds build/libbp_mpi.a, mpirun runs the 2-rank test);
 #             cmake, pkg-config and man (the install tests); valgrind (the
-#             memcheck tests)
+#             memcheck tests); Graphviz (the tests render `bpgen --dot`;
+#             `make docs`) and xmllint (the tests check the training
+#             curves' SVG)
 #   valgrind  valgrind alone
+#   data      build, and the Fashion-MNIST data set (make examples,
+#             make bench-fashion; `test` installs it too)
+#
+# zlib (zlib1g-dev) is a build need: the runtime's IDX reader, runtime/idx.c.
 #   fuzz      clang and its libFuzzer runtime (libclang-rt-N-dev), for
 #             `make fuzz`
 set -eu
@@ -25,6 +31,7 @@ build_tools() {
     want 'command -v make' make
     want 'command -v flex' flex
     want 'command -v bison' bison
+    want 'test -f /usr/include/zlib.h' zlib1g-dev
 }
 
 [ $# -gt 0 ] || set -- test
@@ -43,7 +50,13 @@ for group in "$@"; do
         want 'command -v cmake' cmake
         want 'command -v pkg-config' pkg-config
         want 'command -v man' man-db
-        want 'command -v valgrind' valgrind ;;
+        want 'command -v valgrind' valgrind
+        want 'command -v dot' graphviz
+        want 'command -v xmllint' libxml2-utils
+        want 'test -d /usr/share/datasets/fashion-mnist' dataset-fashion-mnist ;;
+    data)
+        build_tools
+        want 'test -d /usr/share/datasets/fashion-mnist' dataset-fashion-mnist ;;
     valgrind)
         want 'command -v valgrind' valgrind ;;
     fuzz)
@@ -56,7 +69,7 @@ for group in "$@"; do
             missing="$missing libclang-rt-${major:-14}-dev"
         fi ;;
     *)
-        echo "install-deps: unknown group '$group' (build, test, valgrind, fuzz)" >&2
+        echo "install-deps: unknown group '$group' (build, test, data, valgrind, fuzz)" >&2
         exit 2 ;;
     esac
 done

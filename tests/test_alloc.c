@@ -383,6 +383,8 @@ static int predict(char *err, size_t size)
     return bp_predict_argmax(&lin, lin_theta, &two_class, &c, pred, err, size);
 }
 
+/* bp_gradcheck reports failure as a status (BP_ERR_NOMEM for memory) and
+ * its message in `where`. */
 static int gradcheck(char *err, size_t size)
 {
     double x[4] = {1, 2, -1, 0.5}, y[4] = {0, 1, 1, 0};

@@ -790,6 +790,44 @@ static void test_bad_options(void)
     free(path);
 }
 
+/* A file of several read blocks (1 MiB each): rows and numbers that
+ * straddle block ends load like any other, integers (the fast path) and
+ * decimals (strtod) alike, and an error far into the file has its line. */
+static void test_large_file(void)
+{
+    char *path = test_tmp_path("large.csv");
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    const size_t rows = 100000;
+    for (size_t r = 0; r < rows; r++)
+        fprintf(f, "%zu,-%zu.25,%zu,1e-3,%d\n", r * 7919 % 100003, r % 977, r * r, (int)(r % 3));
+    fclose(f);
+    bp_dataset d;
+    char err[256] = "";
+    CU_ASSERT_EQUAL_FATAL(bp_data_load_csv(&d, path, NULL, err, sizeof err), 0);
+    CU_ASSERT(d.rows == rows && d.features == 4 && d.classes == 3);
+    int same = 1;
+    for (size_t r = 0; r < rows; r++) {
+        same &= d.x[4 * r] == (double)(r * 7919 % 100003);
+        same &= d.x[4 * r + 1] == -((double)(r % 977) + 0.25);
+        same &= d.x[4 * r + 2] == (double)(r * r);
+        same &= d.x[4 * r + 3] == 1e-3;
+        same &= d.label[r] == (int)(r % 3);
+    }
+    CU_ASSERT(same);
+    bp_data_free(&d);
+    /* A bad value on the last line. */
+    f = fopen(path, "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("1,2,x3,4,0\n", f);
+    fclose(f);
+    CU_ASSERT(bp_data_load_csv(&d, path, NULL, err, sizeof err) != 0);
+    char *want = test_format("%s:100001:3: expected a number, found 'x3'", path);
+    CU_ASSERT_STRING_EQUAL(err, want);
+    free(want);
+    free(path);
+}
+
 void register_data(void)
 {
     CU_pSuite s = CU_add_suite("data", NULL, NULL);
@@ -810,4 +848,5 @@ void register_data(void)
     CU_add_test(s, "auto header: selected columns only",
                 test_header_auto_selected_only);
     CU_add_test(s, "bad enum options and label_column", test_bad_options);
+    CU_add_test(s, "a file of many read blocks", test_large_file);
 }

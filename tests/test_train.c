@@ -214,6 +214,26 @@ static bp_model softmax_model(int rs)
     return m;
 }
 
+/* One pass for loss and outputs (bp_train_config.forward_outputs), counting its
+ * calls and predict's: evaluation must use it and not call predict. */
+static int one_pass_calls, predict_calls;
+
+static double sm_fo_d(const void *th, const void *const in[], int n, void *ws,
+                      void *const out[])
+{
+    one_pass_calls++;
+    double L = sm_forward(8, th, in, n, ws);
+    memcpy(out[0], ws, (size_t)n * C * sizeof(double)); /* ws holds p */
+    return L;
+}
+
+static void sm_p_counted(const void *th, const void *const in[], int n, void *ws,
+                         void *const out[])
+{
+    predict_calls++;
+    sm_p_d(th, in, n, ws, out);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Data */
 
@@ -428,6 +448,8 @@ static void test_early_stop(void)
     CU_ASSERT_EQUAL(last.stopped, 1);
     CU_ASSERT_EQUAL(last.step, 9); /* the partial batch is a step */
     CU_ASSERT(last.seconds >= 0);
+    CU_ASSERT(last.train_seconds >= 0 && last.eval_seconds >= 0);
+    CU_ASSERT_DOUBLE_EQUAL(last.seconds, last.train_seconds + last.eval_seconds, 1e-9);
     CU_ASSERT(last.grad_norm > 0);
     CU_ASSERT_DOUBLE_EQUAL(last.lr, 0.001, 1e-15);
 
@@ -495,6 +517,19 @@ static void test_accuracy(void)
     CU_ASSERT_EQUAL(bp_predict_argmax(&m, th, &d, &c, pred, err, sizeof err),
                     0);
     CU_ASSERT(pred[0] == 0 && pred[1] == 1 && pred[2] == 2 && pred[3] == 0);
+
+    /* With forward_outputs, one pass per batch gives the same numbers. */
+    bp_model one = m;
+    one.predict = sm_p_counted;
+    bp_train_config c1 = c;
+    c1.forward_outputs = sm_fo_d;
+    one_pass_calls = predict_calls = 0;
+    double loss1, acc1;
+    CU_ASSERT_EQUAL(bp_evaluate(&one, th, &d, &c1, &loss1, &acc1, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(one_pass_calls, 2);
+    CU_ASSERT_EQUAL(predict_calls, 0);
+    CU_ASSERT_EQUAL(loss1, loss);
+    CU_ASSERT_EQUAL(acc1, acc);
     c.accuracy = 0;
     CU_ASSERT_EQUAL(bp_evaluate(&m, th, &d, &c, &loss, &acc, err, sizeof err),
                     0);
@@ -669,6 +704,9 @@ static void test_print(void)
     r.train_acc = NAN;
     r.test_loss = 0.44101;
     r.test_acc = 0.9333;
+    r.train_seconds = 5.214;
+    r.eval_seconds = 0.1249;
+    r.seconds = r.train_seconds + r.eval_seconds;
     CU_ASSERT_EQUAL(bp_epoch_print(&r, f), 0);
     r.test_loss = r.test_acc = NAN;
     r.train_acc = 0.5;
@@ -677,8 +715,9 @@ static void test_print(void)
     char *text = test_read_file(path, NULL);
     CU_ASSERT_STRING_EQUAL(text,
                            "epoch 3/50  train loss 0.4123  test loss 0.4410  "
-                           "test acc 0.933\n"
-                           "epoch 3/50  train loss 0.4123  train acc 0.500\n");
+                           "test acc 0.933  (train 5.21 s, eval 0.12 s)\n"
+                           "epoch 3/50  train loss 0.4123  train acc 0.500  "
+                           "(train 5.21 s, eval 0.12 s)\n");
     free(text);
     free(path);
 }

@@ -66,7 +66,7 @@ static problem load(const char *path)
     }
     problem p;
     p.n = v[0];
-    if (bp_conv2d_shape_init(&p.s, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]) != 0) {
+    if (bp_conv2d_shape_init(&p.s, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], NULL, 0) != 0) {
         fprintf(stderr, "conv_bench: %s: bad shape\n", path);
         exit(2);
     }

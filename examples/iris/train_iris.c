@@ -3,7 +3,9 @@
  *   1. load iris.csv (150 rows: four measurements and a class 0-2),
  *   2. split it 80/20 with a fixed seed, standardise the features with
  *      statistics of the training split,
- *   3. train with Adam in mini-batches, one report line per epoch,
+ *   3. train with Adam in mini-batches, one report line per epoch, and
+ *      record the training curves (WEIGHTS_FILE's folder gets
+ *      iris-curves.csv and iris-curves.svg),
  *   4. save the weights, load them into a fresh parameter vector and
  *      evaluate that on the test split,
  *   5. check the generated gradients against finite differences on a batch.
@@ -21,7 +23,15 @@
 #include "bp.h"
 #include "iris.h"
 
-enum { GRADCHECK_ROWS = 8 };
+enum { GRADCHECK_ROWS = 8, EPOCHS = 30 };
+
+/* `dir/iris.weights` -> `dir/iris-curves.EXT` */
+static void curves_path(char *out, size_t size, const char *weights_path, const char *ext)
+{
+    const char *slash = strrchr(weights_path, '/');
+    int dir = slash ? (int)(slash - weights_path + 1) : 0;
+    snprintf(out, size, "%.*siris-curves.%s", dir, weights_path, ext);
+}
 
 static const char *const class_names[3] = {"setosa", "versicolor", "virginica"};
 
@@ -60,17 +70,32 @@ int main(int argc, char **argv)
 
     /* Train: Adam, batches of 16. */
     bp_train_config cfg = bp_train_defaults();
-    cfg.epochs = 30;
+    cfg.epochs = EPOCHS;
     cfg.batch_size = 16;
     cfg.seed = 7;
     cfg.optim = bp_optim_defaults(BP_ADAM);
     cfg.optim.lr = 0.01;
-    /* on_epoch NULL, verbose 1 (defaults): bp_train prints one line per
-     * epoch, and a progress bar on stderr when that is a terminal. */
+    cfg.eval_train = 1;   /* the training split's loss and accuracy after each epoch */
+    /* Each epoch's report is recorded for the curves, then printed. */
+    bp_curve_point points[EPOCHS];
+    bp_curves curves;
+    bp_curves_init(&curves, points, EPOCHS);
+    curves.then = bp_epoch_print;
+    cfg.on_epoch = bp_curves_record;
+    cfg.user = &curves;
     if (bp_train(&iris_model, theta, &train, &test, &cfg, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "train_iris: %s\n", err);
         goto done;
     }
+    char csv[1024], svg[1024];
+    curves_path(csv, sizeof csv, weights_path, "csv");
+    curves_path(svg, sizeof svg, weights_path, "svg");
+    if (bp_curves_write_csv(&curves, csv, err, sizeof err) != 0 ||
+        bp_curves_write_svg(&curves, svg, "iris: 4-16-3 MLP, Adam", err, sizeof err) != 0) {
+        fprintf(stderr, "train_iris: %s\n", err);
+        goto done;
+    }
+    printf("training curves: %s (chart), %s (numbers)\n", svg, csv);
 
     /* Save, then reload into a fresh, zeroed parameter vector. */
     if (bp_weights_save(weights_path, &iris_model, theta, err, sizeof err) != 0 ||
