@@ -397,6 +397,10 @@ void print_expr(FILE *out, const Node *n, bool inline_values);
  * (then ending in " ..."): for comments, at a cost bounded by the limit. */
 void print_expr_brief(FILE *out, const Node *n, size_t limit);
 
+/* The shortest decimal that reads back as the same double, without an
+ * exponent where a person would not write one (25000, not 2.5e+04). */
+void print_number(char out[64], double v);
+
 /* The --derivatives listing: `dL/dX = EXPR`, one line per gradient. */
 void print_derivatives(FILE *out, const Graph *g);
 

@@ -571,26 +571,10 @@ static Dx *substitute(Arena *a, const Derivation *d, Dx *x)
 
 /* ---------------------------------------------------------------- text */
 
-/* The shortest decimal that reads back as the same double, without an
- * exponent where a person would not write one (as print.c writes them). */
 static const char *number_text(Arena *a, double v)
 {
     char tmp[64];
-    for (int digits = 1; digits <= 17; digits++) {
-        snprintf(tmp, sizeof tmp, "%.*g", digits, v);
-        if (strtod(tmp, NULL) == v)
-            break;
-    }
-    if (strchr(tmp, 'e') && fabs(v) >= 1e-4 && fabs(v) < 1e15) {
-        char fixed[64];
-        for (int decimals = 0; decimals <= 17; decimals++) {
-            snprintf(fixed, sizeof fixed, "%.*f", decimals, v);
-            if (strtod(fixed, NULL) == v) {
-                memcpy(tmp, fixed, sizeof tmp);
-                break;
-            }
-        }
-    }
+    print_number(tmp, v);
     return arena_strdup(a, tmp);
 }
 

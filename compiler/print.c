@@ -55,26 +55,29 @@ static Buf buf_new(size_t limit)
     return b;
 }
 
-/* The shortest decimal that reads back as the same double, without an
- * exponent where a person would not write one (25000, not 2.5e+04). */
-static void put_number(Buf *b, double v)
+void print_number(char out[64], double v)
 {
-    char tmp[64];
     for (int digits = 1; digits <= 17; digits++) {
-        snprintf(tmp, sizeof tmp, "%.*g", digits, v);
-        if (strtod(tmp, NULL) == v)
+        snprintf(out, 64, "%.*g", digits, v);
+        if (strtod(out, NULL) == v)
             break;
     }
-    if (strchr(tmp, 'e') && fabs(v) >= 1e-4 && fabs(v) < 1e15) {
+    if (strchr(out, 'e') && fabs(v) >= 1e-4 && fabs(v) < 1e15) {
         char fixed[64];
         for (int decimals = 0; decimals <= 17; decimals++) {
             snprintf(fixed, sizeof fixed, "%.*f", decimals, v);
             if (strtod(fixed, NULL) == v) {
-                memcpy(tmp, fixed, sizeof tmp);
+                memcpy(out, fixed, sizeof fixed);
                 break;
             }
         }
     }
+}
+
+static void put_number(Buf *b, double v)
+{
+    char tmp[64];
+    print_number(tmp, v);
     put(b, tmp);
 }
 
