@@ -1094,7 +1094,7 @@ static void add_var(Derivation *d, Deriver *r, const char *name, Node *node, boo
     d->nvars++;
 }
 
-Derivation *explain_derive(Arena *a, Model *m)
+Derivation *explain_derive(Arena *a, Model *m, bool closed_forms)
 {
     Graph *g = graph_build(a, m, false);
     Derivation *d = arena_alloc(a, sizeof *d);
@@ -1152,6 +1152,8 @@ Derivation *explain_derive(Arena *a, Model *m)
             if (v->node == loss)   /* a leaf that is the loss itself */
                 add_use(a, v, 0, dx_num(a, 1, SHAPE_SCALAR), true);
             sort_uses(d, v);
+        }
+        if (vi > 0 && closed_forms) {
             Dx *sum = dx_num(a, 0, v->node->shape);
             for (int u = 0; u < v->nuses; u++)
                 sum = dx_add(a, sum, substitute(a, d, use_term(a, &v->uses[u])));
@@ -1211,6 +1213,14 @@ static const char *chain_text(Arena *a, const Derivation *d, const DxVar *v)
             s = arena_printf(a, "%s %s %s", s, negative ? "-" : "+", paren(a, t, prec, P_PRODUCT));
     }
     return s ? s : "0";
+}
+
+const char *explain_chain_rule(Arena *a, const Derivation *d, const char *name)
+{
+    for (int vi = 1; vi < d->nvars; vi++)
+        if (!strcmp(d->vars[vi].name, name))
+            return arena_printf(a, "%s = %s", token(a, d, vi), chain_text(a, d, &d->vars[vi]));
+    return NULL;
 }
 
 static bool all_scalar(const Model *m)
@@ -1567,7 +1577,7 @@ static const char *tex_of(Arena *a, const char *text)
 
 bool explain_model(Arena *a, Model *m, ExplainFormat format, FILE *out)
 {
-    Derivation *d = explain_derive(a, m);
+    Derivation *d = explain_derive(a, m, true);
     Graph *g = d->graph;
 
     /* the forward equations, in evaluation order */

@@ -145,6 +145,7 @@ static Node *intern(Graph *g, Op op, Shape shape, int nin, Node *const *in, cons
     n->value = value;
     n->index = index;
     n->id = g->nnodes;
+    n->line = g->line;
     if (g->nnodes == g->nodes_cap) {
         int cap = g->nodes_cap ? g->nodes_cap * 2 : 1024;
         Node **nodes = arena_alloc(g->arena, sizeof *nodes * (size_t)cap);
@@ -501,11 +502,13 @@ Graph *graph_build(Arena *a, Model *m, bool batched_inputs)
     g->grad_inputs = arena_alloc(a, sizeof(Node *) * (size_t)(m->ninputs + 1));
 
     for (int i = 0; i < m->ninputs; i++) {
+        g->line = m->inputs[i]->loc.line;
         Node *n = intern(g, OP_INPUT, m->inputs[i]->shape, 0, NULL, NULL, 0, i);
         n->name = n->label = m->inputs[i]->name;
         g->input_nodes[i] = n;
     }
     for (int i = 0; i < m->nparams; i++) {
+        g->line = m->params[i]->loc.line;
         Node *n = intern(g, OP_PARAM, m->params[i]->shape, 0, NULL, NULL, 0, i);
         n->name = n->label = m->params[i]->name;
         g->param_nodes[i] = n;
@@ -515,6 +518,7 @@ Graph *graph_build(Arena *a, Model *m, bool batched_inputs)
                  arena_alloc(a, sizeof(Node *) * (size_t)(m->nvalues + 1)), 0};
     for (int i = 0; i < m->nvalues; i++) {
         Symbol *s = m->values[i];
+        g->line = s->stmt->loc.line;
         Node *n = build_expr(&b, s->stmt->expr);
         if (!n->name && !is_const(n))
             n->name = n->label = s->name;
@@ -524,6 +528,7 @@ Graph *graph_build(Arena *a, Model *m, bool batched_inputs)
         if (s == m->loss)
             g->loss = n;
     }
+    g->line = 0;
     for (int i = 0; i < m->noutputs; i++)
         g->output_nodes[i] = symbol_node(&b, m->outputs[i]);
     return g;

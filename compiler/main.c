@@ -23,7 +23,7 @@ typedef enum { COLOR_AUTO, COLOR_ALWAYS, COLOR_NEVER } ColorMode;
 typedef struct {
     const char *model_path;
     const char *out_path;
-    bool check_only, derivatives, with_main;
+    bool check_only, derivatives, with_main, line_directives;
     int explain;        /* 0, or 1 + ExplainFormat */
     int dot;            /* 0, 1 forward, 2 backward */
     Precision precision;
@@ -52,6 +52,8 @@ static void usage(FILE *out)
           "  --precision=double    values are double\n"
           "  --main                add a main() that reads values on standard input\n"
           "                        and prints the loss and gradients\n"
+          "  --line-directives     write #line directives so that compiler messages and\n"
+          "                        debuggers point at the .net statement of each step\n"
           "  --dump=PASSES         print the graph after passes (graph,diff,simplify) or the plan (lower)\n"
           "                        on standard error\n"
           "  --color=WHEN          colour diagnostics: auto (the default: only when\n"
@@ -110,6 +112,8 @@ static int parse_options(int argc, char **argv, Options *o)
             return usage_error("unknown graph '%s' (use --dot or --dot=backward)", a);
         } else if (!strcmp(a, "--main")) {
             o->with_main = true;
+        } else if (!strcmp(a, "--line-directives")) {
+            o->line_directives = true;
         } else if (!strcmp(a, "--precision=float")) {
             o->precision = PREC_FLOAT;
         } else if (!strcmp(a, "--precision=double")) {
@@ -410,8 +414,8 @@ static int compile(Arena *a, const Options *o)
         return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
     }
 
-    EmitOptions eo = {o->precision, o->with_main,
-                      base_name(header_path(a, o->out_path))};
+    EmitOptions eo = {o->precision, o->with_main, base_name(header_path(a, o->out_path)),
+                      o->line_directives, o->out_path};
     Plan *plan = lower_graph(a, g, &eo);
     if (dumping(o, "lower")) {
         fprintf(stderr, "# after lower\n");
@@ -424,7 +428,8 @@ static int compile(Arena *a, const Options *o)
 
 int main(int argc, char **argv)
 {
-    Options o = {NULL, NULL, false, false, false, 0, 0, PREC_FLOAT, NULL, COLOR_AUTO, false};
+    Options o = {NULL, NULL, false, false, false, false, 0, 0, PREC_FLOAT, NULL, COLOR_AUTO,
+                 false};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;
