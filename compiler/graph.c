@@ -286,6 +286,17 @@ static Node *rewrite(Graph *g, Op op, Node *a, Node *b, Shape shape)
         break;
     case OP_BROADCAST:
         break;
+    /* of one number: logsumexp(x) = log(exp x) = x, softmax(x) = exp(x) / exp(x)
+     * = 1, log_softmax(x) = 0 (so their derivatives are 1, 0 and 0) */
+    case OP_LOGSUMEXP:
+        if (a->shape.rank == 0)
+            return a;
+        break;
+    case OP_SOFTMAX:
+    case OP_LOG_SOFTMAX:
+        if (a->shape.rank == 0)
+            return node_scalar(g, op == OP_SOFTMAX ? 1 : 0);
+        break;
     case OP_TRANSPOSE:
         if (a->op == OP_TRANSPOSE)
             return a->in[0];
