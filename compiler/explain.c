@@ -162,6 +162,29 @@ static Dx *dx_transpose(Arena *a, Dx *x)
     return dx_fn(a, "transpose", t, x, NULL);
 }
 
+/* v^0: a shape filled with ones. It is spelled with the first input,
+ * parameter or named value of that shape (x^0, not (transpose(W) · k)^0),
+ * so that every ones of one shape is the same factor; `like` (of that
+ * shape) when there is none. */
+static Dx *dx_ones(Arena *a, const Graph *g, const Node *like)
+{
+    const Model *m = g->model;
+    const Node *spelling = NULL;
+    for (int i = 0; !spelling && i < m->ninputs; i++)
+        if (shape_eq(g->input_nodes[i]->shape, like->shape))
+            spelling = g->input_nodes[i];
+    for (int i = 0; !spelling && i < m->nparams; i++)
+        if (shape_eq(g->param_nodes[i]->shape, like->shape))
+            spelling = g->param_nodes[i];
+    for (int i = 0; !spelling && i < m->nvalues; i++) {
+        const Node *v = g->value_nodes[i];
+        if (v->name && !strcmp(v->name, m->values[i]->name) && v->op != OP_CONST &&
+            shape_eq(v->shape, like->shape))
+            spelling = v;
+    }
+    return dx_fn(a, "ones", like->shape, dx_node(a, spelling ? spelling : like), NULL);
+}
+
 /* ---------------------------------------------------------------- simplifying */
 
 static bool dx_equal(const Dx *x, const Dx *y)
@@ -443,8 +466,8 @@ static Dx *simplify_fn(Arena *a, Dx *x)
     if (!strcmp(f->fn, "sum")) {
         if (k->shape.rank == 0)
             return k;
-        if (k->kind == DX_NUM)
-            return dx_num(a, k->num * (double)shape_size(k->shape), x->shape);
+        if (k->kind == DX_NUM || (k->kind == DX_FN && !strcmp(k->fn, "ones")))
+            return dx_num(a, (k->kind == DX_NUM ? k->num : 1) * (double)shape_size(k->shape), x->shape);
         /* sum(c * s * v) = c * s * sum(v) for scalars c, s */
         if (k->kind == DX_PROD) {
             Dx *outside = dx_new(a, DX_PROD, x->shape, k->n + 1);
@@ -561,8 +584,7 @@ static Dx *substitute(Arena *a, const Derivation *d, Dx *x)
         const Node *v;
         if (linear && k->shape.rank > 0 && !is_scalar_valued(d, k, false) &&
             is_scalar_valued(d, k, true) && (v = tensor_token(d, k)))
-            copy->kid[i] = dx_mul(a, substitute(a, d, k),
-                                  dx_fn(a, "ones", v->shape, dx_node(a, v), NULL));
+            copy->kid[i] = dx_mul(a, substitute(a, d, k), dx_ones(a, d->graph, v));
         else
             copy->kid[i] = substitute(a, d, k);
     }
@@ -848,8 +870,7 @@ static Dx *as_tensor(Deriver *r, Node *y, Dx *D)
 {
     if (y->shape.rank == 0 || !scalar_valued(r, D))
         return D;
-    Dx *ones = dx_fn(r->a, "ones", y->shape, dx_node(r->a, y), NULL);
-    return dx_mul(r->a, D, ones);
+    return dx_mul(r->a, D, dx_ones(r->a, r->g, y));
 }
 
 /* The vector-Jacobian product of y = op(a, b): the same rules as diff.c,
