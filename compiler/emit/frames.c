@@ -80,13 +80,7 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
     if (!e->out)
         die("out of memory");
     for (int k = 0; k < p->nsteps[f]; k++)
-        emit_traced_step(e, p->steps[f][k]);
-    if (f == PF_FORWARD)
-        forward_return(e);
-    else if (f == PF_BACKWARD)
-        backward_outputs(e);
-    else
-        predict_outputs(e);
+        emit_traced_step(e, &p->steps[f][k]);
     fclose(e->out);
 
     fprintf(out, "%s\n%s\n{\n", doc, fn_signature(e, f));

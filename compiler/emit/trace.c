@@ -65,11 +65,12 @@ const char *source_directive(Emit *e, int line)
     return fmt(e, "#line %d %s\n", line, c_string(e, e->m->path));
 }
 
-void emit_traced_step(Emit *e, Node *y)
+void emit_traced_step(Emit *e, const Step *st)
 {
-    const char *directive = source_directive(e, y->line);
+    /* copies out to the caller (no node) are glue */
+    const char *directive = st->node ? source_directive(e, st->node->line) : NULL;
     if (!directive) {
-        emit_step(e, y);
+        emit_step(e, st);
         return;
     }
     FILE *out = e->out;
@@ -78,7 +79,7 @@ void emit_traced_step(Emit *e, Node *y)
     e->out = open_memstream(&text, &len);
     if (!e->out)
         die("out of memory");
-    emit_step(e, y);
+    emit_step(e, st);
     fclose(e->out);
     e->out = out;
     for (size_t at = 0; at < len;) {
