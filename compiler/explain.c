@@ -466,8 +466,9 @@ static Dx *simplify_fn(Arena *a, Dx *x)
     if (!strcmp(f->fn, "sum")) {
         if (k->shape.rank == 0)
             return k;
-        if (k->kind == DX_NUM || (k->kind == DX_FN && !strcmp(k->fn, "ones")))
-            return dx_num(a, (k->kind == DX_NUM ? k->num : 1) * (double)shape_size(k->shape), x->shape);
+        bool ones = k->kind == DX_FN && !strcmp(k->fn, "ones");
+        if (k->kind == DX_NUM || ones)
+            return dx_num(a, (ones ? 1 : k->num) * (double)shape_size(k->shape), x->shape);
         /* sum(c * s * v) = c * s * sum(v) for scalars c, s */
         if (k->kind == DX_PROD) {
             Dx *outside = dx_new(a, DX_PROD, x->shape, k->n + 1);

@@ -222,7 +222,8 @@ static void test_chain_rules_match_explain(void)
             /* comments longer than 160 characters end in " ..." */
             bool cut = len > 4 && !strncmp(rule + len - 4, " ...", 4);
             char *want = test_format("\n%.*s", (int)(cut ? len - 4 : len), rule);
-            bool found = strstr(explain, want) && (cut || strstr(explain, want)[strlen(want)] == '\n');
+            const char *at = strstr(explain, want);
+            bool found = at && (cut || at[strlen(want)] == '\n');
             CU_ASSERT(found);
             if (!found)
                 fprintf(stderr, "\n[%s] chain rule '%s' is not a line of --explain\n", name,
