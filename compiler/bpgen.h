@@ -411,10 +411,16 @@ void print_derivatives(FILE *out, const Graph *g);
 
 typedef enum { PREC_FLOAT, PREC_DOUBLE } Precision;
 
+/* How lowering places buffers in the workspace: by size (the tightest
+ * packing, O(n²)) up to a few thousand buffers and in time order (O(n log
+ * n)) beyond, unless a test asks for one of them. */
+typedef enum { PLACE_AUTO, PLACE_BY_SIZE, PLACE_IN_TIME_ORDER } Placement;
+
 typedef struct {
     Precision precision;
     bool with_main;             /* --main */
     const char *header_name;    /* what the .c file #includes, e.g. "model.h" */
+    Placement placement;        /* PLACE_AUTO but in tests */
 } EmitOptions;
 
 /* The three functions the generated file defines. */
