@@ -147,6 +147,7 @@ struct Stmt {
                             rejects more than 4; only 4 are kept) */
     double dims[4];      /* as written; check.c verifies they are positive integers */
     Loc dim_loc[4];
+    Loc excess_dim_loc;  /* the fifth dimension, where rank > 4 */
     bool frozen;         /* PARAM: `param frozen NAME ...` */
     Init init;           /* PARAM */
     double value;        /* CONST */
