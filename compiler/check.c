@@ -503,7 +503,7 @@ static Shape check_expr(Checker *c, Expr *e)
 static Shape declared_shape(Checker *c, Stmt *s)
 {
     if (s->rank > MAX_RANK) {
-        diag_error(c->diag, s->name_loc, "'%s' has %d dimensions, but at most "
+        diag_error(c->diag, s->excess_dim_loc, "'%s' has %d dimensions, but at most "
                    "4 are allowed", s->name, s->rank);
         return UNKNOWN;
     }

@@ -415,7 +415,7 @@ static int compile(Arena *a, const Options *o)
     }
 
     EmitOptions eo = {o->precision, o->with_main, base_name(header_path(a, o->out_path)),
-                      o->line_directives, o->out_path};
+                      PLACE_AUTO, o->line_directives, o->out_path};
     Plan *plan = lower_graph(a, g, &eo);
     if (dumping(o, "lower")) {
         fprintf(stderr, "# after lower\n");
