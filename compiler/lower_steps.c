@@ -473,7 +473,9 @@ static void group_steps(Plan *p, PlanFn f)
     int total = p->nsteps[f];
     StepGroup *groups = arena_alloc(p->arena, sizeof(StepGroup) * (size_t)(total + 1));
     int count = 0;
-    if (total <= GROUP_STEPS) {
+    if (total == 0) {
+        /* predict of a model without outputs */
+    } else if (total <= GROUP_STEPS) {
         groups[count++] = (StepGroup){0, total, NULL, true};
     } else {
         /* forward's last step returns the loss */
