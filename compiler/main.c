@@ -146,7 +146,8 @@ static int parse_options(int argc, char **argv, Options *o)
             errno = 0;
             long batch = strtol(v, &end, 10);
             if (end == v || *end || errno || batch < 1 || batch > 1000000000L)
-                return usage_error("--batch needs a whole number from 1 to 1000000000, not '%s'", v);
+                return usage_error("--batch needs a whole number from 1 to 1000000000, "
+                                   "not '%s'", v);
             o->batch = batch;
         } else if (!strcmp(a, "--print-name")) {
             o->print_name = true;
@@ -454,7 +455,8 @@ static int compile(Arena *a, const Options *o)
 
 int main(int argc, char **argv)
 {
-    Options o = {NULL, NULL, false, false, false, 0, 0, PREC_FLOAT, NULL, COLOR_AUTO, false, false, 0};
+    Options o = {NULL, NULL, false, false, false, 0, 0, PREC_FLOAT, NULL, COLOR_AUTO, false,
+                 false, 0};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;

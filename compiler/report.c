@@ -143,7 +143,8 @@ static void describe(FILE *out, const Plan *p, const Step *st)
         return;
     }
     if (st->kind == STEP_REDUCE) {
-        fprintf(out, "the loss %s%s", loss, st->reduce.x->batched ? ", the mean over the batch" : "");
+        fprintf(out, "the loss %s%s", loss,
+                st->reduce.x->batched ? ", the mean over the batch" : "");
         return;
     }
     const CopyStep *cp = &st->copy;
@@ -253,8 +254,9 @@ bool report_plan(const Plan *p, long batch, bool batch_given, FILE *out)
         fprintf(out, "  %-12s %14.0f %14.0f ", "total", total_flops, total_bytes);
         print_intensity(out, total_flops, total_bytes);
         double ws_bytes = c.ws_end * real;
-        fprintf(out, "\n  workspace %.0f bytes; peak memory %.0f bytes (the workspace, parameters,\n"
-                     "  inputs and results)\n", ws_bytes, ws_bytes + caller_bytes(&c, m, params));
+        fprintf(out, "\n  workspace %.0f bytes; peak memory %.0f bytes (the workspace, "
+                     "parameters,\n  inputs and results)\n",
+                ws_bytes, ws_bytes + caller_bytes(&c, m, params));
         if (f != PF_PREDICT) {
             train_flops += total_flops;
             train_bytes += total_bytes;

@@ -283,7 +283,8 @@ static void test_split_model(void)
     char *path = test_format("%s/g_split_double.c", TEST_TMP);
     char *text = test_read_file(path, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "static g_split_double_NOINLINE void g_split_double_forward_h1("));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(text, "static g_split_double_NOINLINE void g_split_double_forward_h1("));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "    g_split_double_forward_h1(theta, inputs, n, ws);\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "g_split_double_backward_"));
     free(text);

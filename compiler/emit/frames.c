@@ -191,8 +191,9 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
         for (int s = g->first; s < g->first + g->count; s++)
             emit_step(e, &p->steps[f][s]);
         fclose(e->out);
-        close_frame(e, out, f, group_doc(e, f, g),
-                    fmt(e, "static %s_NOINLINE void %s(%s)", e->M, names[k], fn_params(e, f)), body, nbody);
+        const char *signature = fmt(e, "static %s_NOINLINE void %s(%s)", e->M, names[k],
+                                    fn_params(e, f));
+        close_frame(e, out, f, group_doc(e, f, g), signature, body, nbody);
     }
     char *body = NULL;
     size_t nbody = 0;
