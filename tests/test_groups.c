@@ -141,6 +141,30 @@ static void test_longest_function_bounded(void)
     free(deep);
 }
 
+/* A first layer named `any` would name forward's first group like the
+ * untyped wrapper M_forward_any: the group is numbered instead, and the
+ * file compiles warning-free. */
+static void test_name_any(void)
+{
+    char *net = test_format("%s/grp_any.net", TEST_TMP);
+    char *c = test_format("%s/grp_any.c", TEST_TMP);
+    char *cmd = test_format("sh scripts/deep_net.sh 20 2 | sed 's/h1 /any /; s/(W2 · h1 /(W2 · any /'"
+                            " > %s && %s %s -o %s && %s %s -Werror -Iruntime -c -o %s.o %s",
+                            net, TEST_BPGEN, net, c, TEST_CC, TEST_CFLAGS, c, c);
+    char *err = NULL;
+    CU_ASSERT_EQUAL(test_run(cmd, NULL, &err), 0);
+    char *text = test_read_file(c, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "any[i] = tanhf("));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "static grp_any_NOINLINE void grp_any_forward_part1("));
+    CU_ASSERT_EQUAL(count(text, "grp_any_forward_any("), 1);
+    free(text);
+    free(err);
+    free(cmd);
+    free(c);
+    free(net);
+}
+
 /* The examples are not split: their functions are printed as they were. */
 static void test_small_models_whole(void)
 {
@@ -164,5 +188,6 @@ void register_groups(void)
     CU_pSuite s = CU_add_suite("groups", NULL, NULL);
     CU_add_test(s, "a deep model split into functions of a few layers", test_deep_model_split);
     CU_add_test(s, "the longest function does not grow with depth", test_longest_function_bounded);
+    CU_add_test(s, "a value named any", test_name_any);
     CU_add_test(s, "small models are not split", test_small_models_whole);
 }

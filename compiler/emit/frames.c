@@ -138,12 +138,14 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
 
 /* The name of group k's static function: the public function's, then the
  * value the group computes first (`M_forward_h3`), else its number. Value
- * names are unique and none starts with the model's prefix, so only two
- * numbered names could meet; `names` holds the earlier groups' names. */
+ * names are unique and none starts with the model's prefix, so only a
+ * numbered name can meet another (`names` holds the earlier groups'), or
+ * a value named `any` the untyped wrapper M_forward_any (abi.c). */
 static const char *group_fn_name(Emit *e, PlanFn f, int k, const char *const *names)
 {
     const StepGroup *g = &e->p->groups[f][k];
-    const char *what = g->title ? e->cname[g->title->id] : fmt(e, "part%d", k + 1);
+    const char *what = g->title && strcmp(e->cname[g->title->id], "any") != 0
+                       ? e->cname[g->title->id] : fmt(e, "part%d", k + 1);
     const char *name = fmt(e, "%s_%s_%s", e->M, fn_suffix[f], what);
     for (int j = 0; j < k; j++)
         if (names[j] && !strcmp(names[j], name))
