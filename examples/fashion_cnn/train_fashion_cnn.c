@@ -21,7 +21,8 @@
  * The test images are then classified from the mean of the class
  * probabilities the model gives the image and its mirror image: 0.9237.
  * The epoch lines report the accuracy of the image alone, and so does the
- * line before the result.
+ * line before the result. 14 epochs gave 0.9193 and 0.9256: not worth 40 %
+ * more time.
  * Pixels are standardised with one mean and one standard deviation over
  * all training pixels, not one per pixel as in examples/fashion: a pixel
  * moves when its image is mirrored, so its map must not depend on where it
