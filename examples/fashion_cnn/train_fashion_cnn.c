@@ -18,11 +18,12 @@
  * random (each one with probability 1/2, drawn afresh every epoch, in the
  * on_epoch callback between epochs): 0.9175. Shifting them by up to 2
  * pixels as well did worse in 10 epochs (0.913 at epoch 8 against 0.917).
- * The test images are then classified from the mean of the class
- * probabilities the model gives the image and its mirror image: 0.9237.
- * The epoch lines report the accuracy of the image alone, and so does the
- * line before the result. 14 epochs gave 0.9193 and 0.9256: not worth 40 %
- * more time.
+ * The result line is the accuracy from the image alone, as the published
+ * rows are (the issue asks for 0.92; this model stops just short of it).
+ * Classifying each test image from the mean of the class probabilities
+ * the model gives it and its mirror image does better (0.9237); that
+ * figure and the confusion matrix are printed too, and said to be so.
+ * 14 epochs gave 0.9193 and 0.9256.
  * Pixels are standardised with one mean and one standard deviation over
  * all training pixels, not one per pixel as in examples/fashion: a pixel
  * moves when its image is mirrored, so its map must not depend on where it
@@ -271,7 +272,8 @@ int main(int argc, char **argv)
         confusion[test.label[i]][pred[i]]++;
         right += pred[i] == test.label[i];
     }
-    printf("confusion matrix on the test images (rows: true class, columns: predicted)\n");
+    printf("confusion matrix on the test images, each classified with its mirror image "
+           "(rows: true class, columns: predicted)\n");
     printf("%-12s", "");
     for (int c = 0; c < 10; c++)
         printf("%6d", c);
@@ -287,7 +289,7 @@ int main(int argc, char **argv)
            (double)plain_right / (double)test.rows, plain_right, test.rows);
     printf("test accuracy %.4f (%zu of %zu) from the image and its mirror image; "
            "%ld epochs of %zu images\n", acc, right, test.rows, epochs, train.rows);
-    printf("result: fashion_cnn test_accuracy %.4f\n", acc);
+    printf("result: fashion_cnn test_accuracy %.4f\n", (double)plain_right / (double)test.rows);
     status = 0;
 done:
     free(theta);
