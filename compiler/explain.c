@@ -1289,8 +1289,9 @@ static size_t tree_size(const Node *n, size_t *size, size_t cap)
 }
 
 /* What --derivatives prints for a parameter or an input, by name; NULL
- * when it is longer than EXPLAIN_CLOSED_LIMIT characters. */
-static const char *derivative_line(Arena *a, const Graph *g, const char *name)
+ * when it is longer than EXPLAIN_CLOSED_LIMIT characters. size: for
+ * tree_size, one per node of g, shared by the calls. */
+static const char *derivative_line(Arena *a, const Graph *g, const char *name, size_t *size)
 {
     const Model *m = g->model;
     const Node *grad = NULL;
@@ -1302,7 +1303,6 @@ static const char *derivative_line(Arena *a, const Graph *g, const char *name)
             grad = g->grad_inputs[k];
     if (!grad)
         return NULL;
-    size_t *size = arena_alloc(a, sizeof *size * (size_t)g->nnodes);
     if (tree_size(grad, size, EXPLAIN_CLOSED_LIMIT) > EXPLAIN_CLOSED_LIMIT)
         return NULL;
     char *text = print_expr_within(grad, true, EXPLAIN_CLOSED_LIMIT);
@@ -1656,6 +1656,7 @@ bool explain_model(Arena *a, Model *m, ExplainFormat format, FILE *out)
         diff_graph(full);
         simp_graph(full);
     }
+    size_t *size = full ? arena_alloc(a, sizeof *size * (size_t)full->nnodes) : NULL;
     Block *blocks = arena_alloc(a, sizeof *blocks * (size_t)(d->nvars + 1));
     for (int vi = 0; vi < d->nvars; vi++) {
         DxVar *v = &d->vars[vi];
@@ -1676,7 +1677,7 @@ bool explain_model(Arena *a, Model *m, ExplainFormat format, FILE *out)
             continue;
         }
         block_add(a, b, v->closed_text);
-        const char *last = full && v->leaf ? derivative_line(a, full, v->name) : NULL;
+        const char *last = full && v->leaf ? derivative_line(a, full, v->name, size) : NULL;
         if (last)
             block_add(a, b, last);
         else if (full && v->leaf)
