@@ -78,6 +78,42 @@ static void test_usage_errors_exit_2(void)
     free(err);
 }
 
+/* --time-passes names every pass that ran, in order, with the graph's
+ * size after the passes that grow it; the output is the same as without. */
+static void test_time_passes(void)
+{
+    const char *model = "input x\nparam w\nloss L = (w * x - 1)^2\n";
+    char *err = NULL;
+    char *args = test_format("--time-passes -o %s/cli_time.c", TEST_TMP);
+    CU_ASSERT_EQUAL(test_bpgen("cli_time", model, args, NULL, &err), 0);
+    free(args);
+    static const char *const passes[] = {"read", "parse", "check", "graph", "graph_check",
+                                         "diff", "graph_check", "simplify", "graph_check",
+                                         "lower", "plan_check", "emit"};
+    const char *at = err ? err : "";
+    for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "# time %s ", passes[i]);
+        const char *found = strstr(at, line);
+        CU_ASSERT_PTR_NOT_NULL(found);
+        if (!found) {
+            fprintf(stderr, "\n  no '%s' after the earlier passes in:\n%s\n", line, err);
+            break;
+        }
+        at = found + strlen(line);
+        double seconds = -1;
+        CU_ASSERT_EQUAL(sscanf(at, "%lf s", &seconds), 1);
+        CU_ASSERT(seconds >= 0 && seconds < 60);
+    }
+    CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, " s (") : NULL);   /* a node count */
+    free(err);
+    /* --derivatives stops after print */
+    CU_ASSERT_EQUAL(test_bpgen("cli_time", model, "--time-passes --derivatives", NULL, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, "# time print ") : NULL);
+    CU_ASSERT_PTR_NULL(err ? strstr(err, "# time lower ") : "");
+    free(err);
+}
+
 /* tests/dump/NAME.net: `bpgen --dump=lower` prints NAME.expect exactly on
  * stderr: the plan of each function, its fusions and every buffer's place. */
 static void test_golden_plans(void)
@@ -260,4 +296,5 @@ void register_cli(void)
     CU_add_test(s, "model errors exit 1 with a location", test_model_errors_exit_1_with_location);
     CU_add_test(s, "names that clash with the runtime", test_names_that_clash_with_the_runtime);
     CU_add_test(s, "--dump=lower prints the plan", test_golden_plans);
+    CU_add_test(s, "--time-passes times every pass", test_time_passes);
 }
