@@ -242,6 +242,37 @@ static void test_long_sums_print_whole(void)
     free(t);
 }
 
+/* A comment's text is cut near its limit however many terms or factors
+ * the expression has: the sum and the product of x^1 ... x^10000 print as
+ * a short prefix ending in " ...", and in full without a limit. */
+static void test_brief_text_is_cut(void)
+{
+    Graph *g = build("input x\nloss L = x\n", false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    Node *x = g->input_nodes[0];
+    Node *sum = NULL, *product = NULL;
+    for (int k = 1; k <= 10000; k++) {
+        Node *a = node_new(g, OP_POW, x, node_scalar(g, k));
+        Node *b = node_new(g, OP_EXP, a, NULL);
+        sum = sum ? node_new(g, OP_ADD, sum, a) : a;
+        product = product ? node_new(g, OP_MUL, product, b) : b;
+    }
+    for (int which = 0; which < 2; which++) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        print_expr_brief(f, which ? product : sum, 60);
+        fclose(f);
+        CU_ASSERT(len <= 64);
+        CU_ASSERT(len >= 4 && !strcmp(buf + len - 4, " ..."));
+        free(buf);
+    }
+    char *full = text(sum);
+    CU_ASSERT(strlen(full) > 60000);
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "x^10000 + x^9999 + "));
+    free(full);
+}
+
 /* Nodes reachable from the gradients of every parameter. */
 static int gradient_nodes(const Graph *g)
 {
@@ -312,6 +343,7 @@ void register_graph(void)
     CU_add_test(s, "powers fold only where exact", test_powers_fold_only_where_exact);
     CU_add_test(s, "long sums print whole", test_long_sums_print_whole);
     CU_add_test(s, "shared adjoints stay shared", test_shared_adjoints_stay_shared);
+    CU_add_test(s, "brief text is cut at its limit", test_brief_text_is_cut);
     CU_add_test(s, "chain rule textbook example", test_chain_rule_textbook);
     CU_add_test(s, "cross_entropy(softmax) is stable", test_cross_entropy_of_softmax_is_stable);
     CU_add_test(s, "gradients only where wanted", test_gradients_only_where_wanted);
