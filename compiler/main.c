@@ -465,7 +465,7 @@ static int compile(Arena *a, const Options *o)
     }
 
     EmitOptions eo = {o->precision, o->with_main,
-                      base_name(header_path(a, o->out_path))};
+                      base_name(header_path(a, o->out_path)), PLACE_AUTO};
     Plan *plan = lower_graph(a, g, &eo);
     lap(&clock, "lower");
     if (dumping(o, "lower")) {

@@ -1,0 +1,488 @@
+/* steps.c — each kind of step of the plan printed as C: gemm calls, the
+ * runtime's kernels (convolution, pooling), elementwise loops, reductions
+ * and copies. lower_steps.c decided everything a step says; this file
+ * only spells it, each step under a comment with the equation it computes.
+ */
+#include "emit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- arguments */
+
+static const char *inv_n(Emit *e)
+{
+    return fmt(e, "%s / (%s)n", lit_str(e, 1), e->real);
+}
+
+static const char *scale(Emit *e, Scale s)
+{
+    switch (s) {
+    case SCALE_ZERO: return lit_str(e, 0);
+    case SCALE_ONE: return lit_str(e, 1);
+    case SCALE_INV_N: return inv_n(e);
+    case SCALE_FIRST_ZERO: return fmt(e, "s == 0 ? %s : %s", lit_str(e, 0), lit_str(e, 1));
+    }
+    return "0";
+}
+
+static const char *extent(Emit *e, Extent x)
+{
+    if (!x.times_n)
+        return fmt(e, "%ld", x.count);
+    return x.count == 1 ? "n" : fmt(e, "%ld * n", x.count);
+}
+
+/* An operand's pointer: its buffer, at sample s where the step says so. */
+static const char *operand(Emit *e, Operand o)
+{
+    if (!o.node)
+        return "NULL";
+    const char *b = buf_name(e, o.node);
+    return o.at_sample ? fmt(e, "%s + s * %ld", b, shape_size(o.node->shape)) : b;
+}
+
+/* "SIZE * (size_t)n": the count of a batched buffer's reals. */
+static const char *batch_count(Emit *e, long size)
+{
+    return size == 1 ? "(size_t)n" : fmt(e, "%ld * (size_t)n", size);
+}
+
+/* Opens `for s` when batched (else a block); returns the body's depth. */
+static int open_samples(Emit *e, bool batched)
+{
+    line(e, 1, batched ? "for (size_t s = 0; s < (size_t)n; s++) {" : "{");
+    return 2;
+}
+
+/* ---------------------------------------------------------------- gemm */
+
+static void gemm(Emit *e, const Step *st)
+{
+    const GemmStep *g = &st->gemm;
+    Node *y = st->node;
+    comment(e, 1, equation(e, y));
+    if (g->prefill) {
+        /* each of y's n rows starts as the bias; the gemm adds (beta = 1) */
+        long size = shape_size(y->shape);
+        line(e, 1, "for (size_t s = 0; s < (size_t)n; s++)");
+        if (g->prefill->op == OP_CONST) {
+            line(e, 2, "for (size_t j = 0; j < %ld; j++)", size);
+            line(e, 3, "%s = %s;", elem(e, y, "s", "j").s, lit_str(e, g->prefill->value));
+        } else {
+            line(e, 2, "memcpy(%s + s * %ld, %s, %ld * sizeof(%s));", buf_name(e, y), size,
+                 buf_name(e, g->prefill), size, e->real);
+        }
+    }
+    int d = 1;
+    if (g->sample_loop)
+        line(e, d++, "for (size_t s = 0; s < (size_t)n; s++)");
+    line(e, d, "%s(%d, %d, %s, %s, %s, %s, %s, %ld, %s, %ld, %s, %s, %ld);",
+         e->dbl ? "bp_gemm_d" : "bp_gemm_f", g->ta, g->tb, extent(e, g->m), extent(e, g->n),
+         extent(e, g->k), scale(e, g->alpha), operand(e, g->a), g->lda, operand(e, g->b), g->ldb,
+         scale(e, g->beta), operand(e, g->c), g->ldc);
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+/* Where a step's scratch lies (shared workspace). */
+static const char *scratch_ptr(Emit *e, const Buffer *b)
+{
+    if (!b || b->pool != POOL_SHARED)
+        die("a kernel step without scratch");
+    e->ws_direct = true;
+    const char *base = e->p->ws_batched ? fmt(e, "wsr + %ld * (size_t)n", e->p->ws_batched) : "wsr";
+    return b->offset ? fmt(e, "%s + %ld", base, b->offset) : base;
+}
+
+static void kernel(Emit *e, const Step *st)
+{
+    const KernelStep *k = &st->kernel;
+    /* the runtime kernel in the chosen precision: "bp_conv2d" -> "bp_conv2d_f" */
+    const char *fnname = fmt(e, "%s_%s", op_info[k->op].c_fn, e->dbl ? "d" : "f");
+    comment(e, 1, equation(e, st->node));
+    if (k->conv) {
+        const ConvShape *cs = &k->shape;
+        line(e, 1, "{");
+        line(e, 2, "const bp_conv2d_shape cs = {.c = %d, .h = %d, .w = %d, .o = %d, .kh = %d, .kw = %d,",
+             cs->c, cs->h, cs->w, cs->o, cs->kh, cs->kw);
+        line(e, 2, "                             .stride = %d, .pad = %d, .oh = %d, .ow = %d};",
+             cs->stride, cs->pad, cs->oh, cs->ow);
+    }
+    int d = k->conv ? 2 : 1;
+    if (k->sample_loop)
+        line(e, d++, "for (size_t s = 0; s < (size_t)n; s++) {");
+    const char *count = extent(e, k->count), *out = operand(e, k->out);
+    const char *A = operand(e, k->arg[0]), *B = operand(e, k->arg[1]), *C = operand(e, k->arg[2]);
+    const char *alpha = scale(e, k->alpha), *beta = scale(e, k->beta);
+    switch (k->op) {
+    case OP_CONV2D:
+        line(e, d, "%s(&cs, %s, %s, %s, %s, %s, %s);", fnname, count, A, B, C, out,
+             scratch_ptr(e, k->scratch));
+        break;
+    case OP_CONV2D_GRAD_INPUT:
+        line(e, d, "%s(&cs, %s, %s, %s, %s, %s);", fnname, count, A, B, out,
+             scratch_ptr(e, k->scratch));
+        break;
+    case OP_CONV2D_GRAD_KERNEL:
+        line(e, d, "%s(&cs, %s, %s, %s, %s, %s, %s, %s);", fnname, count, A, B, alpha, beta, out,
+             scratch_ptr(e, k->scratch));
+        break;
+    case OP_CONV2D_GRAD_BIAS:
+        line(e, d, "%s(&cs, %s, %s, %s, %s, %s);", fnname, count, A, alpha, beta, out);
+        break;
+    case OP_MAXPOOL2D:
+    case OP_AVGPOOL2D:
+    case OP_AVGPOOL2D_GRAD:
+        line(e, d, "%s(%s, %d, %d, %d, %d, %s, %s);", fnname, count, k->pool_c, k->pool_h,
+             k->pool_w, k->window, A, out);
+        break;
+    case OP_MAXPOOL2D_GRAD:     /* x, dy -> dx */
+        line(e, d, "%s(%s, %d, %d, %d, %d, %s, %s, %s);", fnname, count, k->pool_c, k->pool_h,
+             k->pool_w, k->window, A, B, out);
+        break;
+    default:
+        die("not a kernel");
+    }
+    if (k->sample_loop)
+        line(e, d - 1, "}");
+    if (k->conv)
+        line(e, 1, "}");
+}
+
+/* ---------------------------------------------------------------- loops */
+
+/* The fused expression of the step's node, one value per index. */
+static void loop(Emit *e, const Step *st)
+{
+    Node *y = st->node;
+    long size = st->loop.size;
+    Ctx c;
+    memset(&c, 0, sizeof c);
+    c.mode = st->loop.form;
+    c.batched = y->batched;
+    c.size = size;
+    c.depth = c.mode == LOOP_NESTED ? 3 : 2;
+    char *pre = NULL, *notes = NULL;
+    size_t npre = 0, nnotes = 0;
+    open_ctx(&c, &pre, &npre, &notes, &nnotes);
+    Ex value = render(e, &c, y, true);
+    Ex dest = ref_buf(e, &c, y);
+    close_ctx(e, &c, &notes, 1);
+    comment(e, 1, equation(e, y));
+    bool block = npre > 0;
+    switch (c.mode) {
+    case LOOP_SCALAR:
+        if (block)
+            line(e, 1, "{");
+        fputs(pre ? pre : "", e->out);
+        line(e, block ? 2 : 1, "%s = %s;", dest.s, value.s);
+        if (block)
+            line(e, 1, "}");
+        break;
+    case LOOP_FLAT:
+        line(e, 1, "for (size_t i = 0; i < %s; i++) {",
+             y->batched ? batch_count(e, size) : fmt(e, "%ld", size));
+        fputs(pre ? pre : "", e->out);
+        line(e, 2, "%s = %s;", dest.s, value.s);
+        line(e, 1, "}");
+        break;
+    case LOOP_NESTED:
+        line(e, 1, "for (size_t s = 0; s < (size_t)n; s++) {");
+        line(e, 2, "for (size_t j = 0; j < %ld; j++) {", size);
+        fputs(pre ? pre : "", e->out);
+        line(e, 3, "%s = %s;", dest.s, value.s);
+        line(e, 2, "}");
+        line(e, 1, "}");
+        break;
+    case LOOP_OUTER:
+        die("an outer product as an expression");
+    }
+    free(pre);
+    free(notes);
+}
+
+/* y[k, j] = a[k] · b[j], per sample */
+static void outer(Emit *e, const Step *st)
+{
+    Node *y = st->node, *a = y->in[0], *b = y->in[1];
+    long rows = y->shape.dim[0], cols = y->shape.dim[1];
+    comment(e, 1, equation(e, y));
+    int d = open_samples(e, y->batched);
+    line(e, d, "for (size_t k = 0; k < %ld; k++)", rows);
+    line(e, d + 1, "for (size_t j = 0; j < %ld; j++)", cols);
+    line(e, d + 2, "%s = %s * %s;", elem(e, y, "s", fmt(e, "k * %ld + j", cols)).s,
+         elem(e, a, "s", "k").s, elem(e, b, "s", "j").s);
+    line(e, 1, "}");
+}
+
+/* ---------------------------------------------------------------- reductions */
+
+/* x's fused expression summed over one sample's elements into acc */
+static void sum(Emit *e, const Step *st)
+{
+    Node *y = st->node, *x = st->reduce.x;
+    Ctx c;
+    memset(&c, 0, sizeof c);
+    c.mode = LOOP_NESTED;
+    c.batched = y->batched;
+    c.size = st->reduce.size;
+    c.depth = 3;
+    char *pre = NULL, *notes = NULL;
+    size_t npre = 0, nnotes = 0;
+    open_ctx(&c, &pre, &npre, &notes, &nnotes);
+    Ex v = render(e, &c, x, false);
+    Ex dest = elem(e, y, "s", "0");
+    close_ctx(e, &c, &notes, 1);
+    comment(e, 1, equation(e, y));
+    int d = open_samples(e, y->batched);
+    line(e, d, "%s acc = %s;", e->real, lit_str(e, 0));
+    line(e, d, "for (size_t j = 0; j < %ld; j++) {", c.size);
+    fputs(pre ? pre : "", e->out);
+    line(e, d + 1, "acc += %s;", v.s);
+    line(e, d, "}");
+    line(e, d, "%s = acc;", dest.s);
+    line(e, 1, "}");
+    free(pre);
+    free(notes);
+}
+
+static void dot(Emit *e, const Step *st)
+{
+    Node *y = st->node, *a = y->in[0], *b = y->in[1];
+    comment(e, 1, equation(e, y));
+    int d = open_samples(e, y->batched);
+    line(e, d, "%s acc = %s;", e->real, lit_str(e, 0));
+    line(e, d, "for (size_t j = 0; j < %ld; j++)", st->reduce.size);
+    line(e, d + 1, "acc += %s * %s;", elem(e, a, "s", "j").s, elem(e, b, "s", "j").s);
+    line(e, d, "%s = acc;", elem(e, y, "s", "0").s);
+    line(e, 1, "}");
+}
+
+/* max over the sample, then the sum of exp(x - max) into acc */
+static void max_and_sum(Emit *e, int d, Node *x, long k, const char *store)
+{
+    line(e, d, "%s mx = %s;", e->real, elem(e, x, "s", "0").s);
+    line(e, d, "for (size_t j = 1; j < %ld; j++)", k);
+    line(e, d + 1, "mx = %s > mx ? %s : mx;", elem(e, x, "s", "j").s, elem(e, x, "s", "j").s);
+    line(e, d, "%s acc = %s;", e->real, lit_str(e, 0));
+    line(e, d, "for (size_t j = 0; j < %ld; j++) {", k);
+    if (store) {
+        line(e, d + 1, "%s = %s(%s - mx);", store, fn(e, "exp"), elem(e, x, "s", "j").s);
+        line(e, d + 1, "acc += %s;", store);
+    } else {
+        line(e, d + 1, "acc += %s(%s - mx);", fn(e, "exp"), elem(e, x, "s", "j").s);
+    }
+    line(e, d, "}");
+}
+
+static void softmax_family(Emit *e, const Step *st)
+{
+    Node *y = st->node, *x = st->reduce.x;
+    long k = st->reduce.size;
+    comment(e, 1, equation(e, y));
+    int d = open_samples(e, y->batched);
+    switch (st->reduce.form) {
+    case REDUCE_LOGSUMEXP:   /* max + log sum exp(x - max) */
+        max_and_sum(e, d, x, k, NULL);
+        line(e, d, "%s = mx + %s(acc);", elem(e, y, "s", "0").s, fn(e, "log"));
+        break;
+    case REDUCE_SOFTMAX:     /* exp(x - max) / sum exp(x - max) */
+        max_and_sum(e, d, x, k, elem(e, y, "s", "j").s);
+        line(e, d, "for (size_t j = 0; j < %ld; j++)", k);
+        line(e, d + 1, "%s /= acc;", elem(e, y, "s", "j").s);
+        break;
+    case REDUCE_LOG_SOFTMAX: /* x - max - log sum exp(x - max) */
+        max_and_sum(e, d, x, k, NULL);
+        line(e, d, "const %s lacc = %s(acc);", e->real, fn(e, "log"));
+        line(e, d, "for (size_t j = 0; j < %ld; j++)", k);
+        line(e, d + 1, "%s = %s - mx - lacc;", elem(e, y, "s", "j").s, elem(e, x, "s", "j").s);
+        break;
+    default:
+        die("not a softmax");
+    }
+    line(e, 1, "}");
+}
+
+/* the mean over the samples of x's fused expression */
+static void batch_mean(Emit *e, const Step *st)
+{
+    Node *y = st->node, *x = st->reduce.x;
+    long size = st->reduce.size;
+    Ctx c;
+    memset(&c, 0, sizeof c);
+    c.mode = LOOP_NESTED;
+    c.batched = true;
+    c.size = size;
+    c.depth = 3;
+    char *pre = NULL, *notes = NULL;
+    size_t npre = 0, nnotes = 0;
+    open_ctx(&c, &pre, &npre, &notes, &nnotes);
+    Ex v = render(e, &c, x, false);
+    const char *dest = buf_name(e, y);
+    close_ctx(e, &c, &notes, 1);
+    comment(e, 1, equation(e, y));
+    if (size == 1) {
+        line(e, 1, "{");
+        line(e, 2, "%s acc = %s;", e->real, lit_str(e, 0));
+        line(e, 2, "for (size_t s = 0; s < (size_t)n; s++) {");
+        fputs(pre ? pre : "", e->out);
+        line(e, 3, "acc += %s;", v.s);
+        line(e, 2, "}");
+        line(e, 2, "%s[0] = acc / (%s)n;", dest, e->real);
+        line(e, 1, "}");
+    } else {
+        line(e, 1, "for (size_t j = 0; j < %ld; j++)", size);
+        line(e, 2, "%s[j] = %s;", dest, lit_str(e, 0));
+        line(e, 1, "for (size_t s = 0; s < (size_t)n; s++) {");
+        line(e, 2, "for (size_t j = 0; j < %ld; j++) {", size);
+        fputs(pre ? pre : "", e->out);
+        line(e, 3, "%s[j] += %s;", dest, v.s);
+        line(e, 2, "}");
+        line(e, 1, "}");
+        line(e, 1, "for (size_t j = 0; j < %ld; j++)", size);
+        line(e, 2, "%s[j] /= (%s)n;", dest, e->real);
+    }
+    free(pre);
+    free(notes);
+}
+
+/* forward's result */
+static void loss(Emit *e, const Step *st)
+{
+    Node *L = st->reduce.x;
+    const char *name = e->m->loss ? e->m->loss->name : "loss";
+    if (!L->batched) {
+        comment(e, 1, comment_text(e, fmt(e, "the loss %s, shared by every sample", name)));
+        line(e, 1, "return %s;", elem(e, L, "0", "0").s);
+        return;
+    }
+    comment(e, 1, comment_text(e, fmt(e, "the batch loss: the mean of %s over the samples", name)));
+    line(e, 1, "double acc = 0;");
+    line(e, 1, "for (size_t s = 0; s < (size_t)n; s++)");
+    line(e, 2, "acc += %s;", elem(e, L, "s", "0").s);
+    line(e, 1, "return (%s)(acc / n);", e->real);
+}
+
+static void reduce(Emit *e, const Step *st)
+{
+    switch (st->reduce.form) {
+    case REDUCE_SUM: sum(e, st); break;
+    case REDUCE_DOT: dot(e, st); break;
+    case REDUCE_BATCH_MEAN: batch_mean(e, st); break;
+    case REDUCE_LOSS: loss(e, st); break;
+    default: softmax_family(e, st); break;
+    }
+}
+
+/* ---------------------------------------------------------------- copies */
+
+static void transpose(Emit *e, const Step *st)
+{
+    Node *y = st->node, *x = st->copy.src;
+    long rows = y->shape.dim[0], cols = y->shape.dim[1];
+    comment(e, 1, equation(e, y));
+    int d = open_samples(e, y->batched);
+    line(e, d, "for (size_t k = 0; k < %ld; k++)", rows);
+    line(e, d + 1, "for (size_t j = 0; j < %ld; j++)", cols);
+    line(e, d + 2, "%s = %s;", elem(e, y, "s", fmt(e, "k * %ld + j", cols)).s,
+         elem(e, x, "s", fmt(e, "j * %ld + k", rows)).s);
+    line(e, 1, "}");
+}
+
+/* dst = base + offset, base an expression of type real * */
+static void copy_body(Emit *e, int d, const CopyStep *c, const char *base)
+{
+    long size = c->size, offset = c->offset;
+    Node *src = c->src;
+    const char *count = c->batched_dst ? batch_count(e, size) : fmt(e, "%ld", size);
+    const char *dst = offset ? fmt(e, "%s + %ld", base, offset) : base;
+    const char *at_i = offset ? fmt(e, "%s[%ld + i]", base, offset) : fmt(e, "%s[i]", base);
+    const char *div = c->per_n ? fmt(e, " / (%s)n", e->real) : "";
+    long ssize = src ? shape_size(src->shape) : 0;
+    switch (c->form) {
+    case COPY_ZERO:
+        line(e, d, "memset(%s, 0, %s * sizeof(%s));", dst, count, e->real);
+        break;
+    case COPY_FILL:
+        line(e, d, "for (size_t i = 0; i < %s; i++)", count);
+        line(e, d + 1, "%s = %s%s;", at_i, lit_str(e, src->value), div);
+        break;
+    case COPY_MEMCPY:
+        line(e, d, "memcpy(%s, %s, %s * sizeof(%s));", dst, buf_name(e, src), count, e->real);
+        break;
+    case COPY_ROWS:
+        line(e, d, "for (size_t s = 0; s < (size_t)n; s++)");
+        line(e, d + 1, "memcpy(%s + s * %ld, %s, %ld * sizeof(%s));", dst, size, buf_name(e, src),
+             size, e->real);
+        break;
+    case COPY_EACH:
+        line(e, d, "for (size_t i = 0; i < %s; i++)", count);
+        line(e, d + 1, "%s = %s[i]%s;", at_i, buf_name(e, src), div);
+        break;
+    case COPY_BROADCAST:
+        /* a shared value, or a scalar broadcast, to every row */
+        line(e, d, "for (size_t s = 0; s < (size_t)n; s++)");
+        line(e, d + 1, "for (size_t j = 0; j < %ld; j++)", size);
+        line(e, d + 2, "%s[%ss * %ld + j] = %s%s;", base, offset ? fmt(e, "%ld + ", offset) : "",
+             size, elem(e, src, "s", ssize == 1 ? "0" : "j").s, div);
+        break;
+    case COPY_SHARED:
+        line(e, d, "for (size_t i = 0; i < %ld; i++)", size);
+        line(e, d + 1, "%s = %s%s;", at_i, elem(e, src, "0", ssize == 1 ? "0" : "i").s, div);
+        break;
+    case COPY_TRANSPOSE:
+        die("a transpose as a copy out");
+    }
+}
+
+/* A function's result to the caller's arrays, under a comment naming it. */
+static void copy_out(Emit *e, const Step *st)
+{
+    const CopyStep *c = &st->copy;
+    const Model *m = e->m;
+    const char *loss = m->loss ? m->loss->name : "L";
+    const char *what;
+    switch (c->dest) {
+    case DEST_GRAD:
+        what = comment_text(e, fmt(e, "d%s/d%s", loss, m->params[c->index]->name));
+        if (!c->src)
+            comment(e, 1, fmt(e, "%s: frozen, no gradient", what));
+        else
+            comment(e, 1, c->form == COPY_ZERO ? fmt(e, "%s = 0", what) : what);
+        copy_body(e, 1, c, "grad");
+        break;
+    case DEST_GRAD_INPUT:
+        comment(e, 1, comment_text(e, fmt(e, "d%s/d%s, row s scaled by 1/n (the batch mean)", loss,
+                                          m->inputs[c->index]->name)));
+        line(e, 1, "if (grad_inputs != NULL && grad_inputs[%d] != NULL) {", c->index);
+        copy_body(e, 2, c, fmt(e, "grad_inputs[%d]", c->index));
+        line(e, 1, "}");
+        break;
+    case DEST_OUTPUT:
+        comment(e, 1, comment_text(e, fmt(e, "output %s", m->outputs[c->index]->name)));
+        copy_body(e, 1, c, fmt(e, "outputs[%d]", c->index));
+        break;
+    case DEST_NODE:
+        transpose(e, st);
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------- entry */
+
+void emit_step(Emit *e, const Step *st)
+{
+    switch (st->kind) {
+    case STEP_GEMM: gemm(e, st); break;
+    case STEP_KERNEL: kernel(e, st); break;
+    case STEP_LOOP:
+        if (st->loop.form == LOOP_OUTER)
+            outer(e, st);
+        else
+            loop(e, st);
+        break;
+    case STEP_REDUCE: reduce(e, st); break;
+    case STEP_COPY: copy_out(e, st); break;
+    }
+}
