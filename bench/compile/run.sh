@@ -1,4 +1,6 @@
 #!/bin/sh
+# $cc may be a command with arguments (CC='ccache cc'): split on purpose.
+# shellcheck disable=SC2086
 # run.sh — `make bench-compile`: how bpgen's compile time, peak memory and
 # output grow with the model (issue 12, item 2), and how long `cc -O2`
 # takes on what it generates (issue 7, item 8). See bench/README.md.
