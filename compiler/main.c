@@ -24,7 +24,7 @@ typedef enum { COLOR_AUTO, COLOR_ALWAYS, COLOR_NEVER } ColorMode;
 typedef struct {
     const char *model_path;
     const char *out_path;
-    bool check_only, derivatives, with_main;
+    bool check_only, derivatives, with_main, line_directives;
     int explain;        /* 0, or 1 + ExplainFormat */
     int dot;            /* 0, 1 forward, 2 backward */
     Precision precision;
@@ -54,6 +54,8 @@ static void usage(FILE *out)
           "  --precision=double    values are double\n"
           "  --main                add a main() that reads values on standard input\n"
           "                        and prints the loss and gradients\n"
+          "  --line-directives     write #line directives so that compiler messages and\n"
+          "                        debuggers point at the .net statement of each step\n"
           "  --dump=PASSES         print the graph after passes (graph,diff,simplify) or the plan (lower)\n"
           "                        on standard error\n"
           "  --color=WHEN          colour diagnostics: auto (the default: only when\n"
@@ -113,6 +115,8 @@ static int parse_options(int argc, char **argv, Options *o)
             return usage_error("unknown graph '%s' (use --dot or --dot=backward)", a);
         } else if (!strcmp(a, "--main")) {
             o->with_main = true;
+        } else if (!strcmp(a, "--line-directives")) {
+            o->line_directives = true;
         } else if (!strcmp(a, "--precision=float")) {
             o->precision = PREC_FLOAT;
         } else if (!strcmp(a, "--precision=double")) {
@@ -464,8 +468,8 @@ static int compile(Arena *a, const Options *o)
         return written ? 0 : EXIT_USAGE;
     }
 
-    EmitOptions eo = {o->precision, o->with_main,
-                      base_name(header_path(a, o->out_path)), PLACE_AUTO};
+    EmitOptions eo = {o->precision, o->with_main, base_name(header_path(a, o->out_path)),
+                      PLACE_AUTO, o->line_directives, o->out_path};
     Plan *plan = lower_graph(a, g, &eo);
     lap(&clock, "lower");
     if (dumping(o, "lower")) {
@@ -482,8 +486,8 @@ static int compile(Arena *a, const Options *o)
 
 int main(int argc, char **argv)
 {
-    Options o = {NULL, NULL, false, false, false, 0, 0, PREC_FLOAT, NULL, COLOR_AUTO, false,
-                 false};
+    Options o = {NULL, NULL, false, false, false, false, 0, 0, PREC_FLOAT, NULL, COLOR_AUTO,
+                 false, false};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;

@@ -231,6 +231,7 @@ static Node *rebuild(Simp *s, Node *n)
     Node *in[MAX_OPERANDS];
     for (int k = 0; k < n->nin; k++)
         in[k] = s->rebuilt[n->in[k]->id];
+    s->g->line = n->line;   /* the rebuilt form stays with n's statement */
     Node *fresh = n->op == OP_BROADCAST ? node_broadcast(s->g, in[0], n->shape)
                                         : node_new_n(s->g, n->op, n->nin, in, n->attr);
     if (fresh->op == OP_ADD)
@@ -283,6 +284,7 @@ void simp_graph(Graph *g)
         if (live[i])
             inherit_uses(&s, s.rebuilt[i], s.uses[i]);
     }
+    g->line = 0;
 
     if (g->loss)
         g->loss = s.rebuilt[g->loss->id];

@@ -146,9 +146,10 @@ static void test_large_model_compiles(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     char *count = test_format("#define big_NUM_PARAMS %d\n", 2 * LAYERS);
     CU_ASSERT_PTR_NOT_NULL(strstr(h, count));
-    /* the first and the last layer's gradients, each written once */
-    static const char *const grads[] = {"/* dL/dw1 = ", "/* dL/db1 = ", "/* dL/dw6665 = ",
-                                        "/* dL/db6665 = "};
+    /* the first and the last layer's gradients, each computed once (its
+     * comment names the statement, then the equation) */
+    static const char *const grads[] = {"  dL/dw1 = ", "  dL/db1 = ", "  dL/dw6665 = ",
+                                        "  dL/db6665 = "};
     for (size_t i = 0; i < sizeof grads / sizeof grads[0]; i++) {
         const char *at = strstr(c, grads[i]);
         CU_ASSERT_PTR_NOT_NULL(at);

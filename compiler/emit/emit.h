@@ -15,6 +15,8 @@
  *             prologue and epilogue; init and its INIT calls
  *   abi.c     the header M.h and the bp_model descriptor (runtime ABI)
  *   driver.c  the main() of --main
+ *   trace.c   each step traced to its .net statement: the file and line
+ *             in its comment, a gradient's chain rule, #line directives
  */
 #ifndef BPGEN_EMIT_H
 #define BPGEN_EMIT_H
@@ -61,6 +63,8 @@ typedef struct {
     const char **orig;      /* node names from the .net file, by id */
     NameSet names;
     bool need_sigmoid, need_softplus;
+    const Derivation *derivation;   /* the chain rule, for gradients' comments */
+    const char *source_name;        /* the .net file's name, for comments */
     bool ws_direct;         /* a step addresses the workspace itself (scratch) */
     /* the function being written */
     PlanFn f;
@@ -112,5 +116,23 @@ void emit_model(Emit *e, FILE *out);
 
 /* ---- driver.c */
 void emit_main(Emit *e, FILE *out);
+
+/* ---- trace.c */
+/* `model.net:7  `: the place of something made on .net line `line`
+ * (0: none, ""). */
+const char *source_place(Emit *e, int line);
+/* For a gradient's step, the chain-rule step it computes as --explain's
+ * block begins (`dL/dh = transpose(W2) · dL/dz`); NULL for other steps. */
+const char *chain_rule(Emit *e, const Node *n);
+/* With --line-directives, `#line N "model.net"` and a newline; else NULL. */
+const char *source_directive(Emit *e, int line);
+/* The line a traced piece of code ends with, for the #line back. */
+extern const char BACK_TO_C[];
+/* emit_step(), with --line-directives every line of its code after a
+ * source_directive() and the step followed by BACK_TO_C. */
+void emit_traced_step(Emit *e, const Step *st);
+/* Copies the C file to `out`, each BACK_TO_C line replaced by
+ * `#line N "OUT.c"`, N the number of the line after it. */
+void resolve_back_to_c(Emit *e, const char *text, size_t len, FILE *out);
 
 #endif

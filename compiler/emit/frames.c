@@ -80,7 +80,7 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
     if (!e->out)
         die("out of memory");
     for (int k = 0; k < p->nsteps[f]; k++)
-        emit_step(e, &p->steps[f][k]);
+        emit_traced_step(e, &p->steps[f][k]);
     fclose(e->out);
 
     fprintf(out, "%s\n%s\n{\n", doc, fn_signature(e, f));
@@ -186,8 +186,10 @@ void emit_init(Emit *e, FILE *out)
                        dlit(e, sqrt(2.0 / d2)));
             break;
         }
-        fprintf(out, "    /* %s */\n", comment_text(e, fmt(e, "%s: %s", s->name, what)));
-        fprintf(out, "    %s;\n", call);
+        fprintf(out, "    /* %s */\n",
+                comment_text(e, fmt(e, "%s%s: %s", source_place(e, s->loc.line), s->name, what)));
+        const char *directive = source_directive(e, s->loc.line);
+        fprintf(out, "%s    %s;\n%s", directive ? directive : "", call, directive ? BACK_TO_C : "");
         off += size;
     }
     fputs("}\n\n", out);
