@@ -729,6 +729,9 @@ typedef struct {
     Graph *graph;        /* unbatched forward graph the derivation reads */
     DxVar *vars;  int nvars;   /* vars[0] is the loss; block order */
     const char *loss_name;
+    int *by_name;        /* indices of vars[1..] sorted by name, so that a
+                            lookup by name (explain_chain_rule) is a
+                            binary search */
 } Derivation;
 
 /* Derives every adjoint the loss needs, one chain-rule step per named

@@ -172,9 +172,17 @@ static bool one_letter_match(const char *name, const char *candidate)
            ((name[0] | 0x20) >= 'a' && (name[0] | 0x20) <= 'z');
 }
 
-/* The defined name closest to `name`, or NULL when none is close. */
+/* Each suggestion compares the name with every defined one, so only the
+ * first errors of a file get one: a file with an undefined name on each
+ * of 100 000 lines would otherwise take time quadratic in its length. */
+enum { MAX_SUGGESTIONS = 100 };
+
+/* The defined name closest to `name`, or NULL when none is close (or
+ * when enough errors were reported already). */
 static const char *suggest_name(Checker *c, const char *name)
 {
+    if (diag_count(c->diag) >= MAX_SUGGESTIONS)
+        return NULL;
     size_t limit = allowed_distance(name), best = limit + 1;
     const char *found = NULL;
     for (size_t i = 0; i < c->cap; i++) {

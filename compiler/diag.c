@@ -187,16 +187,27 @@ typedef struct {
     size_t len;
 } Char;
 
-/* Splits the line [s, s+n) into printable characters, one per column. */
-static Char *split_line(const char *s, size_t n, size_t *count)
+/* Bytes of the column starting at s (n bytes left): a UTF-8 character,
+ * or one byte that is not one (quoted as '?'). */
+static size_t column_bytes(const char *s, size_t n)
 {
-    Char *chars = malloc((n + 1) * sizeof *chars);
+    size_t len = utf8_char_len((const unsigned char *)s, n);
+    return len ? len : 1;
+}
+
+/* Splits the bytes [s, s+n) into at most `most` printable characters,
+ * one per column. */
+static Char *split_line(const char *s, size_t n, size_t most, size_t *count)
+{
+    if (most > n)
+        most = n;
+    Char *chars = malloc((most + 1) * sizeof *chars);
     if (!chars) {
         fputs("bpgen: out of memory\n", stderr);
         exit(2);
     }
     size_t k = 0;
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0; i < n && k < most;) {
         const unsigned char *u = (const unsigned char *)s + i;
         size_t len = utf8_char_len(u, n - i);
         if (len == 0 || (len == 1 && ((*u < 0x20 && *u != '\t') || *u == 0x7F))) {
@@ -220,20 +231,37 @@ static void put_chars(FILE *out, const Char *chars, size_t from, size_t to)
         fwrite(chars[i].bytes, 1, chars[i].len, out);
 }
 
-/* Prints source line `line` (1-based) and a caret under column `col`. */
-static void quote(FILE *out, const Diag *d, const size_t *line_start,
-                  int nlines, int line, int col)
+/* Where the lines start, and a place remembered in the latest quoted
+ * line: the errors of one very long line come sorted by column, so the
+ * columns are counted in one pass over it, not one pass per error. */
+typedef struct {
+    const size_t *line_start;
+    int nlines;
+    int line;           /* the line below is about; 0: none yet */
+    size_t columns;     /* its length in columns */
+    size_t column;      /* a column in it ... */
+    size_t byte;        /* ... and the offset in the text where it starts */
+} Lines;
+
+/* Prints source line `line` (1-based) and a caret under column `col`. A
+ * line longer than QUOTE_MAX columns is quoted around the caret only. */
+static void quote(FILE *out, const Diag *d, Lines *lines, int line, int col)
 {
-    if (line < 1 || line > nlines)
+    if (line < 1 || line > lines->nlines)
         return;
-    size_t start = line_start[line - 1];
-    size_t end = start;
-    while (end < d->len && d->text[end] != '\n')
-        end++;
+    size_t start = lines->line_start[line - 1];
+    size_t end = line < lines->nlines ? lines->line_start[line] - 1 : d->len;
     if (end > start && d->text[end - 1] == '\r')
         end--;
-    size_t n;
-    Char *chars = split_line(d->text + start, end - start, &n);
+    if (lines->line != line) {
+        lines->line = line;
+        lines->columns = 0;
+        for (size_t i = start; i < end; i += column_bytes(d->text + i, end - i))
+            lines->columns++;
+        lines->column = 0;
+        lines->byte = start;
+    }
+    size_t n = lines->columns;
     size_t caret = col > 0 ? (size_t)col - 1 : 0;   /* 0-based column */
     size_t from = 0, to = n;
     if (n > QUOTE_MAX) {
@@ -242,22 +270,31 @@ static void quote(FILE *out, const Diag *d, const size_t *line_start,
             from = n;
         to = caret + QUOTE_CONTEXT < n ? caret + QUOTE_CONTEXT : n;
     }
+    if (lines->column > from) {     /* behind the remembered place */
+        lines->column = 0;
+        lines->byte = start;
+    }
+    while (lines->column < from) {
+        lines->byte += column_bytes(d->text + lines->byte, end - lines->byte);
+        lines->column++;
+    }
+    size_t count;
+    Char *chars = split_line(d->text + lines->byte, end - lines->byte, to - from, &count);
     if (from > 0)
         fputs("...", out);
-    put_chars(out, chars, from, to);
+    put_chars(out, chars, 0, count);
     if (to < n)
         fputs("...", out);
     fputc('\n', out);
     if (from > 0)
         fputs("   ", out);
     for (size_t i = from; i < caret; i++)
-        fputc(i < n && chars[i].bytes[0] == '\t' ? '\t' : ' ', out);
+        fputc(i - from < count && chars[i - from].bytes[0] == '\t' ? '\t' : ' ', out);
     fputs(d->color ? SGR_CARET "^" SGR_RESET "\n" : "^\n", out);
     free(chars);
 }
 
-static void print_message(FILE *out, const Diag *d, const Message *m,
-                          const size_t *line_start, int nlines)
+static void print_message(FILE *out, const Diag *d, const Message *m, Lines *lines)
 {
     const char *what = m->is_note ? "note" : "error";
     const char *bold = d->color ? SGR_BOLD : "";
@@ -266,7 +303,7 @@ static void print_message(FILE *out, const Diag *d, const Message *m,
     if (m->at.line > 0) {
         fprintf(out, "%s%s:%d:%d:%s %s%s:%s %s\n", bold, d->path, m->at.line,
                 m->at.col, reset, kind, what, reset, m->text);
-        quote(out, d, line_start, nlines, m->at.line, m->at.col);
+        quote(out, d, lines, m->at.line, m->at.col);
     } else {
         fprintf(out, "%s%s:%s %s%s:%s %s\n", bold, d->path, reset, kind, what,
                 reset, m->text);
@@ -292,6 +329,8 @@ void diag_flush(Diag *d, FILE *out)
         if (d->text[i] == '\n')
             line_start[k++] = i + 1;
 
+    Lines lines = {line_start, nlines, 0, 0, 0, 0};
+
     /* Errors and loose notes sort by place; attached notes follow. */
     int ntop = 0;
     for (int i = 0; i < d->nmsgs; i++)
@@ -316,10 +355,12 @@ void diag_flush(Diag *d, FILE *out)
             printed++;
         else if (printed == MAX_ERRORS)
             continue;
-        print_message(out, d, m, line_start, nlines);
-        for (int j = m->seq + 1; j < d->nmsgs; j++)
-            if (d->msgs[j].is_note && d->msgs[j].owner == m->seq)
-                print_message(out, d, &d->msgs[j], line_start, nlines);
+        print_message(out, d, m, &lines);
+        /* an error's notes are the messages right after it (a note
+         * belongs to the error before it), so this stays linear */
+        for (int j = m->seq + 1; j < d->nmsgs && d->msgs[j].is_note; j++)
+            if (d->msgs[j].owner == m->seq)
+                print_message(out, d, &d->msgs[j], &lines);
     }
     if (dropped)
         fprintf(out, "%s%s:%s %serror:%s too many errors; %d more not shown\n",

@@ -1116,6 +1116,25 @@ static void add_var(Derivation *d, Deriver *r, const char *name, Node *node, boo
     d->nvars++;
 }
 
+/* The derivation being sorted (C99's qsort passes no context). */
+static const Derivation *sorting;
+
+static int by_var_name(const void *pa, const void *pb)
+{
+    return strcmp(sorting->vars[*(const int *)pa].name, sorting->vars[*(const int *)pb].name);
+}
+
+static void sort_by_name(Arena *a, Derivation *d)
+{
+    d->by_name = arena_alloc(a, sizeof *d->by_name * (size_t)(d->nvars + 1));
+    for (int vi = 1; vi < d->nvars; vi++)
+        d->by_name[vi - 1] = vi;
+    sorting = d;
+    if (d->nvars > 2)
+        qsort(d->by_name, (size_t)(d->nvars - 1), sizeof *d->by_name, by_var_name);
+    sorting = NULL;
+}
+
 Derivation *explain_derive(Arena *a, Model *m, bool closed_forms)
 {
     Graph *g = graph_build(a, m, false);
@@ -1195,6 +1214,7 @@ Derivation *explain_derive(Arena *a, Model *m, bool closed_forms)
         if (!v->leaf && r.var_of[v->node->id] == vi)
             walk(&r, vi);
     }
+    sort_by_name(a, d);
     return d;
 }
 
@@ -1251,9 +1271,20 @@ static const char *chain_text(Arena *a, const Derivation *d, const DxVar *v)
 
 const char *explain_chain_rule(Arena *a, const Derivation *d, const char *name)
 {
-    for (int vi = 1; vi < d->nvars; vi++)
-        if (!strcmp(d->vars[vi].name, name))
-            return arena_printf(a, "%s = %s", token(a, d, vi), chain_text(a, d, &d->vars[vi]));
+    /* binary search in by_name: generated code asks once per gradient
+     * step, so a scan of every variable would make emission quadratic */
+    int lo = 0, hi = d->nvars - 1;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(d->vars[d->by_name[mid]].name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < d->nvars - 1 && !strcmp(d->vars[d->by_name[lo]].name, name)) {
+        int vi = d->by_name[lo];
+        return arena_printf(a, "%s = %s", token(a, d, vi), chain_text(a, d, &d->vars[vi]));
+    }
     return NULL;
 }
 

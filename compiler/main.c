@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
@@ -32,6 +33,7 @@ typedef struct {
     bool print_name;
     bool report;        /* --report */
     long batch;         /* --batch N; 0: not given */
+    bool time_passes;   /* --time-passes */
 } Options;
 
 /* The batch size --report assumes when --batch is not given. */
@@ -68,6 +70,7 @@ static void usage(FILE *out)
           "  --color=WHEN          colour diagnostics: auto (the default: only when\n"
           "                        standard error is a terminal and NO_COLOR is unset\n"
           "                        or empty), always or never\n"
+          "  --time-passes         print the time each pass took on standard error\n"
           "  --print-name          print the model's name (the prefix of its C symbols,\n"
           "                        and the header's name in CMake's bpgen_add_model)\n"
           "  -h, --help            this help\n"
@@ -138,6 +141,8 @@ static int parse_options(int argc, char **argv, Options *o)
         } else if (!strncmp(a, "--color", 7)) {
             return usage_error("unknown colour setting '%s' (use --color=auto, "
                                "--color=always or --color=never)", a);
+        } else if (!strcmp(a, "--time-passes")) {
+            o->time_passes = true;
         } else if (!strcmp(a, "--report")) {
             o->report = true;
         } else if (!strcmp(a, "--batch") || !strncmp(a, "--batch=", 8)) {
@@ -265,6 +270,35 @@ static bool dumping(const Options *o, const char *pass)
         if ((p == o->dump || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
             return true;
     return false;
+}
+
+/* --time-passes: the wall-clock time since the previous lap, one line per
+ * pass on stderr (`# time parse 0.0123 s`, and the graph's size after the
+ * passes that grow it), for finding which pass grows faster than the
+ * model (bench/compile). */
+typedef struct {
+    bool on;
+    struct timespec last;
+} PassClock;
+
+static void lap_graph(PassClock *clock, const char *pass, const Graph *g)
+{
+    if (!clock->on)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double s = (double)(now.tv_sec - clock->last.tv_sec) +
+               (double)(now.tv_nsec - clock->last.tv_nsec) * 1e-9;
+    fprintf(stderr, "# time %s %.4f s", pass, s);
+    if (g)
+        fprintf(stderr, " (%d nodes)", g->nnodes);
+    fputc('\n', stderr);
+    clock->last = now;
+}
+
+static void lap(PassClock *clock, const char *pass)
+{
+    lap_graph(clock, pass, NULL);
 }
 
 static bool checked(const Graph *g, const Options *o, const char *pass)
@@ -399,14 +433,19 @@ static const char *model_name(Arena *a, const Program *prog)
 
 static int compile(Arena *a, const Options *o)
 {
+    PassClock clock = {o->time_passes, {0, 0}};
+    if (clock.on)
+        clock_gettime(CLOCK_MONOTONIC, &clock.last);
     size_t len = 0;
     char *text = read_source(a, o->model_path, &len);
     if (!text)
         return EXIT_USAGE;
+    lap(&clock, "read");
 
     Diag *diag = diag_new(a, o->model_path, text, len);
     diag_set_color(diag, use_color(o->color));
     Program *prog = parse_program(a, diag, o->model_path, text, len);
+    lap(&clock, "parse");
     if (o->print_name) {
         /* The name the model will have once it compiles: build tools ask
          * before building, so errors wait for the real compilation. */
@@ -414,6 +453,7 @@ static int compile(Arena *a, const Options *o)
         return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
     }
     Model *model = check_program(a, diag, prog);
+    lap(&clock, "check");
     if (diag_count(diag) > 0 || !model) {
         diag_flush(diag, stderr);
         return EXIT_MODEL;
@@ -421,47 +461,65 @@ static int compile(Arena *a, const Options *o)
     diag_flush(diag, stderr);  /* notes and warnings, if any */
     if (o->check_only)
         return 0;
-    if (o->explain)
-        return explain_model(a, model, (ExplainFormat)(o->explain - 1), stdout) ? 0 : EXIT_USAGE;
-    if (o->dot)
-        return dot_model(a, model, o->dot == 2, stdout) ? 0 : EXIT_USAGE;
+    if (o->explain) {
+        bool written = explain_model(a, model, (ExplainFormat)(o->explain - 1), stdout);
+        lap(&clock, "explain");
+        return written ? 0 : EXIT_USAGE;
+    }
+    if (o->dot) {
+        bool written = dot_model(a, model, o->dot == 2, stdout);
+        lap(&clock, "dot");
+        return written ? 0 : EXIT_USAGE;
+    }
 
     Graph *g = graph_build(a, model, !o->derivatives);
+    lap_graph(&clock, "graph", g);
     bool ok = checked(g, o, "graph");
+    lap(&clock, "graph_check");
     diff_graph(g);
+    lap_graph(&clock, "diff", g);
     ok = ok && checked(g, o, "diff");
+    lap(&clock, "graph_check");
     simp_graph(g);
+    lap_graph(&clock, "simplify", g);
     ok = ok && checked(g, o, "simplify");
+    lap(&clock, "graph_check");
     if (!ok)
         return EXIT_USAGE;
 
     if (o->derivatives) {
         print_derivatives(stdout, g);
-        return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
+        bool written = fflush(stdout) == 0;
+        lap(&clock, "print");
+        return written ? 0 : EXIT_USAGE;
     }
 
     EmitOptions eo = {o->precision, o->with_main,
                       o->out_path ? base_name(header_path(a, o->out_path)) : NULL,
                       PLACE_AUTO, o->line_directives, o->out_path};
     Plan *plan = lower_graph(a, g, &eo);
+    lap(&clock, "lower");
     if (dumping(o, "lower")) {
         fprintf(stderr, "# after lower\n");
         plan_dump(plan, stderr);
     }
     if (!plan_check(plan))
         return EXIT_USAGE;
+    lap(&clock, "plan_check");
     if (o->report) {
         bool given = o->batch > 0;
         return report_plan(plan, given ? o->batch : REPORT_DEFAULT_BATCH, given, stdout)
                ? 0 : EXIT_USAGE;
     }
-    return write_outputs(a, plan, o->model_path, o->out_path);
+    int status = write_outputs(a, plan, o->model_path, o->out_path);
+    lap(&clock, "emit");
+    return status;
 }
 
 int main(int argc, char **argv)
 {
     Options o = {NULL, NULL, false, false, false, false, 0, 0, PREC_FLOAT, NULL, COLOR_AUTO,
-                 false, false, 0};
+                 false, false, 0, false};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;

@@ -127,10 +127,18 @@ typedef struct {
     int n, cap;
     double coef;
     bool overflow;    /* out of memory */
+    size_t most;      /* factors worth gathering: the text's limit */
 } Factors;
 
+/* Every factor takes at least one character of the text, so past `most`
+ * of them the text is cut anyway: gathering stops there (the product is
+ * then cut where it starts, since its coefficient and order are unknown),
+ * and a brief print of a product with a million factors costs what its
+ * limit allows. */
 static void gather_factors(const Printer *p, Factors *fs, const Node *n, double power)
 {
+    if ((size_t)fs->n > fs->most)
+        return;
     if (n->op == OP_CONST) {
         fs->coef *= pow(n->value, power);
     } else if (n->op == OP_MUL && power == 1 && !shown_by_name(p, n)) {
@@ -207,10 +215,10 @@ static int render_list(const Printer *p, Buf *b, const Factors *fs, bool numerat
 /* coef * n, written as a product; returns the precedence. */
 static int render_product(const Printer *p, Buf *b, double coef, const Node *n)
 {
-    Factors fs = {NULL, 0, 0, coef, false};
+    Factors fs = {NULL, 0, 0, coef, false, b->limit};
     gather_factors(p, &fs, n, 1);
     sort_factors(&fs);
-    if (fs.overflow) {
+    if (fs.overflow || (size_t)fs.n > fs.most) {
         free(fs.f);
         b->overflow = true;
         return PREC_ATOM;
@@ -265,10 +273,14 @@ typedef struct {
     const Node **t;   /* malloc'd */
     int n, cap;
     bool overflow;    /* out of memory */
+    size_t most;      /* terms worth gathering: the text's limit */
 } TermList;
 
+/* As with factors, gathering stops where the text would be cut. */
 static void gather_terms(const Printer *p, TermList *tl, const Node *n)
 {
+    if ((size_t)tl->n > tl->most)
+        return;
     if (n->op == OP_ADD && !shown_by_name(p, n)) {
         gather_terms(p, tl, n->in[0]);
         gather_terms(p, tl, n->in[1]);
@@ -307,9 +319,9 @@ static int by_later_term(const void *pa, const void *pb)
 
 static int render_sum(const Printer *p, Buf *b, const Node *n)
 {
-    TermList tl = {NULL, 0, 0, false};
+    TermList tl = {NULL, 0, 0, false, b->limit};
     gather_terms(p, &tl, n);
-    if (tl.overflow) {
+    if (tl.overflow || (size_t)tl.n > tl.most) {
         free(tl.t);
         b->overflow = true;
         return PREC_ATOM;

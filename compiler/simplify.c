@@ -34,6 +34,12 @@ typedef struct {
     int *uses;        /* by old node id: users among reachable nodes */
     Node **rebuilt;   /* by old node id */
     int count;        /* nodes before this pass */
+    /* Users of the nodes this pass made (by id - count): a node that
+     * replaces an old one inherits the old one's users, so a shared
+     * sub-product stays shared after its operands were rebuilt. Nodes
+     * made inside a rebuilt sum or product have that one user. */
+    int *new_uses;
+    int new_uses_cap;
 } Simp;
 
 typedef struct {
@@ -80,7 +86,31 @@ enum { MAX_OPEN = 64 };
 
 static bool single_use(const Simp *s, const Node *n)
 {
-    return s->open_shared || n->id >= s->count || s->uses[n->id] <= 1;
+    if (s->open_shared)
+        return true;
+    if (n->id < s->count)
+        return s->uses[n->id] <= 1;
+    int k = n->id - s->count;
+    return k >= s->new_uses_cap || s->new_uses[k] <= 1;
+}
+
+/* `fresh` replaces an old node that had `uses` users. */
+static void inherit_uses(Simp *s, const Node *fresh, int uses)
+{
+    if (fresh->id < s->count)
+        return;     /* an old node: its own count already holds */
+    int k = fresh->id - s->count;
+    if (k >= s->new_uses_cap) {
+        int cap = s->new_uses_cap ? s->new_uses_cap : 1024;
+        while (cap <= k)
+            cap *= 2;
+        int *bigger = arena_alloc(s->g->arena, sizeof *bigger * (size_t)cap);
+        for (int i = 0; i < s->new_uses_cap; i++)
+            bigger[i] = s->new_uses[i];
+        s->new_uses = bigger;
+        s->new_uses_cap = cap;
+    }
+    s->new_uses[k] += uses;
 }
 
 static bool may_open(const Simp *s, Terms *t, const Node *n)
@@ -224,7 +254,7 @@ static void mark(Node *root, bool *live)
 void simp_graph(Graph *g)
 {
     Model *m = g->model;
-    Simp s = {g, !g->batched_inputs, NULL, NULL, g->nnodes};
+    Simp s = {g, !g->batched_inputs, NULL, NULL, g->nnodes, NULL, 0};
     s.uses = arena_alloc(g->arena, sizeof(int) * (size_t)(s.count + 1));
     s.rebuilt = arena_alloc(g->arena, sizeof(Node *) * (size_t)(s.count + 1));
     bool *live = arena_alloc(g->arena, sizeof(bool) * (size_t)(s.count + 1));
@@ -249,8 +279,11 @@ void simp_graph(Graph *g)
     if (g->loss)
         s.uses[g->loss->id]++;
 
-    for (int i = 0; i < s.count; i++)
+    for (int i = 0; i < s.count; i++) {
         s.rebuilt[i] = live[i] ? rebuild(&s, g->nodes[i]) : g->nodes[i];
+        if (live[i])
+            inherit_uses(&s, s.rebuilt[i], s.uses[i]);
+    }
     g->line = 0;
 
     if (g->loss)

@@ -629,6 +629,131 @@ static void test_golden_diagnostics(void)
     CU_ASSERT(cases >= 10);
 }
 
+/* Appends to a growing malloc'd string. */
+static void append(char **s, size_t *len, size_t *cap, const char *text)
+{
+    size_t n = strlen(text);
+    if (*len + n + 1 > *cap) {
+        *cap = 2 * (*len + n + 1);
+        *s = realloc(*s, *cap);
+    }
+    memcpy(*s + *len, text, n + 1);
+    *len += n;
+}
+
+/* The name in `text` that starts at `p` ([A-Za-z0-9_]*), in a static
+ * buffer. */
+static const char *name_at(const char *p)
+{
+    static char name[64];
+    size_t n = 0;
+    while (n < sizeof name - 1 && (p[n] == '_' || (p[n] >= '0' && p[n] <= '9') ||
+                                   ((p[n] | 0x20) >= 'a' && (p[n] | 0x20) <= 'z')))
+        n++;
+    memcpy(name, p, n);
+    name[n] = '\0';
+    return name;
+}
+
+/* 3000 statements on one line, each reading an undefined name, and a
+ * redefinition at the end whose note points back to the line's start:
+ * 1000 errors are printed (then "too many"), each quoted around its own
+ * column with the caret under the name it is about. The columns of the
+ * long line are counted once, not once per error. */
+static void test_many_errors_on_one_line(void)
+{
+    size_t len = 0, cap = 0;
+    char *src = NULL;
+    append(&src, &len, &cap, "input x; v = x");
+    for (int i = 0; i < 3000; i++) {
+        char stmt[64];
+        snprintf(stmt, sizeof stmt, "; v%d = \t q%d * x", i, i);
+        append(&src, &len, &cap, stmt);
+    }
+    append(&src, &len, &cap, "; v = x; loss L = v0\n");
+    Checked c = check(src);
+    int errors = 0, notes = 0;
+    for (const char *line = c.messages; *line;) {
+        const char *quote = strchr(line, '\n');
+        CU_ASSERT_PTR_NOT_NULL_FATAL(quote);
+        quote++;
+        if (!strncmp(line, "t.net: error: too many errors", 29)) {
+            CU_ASSERT_STRING_EQUAL(quote, "");
+            break;
+        }
+        const char *caret_line = strchr(quote, '\n');
+        CU_ASSERT_PTR_NOT_NULL_FATAL(caret_line);
+        caret_line++;
+        const char *caret = strchr(caret_line, '^');
+        CU_ASSERT_PTR_NOT_NULL_FATAL(caret);
+        /* the caret line repeats the quote's tabs, so offsets agree */
+        const char *at = quote + (caret - caret_line);
+        const char *about = strchr(line, '\'');
+        CU_ASSERT_PTR_NOT_NULL_FATAL(about);
+        const char *want = name_at(about + 1);
+        CU_ASSERT_EQUAL(strncmp(at, want, strlen(want)), 0);
+        if (strncmp(at, want, strlen(want)) != 0) {
+            fprintf(stderr, "\n  caret under '%.10s' for: %.80s\n", at, line);
+            break;
+        }
+        CU_ASSERT_TRUE(caret_line - quote < 260);   /* a window, not the line */
+        if (strstr(line, ": error: "))
+            errors++;
+        else
+            notes++;
+        line = strchr(caret_line, '\n') + 1;
+    }
+    CU_ASSERT_EQUAL(errors, 1000);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.messages, "too many errors; 2001 more not shown\n"));
+    free(src);
+    done(&c);
+
+    /* the redefinition alone: its note jumps back along the line */
+    src = NULL;
+    len = cap = 0;
+    append(&src, &len, &cap, "input x; v = x");
+    for (int i = 0; i < 3000; i++) {
+        char stmt[64];
+        snprintf(stmt, sizeof stmt, "; v%d = x", i);
+        append(&src, &len, &cap, stmt);
+    }
+    append(&src, &len, &cap, "; v = x; loss L = v0\n");
+    c = check(src);
+    const char *note = strstr(c.messages, ": note: 'v' was first defined here\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(note);
+    CU_ASSERT_EQUAL(strncmp(note + strlen(": note: 'v' was first defined here\n"),
+                            "input x; v = x; v0 = x;", 23), 0);
+    free(src);
+    done(&c);
+}
+
+/* "did you mean" compares a name with every defined one, so it is given
+ * for the first errors only: 150 misspelt names (`wieghts7` for
+ * `weights7`), the first with a suggestion, the last without. */
+static void test_suggestions_are_bounded(void)
+{
+    size_t len = 0, cap = 0;
+    char *src = NULL;
+    for (int i = 0; i < 150; i++) {
+        char stmt[64];
+        snprintf(stmt, sizeof stmt, "input weights%d\n", i);
+        append(&src, &len, &cap, stmt);
+    }
+    for (int i = 0; i < 150; i++) {
+        char stmt[64];
+        snprintf(stmt, sizeof stmt, "v%d = wieghts%d\n", i, i);
+        append(&src, &len, &cap, stmt);
+    }
+    append(&src, &len, &cap, "loss L = v0\n");
+    Checked c = check(src);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.messages, "t.net:151:6: error: undefined name 'wieghts0'; "
+                                              "did you mean 'weights0'?\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.messages, "t.net:300:8: error: undefined name "
+                                              "'wieghts149'\n"));
+    free(src);
+    done(&c);
+}
+
 void register_check(void)
 {
     CU_pSuite s = CU_add_suite("check", NULL, NULL);
@@ -649,4 +774,6 @@ void register_check(void)
     CU_add_test(s, "default model name", test_default_model_name);
     CU_add_test(s, "after syntax errors", test_after_syntax_errors);
     CU_add_test(s, "golden diagnostics", test_golden_diagnostics);
+    CU_add_test(s, "many errors on one long line", test_many_errors_on_one_line);
+    CU_add_test(s, "suggestions for the first errors only", test_suggestions_are_bounded);
 }

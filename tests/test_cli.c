@@ -78,6 +78,93 @@ static void test_usage_errors_exit_2(void)
     free(err);
 }
 
+/* --time-passes names every pass that ran, in order, with the graph's
+ * size after the passes that grow it; the output is the same as without. */
+static void test_time_passes(void)
+{
+    const char *model = "input x\nparam w\nloss L = (w * x - 1)^2\n";
+    char *err = NULL;
+    char *args = test_format("--time-passes -o %s/cli_time.c", TEST_TMP);
+    CU_ASSERT_EQUAL(test_bpgen("cli_time", model, args, NULL, &err), 0);
+    free(args);
+    static const char *const passes[] = {"read", "parse", "check", "graph", "graph_check",
+                                         "diff", "graph_check", "simplify", "graph_check",
+                                         "lower", "plan_check", "emit"};
+    const char *at = err ? err : "";
+    for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "# time %s ", passes[i]);
+        const char *found = strstr(at, line);
+        CU_ASSERT_PTR_NOT_NULL(found);
+        if (!found) {
+            fprintf(stderr, "\n  no '%s' after the earlier passes in:\n%s\n", line, err);
+            break;
+        }
+        at = found + strlen(line);
+        double seconds = -1;
+        CU_ASSERT_EQUAL(sscanf(at, "%lf s", &seconds), 1);
+        CU_ASSERT(seconds >= 0 && seconds < 60);
+    }
+    CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, " s (") : NULL);   /* a node count */
+    free(err);
+    /* --derivatives stops after print */
+    CU_ASSERT_EQUAL(test_bpgen("cli_time", model, "--time-passes --derivatives", NULL, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(err ? strstr(err, "# time print ") : NULL);
+    CU_ASSERT_PTR_NULL(err ? strstr(err, "# time lower ") : "");
+    free(err);
+}
+
+/* A model of 20 000 statements (a chain of 6 665 scalar layers, as
+ * bench/compile generates, and an output) compiles, with every gradient in the file. Not
+ * timed here: `make bench-compile` measures how compile time grows. */
+static void test_large_model_compiles(void)
+{
+    enum { LAYERS = 6665 };
+    size_t cap = 64 * (size_t)LAYERS + 64, len = 0;
+    char *src = malloc(cap);
+    len += (size_t)snprintf(src + len, cap - len, "model big\ninput x\ninput t\n");
+    for (int i = 1; i <= LAYERS; i++) {
+        char prev[16];
+        snprintf(prev, sizeof prev, i == 1 ? "x" : "h%d", i - 1);
+        len += (size_t)snprintf(src + len, cap - len, "param w%d\nparam b%d\n"
+                                "h%d = tanh(w%d * %s + b%d)\n", i, i, i, i, prev, i);
+    }
+    snprintf(src + len, cap - len, "output h%d\nloss L = (h%d - t)^2\n", LAYERS, LAYERS);
+    int statements = 0;
+    for (const char *p = src; *p; p++)
+        statements += *p == '\n';
+    CU_ASSERT_EQUAL(statements, 20000);
+
+    char *out_c = test_format("%s/big.c", TEST_TMP);
+    char *out_h = test_format("%s/big.h", TEST_TMP);
+    char *args = test_format("-o %s", out_c);
+    char *err = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("big", src, args, NULL, &err), 0);
+    CU_ASSERT_STRING_EQUAL(err ? err : "", "");
+    char *c = test_read_file(out_c, NULL), *h = test_read_file(out_h, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    char *count = test_format("#define big_NUM_PARAMS %d\n", 2 * LAYERS);
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, count));
+    /* the first and the last layer's gradients, each computed once (its
+     * comment names the statement, then the equation) */
+    static const char *const grads[] = {"  dL/dw1 = ", "  dL/db1 = ", "  dL/dw6665 = ",
+                                        "  dL/db6665 = "};
+    for (size_t i = 0; i < sizeof grads / sizeof grads[0]; i++) {
+        const char *at = strstr(c, grads[i]);
+        CU_ASSERT_PTR_NOT_NULL(at);
+        CU_ASSERT_PTR_NULL(at ? strstr(at + 1, grads[i]) : "");
+    }
+    free(count);
+    free(c);
+    free(h);
+    free(err);
+    free(args);
+    free(out_h);
+    free(out_c);
+    free(src);
+}
+
 /* tests/dump/NAME.net: `bpgen --dump=lower` prints NAME.expect exactly on
  * stderr: the plan of each function, its fusions and every buffer's place. */
 static void test_golden_plans(void)
@@ -260,4 +347,6 @@ void register_cli(void)
     CU_add_test(s, "model errors exit 1 with a location", test_model_errors_exit_1_with_location);
     CU_add_test(s, "names that clash with the runtime", test_names_that_clash_with_the_runtime);
     CU_add_test(s, "--dump=lower prints the plan", test_golden_plans);
+    CU_add_test(s, "--time-passes times every pass", test_time_passes);
+    CU_add_test(s, "a 20 000-statement model compiles", test_large_model_compiles);
 }

@@ -242,6 +242,90 @@ static void test_long_sums_print_whole(void)
     free(t);
 }
 
+/* A comment's text is cut near its limit however many terms or factors
+ * the expression has: the sum and the product of x^1 ... x^10000 print as
+ * a short prefix ending in " ...", and in full without a limit. */
+static void test_brief_text_is_cut(void)
+{
+    Graph *g = build("input x\nloss L = x\n", false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    Node *x = g->input_nodes[0];
+    Node *sum = NULL, *product = NULL;
+    for (int k = 1; k <= 10000; k++) {
+        Node *a = node_new(g, OP_POW, x, node_scalar(g, k));
+        Node *b = node_new(g, OP_EXP, a, NULL);
+        sum = sum ? node_new(g, OP_ADD, sum, a) : a;
+        product = product ? node_new(g, OP_MUL, product, b) : b;
+    }
+    for (int which = 0; which < 2; which++) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        print_expr_brief(f, which ? product : sum, 60);
+        fclose(f);
+        CU_ASSERT(len <= 64);
+        CU_ASSERT(len >= 4 && !strcmp(buf + len - 4, " ..."));
+        free(buf);
+    }
+    char *full = text(sum);
+    CU_ASSERT(strlen(full) > 60000);
+    CU_ASSERT_PTR_NOT_NULL(strstr(full, "x^10000 + x^9999 + "));
+    free(full);
+}
+
+/* Nodes reachable from the gradients of every parameter. */
+static int gradient_nodes(const Graph *g)
+{
+    bool *seen = calloc((size_t)g->nnodes, 1);
+    for (int i = 0; i < g->model->nparams; i++)
+        if (g->grad_params[i])
+            seen[g->grad_params[i]->id] = true;
+    int count = 0;
+    for (int i = g->nnodes - 1; i >= 0; i--) {
+        if (!seen[i])
+            continue;
+        count++;
+        for (int k = 0; k < g->nodes[i]->nin; k++)
+            seen[g->nodes[i]->in[k]->id] = true;
+    }
+    free(seen);
+    return count;
+}
+
+/* In a chain h_i = tanh(w_i * h_{i-1} + b_i), the adjoint of each h_i is
+ * read by three gradients (w_i, b_i, and h_{i-1}'s), so simplification
+ * must keep it one shared value even after its operands were rebuilt:
+ * opening it into its users (as the simplifier once did for every node it
+ * had rebuilt) makes products of up to 64 factors per layer, a graph and
+ * generated code about ten times larger, and compile time to match. */
+static void test_shared_adjoints_stay_shared(void)
+{
+    enum { LAYERS = 200 };
+    size_t cap = 64 * LAYERS + 64, len = 0;
+    char *src = malloc(cap);
+    len += (size_t)snprintf(src + len, cap - len, "input x\ninput t\n");
+    for (int i = 1; i <= LAYERS; i++) {
+        char prev[16];
+        snprintf(prev, sizeof prev, i == 1 ? "x" : "h%d", i - 1);
+        len += (size_t)snprintf(src + len, cap - len, "param w%d\nparam b%d\n"
+                                "h%d = tanh(w%d * %s + b%d)\n", i, i, i, i, prev, i);
+    }
+    snprintf(src + len, cap - len, "loss L = (h%d - t)^2\n", LAYERS);
+    Graph *g = build(src, true);
+    free(src);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    diff_graph(g);
+    int before = gradient_nodes(g);
+    simp_graph(g);
+    int after = gradient_nodes(g);
+    CU_ASSERT_TRUE(graph_check(g));
+    /* about 7 nodes per layer before simplification; it may add a few
+     * (a factor of 2 moved, 1 - h^2 written out), not a product per layer */
+    CU_ASSERT(after <= before + 2 * LAYERS);
+    if (after > before + 2 * LAYERS)
+        fprintf(stderr, "\n  %d gradient nodes after simplify, %d before\n", after, before);
+}
+
 static int free_arena(void)
 {
     arena_free(arena);
@@ -258,6 +342,8 @@ void register_graph(void)
     CU_add_test(s, "like terms and constant factors", test_like_terms_and_constant_factors);
     CU_add_test(s, "powers fold only where exact", test_powers_fold_only_where_exact);
     CU_add_test(s, "long sums print whole", test_long_sums_print_whole);
+    CU_add_test(s, "shared adjoints stay shared", test_shared_adjoints_stay_shared);
+    CU_add_test(s, "brief text is cut at its limit", test_brief_text_is_cut);
     CU_add_test(s, "chain rule textbook example", test_chain_rule_textbook);
     CU_add_test(s, "cross_entropy(softmax) is stable", test_cross_entropy_of_softmax_is_stable);
     CU_add_test(s, "gradients only where wanted", test_gradients_only_where_wanted);
