@@ -196,6 +196,8 @@ typedef struct {
     Symbol **outputs; int noutputs;
     Symbol **values;  int nvalues;   /* every `NAME = EXPR` and the loss, in order */
     Symbol *loss;
+    long *param_offsets;  /* nparams + 1: where each parameter starts in
+                             theta, then theta's size (set by a clean check) */
 } Model;
 
 /* Resolves names, checks shapes and every rule of the language. Returns

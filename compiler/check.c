@@ -728,7 +728,12 @@ Model *check_program(Arena *a, Diag *diag, Program *prog)
                        "which clashes with the runtime's bp_ names; name it with "
                        "'model NAME'", m->name);
     }
-    return diag_count(diag) > 0 ? NULL : m;
+    if (diag_count(diag) > 0)
+        return NULL;
+    m->param_offsets = arena_alloc(a, sizeof(long) * (size_t)(m->nparams + 1));
+    for (int i = 0; i < m->nparams; i++)
+        m->param_offsets[i + 1] = m->param_offsets[i] + shape_size(m->params[i]->shape);
+    return m;
 }
 
 /* ---------------------------------------------------------------- model name */

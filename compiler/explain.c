@@ -1038,9 +1038,11 @@ static void walk(Deriver *r, int vi)
     Derivation *d = r->d;
     Node *top = d->vars[vi].node;
     int stamp = ++r->stamp;
-    int cap = 16, n = 0, natoms = 0;
+    /* both lists grow as needed: sized by the graph, they would cost
+     * O(variables x nodes) over a derivation */
+    int cap = 16, n = 0, atoms_cap = 16, natoms = 0;
     Node **inner = arena_alloc(a, sizeof *inner * (size_t)cap);
-    Node **atoms = arena_alloc(a, sizeof *atoms * (size_t)r->count);
+    Node **atoms = arena_alloc(a, sizeof *atoms * (size_t)atoms_cap);
     inner[n++] = top;
     r->seen[top->id] = stamp;
     r->adj[top->id] = NULL;
@@ -1053,6 +1055,12 @@ static void walk(Deriver *r, int vi)
             r->seen[in->id] = stamp;
             r->adj[in->id] = NULL;
             if (r->var_of[in->id] >= 0) {
+                if (natoms == atoms_cap) {
+                    Node **more = arena_alloc(a, sizeof *more * (size_t)atoms_cap * 2);
+                    memcpy(more, atoms, sizeof *atoms * (size_t)natoms);
+                    atoms = more;
+                    atoms_cap *= 2;
+                }
                 atoms[natoms++] = in;
                 continue;
             }

@@ -15,10 +15,8 @@ static const char *const fn_names[PF__COUNT] = {"forward", "backward", "predict"
 
 static long grad_size(const Plan *p)
 {
-    long grad = 0;
-    for (int i = 0; i < p->graph->model->nparams; i++)
-        grad += shape_size(p->graph->model->params[i]->shape);
-    return grad;
+    const Model *m = p->graph->model;
+    return m->param_offsets[m->nparams];
 }
 
 static long pool_size(const Plan *p, Pool pool)

@@ -122,6 +122,7 @@ bool emit_c(const Plan *p, FILE *c_file, FILE *h_out)
     e.cname = arena_alloc(e.a, sizeof(char *) * count);
     e.orig = arena_alloc(e.a, sizeof(char *) * count);
     e.used = arena_alloc(e.a, sizeof(bool) * count);
+    e.used_ids = arena_alloc(e.a, sizeof(int) * count);
     const char *slash = e.m->path ? strrchr(e.m->path, '/') : NULL;
     e.source_name = slash ? slash + 1 : e.m->path ? e.m->path : "model";
     /* the chain rule only: closed forms are for --explain */

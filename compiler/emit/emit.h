@@ -70,6 +70,10 @@ typedef struct {
     PlanFn f;
     FILE *out;
     bool *used;             /* by node id: its buffer or leaf is named */
+    int *used_ids;          /* ... and those ids, in the order first named,
+                               so a function's frame costs what it names,
+                               not the whole graph (a deep model has many) */
+    int nused;
 } Emit;
 
 #define fmt(e, ...) arena_printf((e)->a, __VA_ARGS__)

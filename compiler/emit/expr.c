@@ -102,7 +102,10 @@ const char *buf_name(Emit *e, Node *n)
     if (!(is_leaf(n) || in->mode[e->f] == NODE_BUFFER ||
           (e->f == PF_BACKWARD && in->kept)))
         die(fmt(e, "node %d (%s) has no buffer", n->id, op_info[n->op].name));
-    e->used[n->id] = true;
+    if (!e->used[n->id]) {
+        e->used[n->id] = true;
+        e->used_ids[e->nused++] = n->id;
+    }
     return e->cname[n->id];
 }
 

@@ -45,10 +45,7 @@ static const char *fn_signature(Emit *e, PlanFn f)
 
 long param_offset(const Model *m, int index)
 {
-    long offset = 0;
-    for (int i = 0; i < index; i++)
-        offset += shape_size(m->params[i]->shape);
-    return offset;
+    return m->param_offsets[index];
 }
 
 static void declare(Emit *e, FILE *out, Node *n)
@@ -90,11 +87,33 @@ static void declare(Emit *e, FILE *out, Node *n)
 static FILE *open_body(Emit *e, char **body, size_t *nbody)
 {
     e->ws_direct = false;
-    memset(e->used, 0, sizeof(bool) * (size_t)(e->g->nnodes + 1));
+    for (int k = 0; k < e->nused; k++)
+        e->used[e->used_ids[k]] = false;
+    e->nused = 0;
     e->out = open_memstream(body, nbody);
     if (!e->out)
         die("out of memory");
     return e->out;
+}
+
+/* Declaration order: inputs, then parameters, each in declaration order,
+ * then computed values in graph order. */
+static int declaration_rank(const Node *n)
+{
+    return n->op == OP_INPUT ? 0 : n->op == OP_PARAM ? 1 : 2;
+}
+
+static const Graph *sorting_graph;
+
+static int by_declaration_order(const void *pa, const void *pb)
+{
+    const Node *a = sorting_graph->nodes[*(const int *)pa];
+    const Node *b = sorting_graph->nodes[*(const int *)pb];
+    int ra = declaration_rank(a), rb = declaration_rank(b);
+    if (ra != rb)
+        return ra - rb;
+    long ka = ra < 2 ? a->index : a->id, kb = rb < 2 ? b->index : b->id;
+    return (ka > kb) - (ka < kb);
 }
 
 /* Writes a whole C function of f: its comment and signature, the
@@ -104,10 +123,12 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
                         char *body, size_t nbody)
 {
     fprintf(out, "%s\n%s\n{\n", doc, signature);
+    sorting_graph = e->g;
+    qsort(e->used_ids, (size_t)e->nused, sizeof *e->used_ids, by_declaration_order);
     bool ws_used = false;
-    for (int id = 0; id < e->g->nnodes; id++) {
-        Node *n = e->g->nodes[id];
-        if (!e->used[id] || is_leaf(n))
+    for (int k = 0; k < e->nused; k++) {
+        Node *n = e->g->nodes[e->used_ids[k]];
+        if (is_leaf(n))
             continue;
         const NodeInfo *in = info(e, n);
         Pool pool = in->mode[f] == NODE_BUFFER ? in->buf[f].pool : in->buf[PF_FORWARD].pool;
@@ -116,15 +137,8 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
     }
     if (ws_used || e->ws_direct)
         fprintf(out, "    %s *const wsr = (%s *)ws;\n", e->real, e->real);
-    for (int k = 0; k < e->m->ninputs; k++)
-        if (e->used[e->g->input_nodes[k]->id])
-            declare(e, out, e->g->input_nodes[k]);
-    for (int k = 0; k < e->m->nparams; k++)
-        if (e->used[e->g->param_nodes[k]->id])
-            declare(e, out, e->g->param_nodes[k]);
-    for (int id = 0; id < e->g->nnodes; id++)
-        if (e->used[id] && !is_leaf(e->g->nodes[id]))
-            declare(e, out, e->g->nodes[id]);
+    for (int k = 0; k < e->nused; k++)
+        declare(e, out, e->g->nodes[e->used_ids[k]]);
     fputs("    (void)theta;\n    (void)inputs;\n    (void)n;\n    (void)ws;\n", out);
     if (f == PF_BACKWARD)
         fputs("    (void)grad;\n    (void)grad_inputs;\n", out);
