@@ -1248,9 +1248,34 @@ static void block_add(Arena *a, Block *b, const char *rhs)
 
 /* The chain rule for v: the sum over its uses of adjoint times local
  * derivative, each term as the rule produced it. */
+/* Text that grows by doubling: a sum of many uses (a parameter shared by
+ * every layer) is written in linear time and memory, not rebuilt whole at
+ * each term. */
+typedef struct {
+    char *text;
+    size_t len, cap;
+} Growing;
+
+static void grow_add(Arena *a, Growing *g, const char *part)
+{
+    size_t n = strlen(part);
+    if (g->len + n + 1 > g->cap) {
+        size_t cap = g->cap ? g->cap : 64;
+        while (g->len + n + 1 > cap)
+            cap *= 2;
+        char *more = arena_alloc(a, cap);
+        if (g->len)
+            memcpy(more, g->text, g->len);
+        g->text = more;
+        g->cap = cap;
+    }
+    memcpy(g->text + g->len, part, n + 1);
+    g->len += n;
+}
+
 static const char *chain_text(Arena *a, const Derivation *d, const DxVar *v)
 {
-    const char *s = NULL;
+    Growing s = {NULL, 0, 0};
     for (int i = 0; i < v->nuses; i++) {
         const DxUse *u = &v->uses[i];
         if (is_num(u->dx, 0))
@@ -1269,12 +1294,15 @@ static const char *chain_text(Arena *a, const Derivation *d, const DxVar *v)
         } else {
             t = dx_text(a, d, x, &prec);
         }
-        if (!s)
-            s = negative ? arena_printf(a, "-%s", paren(a, t, prec, P_PRODUCT)) : t;
-        else
-            s = arena_printf(a, "%s %s %s", s, negative ? "-" : "+", paren(a, t, prec, P_PRODUCT));
+        if (!s.len) {
+            grow_add(a, &s, negative ? "-" : "");
+            grow_add(a, &s, negative ? paren(a, t, prec, P_PRODUCT) : t);
+        } else {
+            grow_add(a, &s, negative ? " - " : " + ");
+            grow_add(a, &s, paren(a, t, prec, P_PRODUCT));
+        }
     }
-    return s ? s : "0";
+    return s.len ? s.text : "0";
 }
 
 const char *explain_chain_rule(Arena *a, const Derivation *d, const char *name)
