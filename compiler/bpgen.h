@@ -413,6 +413,8 @@ typedef struct {
     Precision precision;
     bool with_main;             /* --main */
     const char *header_name;    /* what the .c file #includes, e.g. "model.h" */
+    bool selftest;              /* --selftest: M_selftest and its scratch size */
+    bool check_finite;          /* --check-finite: every value written is checked */
 } EmitOptions;
 
 /* The three functions the generated file defines. */

@@ -80,6 +80,7 @@ typedef struct {
     NameSet names;
     bool need_sigmoid, need_softplus;
     bool ws_direct;         /* a step addresses the workspace itself (scratch) */
+    const char *found;      /* --check-finite: the local pointing at the record */
     /* the function being written */
     PlanFn f;
     FILE *out;
@@ -447,6 +448,8 @@ static Ex ref(Emit *e, const Ctx *c, Node *n)
 /* ---------------------------------------------------------------- elementwise */
 
 static Ex render(Emit *e, Ctx *c, Node *n, bool top);
+static void check_local(Emit *e, Ctx *c, Node *n);
+static void check_step(Emit *e, Node *y);
 
 static bool is_inline(const Emit *e, const Node *n)
 {
@@ -644,6 +647,8 @@ static Ex render(Emit *e, Ctx *c, Node *n, bool top)
     indent_to(c->pre, c->depth);
     fprintf(c->pre, "const %s %s = %s;\n", e->real, e->cname[n->id], d.s);
     fprintf(c->notes, "%s\n", equation(e, n));
+    if (e->found)
+        check_local(e, c, n);
     return ex(e->cname[n->id], PR_ATOM, true);
 }
 
@@ -1405,8 +1410,13 @@ static void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
     e->out = open_memstream(&body, &nbody);
     if (!e->out)
         die("out of memory");
-    for (int k = 0; k < p->nsteps[f]; k++)
+    if (e->found && f != PF_BACKWARD)
+        line(e, 1, "bp_nonfinite_clear(%s);", e->found);
+    for (int k = 0; k < p->nsteps[f]; k++) {
         emit_step(e, p->steps[f][k]);
+        if (e->found)
+            check_step(e, p->steps[f][k]);
+    }
     if (f == PF_FORWARD)
         forward_return(e);
     else if (f == PF_BACKWARD)
@@ -1426,7 +1436,12 @@ static void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
         if (pool == POOL_BATCHED || pool == POOL_SHARED)
             ws_used = true;
     }
-    if (ws_used || e->ws_direct)
+    if (e->found)
+        fprintf(out, "    bp_nonfinite *const %s = (bp_nonfinite *)ws;\n", e->found);
+    if ((ws_used || e->ws_direct) && e->found)   /* the record comes first */
+        fprintf(out, "    %s *const wsr = (%s *)((char *)ws + BP_NONFINITE_BYTES);\n", e->real,
+                e->real);
+    else if (ws_used || e->ws_direct)
         fprintf(out, "    %s *const wsr = (%s *)ws;\n", e->real, e->real);
     for (int k = 0; k < e->m->ninputs; k++)
         if (e->used[e->g->input_nodes[k]->id])
@@ -1438,6 +1453,8 @@ static void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
         if (e->used[id] && !is_leaf(e->g->nodes[id]))
             declare(e, out, e->g->nodes[id]);
     fputs("    (void)theta;\n    (void)inputs;\n    (void)n;\n    (void)ws;\n", out);
+    if (e->found)
+        fprintf(out, "    (void)%s;\n", e->found);
     if (f == PF_BACKWARD)
         fputs("    (void)grad;\n    (void)grad_inputs;\n", out);
     if (f == PF_PREDICT)
@@ -1525,6 +1542,160 @@ static void emit_init(Emit *e, FILE *out)
     fputs("}\n\n", out);
 }
 
+/* ---------------------------------------------------------------- --selftest, --check-finite */
+
+/* text as a C string literal: quotes and backslashes escaped, and every
+ * byte outside printable ASCII (the `·` of a matrix product) and `?` (no
+ * trigraphs) written in octal. */
+static const char *c_string(Emit *e, const char *text)
+{
+    size_t len = strlen(text);
+    char *s = arena_alloc(e->a, len * 4 + 3);
+    size_t k = 0;
+    s[k++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '"' || c == '\\') {
+            s[k++] = '\\';
+            s[k++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f || c == '?') {
+            k += (size_t)sprintf(s + k, "\\%03o", c);
+        } else {
+            s[k++] = (char)c;
+        }
+    }
+    s[k++] = '"';
+    s[k] = '\0';
+    return s;
+}
+
+static const char *function_name(PlanFn f)
+{
+    return f == PF_FORWARD ? "forward" : f == PF_BACKWARD ? "backward" : "predict";
+}
+
+/* The name a value is reported by: its .net name or adjoint label, else
+ * its C name. */
+static const char *value_name(const Emit *e, const Node *n)
+{
+    return n->name ? n->name : e->cname[n->id];
+}
+
+/* --check-finite, after a named value computed inside a loop (the local
+ * just defined): notes it when it is not finite, at its sample and
+ * element in the loop's indexing. */
+static void check_local(Emit *e, Ctx *c, Node *n)
+{
+    long size = shape_size(n->shape);
+    const char *sample = "-1", *index = "0";
+    if (c->mode == IX_FLAT && n->batched) {
+        sample = size == 1 ? "(long)i" : fmt(e, "(long)(i / %ld)", size);
+        index = size == 1 ? "0" : fmt(e, "(long)(i %% %ld)", size);
+    } else if (c->mode == IX_FLAT) {
+        index = size == 1 ? "0" : "(long)i";
+    } else if (c->mode == IX_NESTED) {
+        sample = n->batched ? "(long)s" : "-1";
+        index = size == 1 ? "0" : "(long)j";
+    }
+    const char *name = e->cname[n->id];
+    indent_to(c->pre, c->depth);
+    fprintf(c->pre, "if (!isfinite(%s))\n", name);
+    indent_to(c->pre, c->depth + 1);
+    fprintf(c->pre, "bp_nonfinite_note(%s, \"%s\", %s, %s, (double)%s, %s, %s);\n", e->found,
+            function_name(e->f), c_string(e, value_name(e, n)), c_string(e, equation(e, n)),
+            name, sample, index);
+}
+
+/* --check-finite, after a step: every value it wrote. */
+static void check_step(Emit *e, Node *y)
+{
+    line(e, 1, "bp_nonfinite_scan(%s, \"%s\", %s,", e->found, function_name(e->f),
+         c_string(e, value_name(e, y)));
+    line(e, 1, "                  %s,", c_string(e, equation(e, y)));
+    line(e, 1, "                  %s, %d, %s, %ld);", buf_name(e, y), e->dbl ? 8 : 4,
+         y->batched ? "n" : "0", shape_size(y->shape));
+}
+
+/* --check-finite: the workspace starts with the record (BP_NONFINITE_BYTES),
+ * and M_nonfinite reads it. Continues M_workspace_size after its first
+ * line. */
+static void nonfinite_workspace_size(Emit *e, FILE *out)
+{
+    fprintf(out, "    return (%ld * rows + %ld) * sizeof(%s) + BP_NONFINITE_BYTES;\n}\n\n",
+            e->p->ws_batched, e->p->ws_shared, e->real);
+    fprintf(out, "/* --check-finite: the first value forward, backward or predict wrote that\n"
+                 " * was NaN or infinite since the last forward or predict, or NULL. It\n"
+                 " * lives at the start of ws (BP_NONFINITE_BYTES). */\n"
+                 "const bp_nonfinite *%s_nonfinite(const void *ws)\n{\n"
+                 "    const bp_nonfinite *found = (const bp_nonfinite *)ws;\n"
+                 "    return found->function != NULL ? found : NULL;\n}\n\n", e->M);
+}
+
+static void nonfinite_header(Emit *e, FILE *h)
+{
+    fprintf(h, "/* --check-finite: forward, backward and predict check every value they\n"
+               " * write; this is the first NaN or infinity since the last forward or\n"
+               " * predict (by its .net name), or NULL. bp_nonfinite_message() words it. */\n");
+    fprintf(h, "const bp_nonfinite *%s_nonfinite(const void *ws);\n\n", e->M);
+}
+
+/* The header's part of --selftest: the scratch size (as the runtime's
+ * bp_selftest_scratch_size computes it), the tolerance and the function. */
+static void selftest_header(Emit *e, FILE *h)
+{
+    Model *m = e->m;
+    const char *M = e->M, *r = e->real;
+    long wrt = 0;
+    for (int k = 0; k < m->ninputs; k++)
+        if (m->inputs[k]->wrt)
+            wrt += shape_size(m->inputs[k]->shape);
+    int slots = 2 * (m->ninputs ? m->ninputs : 1);
+    fprintf(h, "/* --selftest: %s_selftest checks the gradients against finite differences\n"
+               " * in scratch of %s_SELFTEST_SCRATCH_SIZE(n) bytes for a batch of n: two\n"
+               " * arrays of pointers (inputs, input gradients; %d each), then a copy of\n"
+               " * theta, the gradient and, for the wrt inputs, a copy and a gradient\n"
+               " * (values per sample: %ld). A correct backward scores at most\n"
+               " * %s_SELFTEST_TOLERANCE. */\n",
+            M, M, m->ninputs ? m->ninputs : 1, wrt, M);
+    fprintf(h, "#define %s_SELFTEST_SCRATCH_SIZE(n) \\\n"
+               "    ((%d * sizeof(void *) + 15) / 16 * 16 + \\\n"
+               "     (2 * (size_t)%s_NUM_PARAMS + %ld * (size_t)(n)) * sizeof(%s))\n",
+            M, slots, M, 2 * wrt, r);
+    fprintf(h, "#define %s_SELFTEST_TOLERANCE %s\n", M, e->dbl ? "1e-6" : "1e-2");
+    fprintf(h, "double %s_selftest(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
+               "                  void *scratch, bp_selftest_report *report);\n\n", M, r, r);
+}
+
+/* M_selftest: the runtime's bp_selftest on this model, every entry. */
+static void emit_selftest(Emit *e, FILE *out)
+{
+    Model *m = e->m;
+    const char *M = e->M, *r = e->real;
+    int nin = m->ninputs ? m->ninputs : 1;
+    fprintf(out, "\n/* ---- --selftest ---- */\n\n");
+    fprintf(out,
+        "/* Checks %s_backward against central differences of %s_forward at (theta,\n"
+        " * inputs), batch n, for every entry of every parameter and wrt input.\n"
+        " * Returns the worst relative error |g - fd| / max(1, |g|, |fd|) (at most\n"
+        " * %s_SELFTEST_TOLERANCE when backward is right), HUGE_VAL when the\n"
+        " * arguments are unusable; report (may be NULL) says where, or why. ws:\n"
+        " * %s_workspace_size(n) bytes; scratch: %s_SELFTEST_SCRATCH_SIZE(n) bytes.\n"
+        " * Allocates nothing; theta and inputs are only read. */\n", M, M, M, M, M);
+    fprintf(out, "double %s_selftest(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
+                 "    void *scratch, bp_selftest_report *report)\n{\n", M, r, r);
+    fprintf(out, "    const void *in[%d];\n", nin);
+    if (!m->ninputs)
+        fputs("    in[0] = NULL;\n", out);
+    for (int k = 0; k < m->ninputs; k++)
+        fprintf(out, "    in[%d] = inputs != NULL ? (const void *)inputs[%d] : NULL;\n", k, k);
+    fputs("    bp_selftest_report local;\n"
+          "    bp_selftest_report *const r = report != NULL ? report : &local;\n", out);
+    fprintf(out, "    if (bp_selftest(&%s_model, theta, inputs != NULL ? in : NULL, n, ws, scratch,\n"
+                 "                    0.0, 0, r) != BP_OK)\n"
+                 "        return HUGE_VAL;\n"
+                 "    return r->worst;\n}\n", M);
+}
+
 /* ---------------------------------------------------------------- header */
 
 static void emit_header(Emit *e, FILE *h)
@@ -1585,6 +1756,10 @@ static void emit_header(Emit *e, FILE *h)
     fprintf(h, "void   %s_predict(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
                "                  %s *const outputs[]);\n", M, r, r, r);
     fprintf(h, "extern const bp_model %s_model;\n\n", M);
+    if (e->p->opt.selftest)
+        selftest_header(e, h);
+    if (e->found)
+        nonfinite_header(e, h);
     fputs("#ifdef __cplusplus\n}\n#endif\n\n", h);
     fprintf(h, "#endif\n");
 }
@@ -1682,6 +1857,17 @@ static void emit_model(Emit *e, FILE *out)
 }
 
 /* ---------------------------------------------------------------- --main */
+
+/* --main with --check-finite: the first value that was not finite, on
+ * standard error (the values are printed all the same). */
+static void main_report_nonfinite(Emit *e, FILE *out)
+{
+    fprintf(out, "    if (%s_nonfinite(ws) != NULL) {\n"
+                 "        char why[512];\n"
+                 "        bp_nonfinite_message(%s_nonfinite(ws), why, sizeof why);\n"
+                 "        fprintf(stderr, \"%s: warning: %%s\\n\", why);\n"
+                 "    }\n", e->M, e->M, e->M);
+}
 
 static void emit_main(Emit *e, FILE *out)
 {
@@ -1802,6 +1988,8 @@ static void emit_main(Emit *e, FILE *out)
     fputs("    if (!ws)\n        goto out_of_memory;\n", out);
     fprintf(out, "    %s loss = %s_forward(theta, in, n, ws);\n", r, M);
     fprintf(out, "    %s_backward(theta, in, n, ws, grad, gi);\n", M);
+    if (e->found)
+        main_report_nonfinite(e, out);
     fprintf(out, "    printf(\"loss %s\\n\", (double)loss);\n", pf);
     fputs("    for (int p = 0; p < model->num_param_tensors; p++)\n", out);
     fprintf(out, "        %s_main_print(\"grad\", model->params[p].name, grad + model->params[p].offset,\n"
@@ -1811,6 +1999,8 @@ static void emit_main(Emit *e, FILE *out)
     fprintf(out, "            %s_main_print(\"grad\", model->inputs[k].name, gi[k],\n"
                  "                          model->inputs[k].size * (size_t)n);\n", M);
     fprintf(out, "    %s_predict(theta, in, n, ws, out);\n", M);
+    if (e->found)
+        main_report_nonfinite(e, out);
     fputs("    for (int k = 0; k < model->num_outputs; k++)\n", out);
     fprintf(out, "        %s_main_print(\"output\", model->outputs[k].name, out[k],\n"
                  "                      model->outputs[k].size * (size_t)n);\n", M);
@@ -1895,6 +2085,8 @@ bool emit_c(const Plan *p, FILE *c_out, FILE *h_out)
     e.orig = arena_alloc(e.a, sizeof(char *) * count);
     e.used = arena_alloc(e.a, sizeof(bool) * count);
     assign_names(&e);
+    if (p->opt.check_finite)    /* after every .net name, so it takes none */
+        e.found = unique_name(&e, "found");
 
     /* the functions first, into memory: they decide which helpers exist */
     char *fns = NULL;
@@ -1924,14 +2116,20 @@ bool emit_c(const Plan *p, FILE *c_out, FILE *h_out)
     emit_helpers(&e, c_out);
     emit_init(&e, c_out);
     fprintf(c_out, "/* Bytes of workspace for a batch of n: %ld reals per sample and %ld\n"
-                   " * shared. */\n", p->ws_batched, p->ws_shared);
+                   " * shared%s. */\n", p->ws_batched, p->ws_shared,
+            e.found ? ", after the record of --check-finite" : "");
     fprintf(c_out, "size_t %s_workspace_size(int n)\n{\n", e.M);
     fprintf(c_out, "    size_t rows = n > 0 ? (size_t)n : 0;\n");
-    fprintf(c_out, "    return (%ld * rows + %ld) * sizeof(%s);\n}\n\n", p->ws_batched, p->ws_shared,
-            e.real);
+    if (e.found)
+        nonfinite_workspace_size(&e, c_out);
+    else
+        fprintf(c_out, "    return (%ld * rows + %ld) * sizeof(%s);\n}\n\n", p->ws_batched,
+                p->ws_shared, e.real);
     fwrite(fns, 1, nfns, c_out);
     free(fns);
     emit_model(&e, c_out);
+    if (p->opt.selftest)
+        emit_selftest(&e, c_out);
     if (p->opt.with_main)
         emit_main(&e, c_out);
     emit_header(&e, h_out);

@@ -4,7 +4,7 @@
  * header, as compiler/main.c runs them. The input's size picks the mode
  * (so every text is tried in one of them, and mutations move it between
  * them): 0 float code, 1 double code with --main, 2 --derivatives,
- * 3 float code with --main.
+ * 3 float code with --main, --selftest and --check-finite.
  *
  * Promises checked: no crash, leak or undefined behaviour; a model with
  * errors has at least one message, every message names the file; the
@@ -66,7 +66,7 @@ static void compile(Arena *a, const char *text, size_t len, int mode)
         print_derivatives(c_out, g);
     } else {
         EmitOptions eo = {mode == 1 ? PREC_DOUBLE : PREC_FLOAT, mode != 0,
-                          "fuzz.h"};
+                          "fuzz.h", mode == 3, mode == 3};
         Plan *plan = lower_graph(a, g, &eo);
         ok = emit_c(plan, c_out, h_out);
     }
