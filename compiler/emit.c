@@ -1574,10 +1574,18 @@ static const char *function_name(PlanFn f)
     return f == PF_FORWARD ? "forward" : f == PF_BACKWARD ? "backward" : "predict";
 }
 
-/* The name a value is reported by: its .net name or adjoint label, else
- * its C name. */
-static const char *value_name(const Emit *e, const Node *n)
+/* The name a value is reported by: the gradient it is (`dL/dW`, also
+ * when the step's own name is its operation's, `batch_mean_17`), else its
+ * .net name or adjoint label, else its C name. */
+static const char *value_name(Emit *e, const Node *n)
 {
+    const char *loss = e->m->loss ? e->m->loss->name : "L";
+    for (int i = 0; i < e->m->nparams; i++)
+        if (e->g->grad_params[i] == n)
+            return fmt(e, "d%s/d%s", loss, e->m->params[i]->name);
+    for (int k = 0; k < e->m->ninputs; k++)
+        if (e->g->grad_inputs[k] == n)
+            return fmt(e, "d%s/d%s", loss, e->m->inputs[k]->name);
     return n->name ? n->name : e->cname[n->id];
 }
 
@@ -1601,9 +1609,10 @@ static void check_local(Emit *e, Ctx *c, Node *n)
     indent_to(c->pre, c->depth);
     fprintf(c->pre, "if (!isfinite(%s))\n", name);
     indent_to(c->pre, c->depth + 1);
-    fprintf(c->pre, "bp_nonfinite_note(%s, \"%s\", %s, %s, (double)%s, %s, %s);\n", e->found,
-            function_name(e->f), c_string(e, value_name(e, n)), c_string(e, equation(e, n)),
-            name, sample, index);
+    fprintf(c->pre, "bp_nonfinite_note(%s, \"%s\", %s, %s,\n", e->found, function_name(e->f),
+            c_string(e, value_name(e, n)), c_string(e, equation(e, n)));
+    indent_to(c->pre, c->depth + 1);
+    fprintf(c->pre, "                  (double)%s, %s, %s);\n", name, sample, index);
 }
 
 /* --check-finite, after a step: every value it wrote. */
