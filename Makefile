@@ -42,7 +42,7 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -D_POSIX_C_SOURCE=200809L
 GEN        = $(BUILD)/gen
 
 # ---------------------------------------------------------------- compiler
-COMPILER_SRC = $(filter-out compiler/main.c,$(wildcard compiler/*.c))
+COMPILER_SRC = $(filter-out compiler/main.c,$(wildcard compiler/*.c)) $(wildcard compiler/emit/*.c)
 COMPILER_OBJ = $(COMPILER_SRC:compiler/%.c=$(BUILD)/compiler/%.o) \
                $(GEN)/parser.o $(GEN)/lexer.o
 COMPILER_INC = -Icompiler -I$(GEN) -Igrammar
@@ -153,6 +153,10 @@ $(GEN)/%.o: $(GEN)/%.c $(GEN)/parser.h $(GEN)/lexer.h compiler/bpgen.h compiler/
 	$(CC) -std=c99 $(CFLAGS) $(SANFLAGS) -D_POSIX_C_SOURCE=200809L $(COMPILER_INC) -c -o $@ $<
 
 $(BUILD)/compiler/%.o: compiler/%.c compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h $(BUILD)/flags | $(BUILD)/compiler
+	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -c -o $@ $<
+
+# The emitter, one file per responsibility (compiler/emit/emit.h lists them)
+$(BUILD)/compiler/emit/%.o: compiler/emit/%.c compiler/emit/emit.h compiler/bpgen.h compiler/ops.h $(GEN)/parser.h $(GEN)/lexer.h $(BUILD)/flags | $(BUILD)/compiler/emit
 	$(CC) $(ALL_CFLAGS) $(COMPILER_INC) -c -o $@ $<
 
 $(BUILD)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) $(BUILD)/flags | $(BUILD)/runtime
@@ -306,5 +310,5 @@ install: all
 clean:
 	rm -rf build
 
-$(BUILD)/compiler $(BUILD)/runtime $(BUILD)/runtime/mpi $(BUILD)/tests $(BUILD)/tests/fuzz $(GEN):
+$(BUILD)/compiler $(BUILD)/compiler/emit $(BUILD)/runtime $(BUILD)/runtime/mpi $(BUILD)/tests $(BUILD)/tests/fuzz $(GEN):
 	mkdir -p $@

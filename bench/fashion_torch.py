@@ -1,12 +1,15 @@
 """fashion_torch.py: the PyTorch side of `make bench-fashion`.
 
-  fashion_torch.py DATA_DIR epoch THETA_FILE THREADS
+  fashion_torch.py DATA_DIR epoch THETA_FILE THREADS [ftz]
       the same 784-256-10 relu MLP as bench/fashion.c, starting from the
       parameters bpgen's fashion_init wrote (float32, theta's order: W1, b1,
       W2, b2), the same data (pixels / 255, from the same IDX files), Adam
       1e-3, batch 64, shuffled, one epoch on THREADS threads. Prints the
       initial test loss, the epoch's time (the training loop only) and the
-      test loss and accuracy.
+      test loss and accuracy. With `ftz`, denormal floats are flushed to
+      zero (torch.set_flush_denormal): Adam's moving averages of gradients
+      that stay zero (border pixels) decay into denormals, which this CPU
+      computes on slowly; the default run is what a user gets.
   fashion_torch.py csv FILE
       times numpy.loadtxt on FILE.
 """
@@ -32,6 +35,8 @@ def main():
     import torch
     data, _, theta_file, threads = sys.argv[1:5]
     torch.set_num_threads(int(threads))
+    if sys.argv[5:] == ["ftz"] and not torch.set_flush_denormal(True):
+        sys.exit("fashion_torch.py: this CPU cannot flush denormals")
     torch.manual_seed(1)
 
     def load(kind):

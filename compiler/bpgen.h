@@ -10,7 +10,7 @@
  *   simplify.c                          Graph       -> Graph, simplified
  *   print.c                             Graph       -> --derivatives text
  *   lower.c                             Graph       -> Plan (schedules, buffers)
- *   emit.c                              Plan        -> C source and header
+ *   emit/ (entry point emit/emit.c)     Plan        -> C source and header
  *
  * Each section below is owned by the file it is named after. Everything a
  * compilation allocates comes from one Arena and is freed at once.
@@ -405,7 +405,7 @@ void print_number(char out[64], double v);
 void print_derivatives(FILE *out, const Graph *g);
 
 /* ------------------------------------------------------------------------ */
-/* lower.c / emit.c — from graph to C.                                      */
+/* lower.c / emit/ — from graph to C.                                       */
 
 typedef enum { PREC_FLOAT, PREC_DOUBLE } Precision;
 

@@ -2,7 +2,7 @@
  * computes, in what order, what is fused, and where every buffer lives.
  *
  * In:  a Graph after diff.c and simplify.c (loss, outputs, gradients set).
- * Out: a Plan that emit.c turns into C, with no decisions left to make.
+ * Out: a Plan that the emitter (emit/) turns into C, with no decisions left to make.
  *
  * The generated file has three functions, each with its own roots:
  *   forward   the loss;
@@ -183,9 +183,9 @@ static NodeMode choose_mode(Lower *L, PlanFn f, Node *n)
 
 /* ---------------------------------------------------------------- bias fusion */
 
-/* Whether emit.c writes matmul mm (batched, not a dot) as one gemm over
+/* Whether the emitter writes matmul mm (batched, not a dot) as one gemm over
  * the whole batch: the samples stack as rows of one operand while the
- * other is shared (emit.c's matmul() makes the same distinction). */
+ * other is shared (emit/steps.c's matmul() makes the same distinction). */
 static bool one_gemm_over_batch(const Lower *L, PlanFn f, const Node *mm)
 {
     const Node *a = mm->in[0], *b = mm->in[1];

@@ -4,7 +4,7 @@
  * name, operand count, attributes, flags, shape rule, constant folding,
  * derivative rule and C spelling. Next to each row's functions stands the
  * math they implement. check.c, graph.c, diff.c, simplify.c, print.c,
- * lower.c and emit.c all read this table.
+ * lower.c and the emitter (emit/) all read this table.
  *
  * func_info has one row per .net function: its arguments (tensors,
  * integer attributes, keyword arguments), the shape rule check.c applies

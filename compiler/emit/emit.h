@@ -1,0 +1,139 @@
+/* emit.h — the emitter's shared state and the functions its files share.
+ * Private to compiler/emit/; the pass's one entry point is emit_c() in
+ * bpgen.h.
+ *
+ * The emitter writes a Plan out as C, one file per responsibility:
+ *   emit.c    the entry point: the order of the C file; printing lines
+ *             and comments
+ *   names.c   C identifiers for the model's values (reserved words,
+ *             mangling, uniqueness)
+ *   expr.c    node expressions rendered to C, literals, buffer references;
+ *             the inline helpers (sigmoid, softplus) they call
+ *   steps.c   each kind of step: elementwise loops, reductions, gemm calls,
+ *             the runtime's kernels; copies of outputs and gradients
+ *   frames.c  the functions around the steps: signatures, declarations,
+ *             prologue and epilogue; init and its INIT calls
+ *   abi.c     the header M.h and the bp_model descriptor (runtime ABI)
+ *   driver.c  the main() of --main
+ *   debug.c   what --selftest and --check-finite add: M_selftest, the
+ *             checks after each step and of each named local, M_nonfinite
+ */
+#ifndef BPGEN_EMIT_H
+#define BPGEN_EMIT_H
+
+#include "bpgen.h"
+
+#include <stdio.h>
+
+/* Binding strength of a C expression, loosest first. */
+enum { PR_COND = 1, PR_ADD, PR_MUL, PR_UNARY, PR_ATOM };
+
+/* A C expression and how tightly it binds; `simple` ones (names, array
+ * elements, literals) may be written twice at no cost. */
+typedef struct {
+    const char *s;
+    int prec;
+    bool simple;
+} Ex;
+
+typedef enum { IX_NONE, IX_FLAT, IX_NESTED } IxMode;
+
+/* The loop an expression is rendered in. */
+typedef struct {
+    IxMode mode;
+    bool batched;   /* the loop runs over samples */
+    long size;      /* elements per sample it runs over */
+    FILE *pre;      /* local temporaries, written before the expression */
+    FILE *notes;    /* comments of the named values fused into the loop */
+    int depth;      /* indentation of the loop body */
+} Ctx;
+
+typedef struct {
+    char **slots;
+    size_t cap, count;
+} NameSet;
+
+typedef struct {
+    const Plan *p;
+    Graph *g;
+    Model *m;
+    Arena *a;
+    const char *M;          /* the model's prefix */
+    bool dbl;
+    const char *real;       /* "float" or "double" */
+    const char **cname;     /* by node id */
+    const char **orig;      /* node names from the .net file, by id */
+    NameSet names;
+    bool need_sigmoid, need_softplus;
+    bool ws_direct;         /* a step addresses the workspace itself (scratch) */
+    const char *found;      /* --check-finite: the local pointing at the record */
+    /* the function being written */
+    PlanFn f;
+    FILE *out;
+    bool *used;             /* by node id: its buffer or leaf is named */
+} Emit;
+
+#define fmt(e, ...) arena_printf((e)->a, __VA_ARGS__)
+
+/* ---- emit.c: printing */
+void die(const char *what);
+void line(Emit *e, int depth, const char *format, ...);
+void indent_to(FILE *out, int depth);
+const char *comment_text(Emit *e, const char *text);
+const char *equation(Emit *e, Node *n);
+void comment(Emit *e, int depth, const char *text);
+
+/* ---- names.c */
+void assign_names(Emit *e);
+const char *unique_name(Emit *e, const char *base);
+bool has_title(const Emit *e, const Node *n);
+
+/* ---- expr.c: expressions and references */
+Ex ex(const char *s, int prec, bool simple);
+const char *at(Emit *e, Ex x, int need);
+const char *fn(Emit *e, const char *name);
+const char *lit_str(Emit *e, double v);
+Ex lit(Emit *e, double v);
+const char *dlit(Emit *e, double v);
+const NodeInfo *info(const Emit *e, const Node *n);
+bool is_leaf(const Node *n);
+const char *buf_name(Emit *e, Node *n);
+Ex elem(Emit *e, Node *n, const char *s, const char *j);
+Ex ref_buf(Emit *e, const Ctx *c, Node *n);
+Ex ref(Emit *e, const Ctx *c, Node *n);
+bool is_inline(const Emit *e, const Node *n);
+Ex render(Emit *e, Ctx *c, Node *n, bool top);
+bool flat_ok(const Emit *e, const Ctx *c, const Node *n, bool top);
+void open_ctx(Ctx *c, char **pre, size_t *npre, char **notes, size_t *nnotes);
+void close_ctx(Emit *e, Ctx *c, char **notes, int depth);
+void emit_helpers(Emit *e, FILE *out);
+
+/* ---- steps.c */
+void emit_step(Emit *e, Node *y);
+void forward_return(Emit *e);
+void backward_outputs(Emit *e);
+void predict_outputs(Emit *e);
+
+/* ---- frames.c */
+long param_offset(const Model *m, int index);
+void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc);
+void emit_init(Emit *e, FILE *out);
+
+/* ---- abi.c */
+void emit_header(Emit *e, FILE *h);
+void emit_model(Emit *e, FILE *out);
+
+/* ---- driver.c */
+void emit_main(Emit *e, FILE *out);
+
+/* ---- debug.c: --selftest and --check-finite (e->found is set when the
+ * latter is on) */
+void check_local(Emit *e, Ctx *c, Node *n);
+void check_step(Emit *e, Node *y);
+void nonfinite_workspace_size(Emit *e, FILE *out);
+void nonfinite_header(Emit *e, FILE *h);
+void main_report_nonfinite(Emit *e, FILE *out);
+void selftest_header(Emit *e, FILE *h);
+void emit_selftest(Emit *e, FILE *out);
+
+#endif

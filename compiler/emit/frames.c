@@ -1,0 +1,212 @@
+/* frames.c — the generated functions around their steps: forward,
+ * backward and predict (signature, declarations of what the body names,
+ * prologue, epilogue), and init with its INIT calls.
+ */
+#include "emit.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- functions */
+
+static const char *fn_signature(Emit *e, PlanFn f)
+{
+    const char *r = e->real, *M = e->M;
+    switch (f) {
+    case PF_FORWARD:
+        return fmt(e, "%s %s_forward(const %s *theta, const %s *const inputs[], int n, void *ws)",
+                   r, M, r, r);
+    case PF_BACKWARD:
+        return fmt(e, "void %s_backward(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
+                      "    %s *grad, %s *const grad_inputs[])", M, r, r, r, r);
+    default:
+        return fmt(e, "void %s_predict(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
+                      "    %s *const outputs[])", M, r, r, r);
+    }
+}
+
+long param_offset(const Model *m, int index)
+{
+    long offset = 0;
+    for (int i = 0; i < index; i++)
+        offset += shape_size(m->params[i]->shape);
+    return offset;
+}
+
+static void declare(Emit *e, FILE *out, Node *n)
+{
+    const char *r = e->real, *name = e->cname[n->id];
+    if (n->op == OP_INPUT) {
+        fprintf(out, "    const %s *const %s = inputs[%d];\n", r, name, n->index);
+        return;
+    }
+    if (n->op == OP_PARAM) {
+        long off = param_offset(e->m, n->index);
+        fprintf(out, "    const %s *const %s = theta%s;\n", r, name,
+                off ? fmt(e, " + %ld", off) : "");
+        return;
+    }
+    const NodeInfo *in = info(e, n);
+    Buffer b = in->mode[e->f] == NODE_BUFFER ? in->buf[e->f] : in->buf[PF_FORWARD];
+    const char *where = "";
+    switch (b.pool) {
+    case POOL_BATCHED:
+        where = b.offset ? fmt(e, "wsr + %ld * (size_t)n", b.offset) : "wsr";
+        break;
+    case POOL_SHARED:
+        where = e->p->ws_batched ? fmt(e, "wsr + %ld * (size_t)n", e->p->ws_batched) : "wsr";
+        if (b.offset)
+            where = fmt(e, "%s + %ld", where, b.offset);
+        break;
+    case POOL_GRAD:
+        where = b.offset ? fmt(e, "grad + %ld", b.offset) : "grad";
+        break;
+    case POOL_NONE:
+        die("a buffer without a place");
+    }
+    fprintf(out, "    %s *const %s = %s;\n", r, name, where);
+}
+
+void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
+{
+    const Plan *p = e->p;
+    e->f = f;
+    e->ws_direct = false;
+    memset(e->used, 0, sizeof(bool) * (size_t)(e->g->nnodes + 1));
+    char *body = NULL;
+    size_t nbody = 0;
+    e->out = open_memstream(&body, &nbody);
+    if (!e->out)
+        die("out of memory");
+    if (e->found && f != PF_BACKWARD)
+        line(e, 1, "bp_nonfinite_clear(%s);", e->found);
+    for (int k = 0; k < p->nsteps[f]; k++) {
+        emit_step(e, p->steps[f][k]);
+        if (e->found)
+            check_step(e, p->steps[f][k]);
+    }
+    if (f == PF_FORWARD)
+        forward_return(e);
+    else if (f == PF_BACKWARD)
+        backward_outputs(e);
+    else
+        predict_outputs(e);
+    fclose(e->out);
+
+    fprintf(out, "%s\n%s\n{\n", doc, fn_signature(e, f));
+    bool ws_used = false;
+    for (int id = 0; id < e->g->nnodes; id++) {
+        Node *n = e->g->nodes[id];
+        if (!e->used[id] || is_leaf(n))
+            continue;
+        const NodeInfo *in = info(e, n);
+        Pool pool = in->mode[f] == NODE_BUFFER ? in->buf[f].pool : in->buf[PF_FORWARD].pool;
+        if (pool == POOL_BATCHED || pool == POOL_SHARED)
+            ws_used = true;
+    }
+    if (e->found)
+        fprintf(out, "    bp_nonfinite *const %s = (bp_nonfinite *)ws;\n", e->found);
+    if ((ws_used || e->ws_direct) && e->found)   /* the record comes first */
+        fprintf(out, "    %s *const wsr = (%s *)((char *)ws + BP_NONFINITE_BYTES);\n", e->real,
+                e->real);
+    else if (ws_used || e->ws_direct)
+        fprintf(out, "    %s *const wsr = (%s *)ws;\n", e->real, e->real);
+    for (int k = 0; k < e->m->ninputs; k++)
+        if (e->used[e->g->input_nodes[k]->id])
+            declare(e, out, e->g->input_nodes[k]);
+    for (int k = 0; k < e->m->nparams; k++)
+        if (e->used[e->g->param_nodes[k]->id])
+            declare(e, out, e->g->param_nodes[k]);
+    for (int id = 0; id < e->g->nnodes; id++)
+        if (e->used[id] && !is_leaf(e->g->nodes[id]))
+            declare(e, out, e->g->nodes[id]);
+    fputs("    (void)theta;\n    (void)inputs;\n    (void)n;\n    (void)ws;\n", out);
+    if (e->found)
+        fprintf(out, "    (void)%s;\n", e->found);
+    if (f == PF_BACKWARD)
+        fputs("    (void)grad;\n    (void)grad_inputs;\n", out);
+    if (f == PF_PREDICT)
+        fputs("    (void)outputs;\n", out);
+    fputs("\n", out);
+    fwrite(body, 1, nbody, out);
+    fputs("}\n\n", out);
+    free(body);
+}
+
+/* ---------------------------------------------------------------- init */
+
+void emit_init(Emit *e, FILE *out)
+{
+    Model *m = e->m;
+    const char *r = e->real;
+    int rs = e->dbl ? 8 : 4;
+    fprintf(out, "/* Applies every parameter's INIT, in declaration order, with one generator\n"
+                 " * seeded by `seed`. */\n");
+    fprintf(out, "void %s_init(%s *theta, unsigned long long seed)\n{\n", e->M, r);
+    fputs("    bp_rng rng;\n    bp_rng_seed(&rng, seed);\n    (void)theta;\n", out);
+    long off = 0;
+    for (int i = 0; i < m->nparams; i++) {
+        Symbol *s = m->params[i];
+        Init init = s->stmt->init;
+        long size = shape_size(s->shape);
+        /* fan-out d1 and fan-in d2: [d1, d2] as W in W·x; a vector or scalar
+         * counts its size for both; rank 3 and 4 count d1·r and d2·r, r the
+         * product of the other dimensions (as PyTorch counts a kernel) */
+        double r = s->shape.rank > 2 ? (double)size / s->shape.dim[0] / s->shape.dim[1] : 1;
+        double d1 = s->shape.rank >= 2 ? s->shape.dim[0] * r : (double)size;
+        double d2 = s->shape.rank >= 2 ? s->shape.dim[1] * r : (double)size;
+        const char *dst = off ? fmt(e, "theta + %ld", off) : "theta";
+        const char *what = NULL, *call = NULL;
+        switch (init.kind) {
+        case INIT_DEFAULT:
+            if (s->shape.rank >= 2) {
+                what = fmt(e, "default for rank %d: normal(0, 1/sqrt(%g))", s->shape.rank, d2);
+                call = fmt(e, "bp_fill_normal(&rng, %s, %d, %ld, 0.0, %s)", dst, rs, size,
+                           dlit(e, 1 / sqrt(d2)));
+            } else {
+                what = "default: zeros";
+                call = fmt(e, "bp_fill_value(%s, %d, %ld, 0.0)", dst, rs, size);
+            }
+            break;
+        case INIT_ZEROS:
+            what = "zeros";
+            call = fmt(e, "bp_fill_value(%s, %d, %ld, 0.0)", dst, rs, size);
+            break;
+        case INIT_ONES:
+            what = "ones";
+            call = fmt(e, "bp_fill_value(%s, %d, %ld, 1.0)", dst, rs, size);
+            break;
+        case INIT_VALUE:
+            what = fmt(e, "%.17g", init.a);
+            call = fmt(e, "bp_fill_value(%s, %d, %ld, %s)", dst, rs, size, dlit(e, init.a));
+            break;
+        case INIT_NORMAL:
+            what = fmt(e, "normal(%.17g, %.17g)", init.a, init.b);
+            call = fmt(e, "bp_fill_normal(&rng, %s, %d, %ld, %s, %s)", dst, rs, size,
+                       dlit(e, init.a), dlit(e, init.b));
+            break;
+        case INIT_UNIFORM:
+            what = fmt(e, "uniform(%.17g, %.17g)", init.a, init.b);
+            call = fmt(e, "bp_fill_uniform(&rng, %s, %d, %ld, %s, %s)", dst, rs, size,
+                       dlit(e, init.a), dlit(e, init.b));
+            break;
+        case INIT_XAVIER: {
+            double lim = sqrt(6.0 / (d1 + d2));
+            what = fmt(e, "xavier: uniform(-sqrt(6/(%g+%g)), +sqrt(6/(%g+%g)))", d1, d2, d1, d2);
+            call = fmt(e, "bp_fill_uniform(&rng, %s, %d, %ld, %s, %s)", dst, rs, size,
+                       dlit(e, -lim), dlit(e, lim));
+            break;
+        }
+        case INIT_HE:
+            what = fmt(e, "he: normal(0, sqrt(2/%g))", d2);
+            call = fmt(e, "bp_fill_normal(&rng, %s, %d, %ld, 0.0, %s)", dst, rs, size,
+                       dlit(e, sqrt(2.0 / d2)));
+            break;
+        }
+        fprintf(out, "    /* %s */\n", comment_text(e, fmt(e, "%s: %s", s->name, what)));
+        fprintf(out, "    %s;\n", call);
+        off += size;
+    }
+    fputs("}\n\n", out);
+}
