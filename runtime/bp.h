@@ -317,8 +317,8 @@ int bp_gradcheck(const bp_model *m, const void *theta,
  * from relu's and max's kinks, and float's rounding noise in the loss,
  * about 1e-7 relative, stays near 1e-4 after dividing by 2·step), 1e-6 for
  * double. max_per_tensor > 0 compares at most that many entries of each
- * parameter and wrt input, spread evenly (first and last included); 0
- * compares every entry. Returns BP_OK with *report filled, or, for the
+ * parameter and wrt input, spread evenly (the first included, and from 2
+ * on the last); 0 compares every entry. Returns BP_OK with *report filled, or, for the
  * arguments bp_gradcheck refuses, a NULL scratch or a NULL ws that the
  * model needs, BP_ERR_ARG (BP_ERR_ARG too when report is NULL) with the
  * message in report->message and report->worst = HUGE_VAL. */
