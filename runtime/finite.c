@@ -36,15 +36,21 @@ void bp_nonfinite_scan(bp_nonfinite *found, const char *function, const char *na
     if (found->function || size <= 0)
         return;
     size_t count = (size_t)size * (size_t)(rows > 0 ? rows : 1);
-    for (size_t i = 0; i < count; i++) {
-        double v = bp_real_get(values, real_size, i);
-        if (!isfinite(v)) {
-            long sample = rows > 0 ? (long)(i / (size_t)size) : -1;
-            bp_nonfinite_note(found, function, name, equation, v, sample,
-                              (long)(i % (size_t)size));
-            return;
-        }
+    /* the scan runs after every step: one loop per type, so the common
+     * case (all finite) is a tight loop the compiler can vectorize */
+    size_t i = count;
+    if (real_size == 4) {
+        const float *f = values;
+        for (i = 0; i < count && isfinite(f[i]); i++)
+            ;
+    } else {
+        const double *d = values;
+        for (i = 0; i < count && isfinite(d[i]); i++)
+            ;
     }
+    if (i < count)
+        bp_nonfinite_note(found, function, name, equation, bp_real_get(values, real_size, i),
+                          rows > 0 ? (long)(i / (size_t)size) : -1, (long)(i % (size_t)size));
 }
 
 void bp_nonfinite_message(const bp_nonfinite *found, char *out, size_t out_size)
