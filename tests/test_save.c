@@ -493,6 +493,35 @@ static const char *gen_source =
     "input x[4]\ninput y[3]\nparam W[3, 4]\nparam b[3]\n"
     "p = softmax(W · x + b)\noutput p\nloss L = cross_entropy(p, y)\n";
 
+/* Eight bpgen processes writing one output five times each, at once:
+ * each run succeeds, the result is what one alone writes, and no
+ * temporary is left. */
+static void test_bpgen_concurrent(void)
+{
+    char *model_path = test_tmp_path("conc.net");
+    char *out_c = test_tmp_path("conc_out.c");
+    CU_ASSERT_EQUAL_FATAL(test_write_file(model_path, gen_source), 0);
+    char *one = test_format("%s %s -o %s", TEST_BPGEN, model_path, out_c);
+    CU_ASSERT_EQUAL(test_run(one, NULL, NULL), 0);
+    char *alone = test_read_file(out_c, NULL);
+    CU_ASSERT_EQUAL(remove(out_c), 0);
+    char *cmd = test_format("for i in 1 2 3 4 5 6 7 8; do (for k in 1 2 3 4 5; do %s || "
+                            "echo failed; done) & done; wait", one);
+    char *out = NULL;
+    CU_ASSERT_EQUAL(test_run(cmd, &out, NULL), 0);
+    CU_ASSERT(out && !strstr(out, "failed"));
+    char *c = test_read_file(out_c, NULL);
+    CU_ASSERT(c && alone && !strcmp(c, alone));
+    CU_ASSERT_EQUAL(count_files(TEST_TMP, "conc_out."), 2);   /* .c and .h only */
+    free(c);
+    free(alone);
+    free(out);
+    free(cmd);
+    free(one);
+    free(out_c);
+    free(model_path);
+}
+
 static int bpgen_on_tmpfs(int kib, bool read_only, int expected_errno)
 {
     if (mount_private_tmpfs(kib) != 0)
@@ -564,6 +593,7 @@ void register_save(void)
     CU_add_test(s, "a folder in the way: an error, no temporary", test_folder_in_the_way);
     CU_add_test(s, "bpgen on a full disk keeps the old output", test_bpgen_full_disk);
     CU_add_test(s, "threads saving to one path never collide", test_threads_saving);
+    CU_add_test(s, "bpgen processes writing one output never collide", test_bpgen_concurrent);
     CU_add_test(s, "a full tmpfs (ENOSPC) keeps the old file", test_full_tmpfs);
     CU_add_test(s, "a read-only file system (EROFS, root too) keeps the old file",
                 test_read_only_tmpfs);
