@@ -2,16 +2,17 @@
  *
  * --selftest: every example model (each .net file in a folder of
  * examples/), in float and in double, is generated with M_selftest,
- * compiled warning-free (gcc with -Werror, and clang) with tests/harness/selftest.c
- * and run: at a random point its worst relative error is within
- * M_SELFTEST_TOLERANCE, the header's M_SELFTEST_SCRATCH_SIZE agrees with
- * the runtime's bp_selftest_scratch_size, and the self-test allocates
- * nothing. Then each model's M_backward is deliberately broken (the test
- * edits the generated C so that backward adds 1 to one gradient entry; in
- * float, whose tolerance is the wider): the self-test must fail, naming
- * that entry. The runtime's bp_selftest is
- * also tested directly on hand-written models (a right and a wrong
- * backward, a limit per tensor, every unusable argument).
+ * compiled warning-free (gcc with -Werror, and clang) with
+ * tests/harness/selftest.c and run: at a random point its worst relative
+ * error is within M_SELFTEST_TOLERANCE, the header's
+ * M_SELFTEST_SCRATCH_SIZE agrees with the runtime's
+ * bp_selftest_scratch_size, and the self-test allocates nothing. Then each
+ * model's M_backward is deliberately broken (the test edits the generated
+ * C so that backward adds 1 to one gradient entry; in float, whose
+ * tolerance is the wider): the self-test must fail, naming that entry. The
+ * runtime's bp_selftest is also tested directly on a hand-written model (a
+ * right and a wrong backward, a limit per tensor, every unusable
+ * argument).
  *
  * --check-finite: models fed values that make log() of 0, an overflow of
  * exp() or a division by zero in backward report the value by its .net
@@ -19,8 +20,12 @@
  * M_nonfinite's record, and through M_nonfinite itself); values are the
  * same as without the option; and without either option the generated code
  * is byte for byte what it was (tests/golden/generated/, written by the
- * bpgen before these options existed: regenerate them only for a change of
- * the generated code that is meant). */
+ * bpgen before these options existed). A change of the generated code that
+ * is meant regenerates them, from the repository's root:
+ *   for m in iris logistic digits_cnn; do
+ *       build/bpgen examples/$m/$m.net -o tests/golden/generated/$m.c; done
+ *   build/bpgen examples/digits_cnn/digits_cnn.net --precision=double \
+ *       -o tests/golden/generated/digits_cnn_double.c */
 #include "bp.h"
 #include "support.h"
 
