@@ -10,6 +10,8 @@
  *   simplify.c                          Graph       -> Graph, simplified
  *   print.c                             Graph       -> --derivatives text
  *   lower.c                             Graph       -> Plan (schedules, buffers)
+ *   lower_steps.c                       Plan        -> Plan + each function's steps
+ *   plan.c                              Plan        -> checked, --dump=lower
  *   emit/ (entry point emit/emit.c)     Plan        -> C source and header
  *
  * Each section below is owned by the file it is named after. Everything a
@@ -458,12 +460,146 @@ typedef struct {
     Buffer scratch[PF__COUNT];/* ... and where (POOL_SHARED) */
 } NodeInfo;
 
+/* ---- the plan's steps: every decision lowering made, for emission to
+ * print. Each generated function is an ordered list of steps; the node a
+ * step computes (its buffer, its equation for the comment) is Step.node. */
+
+typedef enum {
+    STEP_GEMM,    /* one gemm call, or one per sample */
+    STEP_KERNEL,  /* a runtime kernel: convolution, pooling and gradients */
+    STEP_LOOP,    /* an elementwise loop over one fused expression */
+    STEP_REDUCE,  /* sums over an axis or over the batch */
+    STEP_COPY     /* a transposing copy; a function's results to the caller */
+} StepKind;
+
+/* A row or column count: `count`, times the batch size n when times_n. */
+typedef struct {
+    long count;
+    bool times_n;
+} Extent;
+
+/* A scalar argument of gemm or a kernel. FIRST_ZERO is 0 in the first
+ * sample's call and 1 after it, so that per-sample calls accumulate. */
+typedef enum { SCALE_ZERO, SCALE_ONE, SCALE_INV_N, SCALE_FIRST_ZERO } Scale;
+
+/* An operand in memory: a node's buffer (an input, a parameter, a buffer
+ * of an earlier step), or none (node NULL). at_sample: inside the step's
+ * per-sample loop it starts at sample s (s · its size reals in). */
+typedef struct {
+    Node *node;
+    bool at_sample;
+} Operand;
+
+/* C = alpha · op(A) · op(B) + beta · C, op the transpose where ta (tb);
+ * m × k times k × n, leading dimensions lda, ldb, ldc. */
+typedef struct {
+    bool sample_loop;     /* one call per sample, s = 0 .. n-1 */
+    bool ta, tb;
+    Extent m, n, k;
+    Scale alpha, beta;
+    Operand a, b, c;
+    long lda, ldb, ldc;
+    Node *prefill;        /* a bias copied into each of c's n rows first */
+} GemmStep;
+
+/* A convolution's shape, as the runtime's bp_conv2d_shape. */
+typedef struct {
+    int c, h, w, o, kh, kw, stride, pad, oh, ow;
+} ConvShape;
+
+typedef struct {
+    Op op;                /* which kernel (op_info's c_fn is its stem) */
+    bool sample_loop;     /* one call per sample */
+    Extent count;         /* samples per call: n or 1 */
+    Operand arg[3];       /* in the kernel's order; node NULL: none */
+    Operand out;
+    Scale alpha, beta;    /* the gradient kernels' accumulation */
+    bool conv;            /* takes `shape` */
+    ConvShape shape;
+    int pool_c, pool_h, pool_w, window;  /* the pooling kernels' input */
+    const Buffer *scratch;               /* NULL: none */
+} KernelStep;
+
+typedef enum {
+    LOOP_SCALAR,  /* an unbatched scalar: no loop */
+    LOOP_FLAT,    /* i over every value: each operand has the loop's shape
+                     and batching, or is a shared scalar */
+    LOOP_NESTED,  /* s over the samples, j over one sample's elements */
+    LOOP_OUTER    /* per sample, k over a's and j over b's elements: a_k b_j */
+} LoopForm;
+
+typedef struct {
+    LoopForm form;
+    long size;            /* elements per sample */
+} LoopStep;
+
+typedef enum {
+    REDUCE_SUM,           /* the elements of one sample (a fused expression) */
+    REDUCE_DOT,           /* a · b of two vectors */
+    REDUCE_LOGSUMEXP,     /* max + log Σ exp(x - max) */
+    REDUCE_SOFTMAX,       /* exp(x - max) / Σ exp(x - max) */
+    REDUCE_LOG_SOFTMAX,   /* x - max - log Σ exp(x - max) */
+    REDUCE_BATCH_MEAN,    /* the mean over the samples of a fused expression */
+    REDUCE_LOSS           /* forward's result: the batch mean of the loss, or
+                             the loss itself when shared */
+} ReduceForm;
+
+typedef struct {
+    ReduceForm form;
+    Node *x;              /* what is reduced */
+    long size;            /* elements of x reduced per sample (result's, for
+                             BATCH_MEAN) */
+} ReduceStep;
+
+typedef enum {
+    COPY_TRANSPOSE,   /* node = transpose(src) into node's buffer */
+    COPY_ZERO,        /* dst = 0 (src a zero constant, or none: frozen) */
+    COPY_FILL,        /* dst = a constant */
+    COPY_MEMCPY,      /* the same layout */
+    COPY_ROWS,        /* one shared copy to each of the n rows */
+    COPY_EACH,        /* value by value, the same layout (with per_n) */
+    COPY_BROADCAST,   /* a shared value or scalar to each row, element-wise */
+    COPY_SHARED       /* into an unbatched destination, element-wise */
+} CopyForm;
+
+typedef enum {
+    DEST_NODE,        /* node's buffer (COPY_TRANSPOSE) */
+    DEST_GRAD,        /* grad + offset: the gradient of parameter `index` */
+    DEST_GRAD_INPUT,  /* grad_inputs[index], when the caller asks for it */
+    DEST_OUTPUT       /* outputs[index] */
+} CopyDest;
+
+typedef struct {
+    CopyForm form;
+    CopyDest dest;
+    int index;
+    long offset;          /* DEST_GRAD: in reals */
+    long size;            /* reals per destination row */
+    bool batched_dst;     /* n rows */
+    bool per_n;           /* divided by n */
+    Node *src;            /* NULL: a frozen parameter's zero gradient */
+} CopyStep;
+
+typedef struct {
+    StepKind kind;
+    Node *node;           /* the value computed (NULL for copies out) */
+    bool check_finite;    /* --check-finite: every value it wrote is then
+                             checked (emit/debug.c) */
+    GemmStep gemm;
+    KernelStep kernel;
+    LoopStep loop;
+    ReduceStep reduce;
+    CopyStep copy;
+} Step;
+
 typedef struct Plan {
     Arena *arena;
     Graph *graph;
     EmitOptions opt;
     NodeInfo *info;               /* by node id */
-    Node **steps[PF__COUNT];      /* NODE_BUFFER nodes, in execution order */
+    Node **order[PF__COUNT];      /* NODE_BUFFER nodes, in execution order */
+    int norder[PF__COUNT];
+    Step *steps[PF__COUNT];       /* what each function does, in order */
     int nsteps[PF__COUNT];
     long ws_batched;              /* workspace: reals per sample ... */
     long ws_shared;               /* ... plus reals shared by the batch */
@@ -471,12 +607,20 @@ typedef struct Plan {
 
 /* Decides what forward, backward and predict compute, in what order, which
  * nodes are fused into one loop and where each buffer lives in the
- * workspace. */
+ * workspace (lower.c), then each function's steps (lower_steps.c). */
 Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt);
+/* lower_steps.c: the steps of every function, from the modes and places
+ * lower_graph() decided. */
+void lower_steps(Plan *p);
+/* Whether batched matrix product mm (not a dot) is one gemm over the whole
+ * batch in function f: the samples stack as rows of one operand while the
+ * other is shared (lower.c fuses a bias only into such a gemm). */
+bool gemm_over_batch(const Plan *p, PlanFn f, const Node *mm);
 
-/* Verifies the plan's invariants (every step has a place inside its pool,
- * every convolution step its scratch). Returns false and describes the
- * first violation on stderr: an internal error. */
+/* plan.c: verifies the plan (every buffer inside its pool, every
+ * convolution step its scratch, operands computed before they are read,
+ * gemm and kernel operands inside their buffers). Returns false and
+ * describes the first violation on stderr: an internal error. */
 bool plan_check(const Plan *p);
 /* --dump=lower: each function's steps, what is fused into them, and where
  * every buffer lives. */

@@ -2,7 +2,9 @@
  * computes, in what order, what is fused, and where every buffer lives.
  *
  * In:  a Graph after diff.c and simplify.c (loss, outputs, gradients set).
- * Out: a Plan that the emitter (emit/) turns into C, with no decisions left to make.
+ * Out: a Plan: each node's mode and buffer per function, and (from
+ *      lower_steps.c, called last) each function's steps, which the
+ *      emitter (emit/) prints with no decision left to make.
  *
  * The generated file has three functions, each with its own roots:
  *   forward   the loss;
@@ -183,17 +185,6 @@ static NodeMode choose_mode(Lower *L, PlanFn f, Node *n)
 
 /* ---------------------------------------------------------------- bias fusion */
 
-/* Whether the emitter writes matmul mm (batched, not a dot) as one gemm over
- * the whole batch: the samples stack as rows of one operand while the
- * other is shared (emit/steps.c's matmul() makes the same distinction). */
-static bool one_gemm_over_batch(const Lower *L, PlanFn f, const Node *mm)
-{
-    const Node *a = mm->in[0], *b = mm->in[1];
-    bool a_trans = a->op == OP_TRANSPOSE && L->p->info[a->id].mode[f] == NODE_VIRTUAL;
-    long cols_b = b->shape.rank == 2 ? b->shape.dim[1] : 1;
-    return (a->batched && !a_trans && !b->batched) || (!a->batched && b->batched && cols_b == 1);
-}
-
 /* y = ADD(mm, bias) in either order, with mm a batched matrix product
  * written as one gemm over the batch and used only here, and bias an
  * unbatched vector of y's length or a constant (W·x + 1): y's step fills
@@ -212,7 +203,7 @@ static void fuse_bias(Lower *L, PlanFn f, Node *y)
         if (!is_gemm(mm) || !mm->batched || !L->member[f][mm->id] ||
             info[mm->id].mode[f] != NODE_BUFFER || info[mm->id].root[f] ||
             (f == PF_FORWARD && info[mm->id].kept) || info[mm->id].uses[f] != 1 ||
-            info[mm->id].user[f] != y || !one_gemm_over_batch(L, f, mm))
+            info[mm->id].user[f] != y || !gemm_over_batch(L->p, f, mm))
             continue;
         if (bias->batched || !(shape_eq(bias->shape, y->shape) || bias->op == OP_CONST))
             continue;
@@ -234,12 +225,12 @@ static long schedule(Lower *L, PlanFn f, long base)
     for (int id = 0; id < g->nnodes; id++)
         if (L->member[f][id] && p->info[id].mode[f] == NODE_BUFFER)
             count++;
-    p->steps[f] = arena_alloc(p->arena, sizeof(Node *) * (size_t)(count + 1));
-    p->nsteps[f] = 0;
+    p->order[f] = arena_alloc(p->arena, sizeof(Node *) * (size_t)(count + 1));
+    p->norder[f] = 0;
     for (int id = 0; id < g->nnodes; id++)
         if (L->member[f][id] && p->info[id].mode[f] == NODE_BUFFER) {
-            L->step_time[f][id] = base + p->nsteps[f];
-            p->steps[f][p->nsteps[f]++] = g->nodes[id];
+            L->step_time[f][id] = base + p->norder[f];
+            p->order[f][p->norder[f]++] = g->nodes[id];
         }
     long end = base + count;
 
@@ -391,15 +382,15 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
     Plan *p = L->p;
     int cap = 0;
     for (int k = 0; k < nfns; k++)
-        cap += 2 * p->nsteps[fns[k]];
+        cap += 2 * p->norder[fns[k]];
     Interval *pools[2];
     int counts[2] = {0, 0};
     pools[0] = arena_alloc(p->arena, sizeof(Interval) * (size_t)(cap + 1));
     pools[1] = arena_alloc(p->arena, sizeof(Interval) * (size_t)(cap + 1));
     for (int k = 0; k < nfns; k++) {
         PlanFn f = fns[k];
-        for (int s = 0; s < p->nsteps[f]; s++) {
-            Node *n = p->steps[f][s];
+        for (int s = 0; s < p->norder[f]; s++) {
+            Node *n = p->order[f][s];
             Buffer *b = &p->info[n->id].buf[f];
             long scratch = scratch_reals(n);
             if (scratch > 0) {
@@ -498,97 +489,6 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
     const PlanFn infer[1] = {PF_PREDICT};
     allocate(&L, train, 2);
     allocate(&L, infer, 1);
+    lower_steps(p);
     return p;
-}
-
-/* ---------------------------------------------------------------- check, dump */
-
-static const char *const fn_names[PF__COUNT] = {"forward", "backward", "predict"};
-
-static long pool_size(const Plan *p, Pool pool)
-{
-    long grad = 0;
-    for (int i = 0; i < p->graph->model->nparams; i++)
-        grad += shape_size(p->graph->model->params[i]->shape);
-    return pool == POOL_BATCHED ? p->ws_batched : pool == POOL_SHARED ? p->ws_shared
-                                                                       : grad;
-}
-
-bool plan_check(const Plan *p)
-{
-    for (int f = 0; f < PF__COUNT; f++)
-        for (int k = 0; k < p->nsteps[f]; k++) {
-            const Node *n = p->steps[f][k];
-            const NodeInfo *in = &p->info[n->id];
-            const char *why = NULL;
-            if (in->mode[f] != NODE_BUFFER)
-                why = "a step that is not a buffer";
-            else if (in->buf[f].pool == POOL_NONE)
-                why = "a buffer without a place";
-            else if (in->buf[f].offset < 0 ||
-                     in->buf[f].offset + shape_size(n->shape) > pool_size(p, in->buf[f].pool))
-                why = "a buffer outside its pool";
-            else if (in->scratch_size > 0 &&
-                     (in->scratch[f].pool != POOL_SHARED ||
-                      in->scratch[f].offset + in->scratch_size > p->ws_shared))
-                why = "scratch without a place";
-            else if (k > 0 && p->steps[f][k - 1]->id >= n->id)
-                why = "steps out of order";
-            if (why) {
-                fprintf(stderr, "bpgen: internal error: plan: %s: node %d (%s) in %s\n", why,
-                        n->id, op_info[n->op].name, fn_names[f]);
-                return false;
-            }
-        }
-    return true;
-}
-
-static void dump_place(FILE *out, Buffer b)
-{
-    static const char *const pools[] = {"?", "ws per sample", "ws shared", "grad"};
-    fprintf(out, "%s @%ld", pools[b.pool], b.offset);
-}
-
-void plan_dump(const Plan *p, FILE *out)
-{
-    const Graph *g = p->graph;
-    fprintf(out, "# plan: workspace %ld reals per sample + %ld shared\n", p->ws_batched,
-            p->ws_shared);
-    for (int f = 0; f < PF__COUNT; f++) {
-        fprintf(out, "%s: %d steps\n", fn_names[f], p->nsteps[f]);
-        for (int k = 0; k < p->nsteps[f]; k++) {
-            const Node *n = p->steps[f][k];
-            const NodeInfo *in = &p->info[n->id];
-            fprintf(out, "  %%%d = %s", n->id, op_info[n->op].name);
-            for (int j = 0; j < n->nin; j++) {
-                const NodeInfo *x = &p->info[n->in[j]->id];
-                const char *how = x->mode[f] == NODE_INLINE ? "~" : x->mode[f] == NODE_VIRTUAL ? "^" : "";
-                fprintf(out, " %s%%%d", how, n->in[j]->id);
-            }
-            fprintf(out, "%s  -> ", n->batched ? " (batched)" : "");
-            dump_place(out, in->buf[f]);
-            fprintf(out, " [%ld]", shape_size(n->shape));
-            if (in->scratch_size > 0) {
-                fputs(", scratch ", out);
-                dump_place(out, in->scratch[f]);
-                fprintf(out, " [%ld]", in->scratch_size);
-            }
-            if (n->label)
-                fprintf(out, "  ; %s", n->label);
-            fputc('\n', out);
-        }
-        for (int pass = 0; pass < 2; pass++) {
-            NodeMode want = pass == 0 ? NODE_INLINE : NODE_VIRTUAL;
-            int fused = 0;
-            for (int id = 0; id < g->nnodes; id++) {
-                if (p->info[id].mode[f] != want)
-                    continue;
-                fprintf(out, "%s%%%d %s", fused++ ? ", " : pass == 0 ? "  in loops (~): "
-                                                                       : "  in calls (^): ",
-                        id, op_info[g->nodes[id]->op].name);
-            }
-            if (fused)
-                fputc('\n', out);
-        }
-    }
 }

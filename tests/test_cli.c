@@ -82,7 +82,7 @@ static void test_usage_errors_exit_2(void)
  * stderr: the plan of each function, its fusions and every buffer's place. */
 static void test_golden_plans(void)
 {
-    static const char *const models[] = {"mlp", "cnn"};
+    static const char *const models[] = {"mlp", "cnn", "mixed"};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         char *args = test_format("tests/dump/%s.net -o %s/dump_%s.c --dump=lower", models[i],
                                  TEST_TMP, models[i]);

@@ -614,6 +614,49 @@ static void test_runtime_nonfinite(void)
     CU_ASSERT_STRING_EQUAL(msg, "backward: d");
 }
 
+/* Lowering decides the checks: with --check-finite every step that
+ * computes a value is marked in the plan (--dump=lower), the copies out
+ * and forward's return are not; without it, none is. */
+/* Lines of a --dump=lower listing: those starting with `prefix`, or with
+ * prefix NULL the steps that compute a value ("  loop    %8 = tanh %7
+ * ... -> ws ..."; not the copies out and forward's return). */
+static int count_lines(const char *text, const char *prefix)
+{
+    int count = 0;
+    for (const char *p = text; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char *one = test_format("%.*s", (int)len, p);
+        if (prefix)
+            count += !strncmp(one, prefix, strlen(prefix));
+        else
+            count += !strncmp(one, "  ", 2) && one[2] != ' ' && strstr(one, " = ") &&
+                     strstr(one, " -> ");
+        free(one);
+        p = end ? end + 1 : NULL;
+    }
+    return count;
+}
+
+static void test_plan_marks_checks(void)
+{
+    static const char *const models[] = {"examples/iris/iris.net",
+                                         "examples/digits_cnn/digits_cnn.net"};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        for (int on = 0; on < 2; on++) {
+            char *cmd = test_format("%s %s -o %s/plan_marks.c --dump=lower%s", TEST_BPGEN,
+                                    models[i], TEST_TMP, on ? " --check-finite" : "");
+            char *err = NULL;
+            CU_ASSERT_EQUAL(test_run(cmd, NULL, &err), 0);
+            int steps = count_lines(err, NULL);
+            int checked = count_lines(err, "      then every value checked");
+            CU_ASSERT(steps > 5);
+            CU_ASSERT_EQUAL(checked, on ? steps : 0);
+            free(err);
+            free(cmd);
+        }
+}
+
 /* Without the options, the generated code is what it was before them. */
 static void test_unchanged_without_options(void)
 {
@@ -671,6 +714,8 @@ void register_selftest(void)
     CU_add_test(s, "--check-finite: silent when every value is finite", test_all_finite);
     CU_add_test(s, "--check-finite: M_nonfinite and bp_nonfinite_message", test_nonfinite_api);
     CU_add_test(s, "bp_nonfinite_scan, _note and _message", test_runtime_nonfinite);
+    CU_add_test(s, "--check-finite: the plan marks every step that computes a value",
+                test_plan_marks_checks);
     CU_add_test(s, "without the options the generated code is unchanged",
                 test_unchanged_without_options);
 }

@@ -6,9 +6,10 @@
  * bp_selftest_scratch_size computes it) and its tolerance.
  *
  * --check-finite: e->found names the local that points at the record at
- * the start of ws. After each step frames.c calls check_step (a scan of
- * the buffer the step wrote); expr.c calls check_local after each named
- * value it defines inside a loop. The record's strings (the function, the
+ * the start of ws. After each step that lowering marked (Step.check_finite:
+ * every step computing a value) frames.c calls check_step, a scan of the
+ * buffer the step wrote; expr.c calls check_local after each named value
+ * it defines inside a loop. The record's strings (the function, the
  * value's name, the step's equation) are literals in the generated code.
  */
 #include "emit.h"
@@ -68,12 +69,12 @@ void check_local(Emit *e, Ctx *c, Node *n)
 {
     long size = shape_size(n->shape);
     const char *sample = "-1", *index = "0";
-    if (c->mode == IX_FLAT && n->batched) {
+    if (c->mode == LOOP_FLAT && n->batched) {
         sample = size == 1 ? "(long)i" : fmt(e, "(long)(i / %ld)", size);
         index = size == 1 ? "0" : fmt(e, "(long)(i %% %ld)", size);
-    } else if (c->mode == IX_FLAT) {
+    } else if (c->mode == LOOP_FLAT) {
         index = size == 1 ? "0" : "(long)i";
-    } else if (c->mode == IX_NESTED) {
+    } else if (c->mode == LOOP_NESTED) {
         sample = n->batched ? "(long)s" : "-1";
         index = size == 1 ? "0" : "(long)j";
     }

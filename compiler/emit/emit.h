@@ -36,11 +36,9 @@ typedef struct {
     bool simple;
 } Ex;
 
-typedef enum { IX_NONE, IX_FLAT, IX_NESTED } IxMode;
-
 /* The loop an expression is rendered in. */
 typedef struct {
-    IxMode mode;
+    LoopForm mode;  /* SCALAR, FLAT or NESTED */
     bool batched;   /* the loop runs over samples */
     long size;      /* elements per sample it runs over */
     FILE *pre;      /* local temporaries, written before the expression */
@@ -89,30 +87,22 @@ const char *unique_name(Emit *e, const char *base);
 bool has_title(const Emit *e, const Node *n);
 
 /* ---- expr.c: expressions and references */
-Ex ex(const char *s, int prec, bool simple);
 const char *at(Emit *e, Ex x, int need);
 const char *fn(Emit *e, const char *name);
 const char *lit_str(Emit *e, double v);
-Ex lit(Emit *e, double v);
 const char *dlit(Emit *e, double v);
 const NodeInfo *info(const Emit *e, const Node *n);
 bool is_leaf(const Node *n);
 const char *buf_name(Emit *e, Node *n);
 Ex elem(Emit *e, Node *n, const char *s, const char *j);
 Ex ref_buf(Emit *e, const Ctx *c, Node *n);
-Ex ref(Emit *e, const Ctx *c, Node *n);
-bool is_inline(const Emit *e, const Node *n);
 Ex render(Emit *e, Ctx *c, Node *n, bool top);
-bool flat_ok(const Emit *e, const Ctx *c, const Node *n, bool top);
 void open_ctx(Ctx *c, char **pre, size_t *npre, char **notes, size_t *nnotes);
 void close_ctx(Emit *e, Ctx *c, char **notes, int depth);
 void emit_helpers(Emit *e, FILE *out);
 
 /* ---- steps.c */
-void emit_step(Emit *e, Node *y);
-void forward_return(Emit *e);
-void backward_outputs(Emit *e);
-void predict_outputs(Emit *e);
+void emit_step(Emit *e, const Step *st);
 
 /* ---- frames.c */
 long param_offset(const Model *m, int index);

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-Ex ex(const char *s, int prec, bool simple)
+static Ex ex(const char *s, int prec, bool simple)
 {
     Ex x = {s, prec, simple};
     return x;
@@ -67,7 +67,7 @@ const char *lit_str(Emit *e, double v)
     return fmt(e, "%s%s", buf, e->dbl ? "" : "f");
 }
 
-Ex lit(Emit *e, double v)
+static Ex lit(Emit *e, double v)
 {
     return ex(lit_str(e, v), v < 0 ? PR_UNARY : PR_ATOM, true);
 }
@@ -124,30 +124,32 @@ Ex elem(Emit *e, Node *n, const char *s, const char *j)
 Ex ref_buf(Emit *e, const Ctx *c, Node *n)
 {
     switch (c->mode) {
-    case IX_NONE:
+    case LOOP_SCALAR:
         return ex(fmt(e, "%s[0]", buf_name(e, n)), PR_ATOM, true);
-    case IX_FLAT:
+    case LOOP_FLAT:
         if (n->batched == c->batched && shape_size(n->shape) == c->size)
             return ex(fmt(e, "%s[i]", buf_name(e, n)), PR_ATOM, true);
         if (!n->batched && shape_size(n->shape) == 1)
             return ex(fmt(e, "%s[0]", buf_name(e, n)), PR_ATOM, true);
         die("operand does not fit a flat loop");
         break;
-    case IX_NESTED:
+    case LOOP_NESTED:
         return elem(e, n, "s", "j");
+    case LOOP_OUTER:
+        die("an expression in an outer product's loop");
     }
     return ex("0", PR_ATOM, true);
 }
 
 /* n read inside the loop c: a literal, or its buffer. */
-Ex ref(Emit *e, const Ctx *c, Node *n)
+static Ex ref(Emit *e, const Ctx *c, Node *n)
 {
     return n->op == OP_CONST ? lit(e, n->value) : ref_buf(e, c, n);
 }
 
 /* ---------------------------------------------------------------- elementwise */
 
-bool is_inline(const Emit *e, const Node *n)
+static bool is_inline(const Emit *e, const Node *n)
 {
     return info(e, n)->mode[e->f] == NODE_INLINE;
 }
@@ -346,21 +348,6 @@ Ex render(Emit *e, Ctx *c, Node *n, bool top)
     if (e->found)
         check_local(e, c, n);
     return ex(e->cname[n->id], PR_ATOM, true);
-}
-
-/* Can every memory read of n's fused expression use the flat index? */
-bool flat_ok(const Emit *e, const Ctx *c, const Node *n, bool top)
-{
-    if (n->op == OP_CONST)
-        return true;
-    if (!top && !is_inline(e, n)) {
-        long size = shape_size(n->shape);
-        return (n->batched == c->batched && size == c->size) || (!n->batched && size == 1);
-    }
-    for (int k = 0; k < n->nin; k++)
-        if (!flat_ok(e, c, n->in[k], false))
-            return false;
-    return true;
 }
 
 void open_ctx(Ctx *c, char **pre, size_t *npre, char **notes, size_t *nnotes)

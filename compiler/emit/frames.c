@@ -82,16 +82,10 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
     if (e->found && f != PF_BACKWARD)
         line(e, 1, "bp_nonfinite_clear(%s);", e->found);
     for (int k = 0; k < p->nsteps[f]; k++) {
-        emit_step(e, p->steps[f][k]);
-        if (e->found)
-            check_step(e, p->steps[f][k]);
+        emit_step(e, &p->steps[f][k]);
+        if (p->steps[f][k].check_finite)
+            check_step(e, p->steps[f][k].node);
     }
-    if (f == PF_FORWARD)
-        forward_return(e);
-    else if (f == PF_BACKWARD)
-        backward_outputs(e);
-    else
-        predict_outputs(e);
     fclose(e->out);
 
     fprintf(out, "%s\n%s\n{\n", doc, fn_signature(e, f));

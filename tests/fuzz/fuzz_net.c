@@ -68,6 +68,8 @@ static void compile(Arena *a, const char *text, size_t len, int mode)
         EmitOptions eo = {mode == 1 ? PREC_DOUBLE : PREC_FLOAT, mode != 0,
                           "fuzz.h", mode == 3, mode == 3};
         Plan *plan = lower_graph(a, g, &eo);
+        if (!plan_check(plan))
+            fail("plan_check failed after lower");
         ok = emit_c(plan, c_out, h_out);
     }
     fclose(c_out);

@@ -1,0 +1,303 @@
+/* test_plan.c — the plan of steps between lowering and emission.
+ *
+ * Models are lowered in-process, then the tests look at the steps lowering
+ * chose (one gemm over the batch or one per sample, the bias pre-fill,
+ * flat or nested loops, kernel calls over the batch, copies out), and
+ * break a correct plan in one place at a time to see plan_check() name
+ * the fault. (The goldens tests/dump/NAME.expect hold whole plans as
+ * --dump=lower prints them; test_cli.c compares them.) */
+#include <CUnit/CUnit.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bpgen.h"
+#include "support.h"
+
+static Arena *arena;
+
+static const char *const mlp =
+    "input x[4]\ninput y[3]\nparam W1[16, 4]\nparam b1[16]\nparam W2[3, 16]\nparam b2[3]\n"
+    "h = tanh(W1 · x + b1)\nz = W2 · h + b2\np = softmax(z)\noutput p\n"
+    "loss L = cross_entropy(p, y)\n";
+
+static const char *const cnn =
+    "input x[1, 6, 6]\ninput y[4]\nparam K[3, 1, 3, 3]\nparam c[3]\nparam W[4, 27]\n"
+    "h = maxpool2d(relu(conv2d(x, K, c, pad=1)), 2)\nz = W · flatten(h)\n"
+    "loss L = softmax_cross_entropy(z, y)\n";
+
+static Plan *lower(const char *src)
+{
+    if (arena)
+        arena_free(arena);
+    arena = arena_new();
+    Diag *d = diag_new(arena, "t.net", src, strlen(src));
+    Program *prog = parse_program(arena, d, "t.net", src, strlen(src));
+    Model *m = check_program(arena, d, prog);
+    if (!m || diag_count(d)) {
+        diag_flush(d, stderr);
+        return NULL;
+    }
+    Graph *g = graph_build(arena, m, true);
+    diff_graph(g);
+    simp_graph(g);
+    EmitOptions eo = {PREC_DOUBLE, false, "t.h", false, false};
+    return lower_graph(arena, g, &eo);
+}
+
+/* plan_check(p), with what it says on stderr in *said (the caller frees). */
+static bool check_saying(const Plan *p, char **said)
+{
+    char *path = test_tmp_path("plan_check.err");
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CU_ASSERT_FATAL(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    bool ok = plan_check(p);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    *said = test_read_file(path, NULL);
+    free(path);
+    return ok;
+}
+
+/* plan_check fails, and its message contains `why`. */
+static void assert_rejected(const Plan *p, const char *why)
+{
+    char *said = NULL;
+    CU_ASSERT_FALSE(check_saying(p, &said));
+    CU_ASSERT_TRUE(said != NULL && strstr(said, why) != NULL);
+    if (!said || !strstr(said, why))
+        fprintf(stderr, "\n  plan_check said '%s', expected '%s'\n", said ? said : "", why);
+    free(said);
+}
+
+static const Step *first_step(const Plan *p, PlanFn f, StepKind kind)
+{
+    for (int k = 0; k < p->nsteps[f]; k++)
+        if (p->steps[f][k].kind == kind)
+            return &p->steps[f][k];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- what lowering decides */
+
+static void test_mlp_steps(void)
+{
+    Plan *p = lower(mlp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(plan_check(p));
+    /* W1 · x + b1 over the batch: Y (n × 16) = X (n × 4) · W1ᵀ into rows
+     * that start as b1 */
+    const Step *st = &p->steps[PF_FORWARD][0];
+    CU_ASSERT_EQUAL(st->kind, STEP_GEMM);
+    const GemmStep *g = &st->gemm;
+    CU_ASSERT_FALSE(g->sample_loop);
+    CU_ASSERT_TRUE(g->m.times_n && g->m.count == 1);
+    CU_ASSERT_TRUE(!g->n.times_n && g->n.count == 16 && g->k.count == 4);
+    CU_ASSERT_FALSE(g->ta);
+    CU_ASSERT_TRUE(g->tb);
+    CU_ASSERT_EQUAL(g->a.node->op, OP_INPUT);
+    CU_ASSERT_EQUAL(g->b.node->op, OP_PARAM);
+    CU_ASSERT_EQUAL(g->beta, SCALE_ONE);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g->prefill);
+    CU_ASSERT_STRING_EQUAL(p->graph->model->params[g->prefill->index]->name, "b1");
+    /* tanh reads only its own shape: one flat loop */
+    CU_ASSERT_EQUAL(p->steps[PF_FORWARD][1].kind, STEP_LOOP);
+    CU_ASSERT_EQUAL(p->steps[PF_FORWARD][1].loop.form, LOOP_FLAT);
+    /* forward ends returning the batch mean of the loss */
+    const Step *last = &p->steps[PF_FORWARD][p->nsteps[PF_FORWARD] - 1];
+    CU_ASSERT_TRUE(last->kind == STEP_REDUCE && last->reduce.form == REDUCE_LOSS && !last->node);
+    /* dL/dW2 = batch_mean(outer(dL/dz, h)): one gemm (1/n) Aᵀ B over the batch */
+    bool outer_gemm = false;
+    for (int k = 0; k < p->nsteps[PF_BACKWARD]; k++) {
+        const Step *b = &p->steps[PF_BACKWARD][k];
+        if (b->kind == STEP_GEMM && b->node->op == OP_BATCH_MEAN && b->gemm.ta &&
+            b->gemm.k.times_n && b->gemm.alpha == SCALE_INV_N && !b->gemm.sample_loop)
+            outer_gemm = true;
+    }
+    CU_ASSERT_TRUE(outer_gemm);
+    /* every gradient is computed in place in grad: no copy step */
+    CU_ASSERT_PTR_NULL(first_step(p, PF_BACKWARD, STEP_COPY));
+    /* predict copies p to outputs[0] */
+    const Step *out = first_step(p, PF_PREDICT, STEP_COPY);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_TRUE(out->copy.dest == DEST_OUTPUT && out->copy.form == COPY_MEMCPY &&
+                   out->copy.size == 3);
+}
+
+static void test_per_sample_steps(void)
+{
+    /* a shared matrix times a batched one: one gemm per sample; a frozen
+     * parameter's gradient is a memset; an input's is scaled by 1/n */
+    Plan *p = lower("input x[2, 3]\nparam frozen A[4, 2]\nparam B[4, 3]\nwrt x\n"
+                    "loss L = sum((A · x) * B)\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(plan_check(p));
+    const Step *st = first_step(p, PF_FORWARD, STEP_GEMM);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    CU_ASSERT_TRUE(st->gemm.sample_loop);
+    CU_ASSERT_FALSE(st->gemm.a.at_sample);    /* A is shared */
+    CU_ASSERT_TRUE(st->gemm.b.at_sample && st->gemm.c.at_sample);
+    int zero = 0, scaled = 0;
+    for (int k = 0; k < p->nsteps[PF_BACKWARD]; k++) {
+        const Step *b = &p->steps[PF_BACKWARD][k];
+        if (b->kind != STEP_COPY)
+            continue;
+        if (b->copy.dest == DEST_GRAD && b->copy.form == COPY_ZERO && !b->copy.src)
+            zero++;
+        if (b->copy.dest == DEST_GRAD_INPUT && b->copy.per_n)
+            scaled++;
+    }
+    CU_ASSERT_EQUAL(zero, 1);
+    CU_ASSERT_EQUAL(scaled, 1);
+}
+
+static void test_kernel_steps(void)
+{
+    Plan *p = lower(cnn);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(plan_check(p));
+    const Step *st = first_step(p, PF_FORWARD, STEP_KERNEL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    const KernelStep *k = &st->kernel;
+    CU_ASSERT_EQUAL(k->op, OP_CONV2D);
+    CU_ASSERT_FALSE(k->sample_loop);
+    CU_ASSERT_TRUE(k->count.times_n);
+    CU_ASSERT_TRUE(k->conv);
+    CU_ASSERT_TRUE(k->shape.c == 1 && k->shape.h == 6 && k->shape.o == 3 && k->shape.kh == 3 &&
+                   k->shape.pad == 1 && k->shape.oh == 6);
+    CU_ASSERT_PTR_NOT_NULL(k->scratch);
+    CU_ASSERT_PTR_NOT_NULL(k->arg[2].node);    /* the bias */
+    /* the kernel gradient: batch_mean of per-sample gradients, one call
+     * with alpha = 1/n */
+    bool grad_kernel = false;
+    for (int j = 0; j < p->nsteps[PF_BACKWARD]; j++) {
+        const Step *b = &p->steps[PF_BACKWARD][j];
+        if (b->kind == STEP_KERNEL && b->kernel.op == OP_CONV2D_GRAD_KERNEL)
+            grad_kernel = b->kernel.alpha == SCALE_INV_N && b->kernel.count.times_n &&
+                          b->node->op == OP_BATCH_MEAN;
+    }
+    CU_ASSERT_TRUE(grad_kernel);
+}
+
+/* ---------------------------------------------------------------- what plan_check catches */
+
+static void test_check_catches_reads_before_writes(void)
+{
+    Plan *p = lower(mlp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    /* the first gemm reads h, which the next step computes */
+    Step *st = &p->steps[PF_FORWARD][0];
+    Node *b = st->gemm.b.node;
+    st->gemm.b.node = p->steps[PF_FORWARD][1].node;
+    assert_rejected(p, "a gemm operand read before it is computed");
+    st->gemm.b.node = b;
+    CU_ASSERT_TRUE(plan_check(p));
+
+    /* backward without what forward kept */
+    for (int id = 0; id < p->graph->nnodes; id++)
+        p->info[id].kept = false;
+    assert_rejected(p, "not computed yet");
+}
+
+static void test_check_catches_views_out_of_bounds(void)
+{
+    Plan *p = lower(mlp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    GemmStep *g = &p->steps[PF_FORWARD][0].gemm;
+    g->lda = 3;    /* rows of x are 4 long */
+    assert_rejected(p, "a gemm operand outside its buffer");
+    g->lda = 4;
+    g->ldc = 17;   /* y's rows are 16 apart: row n-1 ends past the buffer */
+    assert_rejected(p, "a gemm operand outside its buffer");
+    g->ldc = 16;
+    g->m.times_n = false;
+    g->m.count = 2;   /* two rows where a batch of one has one */
+    assert_rejected(p, "a gemm operand outside its buffer");
+    g->m.times_n = true;
+    g->m.count = 1;
+    CU_ASSERT_TRUE(plan_check(p));
+
+    /* a buffer placed past the end of its pool */
+    Node *h = p->order[PF_FORWARD][1];
+    long offset = p->info[h->id].buf[PF_FORWARD].offset;
+    p->info[h->id].buf[PF_FORWARD].offset = p->ws_batched;
+    assert_rejected(p, "a buffer outside its pool");
+    p->info[h->id].buf[PF_FORWARD].offset = offset;
+
+    /* a copy out of the wrong length */
+    Step *out = NULL;
+    for (int k = 0; k < p->nsteps[PF_PREDICT]; k++)
+        if (p->steps[PF_PREDICT][k].kind == STEP_COPY)
+            out = &p->steps[PF_PREDICT][k];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    out->copy.size = 4;
+    assert_rejected(p, "a copy between buffers of different sizes");
+    out->copy.size = 3;
+    CU_ASSERT_TRUE(plan_check(p));
+}
+
+static void test_check_catches_kernel_faults(void)
+{
+    Plan *p = lower(cnn);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    Step *st = NULL;
+    for (int k = 0; k < p->nsteps[PF_FORWARD]; k++)
+        if (p->steps[PF_FORWARD][k].kind == STEP_KERNEL &&
+            p->steps[PF_FORWARD][k].kernel.op == OP_CONV2D)
+            st = &p->steps[PF_FORWARD][k];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    st->kernel.shape.c = 2;    /* x has one channel */
+    assert_rejected(p, "a kernel operand of the wrong size");
+    st->kernel.shape.c = 1;
+    const Buffer *scratch = st->kernel.scratch;
+    st->kernel.scratch = NULL;
+    assert_rejected(p, "a convolution without scratch");
+    st->kernel.scratch = scratch;
+    CU_ASSERT_TRUE(plan_check(p));
+}
+
+static void test_check_catches_steps_out_of_place(void)
+{
+    Plan *p = lower(mlp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    /* two buffered steps swapped */
+    Node **order = p->order[PF_FORWARD];
+    Node *first = order[0];
+    order[0] = order[1];
+    order[1] = first;
+    assert_rejected(p, "steps out of order");
+    order[1] = order[0];
+    order[0] = first;
+    /* a step computing another node than its buffer's */
+    Node *node = p->steps[PF_FORWARD][1].node;
+    p->steps[PF_FORWARD][1].node = p->steps[PF_FORWARD][2].node;
+    assert_rejected(p, "a step that is not its buffer's");
+    p->steps[PF_FORWARD][1].node = node;
+    CU_ASSERT_TRUE(plan_check(p));
+}
+
+static int free_arena(void)
+{
+    arena_free(arena);
+    arena = NULL;
+    return 0;
+}
+
+void register_plan(void)
+{
+    CU_pSuite s = CU_add_suite("plan", NULL, free_arena);
+    CU_add_test(s, "an MLP's steps", test_mlp_steps);
+    CU_add_test(s, "per-sample gemm, frozen and input gradients", test_per_sample_steps);
+    CU_add_test(s, "kernel steps", test_kernel_steps);
+    CU_add_test(s, "check: reads before writes", test_check_catches_reads_before_writes);
+    CU_add_test(s, "check: views out of bounds", test_check_catches_views_out_of_bounds);
+    CU_add_test(s, "check: kernel faults", test_check_catches_kernel_faults);
+    CU_add_test(s, "check: steps out of place", test_check_catches_steps_out_of_place);
+}
