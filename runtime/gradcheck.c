@@ -228,11 +228,9 @@ int bp_gradcheck(const bp_model *m, const void *theta,
         b.in[k] = inputs[k];
         if (!t->wrt)
             continue;
-        b.in[k] = NULL;
-        void *copy = malloc(len ? len * rs : 1);
-        b.in[k] = copy;
+        b.in[k] = malloc(len ? len * rs : 1);   /* freed at done, as wrt */
         b.gin[k] = malloc(len ? len * rs : 1);
-        if (!copy || !b.gin[k])
+        if (!b.in[k] || !b.gin[k])
             goto done;
     }
     report_clear(r);
