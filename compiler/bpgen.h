@@ -147,6 +147,7 @@ struct Stmt {
                             rejects more than 4; only 4 are kept) */
     double dims[4];      /* as written; check.c verifies they are positive integers */
     Loc dim_loc[4];
+    Loc excess_dim_loc;  /* the fifth dimension, where rank > 4 */
     bool frozen;         /* PARAM: `param frozen NAME ...` */
     Init init;           /* PARAM */
     double value;        /* CONST */
@@ -411,10 +412,16 @@ void print_derivatives(FILE *out, const Graph *g);
 
 typedef enum { PREC_FLOAT, PREC_DOUBLE } Precision;
 
+/* How lowering places buffers in the workspace: by size (the tightest
+ * packing, O(n²)) up to a few thousand buffers and in time order (O(n log
+ * n)) beyond, unless a test asks for one of them. */
+typedef enum { PLACE_AUTO, PLACE_BY_SIZE, PLACE_IN_TIME_ORDER } Placement;
+
 typedef struct {
     Precision precision;
     bool with_main;             /* --main */
     const char *header_name;    /* what the .c file #includes, e.g. "model.h" */
+    Placement placement;        /* PLACE_AUTO but in tests */
     bool selftest;              /* --selftest: M_selftest and its scratch size */
     bool check_finite;          /* --check-finite: every value written is checked */
 } EmitOptions;

@@ -76,6 +76,11 @@ typedef struct {
     Stmt *current;          /* the statement being checked */
     /* growable lists of the model */
     int inputs_cap, params_cap, values_cap, outputs_cap;
+    /* undefined names already reported: each is reported at its first use
+     * only, as C compilers do, so a misspelt name used 500 times is one
+     * error (open addressing, grown at half full) */
+    const char **undefined;
+    size_t undefined_cap, undefined_count;
 } Checker;
 
 static uint32_t hash(const char *s)
@@ -98,6 +103,32 @@ static Entry *entry(Checker *c, const char *name, bool create)
         return NULL;
     c->table[i].name = name;
     return &c->table[i];
+}
+
+/* Whether `name` is an undefined name reported before; if not, records it. */
+static bool reported_before(Checker *c, const char *name)
+{
+    if (2 * (c->undefined_count + 1) > c->undefined_cap) {
+        const char **old = c->undefined;
+        size_t old_cap = c->undefined_cap;
+        c->undefined_cap = old_cap ? 2 * old_cap : 64;
+        c->undefined = arena_alloc(c->arena, c->undefined_cap * sizeof *c->undefined);
+        for (size_t k = 0; k < old_cap; k++) {
+            if (!old[k])
+                continue;
+            size_t i = hash(old[k]) & (c->undefined_cap - 1);
+            while (c->undefined[i])
+                i = (i + 1) & (c->undefined_cap - 1);
+            c->undefined[i] = old[k];
+        }
+    }
+    size_t i = hash(name) & (c->undefined_cap - 1);
+    for (; c->undefined[i]; i = (i + 1) & (c->undefined_cap - 1))
+        if (strcmp(c->undefined[i], name) == 0)
+            return true;
+    c->undefined[i] = name;
+    c->undefined_count++;
+    return false;
 }
 
 /* Levenshtein distance, giving up (returning limit + 1) past limit. */
@@ -266,7 +297,7 @@ static Shape check_name(Checker *c, Expr *e)
     } else if (func_find(e->name) >= 0) {
         diag_error(c->diag, e->loc, "'%s' is a function; call it, as in "
                    "'%s(x)'", e->name, e->name);
-    } else {
+    } else if (!reported_before(c, e->name)) {
         diag_error(c->diag, e->loc, "undefined name '%s'%s", e->name,
                    did_you_mean(c, suggest_name(c, e->name)));
     }
@@ -503,7 +534,7 @@ static Shape check_expr(Checker *c, Expr *e)
 static Shape declared_shape(Checker *c, Stmt *s)
 {
     if (s->rank > MAX_RANK) {
-        diag_error(c->diag, s->name_loc, "'%s' has %d dimensions, but at most "
+        diag_error(c->diag, s->excess_dim_loc, "'%s' has %d dimensions, but at most "
                    "4 are allowed", s->name, s->rank);
         return UNKNOWN;
     }
@@ -575,8 +606,9 @@ static void check_names(Checker *c, Stmt *s)
         NameRef *ref = &s->names[i];
         Entry *en = entry(c, ref->name, false);
         if (!en || !en->sym) {
-            diag_error(c->diag, ref->loc, "undefined name '%s'%s", ref->name,
-                       did_you_mean(c, suggest_name(c, ref->name)));
+            if (!reported_before(c, ref->name))
+                diag_error(c->diag, ref->loc, "undefined name '%s'%s", ref->name,
+                           did_you_mean(c, suggest_name(c, ref->name)));
             continue;
         }
         Symbol *sym = en->sym;

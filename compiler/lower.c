@@ -37,10 +37,12 @@
  * the workspace is two pools — reals per sample (times n) and shared
  * reals — and M_workspace_size(n) is (batched · n + shared) reals. Forward
  * and backward share one timeline (backward's steps after forward's); each
- * buffer lives from its step to its last reader, and a buffer is placed
- * first-fit at the lowest offset free for its whole lifetime, so buffers
- * whose lifetimes do not overlap share memory; an elementwise step may
- * also write over an operand it is the last to read. Predict has a timeline of
+ * buffer lives from its step to its last reader, and buffers whose
+ * lifetimes do not overlap share memory; an elementwise step may also
+ * write over an operand it is the last to read. Up to a few thousand
+ * buffers a pool, they are placed largest first, each at the lowest offset
+ * free for its whole lifetime (the tightest packing; O(n²)); beyond, in
+ * time order with a free list (O(n log n)). Predict has a timeline of
  * its own over the same pools. A gradient that backward computes itself is
  * written straight into its slice of `grad` instead of the workspace.
  *
@@ -295,6 +297,9 @@ typedef struct {
     long start, end, size, offset;
     Buffer *buf;
     Node *node;
+    bool scratch;     /* a kernel's scratch, not node's value */
+    bool handed_on;   /* an in-place successor owns its place now */
+    int seq;          /* creation order: the last tie-break */
 } Interval;
 
 /* Whether the step computing `y` may write over `x`'s buffer when it is
@@ -303,13 +308,211 @@ typedef struct {
  * size. (This is how d_h * step(h) overwrites d_h.) */
 static bool may_overwrite(const Interval *y, const Interval *x)
 {
-    if (x->end != y->start || x->size != y->size ||
+    if (x->scratch || y->scratch || x->end != y->start || x->size != y->size ||
         op_info[y->node->op].kind != OPK_ELEMENTWISE)
         return false;
     for (int k = 0; k < y->node->nin; k++)
         if (y->node->in[k] == x->node)
             return true;
     return false;
+}
+
+/* The free places of a pool: a treap (a binary search tree by offset,
+ * balanced by random priorities) whose nodes know the largest free block
+ * below them, so that the lowest block that fits is found, and a freed
+ * block joined to its neighbours, in O(log n). */
+typedef struct Free Free;
+struct Free {
+    long offset, size;
+    long largest;         /* the largest size in this subtree */
+    unsigned priority;
+    Free *left, *right;
+};
+
+typedef struct {
+    Arena *arena;
+    Free *root;
+    Free *spare;          /* removed nodes, for reuse */
+    unsigned seed;        /* fixed: the same plan on every run */
+    long top;             /* the pool's size so far */
+} FreeList;
+
+static long largest(const Free *t)
+{
+    return t ? t->largest : 0;
+}
+
+static void update(Free *t)
+{
+    t->largest = max_l(t->size, max_l(largest(t->left), largest(t->right)));
+}
+
+/* Splits t into the blocks below `offset` and the others. */
+static void split(Free *t, long offset, Free **below, Free **rest)
+{
+    if (!t) {
+        *below = *rest = NULL;
+    } else if (t->offset < offset) {
+        split(t->right, offset, &t->right, rest);
+        update(t);
+        *below = t;
+    } else {
+        split(t->left, offset, below, &t->left);
+        update(t);
+        *rest = t;
+    }
+}
+
+/* Joins a and b, every offset of a below every offset of b. */
+static Free *join(Free *a, Free *b)
+{
+    if (!a || !b)
+        return a ? a : b;
+    if (a->priority > b->priority) {
+        a->right = join(a->right, b);
+        update(a);
+        return a;
+    }
+    b->left = join(a, b->left);
+    update(b);
+    return b;
+}
+
+static void free_insert(FreeList *fl, long offset, long size)
+{
+    Free *n = fl->spare;
+    if (n)
+        fl->spare = n->left;
+    else
+        n = arena_alloc(fl->arena, sizeof *n);
+    fl->seed = fl->seed * 1103515245u + 12345u;
+    n->offset = offset;
+    n->size = n->largest = size;
+    n->priority = fl->seed;
+    n->left = n->right = NULL;
+    Free *below, *rest;
+    split(fl->root, offset, &below, &rest);
+    fl->root = join(join(below, n), rest);
+}
+
+/* Removes the block at `offset`, if there is one; returns its size or 0. */
+static long free_remove(FreeList *fl, long offset)
+{
+    Free *below, *rest, *at, *above;
+    split(fl->root, offset, &below, &rest);
+    split(rest, offset + 1, &at, &above);
+    fl->root = join(below, above);
+    if (!at)
+        return 0;
+    at->left = fl->spare;
+    fl->spare = at;
+    return at->size;
+}
+
+/* The block just below `offset`, or NULL. */
+static const Free *free_below(const FreeList *fl, long offset)
+{
+    const Free *best = NULL;
+    for (const Free *t = fl->root; t;) {
+        if (t->offset < offset) {
+            best = t;
+            t = t->right;
+        } else {
+            t = t->left;
+        }
+    }
+    return best;
+}
+
+/* Gives [offset, offset + size) back, joined with free neighbours. */
+static void release(FreeList *fl, long offset, long size)
+{
+    const Free *prev = free_below(fl, offset);
+    if (prev && prev->offset + prev->size == offset) {
+        offset = prev->offset;
+        size += free_remove(fl, offset);
+    }
+    size += free_remove(fl, offset + size);
+    free_insert(fl, offset, size);
+}
+
+/* The lowest place for `size` reals: the first free block that fits, else
+ * the free block at the top of the pool grown, else the top. */
+static long take(FreeList *fl, long size)
+{
+    const Free *t = fl->root;
+    while (t && largest(t) >= size) {
+        if (largest(t->left) >= size)
+            t = t->left;
+        else if (t->size >= size)
+            break;
+        else
+            t = t->right;
+    }
+    if (t && largest(t) >= size) {
+        long offset = t->offset, have = t->size;
+        free_remove(fl, offset);
+        if (have > size)
+            free_insert(fl, offset + size, have - size);
+        return offset;
+    }
+    const Free *last = free_below(fl, fl->top);
+    long offset = fl->top;
+    if (last && last->offset + last->size == fl->top) {
+        offset = last->offset;
+        free_remove(fl, offset);
+    }
+    fl->top = offset + size;
+    return offset;
+}
+
+static int by_start(const void *pa, const void *pb)
+{
+    const Interval *a = *(Interval *const *)pa, *b = *(Interval *const *)pb;
+    if (a->start != b->start)
+        return (a->start > b->start) - (a->start < b->start);
+    if (a->size != b->size)
+        return (a->size < b->size) - (a->size > b->size);
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* A binary heap of the live intervals, the first to end on top. */
+typedef struct {
+    Interval **at;
+    int count;
+} Live;
+
+static bool ends_before(const Interval *a, const Interval *b)
+{
+    return a->end < b->end || (a->end == b->end && a->seq < b->seq);
+}
+
+static void live_push(Live *h, Interval *iv)
+{
+    int i = h->count++;
+    for (; i > 0 && ends_before(iv, h->at[(i - 1) / 2]); i = (i - 1) / 2)
+        h->at[i] = h->at[(i - 1) / 2];
+    h->at[i] = iv;
+}
+
+static Interval *live_pop(Live *h)
+{
+    Interval *top = h->at[0], *last = h->at[--h->count];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= h->count)
+            break;
+        if (c + 1 < h->count && ends_before(h->at[c + 1], h->at[c]))
+            c++;
+        if (!ends_before(h->at[c], last))
+            break;
+        h->at[i] = h->at[c];
+        i = c;
+    }
+    if (h->count > 0)
+        h->at[i] = last;
+    return top;
 }
 
 /* Whether [off, off + size) is free of every live interval. */
@@ -331,48 +534,114 @@ static int by_offset(const void *pa, const void *pb)
  * first leaves fewer holes too small for them. */
 static int by_size_then_start(const void *pa, const void *pb)
 {
-    const Interval *a = pa, *b = pb;
+    const Interval *a = *(Interval *const *)pa, *b = *(Interval *const *)pb;
     if (a->size != b->size)
         return (a->size < b->size) - (a->size > b->size);
-    return (a->start > b->start) - (a->start < b->start);
+    if (a->start != b->start)
+        return (a->start > b->start) - (a->start < b->start);
+    return (a->seq > b->seq) - (a->seq < b->seq);
 }
 
-/* First fit: each buffer takes the lowest offset that no buffer alive at
- * the same time occupies. Returns the pool's size. */
-static long place(Arena *a, Interval *iv, int count)
+/* Larger buffers first: each takes the lowest offset that no buffer
+ * placed before it and alive at the same time occupies, or the place of
+ * the operand it overwrites. The tightest packing, but each buffer looks
+ * at every buffer placed before it: O(n²). Returns the pool's size. */
+static long place_by_size(Arena *a, Interval *iv, int count)
 {
-    qsort(iv, (size_t)count, sizeof *iv, by_size_then_start);
+    Interval **order = arena_alloc(a, sizeof *order * (size_t)(count + 1));
+    for (int i = 0; i < count; i++) {
+        iv[i].seq = i;
+        order[i] = &iv[i];
+    }
+    qsort(order, (size_t)count, sizeof *order, by_size_then_start);
     Interval **live = arena_alloc(a, sizeof *live * (size_t)(count + 1));
     long total = 0;
     for (int i = 0; i < count; i++) {
+        Interval *y = order[i];
         int nlive = 0;
         Interval *in_place = NULL;
         for (int j = 0; j < i; j++) {
-            if (!(iv[j].start <= iv[i].end && iv[i].start <= iv[j].end))
+            Interval *x = order[j];
+            if (!(x->start <= y->end && y->start <= x->end))
                 continue;
-            if (!in_place && may_overwrite(&iv[i], &iv[j]))
-                in_place = &iv[j];
+            if (!in_place && may_overwrite(y, x))
+                in_place = x;
             else
-                live[nlive++] = &iv[j];
+                live[nlive++] = x;
         }
         long off = 0;
-        if (in_place && free_at(live, nlive, in_place->offset, iv[i].size)) {
+        if (in_place && free_at(live, nlive, in_place->offset, y->size)) {
             off = in_place->offset;
         } else {
             if (in_place)
                 live[nlive++] = in_place;
             qsort(live, (size_t)nlive, sizeof *live, by_offset);
             for (int j = 0; j < nlive; j++) {
-                if (off + iv[i].size <= live[j]->offset)
+                if (off + y->size <= live[j]->offset)
                     break;
                 off = max_l(off, live[j]->offset + live[j]->size);
             }
         }
-        iv[i].offset = off;
-        iv[i].buf->offset = off;
-        total = max_l(total, off + iv[i].size);
+        y->offset = off;
+        y->buf->offset = off;
+        total = max_l(total, off + y->size);
     }
     return total;
+}
+
+/* Linear scan over the timeline: at each step, the places of the buffers
+ * whose last reader has run are freed, then the buffers starting there
+ * (larger first) take the lowest free place that fits, or the place of
+ * the operand they overwrite (may_overwrite). O(n log n) in the number of
+ * buffers. Returns the pool's size. */
+static long place_in_time_order(Arena *a, Interval *iv, int count, int nnodes)
+{
+    Interval **order = arena_alloc(a, sizeof *order * (size_t)(count + 1));
+    Interval **value_of = arena_alloc(a, sizeof *value_of * (size_t)(nnodes + 1));
+    for (int i = 0; i < count; i++) {
+        iv[i].seq = i;
+        order[i] = &iv[i];
+        if (!iv[i].scratch)
+            value_of[iv[i].node->id] = &iv[i];
+    }
+    qsort(order, (size_t)count, sizeof *order, by_start);
+    Live live = {arena_alloc(a, sizeof(Interval *) * (size_t)(count + 1)), 0};
+    FreeList fl = {a, NULL, NULL, 12345u, 0};
+    for (int i = 0; i < count; i++) {
+        Interval *y = order[i];
+        while (live.count > 0 && live.at[0]->end < y->start) {
+            Interval *done = live_pop(&live);
+            if (!done->handed_on)
+                release(&fl, done->offset, done->size);
+        }
+        Interval *in_place = NULL;
+        for (int k = 0; !y->scratch && k < y->node->nin && !in_place; k++) {
+            Interval *x = value_of[y->node->in[k]->id];
+            if (x && x != y && !x->handed_on && may_overwrite(y, x))
+                in_place = x;
+        }
+        if (in_place) {
+            in_place->handed_on = true;
+            y->offset = in_place->offset;
+        } else {
+            y->offset = take(&fl, y->size);
+        }
+        y->buf->offset = y->offset;
+        live_push(&live, y);
+    }
+    return fl.top;
+}
+
+/* Up to this many buffers in a pool (every model of examples/ and tests/
+ * has fewer than a thousand), they are placed by size; beyond it, where
+ * O(n²) would dominate the compilation, in time order. */
+enum { PLACE_BY_SIZE_LIMIT = 4096 };
+
+static long place(Arena *a, Placement how, Interval *iv, int count, int nnodes)
+{
+    if (how == PLACE_BY_SIZE || (how == PLACE_AUTO && count <= PLACE_BY_SIZE_LIMIT))
+        return place_by_size(a, iv, count);
+    return place_in_time_order(a, iv, count, nnodes);
 }
 
 /* Places the workspace buffers of the functions fns[0..nfns) (one
@@ -402,6 +671,7 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
                 iv->size = scratch;
                 iv->buf = &p->info[n->id].scratch[f];
                 iv->node = n;
+                iv->scratch = true;
             }
             if (b->pool == POOL_GRAD)
                 continue;
@@ -415,8 +685,9 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
             iv->node = n;
         }
     }
-    p->ws_batched = max_l(p->ws_batched, place(p->arena, pools[0], counts[0]));
-    p->ws_shared = max_l(p->ws_shared, place(p->arena, pools[1], counts[1]));
+    Placement how = p->opt.placement;
+    p->ws_batched = max_l(p->ws_batched, place(p->arena, how, pools[0], counts[0], L->g->nnodes));
+    p->ws_shared = max_l(p->ws_shared, place(p->arena, how, pools[1], counts[1], L->g->nnodes));
 }
 
 /* ---------------------------------------------------------------- entry */

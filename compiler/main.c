@@ -420,7 +420,8 @@ static int compile(Arena *a, const Options *o)
     }
 
     EmitOptions eo = {o->precision, o->with_main,
-                      base_name(header_path(a, o->out_path)), o->selftest, o->check_finite};
+                      base_name(header_path(a, o->out_path)), PLACE_AUTO,
+                      o->selftest, o->check_finite};
     Plan *plan = lower_graph(a, g, &eo);
     if (dumping(o, "lower")) {
         fprintf(stderr, "# after lower\n");

@@ -84,7 +84,7 @@ typedef struct {
 /* Growable lists built while parsing (arena memory). */
 typedef struct { Expr **items; int n, cap; } ExprList;
 typedef struct { NameRef *items; int n, cap; } NameList;
-typedef struct { int n; double v[4]; Loc at[4]; } DimList;
+typedef struct { int n; double v[4]; Loc at[4]; Loc fifth; } DimList;
 typedef struct { int n; double v[2]; } NumList;
 typedef struct { double value; Loc at; } SignedNum;
 }
@@ -395,6 +395,7 @@ static void set_dims(Stmt *s, DimList dims)
         s->dims[i] = dims.v[i];
         s->dim_loc[i] = dims.at[i];
     }
+    s->excess_dim_loc = dims.fifth;
 }
 
 static Stmt *stmt_input(ParseState *st, Loc at, const char *name,
@@ -497,6 +498,8 @@ static DimList dims_add(DimList d, SignedNum v)
     if (d.n < 4) {
         d.v[d.n] = v.value;
         d.at[d.n] = v.at;
+    } else if (d.n == 4) {
+        d.fifth = v.at;
     }
     if (d.n < 1000)
         d.n++;

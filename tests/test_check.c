@@ -379,6 +379,35 @@ static void test_wrt_and_output(void)
         "          ^\n");
 }
 
+/* An undefined name is reported at its first use only, as C compilers do:
+ * one misspelling used many times is one error, in expressions and in
+ * `output` alike; another undefined name still gets its own. */
+static void test_undefined_once(void)
+{
+    expect_messages("input x[2]\nparam w[2]\nh = y * x + y\nz = sum(h * y) + q\n"
+                    "output y, q\nloss L = sum(z * w)\n",
+        "t.net:3:5: error: undefined name 'y'\n"
+        "h = y * x + y\n"
+        "    ^\n"
+        "t.net:4:18: error: undefined name 'q'\n"
+        "z = sum(h * y) + q\n"
+        "                 ^\n");
+    /* many distinct undefined names: each once (the set grows) */
+    char text[4096] = "param w\nloss L = w";
+    size_t len = strlen(text);
+    for (int i = 0; i < 200; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, " + u%d + u%d", i, i);
+    snprintf(text + len, sizeof text - len, "\n");
+    Checked c = check(text);
+    int count = 0;
+    for (const char *p = c.messages; (p = strstr(p, "error: undefined name")); p++)
+        count++;
+    CU_ASSERT_EQUAL(count, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.messages, "undefined name 'u199'"));
+    CU_ASSERT_PTR_NULL(c.model);
+    done(&c);
+}
+
 static void test_declarations(void)
 {
     expect_messages("input x[0, -1]\ninput v[2.5]\ninput big[100000, 100000]\n"
@@ -400,9 +429,9 @@ static void test_declarations(void)
         "most 2147483647 are allowed\n"
         "input big[100000, 100000]\n"
         "      ^\n"
-        "t.net:4:7: error: 't' has 5 dimensions, but at most 4 are allowed\n"
+        "t.net:4:21: error: 't' has 5 dimensions, but at most 4 are allowed\n"
         "input t[2, 3, 4, 5, 6]\n"
-        "      ^\n"
+        "                    ^\n"
         "t.net:7:7: error: 'big4' is too large: 16000000000000 elements, but at "
         "most 2147483647 are allowed\n"
         "input big4[2000, 2000, 2000, 2000]\n"
@@ -614,6 +643,7 @@ void register_check(void)
     CU_add_test(s, "loss rules", test_loss_rules);
     CU_add_test(s, "wrt and output", test_wrt_and_output);
     CU_add_test(s, "declarations", test_declarations);
+    CU_add_test(s, "an undefined name is reported once", test_undefined_once);
     CU_add_test(s, "model fields", test_model_fields);
     CU_add_test(s, "output any name anywhere", test_output_any_name_anywhere);
     CU_add_test(s, "default model name", test_default_model_name);

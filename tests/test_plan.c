@@ -28,7 +28,7 @@ static const char *const cnn =
     "h = maxpool2d(relu(conv2d(x, K, c, pad=1)), 2)\nz = W · flatten(h)\n"
     "loss L = softmax_cross_entropy(z, y)\n";
 
-static Plan *lower(const char *src)
+static Plan *lower_placed(const char *src, Placement how)
 {
     if (arena)
         arena_free(arena);
@@ -43,8 +43,13 @@ static Plan *lower(const char *src)
     Graph *g = graph_build(arena, m, true);
     diff_graph(g);
     simp_graph(g);
-    EmitOptions eo = {PREC_DOUBLE, false, "t.h", false, false};
+    EmitOptions eo = {PREC_DOUBLE, false, "t.h", how, false, false};
     return lower_graph(arena, g, &eo);
+}
+
+static Plan *lower(const char *src)
+{
+    return lower_placed(src, PLACE_AUTO);
 }
 
 /* plan_check(p), with what it says on stderr in *said (the caller frees). */
@@ -283,6 +288,79 @@ static void test_check_catches_steps_out_of_place(void)
     CU_ASSERT_TRUE(plan_check(p));
 }
 
+/* ---------------------------------------------------------------- placement in time order */
+
+/* Whether some buffer of p has another place than in q (two plans of one
+ * model). */
+static bool places_differ(const Plan *p, const Plan *q)
+{
+    for (int f = 0; f < PF__COUNT; f++)
+        for (int k = 0; k < p->norder[f]; k++) {
+            int id = p->order[f][k]->id;
+            if (p->info[id].buf[f].offset != q->info[id].buf[f].offset)
+                return true;
+        }
+    return false;
+}
+
+/* Models of thousands of buffers are placed in time order (a linear scan
+ * with a free list); here small models are, so that the generated code
+ * is checked against finite differences as every other model is. */
+static void test_time_order_placement(void)
+{
+    static const char *const models[] = {"examples/iris/iris.net",
+                                         "examples/digits_cnn/digits_cnn.net",
+                                         "tests/dump/mixed.net"};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        char *src = test_read_file(models[i], NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+        Plan *by_size = lower_placed(src, PLACE_BY_SIZE);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(by_size);
+        Arena *kept = arena;
+        arena = NULL;
+        Plan *p = lower_placed(src, PLACE_IN_TIME_ORDER);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        CU_ASSERT_TRUE(plan_check(p));
+        CU_ASSERT_TRUE(places_differ(p, by_size));
+        arena_free(kept);
+
+        char *c_path = test_format("%s/time_order_%zu.c", TEST_TMP, i);
+        char *h_path = test_format("%s/t.h", TEST_TMP);
+        FILE *c_out = fopen(c_path, "w"), *h_out = fopen(h_path, "w");
+        CU_ASSERT_FATAL(c_out && h_out);
+        CU_ASSERT_TRUE(emit_c(p, c_out, h_out));
+        fclose(c_out);
+        fclose(h_out);
+        char *exe = test_format("%s/time_order_%zu", TEST_TMP, i);
+        char *cmd = test_format("%s %s -Werror -Iruntime -I%s -DMODEL=%s_model -o %s %s "
+                                "tests/harness/gradcheck.c %s -lm", TEST_CC, TEST_CFLAGS,
+                                TEST_TMP, p->graph->model->name, exe, c_path, TEST_LIBBP);
+        char *err = NULL, *out = NULL;
+        int rc = test_run(cmd, NULL, &err);
+        CU_ASSERT_EQUAL(rc, 0);
+        if (rc != 0)
+            fprintf(stderr, "\n[%s] does not compile:\n%s\n", models[i], err ? err : "");
+        rc = rc == 0 ? test_run(exe, &out, NULL) : rc;
+        CU_ASSERT_EQUAL(rc, 0);
+        /* two lines (batches of 1 and 7), each err= below the double limit */
+        int lines = 0;
+        bool close = true;
+        for (const char *at = out; at && (at = strstr(at, "err=")); at += 4, lines++)
+            close = close && strtod(at + 4, NULL) < 1e-6;
+        CU_ASSERT_EQUAL(lines, 2);
+        CU_ASSERT_TRUE(close);
+        if (lines != 2 || !close)
+            fprintf(stderr, "\n[%s] in time order:\n%s\n", models[i], out ? out : "");
+        free(out);
+        free(err);
+        free(cmd);
+        free(exe);
+        free(h_path);
+        free(c_path);
+        free(src);
+    }
+}
+
 static int free_arena(void)
 {
     arena_free(arena);
@@ -300,4 +378,5 @@ void register_plan(void)
     CU_add_test(s, "check: views out of bounds", test_check_catches_views_out_of_bounds);
     CU_add_test(s, "check: kernel faults", test_check_catches_kernel_faults);
     CU_add_test(s, "check: steps out of place", test_check_catches_steps_out_of_place);
+    CU_add_test(s, "placement in time order", test_time_order_placement);
 }
