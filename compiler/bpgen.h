@@ -282,6 +282,9 @@ struct Node {
     int index;            /* OP_INPUT / OP_PARAM: declaration index */
     const char *name;     /* a name from the .net file, when it has one */
     const char *label;    /* for comments: "h", "dL/dh" (diff.c names adjoints) */
+    int line;             /* the .net line it was made for (0: none): a value's
+                             statement, a parameter's or input's declaration;
+                             for a derivative, the statement it differentiates */
     int id;               /* creation order, so a topological order */
     Node *hash_next;      /* hash-consing chain */
     void *aux;            /* scratch for the pass that runs now */
@@ -331,6 +334,8 @@ struct Graph {
     Node **value_nodes;   /* [model->nvalues] */
     Node **output_nodes;  /* [model->noutputs] */
     Node *loss;
+    int line;             /* the .net line node_new stamps on new nodes: the
+                             statement being built, differentiated or simplified */
     /* filled by diff.c: per-sample gradient of the loss (batched nodes) or
      * gradient of the batch-mean loss (unbatched nodes). NULL: no gradient
      * wanted (frozen param, input not in wrt); a CONST 0: gradient is zero. */
@@ -422,6 +427,10 @@ typedef struct {
     bool with_main;             /* --main */
     const char *header_name;    /* what the .c file #includes, e.g. "model.h" */
     Placement placement;        /* PLACE_AUTO but in tests */
+    /* --line-directives: `#line N "model.net"` before every line of a step
+     * made for a .net statement, and `#line` back to c_path after it */
+    bool line_directives;
+    const char *c_path;         /* the .c file as -o names it */
     bool selftest;              /* --selftest: M_selftest and its scratch size */
     bool check_finite;          /* --check-finite: every value written is checked */
 } EmitOptions;
@@ -677,7 +686,8 @@ typedef struct {
     Node *node;
     bool leaf;           /* parameter or input */
     DxUse *uses;  int nuses;
-    Dx *closed;          /* the adjoint in the model's names, no tokens */
+    Dx *closed;          /* the adjoint in the model's names, no tokens (NULL
+                            when derived without closed forms) */
 } DxVar;
 
 typedef struct {
@@ -687,8 +697,15 @@ typedef struct {
 } Derivation;
 
 /* Derives every adjoint the loss needs, one chain-rule step per named
- * value. */
-Derivation *explain_derive(Arena *a, Model *m);
+ * value, and with closed_forms each variable's closed form (DxVar.closed,
+ * else NULL). Closed forms can grow with the model's depth: --explain
+ * prints them; --dot and the comments of generated code need only the
+ * chain rule. */
+Derivation *explain_derive(Arena *a, Model *m, bool closed_forms);
+
+/* `dL/dX = ...`: the chain rule for the variable named X, as the first
+ * line of its --explain block says it; NULL when X has no block. */
+const char *explain_chain_rule(Arena *a, const Derivation *d, const char *name);
 
 typedef enum { EXPLAIN_TEXT, EXPLAIN_MARKDOWN } ExplainFormat;
 

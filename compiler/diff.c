@@ -108,8 +108,11 @@ void diff_graph(Graph *g)
          * computes anyway (dJ/dy = y - t): that keeps its own name */
         if (y->name && !dy->label && dy->op != OP_CONST && dy->id >= d.count)
             dy->label = arena_printf(g->arena, "d%s/d%s", loss_name, y->name);
+        /* what y's rule builds belongs to y's statement */
+        g->line = y->line;
         backprop(&d, y, dy);
     }
+    g->line = 0;
 
     for (int i = 0; i < m->nparams; i++) {
         Node *p = g->param_nodes[i];

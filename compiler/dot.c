@@ -309,7 +309,7 @@ static void draw_backward(Dot *t)
 
 bool dot_model(Arena *a, Model *m, bool backward, FILE *out)
 {
-    Derivation *d = explain_derive(a, m);
+    Derivation *d = explain_derive(a, m, false);
     const Graph *g = d->graph;
     Dot t = {a, out, d, g, arena_alloc(a, sizeof(bool) * (size_t)(g->nnodes + 1)), 0};
     /* nodes made after this (while drawing) never need marks: the

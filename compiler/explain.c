@@ -162,6 +162,29 @@ static Dx *dx_transpose(Arena *a, Dx *x)
     return dx_fn(a, "transpose", t, x, NULL);
 }
 
+/* v^0: a shape filled with ones. It is spelled with the first input,
+ * parameter or named value of that shape (x^0, not (transpose(W) · k)^0),
+ * so that every ones of one shape is the same factor; `like` (of that
+ * shape) when there is none. */
+static Dx *dx_ones(Arena *a, const Graph *g, const Node *like)
+{
+    const Model *m = g->model;
+    const Node *spelling = NULL;
+    for (int i = 0; !spelling && i < m->ninputs; i++)
+        if (shape_eq(g->input_nodes[i]->shape, like->shape))
+            spelling = g->input_nodes[i];
+    for (int i = 0; !spelling && i < m->nparams; i++)
+        if (shape_eq(g->param_nodes[i]->shape, like->shape))
+            spelling = g->param_nodes[i];
+    for (int i = 0; !spelling && i < m->nvalues; i++) {
+        const Node *v = g->value_nodes[i];
+        if (v->name && !strcmp(v->name, m->values[i]->name) && v->op != OP_CONST &&
+            shape_eq(v->shape, like->shape))
+            spelling = v;
+    }
+    return dx_fn(a, "ones", like->shape, dx_node(a, spelling ? spelling : like), NULL);
+}
+
 /* ---------------------------------------------------------------- simplifying */
 
 static bool dx_equal(const Dx *x, const Dx *y)
@@ -443,8 +466,9 @@ static Dx *simplify_fn(Arena *a, Dx *x)
     if (!strcmp(f->fn, "sum")) {
         if (k->shape.rank == 0)
             return k;
-        if (k->kind == DX_NUM)
-            return dx_num(a, k->num * (double)shape_size(k->shape), x->shape);
+        bool ones = k->kind == DX_FN && !strcmp(k->fn, "ones");
+        if (k->kind == DX_NUM || ones)
+            return dx_num(a, (ones ? 1 : k->num) * (double)shape_size(k->shape), x->shape);
         /* sum(c * s * v) = c * s * sum(v) for scalars c, s */
         if (k->kind == DX_PROD) {
             Dx *outside = dx_new(a, DX_PROD, x->shape, k->n + 1);
@@ -561,8 +585,7 @@ static Dx *substitute(Arena *a, const Derivation *d, Dx *x)
         const Node *v;
         if (linear && k->shape.rank > 0 && !is_scalar_valued(d, k, false) &&
             is_scalar_valued(d, k, true) && (v = tensor_token(d, k)))
-            copy->kid[i] = dx_mul(a, substitute(a, d, k),
-                                  dx_fn(a, "ones", v->shape, dx_node(a, v), NULL));
+            copy->kid[i] = dx_mul(a, substitute(a, d, k), dx_ones(a, d->graph, v));
         else
             copy->kid[i] = substitute(a, d, k);
     }
@@ -848,8 +871,7 @@ static Dx *as_tensor(Deriver *r, Node *y, Dx *D)
 {
     if (y->shape.rank == 0 || !scalar_valued(r, D))
         return D;
-    Dx *ones = dx_fn(r->a, "ones", y->shape, dx_node(r->a, y), NULL);
-    return dx_mul(r->a, D, ones);
+    return dx_mul(r->a, D, dx_ones(r->a, r->g, y));
 }
 
 /* The vector-Jacobian product of y = op(a, b): the same rules as diff.c,
@@ -1094,7 +1116,7 @@ static void add_var(Derivation *d, Deriver *r, const char *name, Node *node, boo
     d->nvars++;
 }
 
-Derivation *explain_derive(Arena *a, Model *m)
+Derivation *explain_derive(Arena *a, Model *m, bool closed_forms)
 {
     Graph *g = graph_build(a, m, false);
     Derivation *d = arena_alloc(a, sizeof *d);
@@ -1152,6 +1174,8 @@ Derivation *explain_derive(Arena *a, Model *m)
             if (v->node == loss)   /* a leaf that is the loss itself */
                 add_use(a, v, 0, dx_num(a, 1, SHAPE_SCALAR), true);
             sort_uses(d, v);
+        }
+        if (vi > 0 && closed_forms) {
             Dx *sum = dx_num(a, 0, v->node->shape);
             for (int u = 0; u < v->nuses; u++)
                 sum = dx_add(a, sum, substitute(a, d, use_term(a, &v->uses[u])));
@@ -1211,6 +1235,14 @@ static const char *chain_text(Arena *a, const Derivation *d, const DxVar *v)
             s = arena_printf(a, "%s %s %s", s, negative ? "-" : "+", paren(a, t, prec, P_PRODUCT));
     }
     return s ? s : "0";
+}
+
+const char *explain_chain_rule(Arena *a, const Derivation *d, const char *name)
+{
+    for (int vi = 1; vi < d->nvars; vi++)
+        if (!strcmp(d->vars[vi].name, name))
+            return arena_printf(a, "%s = %s", token(a, d, vi), chain_text(a, d, &d->vars[vi]));
+    return NULL;
 }
 
 static bool all_scalar(const Model *m)
@@ -1567,7 +1599,7 @@ static const char *tex_of(Arena *a, const char *text)
 
 bool explain_model(Arena *a, Model *m, ExplainFormat format, FILE *out)
 {
-    Derivation *d = explain_derive(a, m);
+    Derivation *d = explain_derive(a, m, true);
     Graph *g = d->graph;
 
     /* the forward equations, in evaluation order */

@@ -145,6 +145,7 @@ static Node *intern(Graph *g, Op op, Shape shape, int nin, Node *const *in, cons
     n->value = value;
     n->index = index;
     n->id = g->nnodes;
+    n->line = g->line;
     if (g->nnodes == g->nodes_cap) {
         int cap = g->nodes_cap ? g->nodes_cap * 2 : 1024;
         Node **nodes = arena_alloc(g->arena, sizeof *nodes * (size_t)cap);
@@ -284,6 +285,17 @@ static Node *rewrite(Graph *g, Op op, Node *a, Node *b, Shape shape)
                             node_new(g, OP_SOFTPLUS, a->in[1]->in[1]->in[0], NULL));
         break;
     case OP_BROADCAST:
+        break;
+    /* of one number: logsumexp(x) = log(exp x) = x, softmax(x) = exp(x) / exp(x)
+     * = 1, log_softmax(x) = 0 (so their derivatives are 1, 0 and 0) */
+    case OP_LOGSUMEXP:
+        if (a->shape.rank == 0)
+            return a;
+        break;
+    case OP_SOFTMAX:
+    case OP_LOG_SOFTMAX:
+        if (a->shape.rank == 0)
+            return node_scalar(g, op == OP_SOFTMAX ? 1 : 0);
         break;
     case OP_TRANSPOSE:
         if (a->op == OP_TRANSPOSE)
@@ -501,11 +513,13 @@ Graph *graph_build(Arena *a, Model *m, bool batched_inputs)
     g->grad_inputs = arena_alloc(a, sizeof(Node *) * (size_t)(m->ninputs + 1));
 
     for (int i = 0; i < m->ninputs; i++) {
+        g->line = m->inputs[i]->loc.line;
         Node *n = intern(g, OP_INPUT, m->inputs[i]->shape, 0, NULL, NULL, 0, i);
         n->name = n->label = m->inputs[i]->name;
         g->input_nodes[i] = n;
     }
     for (int i = 0; i < m->nparams; i++) {
+        g->line = m->params[i]->loc.line;
         Node *n = intern(g, OP_PARAM, m->params[i]->shape, 0, NULL, NULL, 0, i);
         n->name = n->label = m->params[i]->name;
         g->param_nodes[i] = n;
@@ -515,6 +529,7 @@ Graph *graph_build(Arena *a, Model *m, bool batched_inputs)
                  arena_alloc(a, sizeof(Node *) * (size_t)(m->nvalues + 1)), 0};
     for (int i = 0; i < m->nvalues; i++) {
         Symbol *s = m->values[i];
+        g->line = s->stmt->loc.line;
         Node *n = build_expr(&b, s->stmt->expr);
         if (!n->name && !is_const(n))
             n->name = n->label = s->name;
@@ -524,6 +539,7 @@ Graph *graph_build(Arena *a, Model *m, bool batched_inputs)
         if (s == m->loss)
             g->loss = n;
     }
+    g->line = 0;
     for (int i = 0; i < m->noutputs; i++)
         g->output_nodes[i] = symbol_node(&b, m->outputs[i]);
     return g;

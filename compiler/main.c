@@ -23,7 +23,7 @@ typedef enum { COLOR_AUTO, COLOR_ALWAYS, COLOR_NEVER } ColorMode;
 typedef struct {
     const char *model_path;
     const char *out_path;
-    bool check_only, derivatives, with_main;
+    bool check_only, derivatives, with_main, line_directives;
     bool selftest, check_finite;
     int explain;        /* 0, or 1 + ExplainFormat */
     int dot;            /* 0, 1 forward, 2 backward */
@@ -57,6 +57,8 @@ static void usage(FILE *out)
           "                        finite differences at a given point (no malloc)\n"
           "  --check-finite        forward, backward and predict check every value they\n"
           "                        write; M_nonfinite(ws) names the first NaN or inf\n"
+          "  --line-directives     write #line directives so that compiler messages and\n"
+          "                        debuggers point at the .net statement of each step\n"
           "  --dump=PASSES         print the graph after passes (graph,diff,simplify) or the plan (lower)\n"
           "                        on standard error\n"
           "  --color=WHEN          colour diagnostics: auto (the default: only when\n"
@@ -119,6 +121,8 @@ static int parse_options(int argc, char **argv, Options *o)
             o->selftest = true;
         } else if (!strcmp(a, "--check-finite")) {
             o->check_finite = true;
+        } else if (!strcmp(a, "--line-directives")) {
+            o->line_directives = true;
         } else if (!strcmp(a, "--precision=float")) {
             o->precision = PREC_FLOAT;
         } else if (!strcmp(a, "--precision=double")) {
@@ -419,9 +423,9 @@ static int compile(Arena *a, const Options *o)
         return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
     }
 
-    EmitOptions eo = {o->precision, o->with_main,
-                      base_name(header_path(a, o->out_path)), PLACE_AUTO,
-                      o->selftest, o->check_finite};
+    EmitOptions eo = {o->precision, o->with_main, base_name(header_path(a, o->out_path)),
+                      PLACE_AUTO, o->line_directives, o->out_path, o->selftest,
+                      o->check_finite};
     Plan *plan = lower_graph(a, g, &eo);
     if (dumping(o, "lower")) {
         fprintf(stderr, "# after lower\n");
@@ -434,8 +438,8 @@ static int compile(Arena *a, const Options *o)
 
 int main(int argc, char **argv)
 {
-    Options o = {NULL, NULL, false, false, false, false, false, 0, 0, PREC_FLOAT, NULL,
-                 COLOR_AUTO, false};
+    Options o = {NULL, NULL, false, false, false, false, false, false, 0, 0, PREC_FLOAT,
+                 NULL, COLOR_AUTO, false};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;

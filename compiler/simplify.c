@@ -201,6 +201,7 @@ static Node *rebuild(Simp *s, Node *n)
     Node *in[MAX_OPERANDS];
     for (int k = 0; k < n->nin; k++)
         in[k] = s->rebuilt[n->in[k]->id];
+    s->g->line = n->line;   /* the rebuilt form stays with n's statement */
     Node *fresh = n->op == OP_BROADCAST ? node_broadcast(s->g, in[0], n->shape)
                                         : node_new_n(s->g, n->op, n->nin, in, n->attr);
     if (fresh->op == OP_ADD)
@@ -250,6 +251,7 @@ void simp_graph(Graph *g)
 
     for (int i = 0; i < s.count; i++)
         s.rebuilt[i] = live[i] ? rebuild(&s, g->nodes[i]) : g->nodes[i];
+    g->line = 0;
 
     if (g->loss)
         g->loss = s.rebuilt[g->loss->id];

@@ -358,8 +358,9 @@ typedef struct {
                               value was finite */
     const char *name;      /* the value's .net name ("h", "dL/dh"), or a
                               nameless one's name in the C ("t7") */
-    const char *equation;  /* the step that wrote it, as the comment above it
-                              in the C: "h = log(x * w)" */
+    const char *equation;  /* the step that wrote it, as the first line of the
+                              comment above it in the C: its .net line and
+                              equation, "m.net:4  h = log(x * w)" */
     long sample;           /* its sample in the batch; -1: shared by the batch */
     long index;            /* its element in the sample, row-major */
     double value;          /* NaN, inf or -inf */
@@ -379,7 +380,7 @@ void bp_nonfinite_note(bp_nonfinite *found, const char *function, const char *na
 void bp_nonfinite_scan(bp_nonfinite *found, const char *function, const char *name,
                        const char *equation, const void *values, int real_size, long rows,
                        long size);
-/* One line: "forward: h[5] of sample 2 is -inf (h = log(x * w))",
+/* One line: "forward: h[5] of sample 2 is -inf (m.net:4  h = log(x * w))",
  * "backward: dL/dW[3] is nan (...)" for a shared value, or "every value was
  * finite"; found may be NULL (every value was finite). Cut to out_size. */
 void bp_nonfinite_message(const bp_nonfinite *found, char *out, size_t out_size);

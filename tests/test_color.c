@@ -203,13 +203,16 @@ static void test_version(void)
     free(cmd);
 }
 
-/* --help lists every option of the contract's section 3. */
+/* --help lists every option of the contract's sections 3 and 7, and the
+ * extensions. */
 static void test_help_lists_every_option(void)
 {
     const char *options[] = {
         "-o FILE", "--check", "--derivatives", "--precision=float",
         "--precision=double", "--main", "--color=",
         "auto", "always", "never", "NO_COLOR", "-h, --help", "--version",
+        "--explain ", "--explain=markdown", "--dot ", "--dot=backward",
+        "--line-directives", "--dump=", "--print-name",
     };
     char *out = NULL;
     char *cmd = test_format("%s --help", TEST_BPGEN);

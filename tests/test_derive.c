@@ -106,9 +106,22 @@ static void test_long_scalar_derivatives_name_no_intermediates(void)
     free(out);
 }
 
+/* softmax, log_softmax and logsumexp of one number are 1, 0 and the
+ * number itself, so their derivatives are 0, 0 and 1 (not softmax(w)). */
+static void test_softmax_of_a_scalar(void)
+{
+    expect_derivatives("d_lse1", "param w = 0.5\nloss L = logsumexp(w)\n", "dL/dw = 1\n");
+    expect_derivatives("d_lse2", "input x\nparam w\nloss L = logsumexp(w * x) + softmax(w)\n",
+                       "dL/dw = x\n");
+    expect_derivatives("d_lsm", "param w\nloss L = log_softmax(w) + w^2\n", "dL/dw = 2 * w\n");
+    /* a vector of one element keeps its softmax */
+    expect_derivatives("d_lse3", "param w[1]\nloss L = logsumexp(w)\n", "dL/dw = softmax(w)\n");
+}
+
 void register_derive(void)
 {
     CU_pSuite s = CU_add_suite("derivatives", NULL, NULL);
+    CU_add_test(s, "softmax of a scalar", test_softmax_of_a_scalar);
     CU_add_test(s, "chain rule", test_chain);
     CU_add_test(s, "logistic neuron", test_logistic);
     CU_add_test(s, "polynomials, quotients, constants", test_polynomial_and_constants);

@@ -554,6 +554,32 @@ static void test_every_operation(void)
     }
 }
 
+/* A scalar adjoint a linear operation needs as a tensor is s * v^0, v^0
+ * the ones of a shape: spelled with the first input, parameter or value
+ * of that shape, never with a longer expression; a sum of ones is the
+ * count. The lines still evaluate to the gradients. */
+static void test_ones_are_short(void)
+{
+    static const char *const source =
+        "input x[3]\nparam W[3, 3]\nparam v[3]\nparam c\nwrt x\nh = W · x\nk = 2 * h + v + c\n"
+        "loss L = sum(k) + sum(transpose(W) · k) + sum(outer(h, x))\n";
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(test_bpgen("x_ones", source, "--explain", &out, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\ndL/dk = dL/dL * (W · x^0 + 1)\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\ndL/dc = sum(dL/dk)\n"));
+    int ones = 0;
+    for (const char *p = strstr(out, "^0"); p; p = strstr(p + 1, "^0")) {
+        /* the base is one name */
+        CU_ASSERT(isalnum((unsigned char)p[-1]));
+        ones++;
+    }
+    CU_ASSERT(ones >= 4);
+    if (!strstr(out, "\ndL/dk = dL/dL * (W · x^0 + 1)\n"))
+        fprintf(stderr, "\n%s\n", out);
+    free(out);
+    CU_ASSERT(check_model("x_ones_eval", source, false) >= 3);
+}
+
 /* A value reached along two paths at every one of 10 steps: the shared
  * adjoint is factored out (A * u + A * v = A * (u + v)), so closed forms
  * stay short instead of doubling with each step; and they still evaluate
@@ -814,6 +840,7 @@ void register_explain(void)
     CU_add_test(s, "random models", test_random_models);
     CU_add_test(s, "convolution, pooling, flatten, layernorm", test_kernels);
     CU_add_test(s, "shared paths: factored, short, right", test_shared_paths_stay_short);
+    CU_add_test(s, "ones are short", test_ones_are_short);
     CU_add_test(s, "markdown has every line", test_markdown_matches_text);
     CU_add_test(s, "tutorial quotes what bpgen prints", test_tutorial_quotes_explain);
     CU_add_test(s, "usage and model errors", test_usage);

@@ -485,7 +485,7 @@ static void test_log_of_zero(void)
                       "input x[3]\ninput y[3]\nparam w[3]\nh = log(x) + w\n"
                       "loss L = sum(h * y)\n",
                       "1 1 1  2  1 2 3 1 1 1  4 5 0 1 1 1\n",
-                      "forward: h[2] of sample 1 is -inf (h = log(x) + w)");
+                      "forward: h[2] of sample 1 is -inf (fin_log.net:4  h = log(x) + w)");
 }
 
 static void test_overflow(void)
@@ -494,7 +494,7 @@ static void test_overflow(void)
     check_finite_case("fin_exp",
                       "input x[2]\nparam w[2]\nz = exp(x * w)\nloss L = sum(z) + sum(z * x)\n",
                       "1 1  3  1 2  3 4  100 5\n",
-                      "forward: z[0] of sample 2 is inf (z = exp(w * x))");
+                      "forward: z[0] of sample 2 is inf (fin_exp.net:3  z = exp(w * x))");
 }
 
 static void test_backward_division_by_zero(void)
@@ -506,7 +506,7 @@ static void test_backward_division_by_zero(void)
                       "input x[2]\nparam w[2]\nloss L = sum(sqrt(x * w))\n",
                       "1 1  1  0 4\n",
                       "backward: batch_mean_17[0] is nan "
-                      "(batch_mean_17 = batch_mean(x / sqrt(t2)))");
+                      "(fin_sqrt.net:3  batch_mean_17 = batch_mean(x / sqrt(t2)))");
 }
 
 static void test_predict(void)
@@ -516,7 +516,7 @@ static void test_predict(void)
                       "input x[2]\nparam w[2]\nq = exp(x * w * 100)\noutput q\n"
                       "loss L = sum(x * w)\n",
                       "1 1  1  1 2\n",
-                      "predict: q[0] of sample 0 is inf (q = exp(100 * w * x))");
+                      "predict: q[0] of sample 0 is inf (fin_predict.net:3  q = exp(100 * w * x))");
 }
 
 static void test_all_finite(void)

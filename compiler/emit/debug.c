@@ -47,6 +47,16 @@ static const char *function_name(PlanFn f)
     return f == PF_FORWARD ? "forward" : f == PF_BACKWARD ? "backward" : "predict";
 }
 
+/* The step's equation for the record: the first line of the comment above
+ * the step (`model.net:4  h = log(x) + w`), without a gradient's chain
+ * rule. */
+static const char *record_equation(Emit *e, Node *n)
+{
+    const char *eq = equation(e, n);
+    const char *tab = strchr(eq, '\t');
+    return tab ? fmt(e, "%.*s", (int)(tab - eq), eq) : eq;
+}
+
 /* The name a value is reported by: the gradient it is (`dL/dW`, also
  * when the step's own name is its operation's, `batch_mean_17`), else its
  * .net name or adjoint label, else its C name. */
@@ -83,7 +93,7 @@ void check_local(Emit *e, Ctx *c, Node *n)
     fprintf(c->pre, "if (!isfinite(%s))\n", name);
     indent_to(c->pre, c->depth + 1);
     fprintf(c->pre, "bp_nonfinite_note(%s, \"%s\", %s, %s,\n", e->found, function_name(e->f),
-            c_string(e, value_name(e, n)), c_string(e, equation(e, n)));
+            c_string(e, value_name(e, n)), c_string(e, record_equation(e, n)));
     indent_to(c->pre, c->depth + 1);
     fprintf(c->pre, "                  (double)%s, %s, %s);\n", name, sample, index);
 }
@@ -93,7 +103,7 @@ void check_step(Emit *e, Node *y)
 {
     line(e, 1, "bp_nonfinite_scan(%s, \"%s\", %s,", e->found, function_name(e->f),
          c_string(e, value_name(e, y)));
-    line(e, 1, "                  %s,", c_string(e, equation(e, y)));
+    line(e, 1, "                  %s,", c_string(e, record_equation(e, y)));
     line(e, 1, "                  %s, %d, %s, %ld);", buf_name(e, y), e->dbl ? 8 : 4,
          y->batched ? "n" : "0", shape_size(y->shape));
 }

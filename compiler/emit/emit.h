@@ -15,6 +15,8 @@
  *             prologue and epilogue; init and its INIT calls
  *   abi.c     the header M.h and the bp_model descriptor (runtime ABI)
  *   driver.c  the main() of --main
+ *   trace.c   each step traced to its .net statement: the file and line
+ *             in its comment, a gradient's chain rule, #line directives
  *   debug.c   what --selftest and --check-finite add: M_selftest, the
  *             checks after each step and of each named local, M_nonfinite
  */
@@ -63,6 +65,8 @@ typedef struct {
     const char **orig;      /* node names from the .net file, by id */
     NameSet names;
     bool need_sigmoid, need_softplus;
+    const Derivation *derivation;   /* the chain rule, for gradients' comments */
+    const char *source_name;        /* the .net file's name, for comments */
     bool ws_direct;         /* a step addresses the workspace itself (scratch) */
     const char *found;      /* --check-finite: the local pointing at the record */
     /* the function being written */
@@ -125,5 +129,23 @@ void nonfinite_header(Emit *e, FILE *h);
 void main_report_nonfinite(Emit *e, FILE *out);
 void selftest_header(Emit *e, FILE *h);
 void emit_selftest(Emit *e, FILE *out);
+
+/* ---- trace.c */
+/* `model.net:7  `: the place of something made on .net line `line`
+ * (0: none, ""). */
+const char *source_place(Emit *e, int line);
+/* For a gradient's step, the chain-rule step it computes as --explain's
+ * block begins (`dL/dh = transpose(W2) · dL/dz`); NULL for other steps. */
+const char *chain_rule(Emit *e, const Node *n);
+/* With --line-directives, `#line N "model.net"` and a newline; else NULL. */
+const char *source_directive(Emit *e, int line);
+/* The line a traced piece of code ends with, for the #line back. */
+extern const char BACK_TO_C[];
+/* emit_step(), with --line-directives every line of its code after a
+ * source_directive() and the step followed by BACK_TO_C. */
+void emit_traced_step(Emit *e, const Step *st);
+/* Copies the C file to `out`, each BACK_TO_C line replaced by
+ * `#line N "OUT.c"`, N the number of the line after it. */
+void resolve_back_to_c(Emit *e, const char *text, size_t len, FILE *out);
 
 #endif

@@ -82,7 +82,7 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
     if (e->found && f != PF_BACKWARD)
         line(e, 1, "bp_nonfinite_clear(%s);", e->found);
     for (int k = 0; k < p->nsteps[f]; k++) {
-        emit_step(e, &p->steps[f][k]);
+        emit_traced_step(e, &p->steps[f][k]);
         if (p->steps[f][k].check_finite)
             check_step(e, p->steps[f][k].node);
     }
@@ -198,8 +198,10 @@ void emit_init(Emit *e, FILE *out)
                        dlit(e, sqrt(2.0 / d2)));
             break;
         }
-        fprintf(out, "    /* %s */\n", comment_text(e, fmt(e, "%s: %s", s->name, what)));
-        fprintf(out, "    %s;\n", call);
+        fprintf(out, "    /* %s */\n",
+                comment_text(e, fmt(e, "%s%s: %s", source_place(e, s->loc.line), s->name, what)));
+        const char *directive = source_directive(e, s->loc.line);
+        fprintf(out, "%s    %s;\n%s", directive ? directive : "", call, directive ? BACK_TO_C : "");
         off += size;
     }
     fputs("}\n\n", out);

@@ -11,13 +11,13 @@ void digits_cnn_init(double *theta, unsigned long long seed)
     bp_rng rng;
     bp_rng_seed(&rng, seed);
     (void)theta;
-    /* K: he: normal(0, sqrt(2/9)) */
+    /* digits_cnn.net:5  K: he: normal(0, sqrt(2/9)) */
     bp_fill_normal(&rng, theta, 8, 144, 0.0, 0.47140452079103168);
-    /* c: default: zeros */
+    /* digits_cnn.net:6  c: default: zeros */
     bp_fill_value(theta + 144, 8, 16, 0.0);
-    /* W: xavier: uniform(-sqrt(6/(10+256)), +sqrt(6/(10+256))) */
+    /* digits_cnn.net:7  W: xavier: uniform(-sqrt(6/(10+256)), +sqrt(6/(10+256))) */
     bp_fill_uniform(&rng, theta + 160, 8, 2560, -0.15018785229652765, 0.15018785229652765);
-    /* b: default: zeros */
+    /* digits_cnn.net:8  b: default: zeros */
     bp_fill_value(theta + 2720, 8, 10, 0.0);
 }
 
@@ -53,27 +53,27 @@ double digits_cnn_forward(const double *theta, const double *const inputs[], int
     (void)n;
     (void)ws;
 
-    /* conv2d_6 = conv2d(x, K, c, stride=1, pad=1) */
+    /* digits_cnn.net:10  conv2d_6 = conv2d(x, K, c, stride=1, pad=1) */
     {
         const bp_conv2d_shape cs = {.c = 1, .h = 8, .w = 8, .o = 16, .kh = 3, .kw = 3,
                                      .stride = 1, .pad = 1, .oh = 8, .ow = 8};
         bp_conv2d_d(&cs, n, x, K, c, conv2d_6, wsr + 2304 * (size_t)n);
     }
-    /* t7 = relu(conv2d_6) */
+    /* digits_cnn.net:10  t7 = relu(conv2d_6) */
     for (size_t i = 0; i < 1024 * (size_t)n; i++) {
         t7[i] = (conv2d_6[i] > 0.0 ? conv2d_6[i] : 0.0);
     }
-    /* h = maxpool2d(t7, 2) */
+    /* digits_cnn.net:10  h = maxpool2d(t7, 2) */
     bp_maxpool2d_d(n, 16, 8, 8, 2, t7, h);
-    /* t9 = flatten(h) */
+    /* digits_cnn.net:11  t9 = flatten(h) */
     for (size_t i = 0; i < 256 * (size_t)n; i++) {
         t9[i] = h[i];
     }
-    /* z = W · t9 + b */
+    /* digits_cnn.net:11  z = W · t9 + b */
     for (size_t s = 0; s < (size_t)n; s++)
         memcpy(z + s * 10, b, 10 * sizeof(double));
     bp_gemm_d(0, 1, n, 10, 256, 1.0, t9, 256, W, 256, 1.0, z, 10);
-    /* log_softmax_13 = log_softmax(z) */
+    /* digits_cnn.net:14  log_softmax_13 = log_softmax(z) */
     for (size_t s = 0; s < (size_t)n; s++) {
         double mx = z[s * 10 + 0];
         for (size_t j = 1; j < 10; j++)
@@ -86,7 +86,7 @@ double digits_cnn_forward(const double *theta, const double *const inputs[], int
         for (size_t j = 0; j < 10; j++)
             log_softmax_13[s * 10 + j] = z[s * 10 + j] - mx - lacc;
     }
-    /* sum_15 = sum(log_softmax_13 * y) */
+    /* digits_cnn.net:14  sum_15 = sum(log_softmax_13 * y) */
     for (size_t s = 0; s < (size_t)n; s++) {
         double acc = 0.0;
         for (size_t j = 0; j < 10; j++) {
@@ -94,7 +94,7 @@ double digits_cnn_forward(const double *theta, const double *const inputs[], int
         }
         sum_15[s] = acc;
     }
-    /* L = -sum_15 */
+    /* digits_cnn.net:14  L = -sum_15 */
     for (size_t i = 0; i < (size_t)n; i++) {
         L[i] = -sum_15[i];
     }
@@ -134,7 +134,7 @@ void digits_cnn_backward(const double *theta, const double *const inputs[], int 
     (void)grad;
     (void)grad_inputs;
 
-    /* sum_23 = sum(y) */
+    /* digits_cnn.net:14  sum_23 = sum(y) */
     for (size_t s = 0; s < (size_t)n; s++) {
         double acc = 0.0;
         for (size_t j = 0; j < 10; j++) {
@@ -142,13 +142,15 @@ void digits_cnn_backward(const double *theta, const double *const inputs[], int 
         }
         sum_23[s] = acc;
     }
-    /* dL/dz = sum_23 * exp(log_softmax_13) - y */
+    /* digits_cnn.net:14  dL/dz = sum_23 * exp(log_softmax_13) - y
+     * chain rule: dL/dz = dL/dL * (p * sum(y) - y) */
     for (size_t s = 0; s < (size_t)n; s++) {
         for (size_t j = 0; j < 10; j++) {
             d_z[s * 10 + j] = exp(log_softmax_13[s * 10 + j]) * sum_23[s] - y[s * 10 + j];
         }
     }
-    /* dL/db = batch_mean(dL/dz) */
+    /* digits_cnn.net:11  dL/db = batch_mean(dL/dz)
+     * chain rule: dL/db = dL/dz */
     for (size_t j = 0; j < 10; j++)
         d_b[j] = 0.0;
     for (size_t s = 0; s < (size_t)n; s++) {
@@ -158,27 +160,31 @@ void digits_cnn_backward(const double *theta, const double *const inputs[], int 
     }
     for (size_t j = 0; j < 10; j++)
         d_b[j] /= (double)n;
-    /* dL/dW = batch_mean(outer(dL/dz, t9)) */
+    /* digits_cnn.net:11  dL/dW = batch_mean(outer(dL/dz, t9))
+     * chain rule: dL/dW = outer(dL/dz, flatten(h)) */
     bp_gemm_d(1, 0, 10, 256, n, 1.0 / (double)n, d_z, 10, t9, 256, 0.0, d_W, 256);
-    /* matmul_48 = transpose(W) · dL/dz */
+    /* digits_cnn.net:11  matmul_48 = transpose(W) · dL/dz */
     bp_gemm_d(0, 0, n, 256, 10, 1.0, d_z, 10, W, 256, 0.0, matmul_48, 256);
-    /* dL/dh = reshape(matmul_48, d0=16, d1=4, d2=4) */
+    /* digits_cnn.net:11  dL/dh = reshape(matmul_48, d0=16, d1=4, d2=4)
+     * chain rule: dL/dh = reshape(transpose(W) · dL/dz, d0=16, d1=4, d2=4, d3=1) */
     for (size_t i = 0; i < 256 * (size_t)n; i++) {
         d_h[i] = matmul_48[i];
     }
-    /* maxpool2d_grad_50 = maxpool2d_grad(t7, dL/dh, k=2) */
+    /* digits_cnn.net:10  maxpool2d_grad_50 = maxpool2d_grad(t7, dL/dh, k=2) */
     bp_maxpool2d_grad_d(n, 16, 8, 8, 2, t7, d_h, maxpool2d_grad_50);
-    /* t51 = maxpool2d_grad_50 * step(t7) */
+    /* digits_cnn.net:10  t51 = maxpool2d_grad_50 * step(t7) */
     for (size_t i = 0; i < 1024 * (size_t)n; i++) {
         t51[i] = (t7[i] > 0.0 ? 1.0 : 0.0) * maxpool2d_grad_50[i];
     }
-    /* dL/dK = batch_mean(conv2d_grad_kernel(t51, x, stride=1, pad=1, kh=3, kw=3)) */
+    /* digits_cnn.net:10  dL/dK = batch_mean(conv2d_grad_kernel(t51, x, stride=1, pad=1, kh=3, kw=3))
+     * chain rule: dL/dK = conv2d_grad_kernel(maxpool2d_grad(relu(conv2d(x, K, c, stride=1, pad=1)), dL/dh, k=2) * step(conv2d(x, K, c, stride=1, pad=1)), x, stride=1, pad=1, kh=3 ... */
     {
         const bp_conv2d_shape cs = {.c = 1, .h = 8, .w = 8, .o = 16, .kh = 3, .kw = 3,
                                      .stride = 1, .pad = 1, .oh = 8, .ow = 8};
         bp_conv2d_grad_kernel_d(&cs, n, t51, x, 1.0 / (double)n, 0.0, d_K, wsr + 2304 * (size_t)n);
     }
-    /* dL/dc = batch_mean(conv2d_grad_bias(t51)) */
+    /* digits_cnn.net:10  dL/dc = batch_mean(conv2d_grad_bias(t51))
+     * chain rule: dL/dc = conv2d_grad_bias(maxpool2d_grad(relu(conv2d(x, K, c, stride=1, pad=1)), dL/dh, k=2) * step(conv2d(x, K, c, stride=1, pad=1))) */
     {
         const bp_conv2d_shape cs = {.c = 1, .h = 8, .w = 8, .o = 16, .kh = 1, .kw = 1,
                                      .stride = 1, .pad = 0, .oh = 8, .ow = 8};
@@ -208,27 +214,27 @@ void digits_cnn_predict(const double *theta, const double *const inputs[], int n
     (void)ws;
     (void)outputs;
 
-    /* conv2d_6 = conv2d(x, K, c, stride=1, pad=1) */
+    /* digits_cnn.net:10  conv2d_6 = conv2d(x, K, c, stride=1, pad=1) */
     {
         const bp_conv2d_shape cs = {.c = 1, .h = 8, .w = 8, .o = 16, .kh = 3, .kw = 3,
                                      .stride = 1, .pad = 1, .oh = 8, .ow = 8};
         bp_conv2d_d(&cs, n, x, K, c, conv2d_6, wsr + 2304 * (size_t)n);
     }
-    /* t7 = relu(conv2d_6) */
+    /* digits_cnn.net:10  t7 = relu(conv2d_6) */
     for (size_t i = 0; i < 1024 * (size_t)n; i++) {
         t7[i] = (conv2d_6[i] > 0.0 ? conv2d_6[i] : 0.0);
     }
-    /* h = maxpool2d(t7, 2) */
+    /* digits_cnn.net:10  h = maxpool2d(t7, 2) */
     bp_maxpool2d_d(n, 16, 8, 8, 2, t7, h);
-    /* t9 = flatten(h) */
+    /* digits_cnn.net:11  t9 = flatten(h) */
     for (size_t i = 0; i < 256 * (size_t)n; i++) {
         t9[i] = h[i];
     }
-    /* z = W · t9 + b */
+    /* digits_cnn.net:11  z = W · t9 + b */
     for (size_t s = 0; s < (size_t)n; s++)
         memcpy(z + s * 10, b, 10 * sizeof(double));
     bp_gemm_d(0, 1, n, 10, 256, 1.0, t9, 256, W, 256, 1.0, z, 10);
-    /* p = softmax(z) */
+    /* digits_cnn.net:12  p = softmax(z) */
     for (size_t s = 0; s < (size_t)n; s++) {
         double mx = z[s * 10 + 0];
         for (size_t j = 1; j < 10; j++)

@@ -11,13 +11,13 @@ void iris_init(float *theta, unsigned long long seed)
     bp_rng rng;
     bp_rng_seed(&rng, seed);
     (void)theta;
-    /* W1: normal(0, 0.5) */
+    /* iris.net:4  W1: normal(0, 0.5) */
     bp_fill_normal(&rng, theta, 4, 64, 0.0, 0.5);
-    /* b1: default: zeros */
+    /* iris.net:5  b1: default: zeros */
     bp_fill_value(theta + 64, 4, 16, 0.0);
-    /* W2: xavier: uniform(-sqrt(6/(3+16)), +sqrt(6/(3+16))) */
+    /* iris.net:6  W2: xavier: uniform(-sqrt(6/(3+16)), +sqrt(6/(3+16))) */
     bp_fill_uniform(&rng, theta + 80, 4, 48, -0.56195148694901631, 0.56195148694901631);
-    /* b2: default: zeros */
+    /* iris.net:7  b2: default: zeros */
     bp_fill_value(theta + 128, 4, 3, 0.0);
 }
 
@@ -51,19 +51,19 @@ float iris_forward(const float *theta, const float *const inputs[], int n, void 
     (void)n;
     (void)ws;
 
-    /* t7 = W1 · x + b1 */
+    /* iris.net:9  t7 = W1 · x + b1 */
     for (size_t s = 0; s < (size_t)n; s++)
         memcpy(t7 + s * 16, b1, 16 * sizeof(float));
     bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
-    /* h = tanh(t7) */
+    /* iris.net:9  h = tanh(t7) */
     for (size_t i = 0; i < 16 * (size_t)n; i++) {
         h[i] = tanhf(t7[i]);
     }
-    /* z = W2 · h + b2 */
+    /* iris.net:10  z = W2 · h + b2 */
     for (size_t s = 0; s < (size_t)n; s++)
         memcpy(z + s * 3, b2, 3 * sizeof(float));
     bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
-    /* log_softmax_12 = log_softmax(z) */
+    /* iris.net:13  log_softmax_12 = log_softmax(z) */
     for (size_t s = 0; s < (size_t)n; s++) {
         float mx = z[s * 3 + 0];
         for (size_t j = 1; j < 3; j++)
@@ -76,7 +76,7 @@ float iris_forward(const float *theta, const float *const inputs[], int n, void 
         for (size_t j = 0; j < 3; j++)
             log_softmax_12[s * 3 + j] = z[s * 3 + j] - mx - lacc;
     }
-    /* sum_14 = sum(log_softmax_12 * y) */
+    /* iris.net:13  sum_14 = sum(log_softmax_12 * y) */
     for (size_t s = 0; s < (size_t)n; s++) {
         float acc = 0.0f;
         for (size_t j = 0; j < 3; j++) {
@@ -84,7 +84,7 @@ float iris_forward(const float *theta, const float *const inputs[], int n, void 
         }
         sum_14[s] = acc;
     }
-    /* L = -sum_14 */
+    /* iris.net:13  L = -sum_14 */
     for (size_t i = 0; i < (size_t)n; i++) {
         L[i] = -sum_14[i];
     }
@@ -121,7 +121,7 @@ void iris_backward(const float *theta, const float *const inputs[], int n, void 
     (void)grad;
     (void)grad_inputs;
 
-    /* sum_22 = sum(y) */
+    /* iris.net:13  sum_22 = sum(y) */
     for (size_t s = 0; s < (size_t)n; s++) {
         float acc = 0.0f;
         for (size_t j = 0; j < 3; j++) {
@@ -129,13 +129,15 @@ void iris_backward(const float *theta, const float *const inputs[], int n, void 
         }
         sum_22[s] = acc;
     }
-    /* dL/dz = sum_22 * exp(log_softmax_12) - y */
+    /* iris.net:13  dL/dz = sum_22 * exp(log_softmax_12) - y
+     * chain rule: dL/dz = dL/dL * (p * sum(y) - y) */
     for (size_t s = 0; s < (size_t)n; s++) {
         for (size_t j = 0; j < 3; j++) {
             d_z[s * 3 + j] = expf(log_softmax_12[s * 3 + j]) * sum_22[s] - y[s * 3 + j];
         }
     }
-    /* dL/db2 = batch_mean(dL/dz) */
+    /* iris.net:10  dL/db2 = batch_mean(dL/dz)
+     * chain rule: dL/db2 = dL/dz */
     for (size_t j = 0; j < 3; j++)
         d_b2[j] = 0.0f;
     for (size_t s = 0; s < (size_t)n; s++) {
@@ -145,15 +147,17 @@ void iris_backward(const float *theta, const float *const inputs[], int n, void 
     }
     for (size_t j = 0; j < 3; j++)
         d_b2[j] /= (float)n;
-    /* dL/dW2 = batch_mean(outer(dL/dz, h)) */
+    /* iris.net:10  dL/dW2 = batch_mean(outer(dL/dz, h))
+     * chain rule: dL/dW2 = outer(dL/dz, h) */
     bp_gemm_f(1, 0, 3, 16, n, 1.0f / (float)n, d_z, 3, h, 16, 0.0f, d_W2, 16);
-    /* dL/dh = transpose(W2) · dL/dz */
+    /* iris.net:10  dL/dh = transpose(W2) · dL/dz */
     bp_gemm_f(0, 0, n, 16, 3, 1.0f, d_z, 3, W2, 16, 0.0f, d_h, 16);
-    /* t50 = dL/dh * (1 - h^2) */
+    /* iris.net:9  t50 = dL/dh * (1 - h^2) */
     for (size_t i = 0; i < 16 * (size_t)n; i++) {
         t50[i] = (1.0f - h[i] * h[i]) * d_h[i];
     }
-    /* dL/db1 = batch_mean(t50) */
+    /* iris.net:9  dL/db1 = batch_mean(t50)
+     * chain rule: dL/db1 = dL/dh * (1 - h^2) */
     for (size_t j = 0; j < 16; j++)
         d_b1[j] = 0.0f;
     for (size_t s = 0; s < (size_t)n; s++) {
@@ -163,7 +167,8 @@ void iris_backward(const float *theta, const float *const inputs[], int n, void 
     }
     for (size_t j = 0; j < 16; j++)
         d_b1[j] /= (float)n;
-    /* dL/dW1 = batch_mean(outer(t50, x)) */
+    /* iris.net:9  dL/dW1 = batch_mean(outer(t50, x))
+     * chain rule: dL/dW1 = outer(dL/dh * (1 - h^2), x) */
     bp_gemm_f(1, 0, 16, 4, n, 1.0f / (float)n, t50, 16, x, 4, 0.0f, d_W1, 4);
 }
 
@@ -187,19 +192,19 @@ void iris_predict(const float *theta, const float *const inputs[], int n, void *
     (void)ws;
     (void)outputs;
 
-    /* t7 = W1 · x + b1 */
+    /* iris.net:9  t7 = W1 · x + b1 */
     for (size_t s = 0; s < (size_t)n; s++)
         memcpy(t7 + s * 16, b1, 16 * sizeof(float));
     bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
-    /* h = tanh(t7) */
+    /* iris.net:9  h = tanh(t7) */
     for (size_t i = 0; i < 16 * (size_t)n; i++) {
         h[i] = tanhf(t7[i]);
     }
-    /* z = W2 · h + b2 */
+    /* iris.net:10  z = W2 · h + b2 */
     for (size_t s = 0; s < (size_t)n; s++)
         memcpy(z + s * 3, b2, 3 * sizeof(float));
     bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
-    /* p = softmax(z) */
+    /* iris.net:11  p = softmax(z) */
     for (size_t s = 0; s < (size_t)n; s++) {
         float mx = z[s * 3 + 0];
         for (size_t j = 1; j < 3; j++)

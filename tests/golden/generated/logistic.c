@@ -20,9 +20,9 @@ void logistic_init(float *theta, unsigned long long seed)
     bp_rng rng;
     bp_rng_seed(&rng, seed);
     (void)theta;
-    /* theta1: 0.5 */
+    /* logistic.net:5  theta1: 0.5 */
     bp_fill_value(theta, 4, 1, 0.5);
-    /* theta2: 0 */
+    /* logistic.net:6  theta2: 0 */
     bp_fill_value(theta + 1, 4, 1, 0.0);
 }
 
@@ -51,17 +51,17 @@ float logistic_forward(const float *theta, const float *const inputs[], int n, v
     (void)n;
     (void)ws;
 
-    /* z = theta1 * x + theta2 */
-    /* y = sigmoid(z) */
+    /* logistic.net:8  z = theta1 * x + theta2 */
+    /* logistic.net:9  y = sigmoid(z) */
     for (size_t i = 0; i < (size_t)n; i++) {
         const float z = theta2[0] + x[i] * theta1[0];
         y[i] = logistic_sigmoid(z);
     }
-    /* t10 = y - t */
+    /* logistic.net:11  t10 = y - t */
     for (size_t i = 0; i < (size_t)n; i++) {
         t10[i] = y[i] - t[i];
     }
-    /* J = 0.5 * t10^2 */
+    /* logistic.net:11  J = 0.5 * t10^2 */
     for (size_t i = 0; i < (size_t)n; i++) {
         J[i] = 0.5f * (t10[i] * t10[i]);
     }
@@ -93,12 +93,14 @@ void logistic_backward(const float *theta, const float *const inputs[], int n, v
     (void)grad;
     (void)grad_inputs;
 
-    /* t17 = 1 - y */
+    /* logistic.net:9  t17 = 1 - y */
     for (size_t i = 0; i < (size_t)n; i++) {
         t17[i] = 1.0f - y[i];
     }
-    /* dJ/dz = t17 * t10 * y */
-    /* dJ/dtheta2 = batch_mean(dJ/dz) */
+    /* logistic.net:9  dJ/dz = t17 * t10 * y
+     * chain rule: dJ/dz = dJ/dy * y * (1 - y) */
+    /* logistic.net:8  dJ/dtheta2 = batch_mean(dJ/dz)
+     * chain rule: dJ/dtheta2 = dJ/dz */
     {
         float acc = 0.0f;
         for (size_t s = 0; s < (size_t)n; s++) {
@@ -107,11 +109,13 @@ void logistic_backward(const float *theta, const float *const inputs[], int n, v
         }
         d_theta2[0] = acc / (float)n;
     }
-    /* dJ/dx = t17 * t10 * y * theta1 */
+    /* logistic.net:8  dJ/dx = t17 * t10 * y * theta1
+     * chain rule: dJ/dx = dJ/dz * theta1 */
     for (size_t i = 0; i < (size_t)n; i++) {
         d_x[i] = t17[i] * (t10[i] * (theta1[0] * y[i]));
     }
-    /* dJ/dtheta1 = batch_mean(t17 * t10 * y * x) */
+    /* logistic.net:8  dJ/dtheta1 = batch_mean(t17 * t10 * y * x)
+     * chain rule: dJ/dtheta1 = dJ/dz * x */
     {
         float acc = 0.0f;
         for (size_t s = 0; s < (size_t)n; s++) {
@@ -141,8 +145,8 @@ void logistic_predict(const float *theta, const float *const inputs[], int n, vo
     (void)ws;
     (void)outputs;
 
-    /* z = theta1 * x + theta2 */
-    /* y = sigmoid(z) */
+    /* logistic.net:8  z = theta1 * x + theta2 */
+    /* logistic.net:9  y = sigmoid(z) */
     for (size_t i = 0; i < (size_t)n; i++) {
         const float z = theta2[0] + x[i] * theta1[0];
         y[i] = logistic_sigmoid(z);
