@@ -12,6 +12,7 @@
  *   lower.c                             Graph       -> Plan (schedules, buffers)
  *   lower_steps.c                       Plan        -> Plan + each function's steps
  *   plan.c                              Plan        -> checked, --dump=lower
+ *   report.c                            Plan        -> --report (costs)
  *   emit/ (entry point emit/emit.c)     Plan        -> C source and header
  *
  * Each section below is owned by the file it is named after. Everything a
@@ -267,6 +268,10 @@ typedef struct {
     const char *c_fn;         /* elementwise: the libm function ("exp"), or
                                  NULL where emit writes an expression;
                                  kernels: the runtime function's stem */
+    /* The floating-point operations of computing y for one sample (for
+     * batch_mean: what each sample adds), from its operands' shapes; for
+     * --report (report.c). The rule is in a comment beside it. */
+    double (*flops)(const Node *y);
 } OpInfo;
 
 extern const OpInfo op_info[OP__COUNT];
@@ -608,6 +613,24 @@ typedef struct {
     CopyStep copy;
 } Step;
 
+/* A run of consecutive steps of one function. A function of many steps is
+ * split into groups, each printed as a static C function of its own that
+ * the public function calls in order, so that the C compiler's time grows
+ * with the model's depth linearly (its optimisers are superlinear in the
+ * size of one function). A group `in_caller` is printed in the public
+ * function's own body instead: the whole of a small function (one group,
+ * no call), and forward's loss, which the public function returns. */
+typedef struct {
+    int first, count;     /* steps[first .. first + count) */
+    Node *title;          /* the first value with a name it computes (the
+                             static function is named after it), or NULL */
+    bool in_caller;
+} StepGroup;
+
+/* Most steps a group holds; a function of at most this many steps is one
+ * group. */
+enum { GROUP_STEPS = 32 };
+
 typedef struct Plan {
     Arena *arena;
     Graph *graph;
@@ -617,6 +640,8 @@ typedef struct Plan {
     int norder[PF__COUNT];
     Step *steps[PF__COUNT];       /* what each function does, in order */
     int nsteps[PF__COUNT];
+    StepGroup *groups[PF__COUNT]; /* the steps, cut into groups, in order */
+    int ngroups[PF__COUNT];
     long ws_batched;              /* workspace: reals per sample ... */
     long ws_shared;               /* ... plus reals shared by the batch */
 } Plan;
@@ -641,6 +666,12 @@ bool plan_check(const Plan *p);
 /* --dump=lower: each function's steps, what is fused into them, and where
  * every buffer lives. */
 void plan_dump(const Plan *p, FILE *out);
+
+/* report.c: --report, what each function and step of the plan costs at
+ * batch size n (batch_given: the user chose it; else the report says it
+ * is the default): FLOPs, bytes moved, arithmetic intensity, workspace
+ * and peak memory. Returns false on a write error. */
+bool report_plan(const Plan *p, long batch, bool batch_given, FILE *out);
 
 /* Writes the generated C file and its header. Returns false on a write
  * error (the caller then removes the files). */

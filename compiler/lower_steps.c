@@ -23,7 +23,9 @@
  *   - an elementwise loop is flat (one index over n·size values) when
  *     every value it reads has its shape and batching or is a shared
  *     scalar, else nested (samples, then elements);
- *   - a copy out is a memset, a memcpy, a copy to each row, or a loop.
+ *   - a copy out is a memset, a memcpy, a copy to each row, or a loop;
+ *   - a function of more than GROUP_STEPS steps is cut into groups of
+ *     whole layers, each printed as a C function of its own.
  */
 #include "bpgen.h"
 
@@ -450,6 +452,54 @@ static int epilogue_count(const Plan *p, PlanFn f)
     return f == PF_FORWARD ? 1 : f == PF_PREDICT ? m->noutputs : m->nparams + m->ninputs;
 }
 
+/* ---------------------------------------------------------------- groups */
+
+/* Whether a step computes a value with a name: a value the model names, or
+ * an adjoint (`dL/dh`). */
+static bool names_a_value(const Step *st)
+{
+    return st->node && (st->node->name || st->node->label);
+}
+
+/* Cuts function f's steps into groups (bpgen.h, StepGroup). A function of
+ * at most GROUP_STEPS steps is one group, printed in place, as before
+ * there were groups. A longer one is cut into runs of at most GROUP_STEPS
+ * steps, each cut preferably just after a step that completes a named
+ * value (the end of a layer) once the run holds half its maximum, so
+ * that a group is a few whole layers; forward's loss, which the public
+ * function returns, is a group of its own in the caller. */
+static void group_steps(Plan *p, PlanFn f)
+{
+    int total = p->nsteps[f];
+    StepGroup *groups = arena_alloc(p->arena, sizeof(StepGroup) * (size_t)(total + 1));
+    int count = 0;
+    if (total == 0) {
+        /* predict of a model without outputs */
+    } else if (total <= GROUP_STEPS) {
+        groups[count++] = (StepGroup){0, total, NULL, true};
+    } else {
+        /* forward's last step returns the loss */
+        int body = f == PF_FORWARD ? total - 1 : total;
+        for (int k = 0; k < body;) {
+            StepGroup *g = &groups[count++];
+            g->first = k;
+            g->in_caller = false;
+            do {
+                const Step *st = &p->steps[f][k++];
+                if (!g->title && names_a_value(st))
+                    g->title = st->node;
+                if (k - g->first >= GROUP_STEPS / 2 && names_a_value(st))
+                    break;
+            } while (k < body && k - g->first < GROUP_STEPS);
+            g->count = k - g->first;
+        }
+        if (body < total)
+            groups[count++] = (StepGroup){body, total - body, NULL, true};
+    }
+    p->groups[f] = groups;
+    p->ngroups[f] = count;
+}
+
 /* ---------------------------------------------------------------- entry */
 
 void lower_steps(Plan *p)
@@ -464,5 +514,6 @@ void lower_steps(Plan *p)
             p->steps[f][count++].check_finite = p->opt.check_finite;
         }
         p->nsteps[f] = epilogue(p, (PlanFn)f, p->steps[f], count);
+        group_steps(p, (PlanFn)f);
     }
 }

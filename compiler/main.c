@@ -31,12 +31,18 @@ typedef struct {
     const char *dump;   /* comma-separated pass names, or NULL */
     ColorMode color;
     bool print_name;
+    bool report;        /* --report */
+    long batch;         /* --batch N; 0: not given */
 } Options;
+
+/* The batch size --report assumes when --batch is not given. */
+enum { REPORT_DEFAULT_BATCH = 1 };
 
 static void usage(FILE *out)
 {
     fputs("usage: bpgen MODEL.net -o OUT.c [options]\n"
           "       bpgen MODEL.net --check | --derivatives | --explain | --dot\n"
+          "       bpgen MODEL.net --report [--batch N]\n"
           "\n"
           "Compiles a .net model to C: a forward pass, a backward pass with every\n"
           "gradient, and an inference function. OUT.h is written beside OUT.c.\n"
@@ -59,6 +65,9 @@ static void usage(FILE *out)
           "                        write; M_nonfinite(ws) names the first NaN or inf\n"
           "  --line-directives     write #line directives so that compiler messages and\n"
           "                        debuggers point at the .net statement of each step\n"
+          "  --report              print what each generated function and step costs:\n"
+          "                        FLOPs, bytes moved, FLOP/byte, workspace, peak memory\n"
+          "  --batch N, --batch=N  the batch size --report counts for (default 1)\n"
           "  --dump=PASSES         print the graph after passes (graph,diff,simplify) or the plan (lower)\n"
           "                        on standard error\n"
           "  --color=WHEN          colour diagnostics: auto (the default: only when\n"
@@ -138,6 +147,21 @@ static int parse_options(int argc, char **argv, Options *o)
         } else if (!strncmp(a, "--color", 7)) {
             return usage_error("unknown colour setting '%s' (use --color=auto, "
                                "--color=always or --color=never)", a);
+        } else if (!strcmp(a, "--report")) {
+            o->report = true;
+        } else if (!strcmp(a, "--batch") || !strncmp(a, "--batch=", 8)) {
+            const char *v = a[7] == '=' ? a + 8 : NULL;
+            if (!v && ++i == argc)
+                return usage_error("%s needs a batch size", "--batch");
+            if (!v)
+                v = argv[i];
+            char *end = NULL;
+            errno = 0;
+            long batch = strtol(v, &end, 10);
+            if (end == v || *end || errno || batch < 1 || batch > 1000000000L)
+                return usage_error("--batch needs a whole number from 1 to 1000000000, "
+                                   "not '%s'", v);
+            o->batch = batch;
         } else if (!strcmp(a, "--print-name")) {
             o->print_name = true;
         } else if (!strncmp(a, "--dump=", 7)) {
@@ -169,10 +193,12 @@ static int parse_options(int argc, char **argv, Options *o)
     }
     if (!o->model_path)
         return usage_error("%s", "no model file given");
+    if (o->batch && !o->report)
+        return usage_error("%s", "--batch is the batch size of --report: use it with --report");
     if (!o->out_path && !o->check_only && !o->derivatives && !o->print_name && !o->explain &&
-        !o->dot)
+        !o->dot && !o->report)
         return usage_error("%s", "no output file: use -o OUT.c (or --check, --derivatives, "
-                                 "--explain, --dot)");
+                                 "--explain, --dot, --report)");
     /* OUT.h includes the runtime's bp.h, so it must not be bp.h itself */
     const char *slash = o->out_path ? strrchr(o->out_path, '/') : NULL;
     const char *out_base = slash ? slash + 1 : o->out_path;
@@ -423,7 +449,8 @@ static int compile(Arena *a, const Options *o)
         return fflush(stdout) == 0 ? 0 : EXIT_USAGE;
     }
 
-    EmitOptions eo = {o->precision, o->with_main, base_name(header_path(a, o->out_path)),
+    EmitOptions eo = {o->precision, o->with_main,
+                      o->out_path ? base_name(header_path(a, o->out_path)) : NULL,
                       PLACE_AUTO, o->line_directives, o->out_path, o->selftest,
                       o->check_finite};
     Plan *plan = lower_graph(a, g, &eo);
@@ -433,13 +460,18 @@ static int compile(Arena *a, const Options *o)
     }
     if (!plan_check(plan))
         return EXIT_USAGE;
+    if (o->report) {
+        bool given = o->batch > 0;
+        return report_plan(plan, given ? o->batch : REPORT_DEFAULT_BATCH, given, stdout)
+               ? 0 : EXIT_USAGE;
+    }
     return write_outputs(a, plan, o->model_path, o->out_path);
 }
 
 int main(int argc, char **argv)
 {
     Options o = {NULL, NULL, false, false, false, false, false, false, 0, 0, PREC_FLOAT,
-                 NULL, COLOR_AUTO, false};
+                 NULL, COLOR_AUTO, false, false, 0};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;

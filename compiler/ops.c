@@ -518,62 +518,142 @@ static void d_batch_mean(Diff *d, Graph *g, Node *y, Node *dy)
     diff_give(d, y->in[0], dy);
 }
 
+/* ---------------------------------------------------------------- costs */
+/* The floating-point operations of one sample of y = op(...), as
+ * --report counts them: every arithmetic operation, comparison and
+ * function evaluation (exp, tanh, ...) is one; a multiply-add is two;
+ * scalings by 1/n are not counted. */
+
+static double size_of(const Node *x) { return (double)shape_size(x->shape); }
+
+/* moving values only (reshape, transpose, broadcast), or a leaf */
+static double c_none(const Node *y) { (void)y; return 0; }
+
+/* one operation per element of y (every elementwise operation, outer) */
+static double c_each(const Node *y) { return size_of(y); }
+
+/* one per element of the operand: sum, conv2d_grad_bias, and what each
+ * sample adds to a batch mean */
+static double c_operand(const Node *y) { return size_of(y->in[0]); }
+
+/* y = A · B: a multiply and an add for each of the k terms of each
+ * element of y, k the inner dimension */
+static double c_matmul(const Node *y)
+{
+    const Shape *a = &y->in[0]->shape;
+    double k = a->rank == 1 ? a->dim[0] : a->dim[1];
+    return 2 * size_of(y) * k;
+}
+
+/* logsumexp(x) = m + log Σ exp(x - m), m = max x: a comparison, a
+ * subtraction, an exp and an add per element, then a log and an add */
+static double c_logsumexp(const Node *y) { return 4 * size_of(y->in[0]) + 2; }
+
+/* softmax: logsumexp's sum, then a division per element */
+static double c_softmax(const Node *y) { return 5 * size_of(y->in[0]); }
+
+/* log_softmax: logsumexp's sum, a log, then two subtractions per element */
+static double c_log_softmax(const Node *y) { return 6 * size_of(y->in[0]) + 1; }
+
+/* conv2d: a multiply-add per kernel element per output element, and the
+ * bias's add */
+static double c_conv2d(const Node *y)
+{
+    const Shape *K = &y->in[1]->shape;
+    double taps = (double)K->dim[1] * K->dim[2] * K->dim[3];
+    return size_of(y) * (2 * taps + (y->nin > 2 ? 1 : 0));
+}
+
+/* conv2d_grad_input(dy, K), conv2d_grad_kernel(dy, x): the convolution's
+ * multiply-adds, each term once */
+static double c_conv2d_grad_input(const Node *y)
+{
+    const Shape *K = &y->in[1]->shape;
+    return 2 * size_of(y->in[0]) * K->dim[1] * K->dim[2] * K->dim[3];
+}
+
+static double c_conv2d_grad_kernel(const Node *y)
+{
+    const Shape *K = &y->shape;
+    return 2 * size_of(y->in[0]) * K->dim[1] * K->dim[2] * K->dim[3];
+}
+
+/* pooling with window k: a comparison (max) or an add (avg) per window
+ * element per output, avg's division once per output; maxpool's gradient
+ * finds each window's maximum again; avgpool's divides each dx by k² */
+static double c_maxpool2d(const Node *y) { return size_of(y) * y->attr[0] * y->attr[0]; }
+static double c_avgpool2d(const Node *y) { return size_of(y) * (y->attr[0] * y->attr[0] + 1); }
+static double c_maxpool2d_grad(const Node *y)
+{
+    return size_of(y->in[1]) * y->attr[0] * y->attr[0];
+}
+
 /* ---------------------------------------------------------------- the table */
 
 #define EW OPK_ELEMENTWISE
 #define ARGS(a, b) .min_in = a, .max_in = b
 
 const OpInfo op_info[OP__COUNT] = {
-    [OP_CONST] = {"const", ARGS(0, 0), OPK_LEAF, 0, {0}, NULL, NULL, d_none, NULL},
-    [OP_INPUT] = {"input", ARGS(0, 0), OPK_LEAF, 0, {0}, NULL, NULL, d_none, NULL},
-    [OP_PARAM] = {"param", ARGS(0, 0), OPK_LEAF, 0, {0}, NULL, NULL, d_none, NULL},
-    [OP_ADD] = {"+", ARGS(2, 2), EW, OPF_COMMUTATIVE | OPF_FOLDS, {0}, sh_broadcast, f_add, d_add, NULL},
-    [OP_MUL] = {"*", ARGS(2, 2), EW, OPF_COMMUTATIVE | OPF_FOLDS, {0}, sh_broadcast, f_mul, d_mul, NULL},
-    [OP_POW] = {"^", ARGS(2, 2), EW, OPF_FOLDS, {0}, sh_pow, f_pow, d_pow, NULL},
-    [OP_MAX] = {"max", ARGS(2, 2), EW, OPF_FOLDS, {0}, sh_broadcast, f_max, d_max, NULL},
-    [OP_MIN] = {"min", ARGS(2, 2), EW, OPF_FOLDS, {0}, sh_broadcast, f_min, d_min, NULL},
-    [OP_EXP] = {"exp", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_exp, d_exp, "exp"},
-    [OP_LOG] = {"log", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_log, d_log, "log"},
-    [OP_ABS] = {"abs", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_abs, d_abs, "fabs"},
-    [OP_SIN] = {"sin", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_sin, d_sin, "sin"},
-    [OP_COS] = {"cos", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_cos, d_cos, "cos"},
-    [OP_TANH] = {"tanh", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_tanh, d_tanh, "tanh"},
-    [OP_SIGMOID] = {"sigmoid", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_sigmoid, d_sigmoid, NULL},
-    [OP_RELU] = {"relu", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_relu, d_relu, NULL},
-    [OP_SOFTPLUS] = {"softplus", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_softplus, d_softplus, NULL},
-    [OP_STEP] = {"step", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_step, d_none, NULL},
-    [OP_SIGN] = {"sign", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_sign, d_none, NULL},
+    [OP_CONST] = {"const", ARGS(0, 0), OPK_LEAF, 0, {0}, NULL, NULL, d_none, NULL, c_none},
+    [OP_INPUT] = {"input", ARGS(0, 0), OPK_LEAF, 0, {0}, NULL, NULL, d_none, NULL, c_none},
+    [OP_PARAM] = {"param", ARGS(0, 0), OPK_LEAF, 0, {0}, NULL, NULL, d_none, NULL, c_none},
+    [OP_ADD] = {"+", ARGS(2, 2), EW, OPF_COMMUTATIVE | OPF_FOLDS, {0}, sh_broadcast, f_add,
+                d_add, NULL, c_each},
+    [OP_MUL] = {"*", ARGS(2, 2), EW, OPF_COMMUTATIVE | OPF_FOLDS, {0}, sh_broadcast, f_mul,
+                d_mul, NULL, c_each},
+    [OP_POW] = {"^", ARGS(2, 2), EW, OPF_FOLDS, {0}, sh_pow, f_pow, d_pow, NULL, c_each},
+    [OP_MAX] = {"max", ARGS(2, 2), EW, OPF_FOLDS, {0}, sh_broadcast, f_max, d_max, NULL, c_each},
+    [OP_MIN] = {"min", ARGS(2, 2), EW, OPF_FOLDS, {0}, sh_broadcast, f_min, d_min, NULL, c_each},
+    [OP_EXP] = {"exp", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_exp, d_exp, "exp", c_each},
+    [OP_LOG] = {"log", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_log, d_log, "log", c_each},
+    [OP_ABS] = {"abs", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_abs, d_abs, "fabs", c_each},
+    [OP_SIN] = {"sin", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_sin, d_sin, "sin", c_each},
+    [OP_COS] = {"cos", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_cos, d_cos, "cos", c_each},
+    [OP_TANH] = {"tanh", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_tanh, d_tanh, "tanh", c_each},
+    [OP_SIGMOID] = {"sigmoid", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_sigmoid,
+                    d_sigmoid, NULL, c_each},
+    [OP_RELU] = {"relu", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_relu, d_relu, NULL, c_each},
+    [OP_SOFTPLUS] = {"softplus", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_softplus,
+                     d_softplus, NULL, c_each},
+    [OP_STEP] = {"step", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_step, d_none, NULL, c_each},
+    [OP_SIGN] = {"sign", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_sign, d_none, NULL, c_each},
     /* a scalar repeated to node->shape (adjoint of sum, of a broadcast) */
-    [OP_BROADCAST] = {"broadcast", ARGS(1, 1), EW, 0, {0}, NULL, NULL, d_broadcast, NULL},
+    [OP_BROADCAST] = {"broadcast", ARGS(1, 1), EW, 0, {0}, NULL, NULL, d_broadcast, NULL, c_none},
     /* the same elements in another shape: flatten(x), and its adjoint */
     [OP_RESHAPE] = {"reshape", ARGS(1, 1), EW, 0, {"d0", "d1", "d2", "d3"}, sh_reshape, NULL,
-                    d_reshape, NULL},
-    [OP_MATMUL] = {"·", ARGS(2, 2), OPK_LINALG, OPF_IN_MEMORY, {0}, sh_matmul, NULL, d_matmul, NULL},
-    [OP_TRANSPOSE] = {"transpose", ARGS(1, 1), OPK_LINALG, 0, {0}, sh_transpose, NULL, d_transpose, NULL},
-    [OP_OUTER] = {"outer", ARGS(2, 2), OPK_LINALG, 0, {0}, sh_outer, NULL, d_outer, NULL},
-    [OP_SUM] = {"sum", ARGS(1, 1), OPK_REDUCE, 0, {0}, sh_reduce, NULL, d_sum, NULL},
-    [OP_LOGSUMEXP] = {"logsumexp", ARGS(1, 1), OPK_REDUCE, 0, {0}, sh_reduce, NULL, d_logsumexp, NULL},
-    [OP_SOFTMAX] = {"softmax", ARGS(1, 1), OPK_VECTOR, 0, {0}, sh_same, NULL, d_softmax, NULL},
-    [OP_LOG_SOFTMAX] = {"log_softmax", ARGS(1, 1), OPK_VECTOR, 0, {0}, sh_same, NULL, d_log_softmax, NULL},
+                    d_reshape, NULL, c_none},
+    [OP_MATMUL] = {"·", ARGS(2, 2), OPK_LINALG, OPF_IN_MEMORY, {0}, sh_matmul, NULL,
+                   d_matmul, NULL, c_matmul},
+    [OP_TRANSPOSE] = {"transpose", ARGS(1, 1), OPK_LINALG, 0, {0}, sh_transpose, NULL,
+                      d_transpose, NULL, c_none},
+    [OP_OUTER] = {"outer", ARGS(2, 2), OPK_LINALG, 0, {0}, sh_outer, NULL, d_outer, NULL, c_each},
+    [OP_SUM] = {"sum", ARGS(1, 1), OPK_REDUCE, 0, {0}, sh_reduce, NULL, d_sum, NULL, c_operand},
+    [OP_LOGSUMEXP] = {"logsumexp", ARGS(1, 1), OPK_REDUCE, 0, {0}, sh_reduce, NULL,
+                      d_logsumexp, NULL, c_logsumexp},
+    [OP_SOFTMAX] = {"softmax", ARGS(1, 1), OPK_VECTOR, 0, {0}, sh_same, NULL,
+                    d_softmax, NULL, c_softmax},
+    [OP_LOG_SOFTMAX] = {"log_softmax", ARGS(1, 1), OPK_VECTOR, 0, {0}, sh_same, NULL,
+                        d_log_softmax, NULL, c_log_softmax},
     [OP_CONV2D] = {"conv2d", ARGS(2, 3), OPK_KERNEL, OPF_IN_MEMORY, {"stride", "pad"}, sh_conv2d,
-                   NULL, d_conv2d, "bp_conv2d"},
+                   NULL, d_conv2d, "bp_conv2d", c_conv2d},
     [OP_CONV2D_GRAD_INPUT] = {"conv2d_grad_input", ARGS(2, 2), OPK_KERNEL, OPF_IN_MEMORY,
                               {"stride", "pad", "h", "w"}, sh_conv2d_grad_input, NULL, NULL,
-                              "bp_conv2d_grad_input"},
+                              "bp_conv2d_grad_input", c_conv2d_grad_input},
     [OP_CONV2D_GRAD_KERNEL] = {"conv2d_grad_kernel", ARGS(2, 2), OPK_KERNEL, OPF_IN_MEMORY,
                                {"stride", "pad", "kh", "kw"}, sh_conv2d_grad_kernel, NULL, NULL,
-                               "bp_conv2d_grad_kernel"},
+                               "bp_conv2d_grad_kernel", c_conv2d_grad_kernel},
     [OP_CONV2D_GRAD_BIAS] = {"conv2d_grad_bias", ARGS(1, 1), OPK_KERNEL, OPF_IN_MEMORY, {0},
-                             sh_conv2d_grad_bias, NULL, NULL, "bp_conv2d_grad_bias"},
+                             sh_conv2d_grad_bias, NULL, NULL, "bp_conv2d_grad_bias", c_operand},
     [OP_MAXPOOL2D] = {"maxpool2d", ARGS(1, 1), OPK_KERNEL, OPF_IN_MEMORY, {"k"}, sh_pool, NULL,
-                      d_maxpool2d, "bp_maxpool2d"},
+                      d_maxpool2d, "bp_maxpool2d", c_maxpool2d},
     [OP_MAXPOOL2D_GRAD] = {"maxpool2d_grad", ARGS(2, 2), OPK_KERNEL, OPF_IN_MEMORY, {"k"},
-                           sh_maxpool_grad, NULL, NULL, "bp_maxpool2d_grad"},
+                           sh_maxpool_grad, NULL, NULL, "bp_maxpool2d_grad", c_maxpool2d_grad},
     [OP_AVGPOOL2D] = {"avgpool2d", ARGS(1, 1), OPK_KERNEL, OPF_IN_MEMORY, {"k"}, sh_pool, NULL,
-                      d_avgpool2d, "bp_avgpool2d"},
+                      d_avgpool2d, "bp_avgpool2d", c_avgpool2d},
     [OP_AVGPOOL2D_GRAD] = {"avgpool2d_grad", ARGS(1, 1), OPK_KERNEL, OPF_IN_MEMORY, {"k", "h", "w"},
-                           sh_avgpool_grad, NULL, NULL, "bp_avgpool2d_grad"},
-    [OP_BATCH_MEAN] = {"batch_mean", ARGS(1, 1), OPK_BATCH, 0, {0}, sh_same, NULL, d_batch_mean, NULL},
+                           sh_avgpool_grad, NULL, NULL, "bp_avgpool2d_grad", c_each},
+    [OP_BATCH_MEAN] = {"batch_mean", ARGS(1, 1), OPK_BATCH, 0, {0}, sh_same, NULL,
+                       d_batch_mean, NULL, c_operand},
 };
 
 /* ---------------------------------------------------------------- .net functions */

@@ -215,6 +215,24 @@ static bool fail(PlanFn f, int k, const Node *n, const char *why)
     return false;
 }
 
+/* Why function f's groups do not cut its steps as bpgen.h says, or NULL. */
+static const char *check_groups(const Plan *p, PlanFn f)
+{
+    int next = 0, count = p->ngroups[f];
+    for (int k = 0; k < count; k++) {
+        const StepGroup *g = &p->groups[f][k];
+        if (g->first != next || g->count < 1)
+            return "groups that do not cover the steps in order";
+        if (count > 1 && g->count > GROUP_STEPS)
+            return "a group of more than GROUP_STEPS steps";
+        if (count > 1 && g->in_caller &&
+            !(f == PF_FORWARD && k == count - 1 && g->count == 1))
+            return "a step left in the caller of a split function";
+        next += g->count;
+    }
+    return next == p->nsteps[f] ? NULL : "groups that do not cover the steps";
+}
+
 bool plan_check(const Plan *p)
 {
     size_t count = (size_t)p->graph->nnodes + 1;
@@ -234,6 +252,9 @@ bool plan_check(const Plan *p)
         }
         if (p->nsteps[f] < p->norder[f])
             return fail((PlanFn)f, p->nsteps[f], NULL, "fewer steps than buffers");
+        const char *group_why = check_groups(p, (PlanFn)f);
+        if (group_why)
+            return fail((PlanFn)f, 0, NULL, group_why);
         Reads r = {p, (PlanFn)f, done[f], done[PF_FORWARD]};
         for (int k = 0; k < p->nsteps[f]; k++) {
             const Step *st = &p->steps[f][k];
@@ -442,6 +463,16 @@ static void dump_node_step(FILE *out, const Plan *p, PlanFn f, const Step *st)
         fputs("      then every value checked (--check-finite)\n", out);
 }
 
+static void dump_group(FILE *out, const StepGroup *g)
+{
+    fprintf(out, " group: steps %d to %d", g->first + 1, g->first + g->count);
+    if (g->in_caller)
+        fputs(", in the caller", out);
+    else if (g->title)
+        fprintf(out, ", a function named after %%%d", g->title->id);
+    fputc('\n', out);
+}
+
 void plan_dump(const Plan *p, FILE *out)
 {
     const Graph *g = p->graph;
@@ -449,8 +480,11 @@ void plan_dump(const Plan *p, FILE *out)
             p->ws_shared);
     for (int f = 0; f < PF__COUNT; f++) {
         fprintf(out, "%s: %d steps\n", fn_names[f], p->nsteps[f]);
+        int group = 0;
         for (int k = 0; k < p->nsteps[f]; k++) {
             const Step *st = &p->steps[f][k];
+            if (p->ngroups[f] > 1 && group < p->ngroups[f] && p->groups[f][group].first == k)
+                dump_group(out, &p->groups[f][group++]);
             if (st->node)
                 dump_node_step(out, p, (PlanFn)f, st);
             else if (st->kind == STEP_REDUCE)

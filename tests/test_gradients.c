@@ -256,6 +256,46 @@ static void test_every_operation(void)
     free(clang);
 }
 
+/* A model long enough that lowering splits its functions into groups
+ * (more than GROUP_STEPS steps): the static function of each group reads
+ * and writes what the others left in the workspace, so the gradients
+ * check the cut. 24 layers of 3 units, alternating tanh and sigmoid, the
+ * input's gradient too. */
+static void test_split_model(void)
+{
+    char *source = test_format("%s", "input x[3]\ninput y[3]\nwrt x\n");
+    const char *prev = "x";
+    char *names[25] = {NULL};
+    for (int i = 1; i <= 24; i++) {
+        names[i] = test_format("h%d", i);
+        char *more = test_format("%sparam W%d[3, 3]\nparam b%d[3]\n%s = %s(W%d · %s + b%d)\n",
+                                 source, i, i, names[i], i % 2 ? "tanh" : "sigmoid", i, prev, i);
+        free(source);
+        source = more;
+        prev = names[i];
+    }
+    char *whole = test_format("%soutput h24\nloss L = mse(h24, y)\n", source);
+    Case c = {"split", whole};
+    char *clang = clang_path();
+    run_case(&c, "double", 1e-6, clang);
+    run_case(&c, "float", 1e-2, clang);
+    /* it was split: forward's first group is named after its first layer */
+    char *path = test_format("%s/g_split_double.c", TEST_TMP);
+    char *text = test_read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(text, "static g_split_double_NOINLINE void g_split_double_forward_h1("));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "    g_split_double_forward_h1(theta, inputs, n, ws);\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "g_split_double_backward_"));
+    free(text);
+    free(path);
+    free(clang);
+    for (int i = 1; i <= 24; i++)
+        free(names[i]);
+    free(whole);
+    free(source);
+}
+
 /* Every example model, read from examples/: double against finite
  * differences, float against double (finite differences in float step
  * across the kinks of relu and max pooling in a whole network). */
@@ -492,6 +532,7 @@ void register_gradients(void)
 {
     CU_pSuite s = CU_add_suite("gradients", NULL, NULL);
     CU_add_test(s, "every operation against finite differences", test_every_operation);
+    CU_add_test(s, "a model split into groups", test_split_model);
     CU_add_test(s, "every example model against finite differences", test_every_example);
     CU_add_test(s, "random models against finite differences", test_random_models);
     CU_add_test(s, "maxpool2d ties go to the first maximum", test_maxpool_ties);

@@ -162,6 +162,15 @@ bool emit_c(const Plan *p, FILE *c_file, FILE *h_out)
     fprintf(c_out, "\n#include \"%s\"\n\n",
             p->opt.header_name ? p->opt.header_name : fmt(&e, "%s.h", e.M));
     emit_helpers(&e, c_out);
+    bool split = false;
+    for (int f = 0; f < PF__COUNT; f++)
+        split = split || p->ngroups[f] > 1;
+    if (split)
+        fprintf(c_out, "/* The long functions below call a static function per group of steps:\n"
+                       " * inlined back into one, the C compiler's time would grow faster than\n"
+                       " * the model. */\n"
+                       "#if defined(__GNUC__)\n#define %s_NOINLINE __attribute__((noinline))\n"
+                       "#else\n#define %s_NOINLINE\n#endif\n\n", e.M, e.M);
     emit_init(&e, c_out);
     fprintf(c_out, "/* Bytes of workspace for a batch of n: %ld reals per sample and %ld\n"
                    " * shared%s. */\n", p->ws_batched, p->ws_shared,

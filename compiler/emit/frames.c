@@ -10,20 +10,37 @@
 
 /* ---------------------------------------------------------------- functions */
 
-static const char *fn_signature(Emit *e, PlanFn f)
+/* The parameters every function of f takes, after its name. */
+static const char *fn_params(Emit *e, PlanFn f)
 {
-    const char *r = e->real, *M = e->M;
+    const char *r = e->real;
+    const char *common = fmt(e, "const %s *theta, const %s *const inputs[], int n, void *ws", r, r);
     switch (f) {
     case PF_FORWARD:
-        return fmt(e, "%s %s_forward(const %s *theta, const %s *const inputs[], int n, void *ws)",
-                   r, M, r, r);
+        return common;
     case PF_BACKWARD:
-        return fmt(e, "void %s_backward(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
-                      "    %s *grad, %s *const grad_inputs[])", M, r, r, r, r);
+        return fmt(e, "%s,\n    %s *grad, %s *const grad_inputs[]", common, r, r);
     default:
-        return fmt(e, "void %s_predict(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
-                      "    %s *const outputs[])", M, r, r, r);
+        return fmt(e, "%s,\n    %s *const outputs[]", common, r);
     }
+}
+
+/* The arguments a public function passes on to its groups' functions. */
+static const char *fn_args(PlanFn f)
+{
+    switch (f) {
+    case PF_FORWARD: return "theta, inputs, n, ws";
+    case PF_BACKWARD: return "theta, inputs, n, ws, grad, grad_inputs";
+    default: return "theta, inputs, n, ws, outputs";
+    }
+}
+
+static const char *const fn_suffix[PF__COUNT] = {"forward", "backward", "predict"};
+
+static const char *fn_signature(Emit *e, PlanFn f)
+{
+    return fmt(e, "%s %s_%s(%s)", f == PF_FORWARD ? e->real : "void", e->M, fn_suffix[f],
+               fn_params(e, f));
 }
 
 long param_offset(const Model *m, int index)
@@ -68,27 +85,25 @@ static void declare(Emit *e, FILE *out, Node *n)
     fprintf(out, "    %s *const %s = %s;\n", r, name, where);
 }
 
-void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
+/* Starts a function body in memory: what its steps name is noted in
+ * e->used as they are written. */
+static FILE *open_body(Emit *e, char **body, size_t *nbody)
 {
-    const Plan *p = e->p;
-    e->f = f;
     e->ws_direct = false;
     memset(e->used, 0, sizeof(bool) * (size_t)(e->g->nnodes + 1));
-    char *body = NULL;
-    size_t nbody = 0;
-    e->out = open_memstream(&body, &nbody);
+    e->out = open_memstream(body, nbody);
     if (!e->out)
         die("out of memory");
-    if (e->found && f != PF_BACKWARD)
-        line(e, 1, "bp_nonfinite_clear(%s);", e->found);
-    for (int k = 0; k < p->nsteps[f]; k++) {
-        emit_traced_step(e, &p->steps[f][k]);
-        if (p->steps[f][k].check_finite)
-            check_step(e, p->steps[f][k].node);
-    }
-    fclose(e->out);
+    return e->out;
+}
 
-    fprintf(out, "%s\n%s\n{\n", doc, fn_signature(e, f));
+/* Writes a whole C function of f: its comment and signature, the
+ * declarations of what its body (written by open_body's stream) names,
+ * and the body. */
+static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const char *signature,
+                        char *body, size_t nbody)
+{
+    fprintf(out, "%s\n%s\n{\n", doc, signature);
     bool ws_used = false;
     for (int id = 0; id < e->g->nnodes; id++) {
         Node *n = e->g->nodes[id];
@@ -126,6 +141,94 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
     fwrite(body, 1, nbody, out);
     fputs("}\n\n", out);
     free(body);
+}
+
+/* The name of group k's static function: the public function's, then the
+ * value the group computes first (`M_forward_h3`), else its number. Value
+ * names are unique and none starts with the model's prefix, so only a
+ * numbered name can meet another (`names` holds the earlier groups'), or
+ * a value named `any` the untyped wrapper M_forward_any (abi.c). */
+static const char *group_fn_name(Emit *e, PlanFn f, int k, const char *const *names)
+{
+    const StepGroup *g = &e->p->groups[f][k];
+    const char *what = g->title && strcmp(e->cname[g->title->id], "any") != 0
+                       ? e->cname[g->title->id] : fmt(e, "part%d", k + 1);
+    const char *name = fmt(e, "%s_%s_%s", e->M, fn_suffix[f], what);
+    for (int j = 0; j < k; j++)
+        if (names[j] && !strcmp(names[j], name))
+            return fmt(e, "%s_%d", name, k + 1);
+    return name;
+}
+
+/* What a group computes, for its function's comment: the named values it
+ * starts and ends with. */
+static const char *group_doc(Emit *e, PlanFn f, const StepGroup *g)
+{
+    const Node *last = NULL;
+    for (int k = g->first; k < g->first + g->count; k++) {
+        const Node *y = e->p->steps[f][k].node;
+        if (y && (y->name || y->label))
+            last = y;
+    }
+    const char *range = fmt(e, "%s, steps %d to %d of %d", fn_suffix[f], g->first + 1,
+                            g->first + g->count, e->p->nsteps[f]);
+    if (g->title && last && last != g->title)
+        range = fmt(e, "%s: %s to %s", range, e->cname[g->title->id], e->cname[last->id]);
+    else if (g->title)
+        range = fmt(e, "%s: %s", range, e->cname[g->title->id]);
+    else
+        range = fmt(e, "%s: results to the caller", range);
+    return fmt(e, "/* %s. */", comment_text(e, range));
+}
+
+/* Steps first .. first + count - 1 of f, each followed by its finite
+ * check where lowering asked for one (--check-finite). */
+static void emit_steps(Emit *e, PlanFn f, int first, int count)
+{
+    for (int s = first; s < first + count; s++) {
+        emit_traced_step(e, &e->p->steps[f][s]);
+        if (e->p->steps[f][s].check_finite)
+            check_step(e, e->p->steps[f][s].node);
+    }
+}
+
+void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
+{
+    const Plan *p = e->p;
+    e->f = f;
+    /* a split function: each group not in the caller is a static
+     * function of its own first, called in order by the public one;
+     * GNU compilers are told not to inline them back into one */
+    const char **names = arena_alloc(e->a, sizeof(char *) * (size_t)(p->ngroups[f] + 1));
+    for (int k = 0; k < p->ngroups[f]; k++) {
+        const StepGroup *g = &p->groups[f][k];
+        if (g->in_caller)
+            continue;
+        names[k] = group_fn_name(e, f, k, names);
+        char *body = NULL;
+        size_t nbody = 0;
+        open_body(e, &body, &nbody);
+        emit_steps(e, f, g->first, g->count);
+        fclose(e->out);
+        const char *signature = fmt(e, "static %s_NOINLINE void %s(%s)", e->M, names[k],
+                                    fn_params(e, f));
+        close_frame(e, out, f, group_doc(e, f, g), signature, body, nbody);
+    }
+    char *body = NULL;
+    size_t nbody = 0;
+    open_body(e, &body, &nbody);
+    if (e->found && f != PF_BACKWARD)
+        line(e, 1, "bp_nonfinite_clear(%s);", e->found);
+    for (int k = 0; k < p->ngroups[f]; k++) {
+        const StepGroup *g = &p->groups[f][k];
+        if (!g->in_caller) {
+            line(e, 1, "%s(%s);", names[k], fn_args(f));
+            continue;
+        }
+        emit_steps(e, f, g->first, g->count);
+    }
+    fclose(e->out);
+    close_frame(e, out, f, doc, fn_signature(e, f), body, nbody);
 }
 
 /* ---------------------------------------------------------------- init */
