@@ -77,7 +77,7 @@ FAILALLOC_WRAP = -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free \
 # ---------------------------------------------------------------- fuzz targets
 # Every tests/fuzz/fuzz_NAME.c defines `int fuzz_NAME(data, size)` (see
 # tests/fuzz/fuzz.h): make test feeds it its kept inputs, make fuzz links
-# it with libFuzzer.
+# it with libFuzzer (and zlib, for the IDX reader).
 FUZZ_SRC     = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES   = $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 FUZZ_OBJ     = $(FUZZ_SRC:tests/%.c=$(BUILD)/tests/%.o) $(FUZZ_HELPERS) \
@@ -222,7 +222,7 @@ fuzz-targets: $(FUZZ_NAMES:%=$(BUILD)/fuzz_%)
 
 $(BUILD)/fuzz_%: tests/fuzz/libfuzzer_main.c $(BUILD)/tests/fuzz/fuzz_%.o \
                  $(FUZZ_HELPERS) $(BUILD)/libbpgen.a $(BUILD)/libbp.a
-	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -DFUZZ_ENTRY=fuzz_$* -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -DFUZZ_ENTRY=fuzz_$* -o $@ $^ -lz $(LDLIBS)
 
 # Builds the targets with clang and runs each for FUZZ_SECONDS seconds.
 fuzz:

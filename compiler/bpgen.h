@@ -410,6 +410,10 @@ void print_expr(FILE *out, const Node *n, bool inline_values);
  * (then ending in " ..."): for comments, at a cost bounded by the limit. */
 void print_expr_brief(FILE *out, const Node *n, size_t limit);
 
+/* n's text (malloc'd), or NULL when it would be longer than limit
+ * characters; the work stops at the limit. */
+char *print_expr_within(const Node *n, bool inline_values, size_t limit);
+
 /* The shortest decimal that reads back as the same double, without an
  * exponent where a person would not write one (25000, not 2.5e+04). */
 void print_number(char out[64], double v);
@@ -718,7 +722,11 @@ typedef struct {
     bool leaf;           /* parameter or input */
     DxUse *uses;  int nuses;
     Dx *closed;          /* the adjoint in the model's names, no tokens (NULL
-                            when derived without closed forms) */
+                            when derived without closed forms); past
+                            EXPLAIN_CLOSED_LIMIT characters, the variable's
+                            own token (then closed_cut) */
+    bool closed_cut;
+    const char *closed_text;   /* closed as dx_text writes it, when not cut */
 } DxVar;
 
 typedef struct {
@@ -733,6 +741,13 @@ typedef struct {
  * prints them; --dot and the comments of generated code need only the
  * chain rule. */
 Derivation *explain_derive(Arena *a, Model *m, bool closed_forms);
+
+/* The longest closed form --explain writes out, in characters. A longer
+ * one (a deep model's: each layer adds factors, and a value used twice
+ * can double the text) is not written; the closed forms after it name
+ * that adjoint, dL/dh, instead, so each stays below the limit and the
+ * output grows with the model's size, not exponentially with its depth. */
+enum { EXPLAIN_CLOSED_LIMIT = 4096 };
 
 /* `dL/dX = ...`: the chain rule for the variable named X, as the first
  * line of its --explain block says it; NULL when X has no block. */

@@ -1180,6 +1180,17 @@ Derivation *explain_derive(Arena *a, Model *m, bool closed_forms)
             for (int u = 0; u < v->nuses; u++)
                 sum = dx_add(a, sum, substitute(a, d, use_term(a, &v->uses[u])));
             v->closed = simplify(a, sum);
+            /* the text is built by concatenation, its garbage quadratic
+             * in its length: only the result is kept */
+            Arena *scratch = arena_new();
+            const char *text = dx_text(scratch, d, v->closed, NULL);
+            if (strlen(text) > EXPLAIN_CLOSED_LIMIT) {
+                v->closed = dx_adj(a, vi, v->node->shape);
+                v->closed_cut = true;
+            } else {
+                v->closed_text = arena_strdup(a, text);
+            }
+            arena_free(scratch);
         }
         if (!v->leaf && r.var_of[v->node->id] == vi)
             walk(&r, vi);
@@ -1193,6 +1204,7 @@ typedef struct {
     const char *lhs;        /* dL/dX */
     const char **lines;     /* right-hand sides */
     int nlines;
+    const char *note;       /* why a form is missing, or NULL */
 } Block;
 
 static void block_add(Arena *a, Block *b, const char *rhs)
@@ -1259,8 +1271,27 @@ static bool all_scalar(const Model *m)
     return true;
 }
 
-/* What --derivatives prints for a parameter or an input, by name. */
-static const char *derivative_line(Arena *a, const Graph *g, const char *name)
+/* The number of operations in n written out in full, at most cap: a
+ * node used twice counts twice, as the text repeats it. Every operation
+ * writes at least a character, so this tells in time linear in the graph
+ * that a text is too long, where rendering it first could take time
+ * exponential in the model's depth. size[] (one per node, 0 = not yet)
+ * carries what is known between calls. */
+static size_t tree_size(const Node *n, size_t *size, size_t cap)
+{
+    if (size[n->id])
+        return size[n->id];
+    size_t total = 1;
+    if (n->op != OP_INPUT && n->op != OP_PARAM)
+        for (int k = 0; k < n->nin && total <= cap; k++)
+            total += tree_size(n->in[k], size, cap);
+    return size[n->id] = total < cap ? total : cap + 1;
+}
+
+/* What --derivatives prints for a parameter or an input, by name; NULL
+ * when it is longer than EXPLAIN_CLOSED_LIMIT characters. size: for
+ * tree_size, one per node of g, shared by the calls. */
+static const char *derivative_line(Arena *a, const Graph *g, const char *name, size_t *size)
 {
     const Model *m = g->model;
     const Node *grad = NULL;
@@ -1272,15 +1303,13 @@ static const char *derivative_line(Arena *a, const Graph *g, const char *name)
             grad = g->grad_inputs[k];
     if (!grad)
         return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
+    if (tree_size(grad, size, EXPLAIN_CLOSED_LIMIT) > EXPLAIN_CLOSED_LIMIT)
         return NULL;
-    print_expr(f, grad, true);
-    fclose(f);
-    char *s = arena_strdup(a, buf ? buf : "");
-    free(buf);
+    char *text = print_expr_within(grad, true, EXPLAIN_CLOSED_LIMIT);
+    if (!text)
+        return NULL;
+    char *s = arena_strdup(a, text);
+    free(text);
     return s;
 }
 
@@ -1627,6 +1656,7 @@ bool explain_model(Arena *a, Model *m, ExplainFormat format, FILE *out)
         diff_graph(full);
         simp_graph(full);
     }
+    size_t *size = full ? arena_alloc(a, sizeof *size * (size_t)full->nnodes) : NULL;
     Block *blocks = arena_alloc(a, sizeof *blocks * (size_t)(d->nvars + 1));
     for (int vi = 0; vi < d->nvars; vi++) {
         DxVar *v = &d->vars[vi];
@@ -1637,10 +1667,23 @@ bool explain_model(Arena *a, Model *m, ExplainFormat format, FILE *out)
             continue;
         }
         block_add(a, b, chain_text(a, d, v));
-        block_add(a, b, dx_text(a, d, v->closed, NULL));
-        const char *last = full && v->leaf ? derivative_line(a, full, v->name) : NULL;
+        if (v->closed_cut) {
+            b->note = v->leaf ? arena_printf(a, "closed form not written: longer than %d "
+                                                "characters",
+                                             EXPLAIN_CLOSED_LIMIT)
+                              : arena_printf(a, "closed form not written: longer than %d "
+                                                "characters; the closed forms below name %s",
+                                             EXPLAIN_CLOSED_LIMIT, b->lhs);
+            continue;
+        }
+        block_add(a, b, v->closed_text);
+        const char *last = full && v->leaf ? derivative_line(a, full, v->name, size) : NULL;
         if (last)
             block_add(a, b, last);
+        else if (full && v->leaf)
+            b->note = arena_printf(a, "in inputs and parameters alone it is longer than %d "
+                                      "characters: not written",
+                                   EXPLAIN_CLOSED_LIMIT);
     }
 
     if (format == EXPLAIN_TEXT) {
@@ -1660,6 +1703,8 @@ bool explain_model(Arena *a, Model *m, ExplainFormat format, FILE *out)
                 else
                     fprintf(out, "%*s = %s\n", indent, "", b->lines[k]);
             }
+            if (b->note)
+                fprintf(out, "%*s # %s\n", indent, "", b->note);
         }
     } else {
         fprintf(out, "## How reverse mode differentiates %s\n\n", d->loss_name);
@@ -1678,6 +1723,8 @@ bool explain_model(Arena *a, Model *m, ExplainFormat format, FILE *out)
             fputc('\n', out);
             for (int k = 0; k < b->nlines; k++)
                 fprintf(out, "$$ %s = %s $$\n", lhs, tex_of(a, b->lines[k]));
+            if (b->note)
+                fprintf(out, "\nNote: %s.\n", b->note);
         }
     }
     return fflush(out) == 0 && !ferror(out);

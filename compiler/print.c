@@ -91,7 +91,12 @@ static int render(const Printer *p, Buf *b, const Node *n);
  * the precedence of what was written. */
 static int render_at(const Printer *p, Buf *b, const Node *n, int need)
 {
-    Buf tmp = buf_new(b->limit);
+    /* the child gets only what is left of the parent's budget, so that a
+     * shared sub-expression used many times stops being rendered once the
+     * whole is past its limit, instead of once per use */
+    if (b->overflow)
+        return PREC_ATOM;
+    Buf tmp = buf_new(b->limit - b->n);
     int prec = render(p, &tmp, n);
     if (tmp.overflow)
         b->overflow = true;
@@ -443,6 +448,18 @@ void print_expr_brief(FILE *out, const Node *n, size_t limit)
     if (b.overflow)
         fputs(" ...", out);
     free(b.s);
+}
+
+char *print_expr_within(const Node *n, bool inline_values, size_t limit)
+{
+    Printer p = {inline_values};
+    Buf b = buf_new(limit);
+    render(&p, &b, n);
+    if (b.overflow) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
 }
 
 void print_expr(FILE *out, const Node *n, bool inline_values)

@@ -863,9 +863,10 @@ typedef struct {
     int eval_train;             /* default 0: 1 evaluates the training
                                    split after each epoch (loss, accuracy) */
     int stop_on_nan;            /* default 1: fail when a loss is not finite */
-    int verbose;                /* default 1: without on_epoch, print one
-                                   line per epoch to stdout and a progress
-                                   bar on stderr when it is a terminal */
+    int verbose;                /* default 1: a progress bar on stderr
+                                   when it is a terminal (cleared before
+                                   each epoch's report) and, without
+                                   on_epoch, one line per epoch to stdout */
     bp_epoch_fn on_epoch;       /* NULL: print as verbose says */
     void *user;                 /* passed to on_epoch */
     void *scratch;              /* NULL: malloc'd and freed by bp_train */

@@ -374,10 +374,14 @@ int bp_data_load_idx(bp_dataset *out, const char *images_path,
             goto done;
         }
     }
+    /* With 0 rows this can only fail for want of memory; the message says
+     * so with the file's name, as every other one here does. */
     rc = bp_data_create_stored(out, 0, features, classes, classes, o.storage,
-                               err, err_size);
-    if (rc != 0)
+                               NULL, 0);
+    if (rc != 0) {
+        rc = bp_error(rc, err, err_size, "%s: out of memory for %zu rows", images_path, rows);
         goto done;
+    }
     double unit = o.scaling == BP_IDX_UNIT ? 1.0 / 255.0 : 1.0;
     size_t count = rows * (size_t)features;
     if (o.storage == BP_STORE_BYTE) {

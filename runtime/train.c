@@ -527,7 +527,10 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
     for (size_t i = 0; i < train->rows; i++)
         r.idx[i] = i;
 
-    int bar = !c.on_epoch && c.verbose && rank0 && isatty(fileno(stderr));
+    /* The bar is gone before on_epoch runs, so a callback that prints
+     * its own line (or reshapes the data, as examples/fashion_cnn does)
+     * keeps it. */
+    int bar = c.verbose && rank0 && isatty(fileno(stderr));
     int B = c.batch_size, rc = 0;
     size_t batches = (train->rows + (size_t)B - 1) / (size_t)B;
     bp_epoch_report rep;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 /* One call under test: returns its status, checks its own outputs, frees
  * what it made on success. */
@@ -222,6 +223,123 @@ static void test_data_sets(void)
     every_failure("bp_data_split", split);
     every_failure("bp_standardize_fit", standardize);
     bp_data_free(&source);
+}
+
+/* ------------------------------------------------------------------------ */
+/* IDX files: a small pair compressed with gzip, and a plain images file of
+ * more than the reader's first buffer (4 MiB), so that the buffer grows. */
+
+static char *idx_images_gz, *idx_labels_gz, *idx_images_big, *idx_labels_big;
+
+enum { IDX_BIG_ROWS = 5500, IDX_SIDE = 28 };
+
+/* An IDX file of unsigned bytes: dims[0..ndims), then count values
+ * value(i) = (i * 7 + 3) % modulo; gzip-compressed when gz. */
+static char *write_idx(const char *name, int ndims, const unsigned long *dims, int modulo,
+                       int gz)
+{
+    char *path = test_tmp_path(name);
+    size_t count = 1;
+    unsigned char h[4 + 4 * 3] = {0, 0, 0x08, (unsigned char)ndims};
+    for (int k = 0; k < ndims; k++) {
+        count *= dims[k];
+        for (int b = 0; b < 4; b++)
+            h[4 + 4 * k + b] = (unsigned char)(dims[k] >> (24 - 8 * b));
+    }
+    unsigned char *data = malloc(count);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    for (size_t i = 0; i < count; i++)
+        data[i] = (unsigned char)((i * 7 + 3) % (size_t)modulo);
+    int ok;
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        ok = f && gzwrite(f, h, 4 + 4 * (unsigned)ndims) == 4 + 4 * ndims &&
+             gzwrite(f, data, (unsigned)count) == (int)count;
+        ok = (f && gzclose(f) == Z_OK) && ok;
+    } else {
+        FILE *f = fopen(path, "wb");
+        ok = f && fwrite(h, 1, 4 + 4 * (size_t)ndims, f) == 4 + 4 * (size_t)ndims &&
+             fwrite(data, 1, count, f) == count;
+        ok = (f && fclose(f) == 0) && ok;
+    }
+    free(data);
+    CU_ASSERT_FATAL(ok);
+    return path;
+}
+
+static int idx_load(const char *images, const char *labels, bp_storage storage,
+                    size_t want_rows, char *err, size_t size)
+{
+    bp_dataset d;
+    memset(&d, 0xAB, sizeof d);   /* not owned: the loader must overwrite */
+    bp_idx_options o = bp_idx_defaults();
+    o.storage = storage;
+    int rc = bp_data_load_idx(&d, images, labels, &o, err, size);
+    if (rc != 0) {
+        CU_ASSERT(zeroed(&d));
+        /* the message names the file it was reading */
+        if (!(strstr(err, images) || (labels && strstr(err, labels))))
+            fprintf(stderr, "\n  bp_data_load_idx: the message does not name the file: %s\n", err);
+        CU_ASSERT(strstr(err, images) || (labels && strstr(err, labels)));
+        return rc;
+    }
+    CU_ASSERT_EQUAL(d.rows, want_rows);
+    CU_ASSERT_EQUAL(d.classes, labels ? 10 : 0);
+    bp_data_free(&d);
+    return 0;
+}
+
+static int idx_gz_bytes(char *err, size_t size)
+{
+    return idx_load(idx_images_gz, idx_labels_gz, BP_STORE_BYTE, 30, err, size);
+}
+
+static int idx_gz_float(char *err, size_t size)
+{
+    return idx_load(idx_images_gz, idx_labels_gz, BP_STORE_FLOAT, 30, err, size);
+}
+
+static int idx_gz_double(char *err, size_t size)
+{
+    return idx_load(idx_images_gz, idx_labels_gz, BP_STORE_DOUBLE, 30, err, size);
+}
+
+static int idx_gz_no_labels(char *err, size_t size)
+{
+    return idx_load(idx_images_gz, NULL, BP_STORE_FLOAT, 30, err, size);
+}
+
+static int idx_big(char *err, size_t size)
+{
+    return idx_load(idx_images_big, idx_labels_big, BP_STORE_BYTE, IDX_BIG_ROWS, err, size);
+}
+
+static void test_idx(void)
+{
+    unsigned long small[3] = {30, 4, 4}, small_labels[1] = {30};
+    unsigned long big[3] = {IDX_BIG_ROWS, IDX_SIDE, IDX_SIDE}, big_labels[1] = {IDX_BIG_ROWS};
+    idx_images_gz = write_idx("alloc_images.idx.gz", 3, small, 256, 1);
+    idx_labels_gz = write_idx("alloc_labels.idx.gz", 1, small_labels, 10, 1);
+    idx_images_big = write_idx("alloc_images_big.idx", 3, big, 256, 0);
+    idx_labels_big = write_idx("alloc_labels_big.idx", 1, big_labels, 10, 0);
+
+    every_failure("bp_data_load_idx (gzip, bytes)", idx_gz_bytes);
+    every_failure("bp_data_load_idx (gzip, float)", idx_gz_float);
+    every_failure("bp_data_load_idx (gzip, double)", idx_gz_double);
+    every_failure("bp_data_load_idx (gzip, images only)", idx_gz_no_labels);
+    /* the images' buffer grows past its first 4 MiB: one more allocation */
+    long n_big = every_failure("bp_data_load_idx (4.3 MB of pixels)", idx_big);
+    failalloc_start(0, false);
+    char err[512];
+    CU_ASSERT_EQUAL(idx_gz_bytes(err, sizeof err), 0);
+    long n_small = failalloc_stop();
+    CU_ASSERT(n_big > n_small);
+
+    char *paths[4] = {idx_images_gz, idx_labels_gz, idx_images_big, idx_labels_big};
+    for (int i = 0; i < 4; i++) {
+        remove(paths[i]);
+        free(paths[i]);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -605,6 +723,7 @@ void register_alloc(void)
     CU_pSuite s = CU_add_suite("allocation failure", write_csvs, free_csvs);
     CU_add_test(s, "CSV loading", test_csv);
     CU_add_test(s, "data sets: create, subset, filter, split, standardise", test_data_sets);
+    CU_add_test(s, "IDX loading: gzip, bytes, float, double, a growing buffer", test_idx);
     CU_add_test(s, "training, evaluation, prediction, gradient check", test_training);
     CU_add_test(s, "weights and safetensors: save keeps the old file, load keeps theta",
                 test_weights);

@@ -15,6 +15,7 @@
 
 #include <CUnit/CUnit.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -640,6 +641,80 @@ static void put_values(FILE *f, const double *v, size_t n)
         fprintf(f, "%.17g\n", v[i]);
 }
 
+/* The window's winner by the contract's rule, in double: the first NaN,
+ * else the first maximal value in row-major order. */
+static size_t rule_argmax(const double *plane, int w, int k, int i, int j)
+{
+    size_t best = SIZE_MAX;
+    for (int u = 0; u < k; u++)
+        for (int v = 0; v < k; v++) {
+            size_t at = (size_t)(i * k + u) * (size_t)w + (size_t)(j * k + v);
+            if (isnan(plane[at]))
+                return at;
+            if (best == SIZE_MAX || plane[at] > plane[best])
+                best = at;
+        }
+    return best;
+}
+
+/* 2×2 windows have a path of their own (plain loops, without branches);
+ * it must choose exactly as the rule does where choosing is hard: values
+ * from {-1, -0, +0, 1} (ties everywhere, and -0 against +0, which compare
+ * equal but differ in sign), with a NaN in some planes. Odd sizes leave a
+ * row and a column over. Float and double, value and gradient bit for bit
+ * (the sign of a zero included). */
+static void test_maxpool2_ties(void)
+{
+    enum { N = 2, C = 3, H = 7, W = 9, OH = H / 2, OW = W / 2 };
+    enum { NX = N * C * H * W, NY = N * C * OH * OW };
+    static const double values[4] = {-1, -0.0, 0.0, 1};
+    double x[NX], g[NY], y[NY], dx[NX], want_y[NY], want_dx[NX];
+    float xf[NX], gf[NY], yf[NY], dxf[NX];
+    bp_rng r;
+    bp_rng_seed(&r, 77);
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < NX; i++)
+            x[i] = values[bp_rng_next(&r) % 4];
+        /* a NaN in plane 1 (first in its window) and plane 4 (last) */
+        x[1 * H * W + 2 * W + 2] = NAN;
+        x[4 * H * W + 3 * W + 5] = NAN;
+        for (int i = 0; i < NY; i++)
+            g[i] = i + 1;
+        memset(want_dx, 0, sizeof want_dx);
+        for (int pl = 0; pl < N * C; pl++)
+            for (int i = 0; i < OH; i++)
+                for (int j = 0; j < OW; j++) {
+                    size_t a = rule_argmax(x + pl * H * W, W, 2, i, j);
+                    int yi = (pl * OH + i) * OW + j;
+                    want_y[yi] = x[pl * H * W + (int)a];
+                    want_dx[pl * H * W + (int)a] = g[yi];
+                }
+        for (int i = 0; i < NX; i++)
+            xf[i] = (float)x[i];
+        for (int i = 0; i < NY; i++)
+            gf[i] = (float)g[i];
+        fill_nan_d(y, NY), fill_nan_d(dx, NX), fill_nan_f(yf, NY), fill_nan_f(dxf, NX);
+        bp_maxpool2d_d(N, C, H, W, 2, x, y);
+        bp_maxpool2d_grad_d(N, C, H, W, 2, x, g, dx);
+        bp_maxpool2d_f(N, C, H, W, 2, xf, yf);
+        bp_maxpool2d_grad_f(N, C, H, W, 2, xf, gf, dxf);
+        int wrong = 0;
+        for (int i = 0; i < NY; i++) {
+            if (isnan(want_y[i]))
+                wrong += !isnan(y[i]) || !isnan(yf[i]);
+            else
+                wrong += y[i] != want_y[i] || signbit(y[i]) != signbit(want_y[i]) ||
+                         yf[i] != (float)want_y[i] || !signbit(yf[i]) != !signbit(want_y[i]);
+        }
+        for (int i = 0; i < NX; i++)
+            wrong += dx[i] != want_dx[i] || dxf[i] != (float)want_dx[i];
+        if (wrong)
+            fprintf(stderr, "\nmaxpool 2x2, round %d: %d values differ from the rule\n", round,
+                    wrong);
+        CU_ASSERT_EQUAL(wrong, 0);
+    }
+}
+
 /* Reads the next line of numbers into v (n of them); 0 on success. */
 static int get_line(FILE *f, double *v, size_t n)
 {
@@ -757,5 +832,6 @@ void register_conv(void)
     CU_add_test(s, "grad_kernel, grad_bias: alpha and beta", test_alpha_beta);
     CU_add_test(s, "pooling against the formula and finite differences", test_pool_reference);
     CU_add_test(s, "maxpool ties and NaN", test_maxpool_ties);
+    CU_add_test(s, "maxpool 2x2: ties, signed zeros, NaN", test_maxpool2_ties);
     CU_add_test(s, "against PyTorch", test_pytorch);
 }

@@ -608,6 +608,70 @@ static void test_shared_paths_stay_short(void)
     CU_ASSERT(check_model("xs_paths", source, false) > 60);
 }
 
+/* A deep scalar model, h1 = tanh(w1 * x + b1) ... hN, each layer using the
+ * one before once (chain) or twice (two paths: ... * h(k-1)). */
+static char *deep_model(int layers, bool two_paths)
+{
+    size_t cap = (size_t)layers * 96 + 128, len = 0;
+    char *s = malloc(cap);
+    len += (size_t)snprintf(s + len, cap - len, "input x\ninput t\n");
+    for (int k = 1; k <= layers; k++)
+        len += (size_t)snprintf(s + len, cap - len, "param w%d = 0.5\nparam b%d\n", k, k);
+    for (int k = 1; k <= layers; k++) {
+        char prev[16];
+        snprintf(prev, sizeof prev, k == 1 ? "x" : "h%d", k - 1);
+        len += (size_t)snprintf(s + len, cap - len, "h%d = tanh(w%d * %s + b%d)%s%s\n", k, k,
+                                prev, k, two_paths ? " * " : "", two_paths ? prev : "");
+    }
+    snprintf(s + len, cap - len, "output h%d\nloss L = (h%d - t)^2\n", layers, layers);
+    return s;
+}
+
+/* --explain of a 300-layer model: before the limit on closed forms it ran
+ * for minutes into tens of GB (a chain), or forever (two paths: the text
+ * doubles with each layer). Now every line stays within the limit, the
+ * cut is said, and the closed forms after it name the cut adjoint. */
+static void expect_bounded(const char *name, bool two_paths)
+{
+    char *source = deep_model(300, two_paths);
+    char *out = NULL;
+    CU_ASSERT_EQUAL(test_bpgen(name, source, "--explain", &out, NULL), 0);
+    size_t longest = 0, total = out ? strlen(out) : 0;
+    for (const char *p = out; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        longest = len > longest ? len : longest;
+        p += len + (eol ? 1 : 0);
+    }
+    /* a line is its left side (dL/dw300, 9 characters, padded) and at most
+     * EXPLAIN_CLOSED_LIMIT characters of expression */
+    CU_ASSERT(longest <= 4096 + 16);
+    CU_ASSERT(total > 0 && total < ((size_t)4 << 20));
+    const char *cut = out ? strstr(out, "# closed form not written: longer than 4096 characters; "
+                                        "the closed forms below name dL/dh")
+                          : NULL;
+    CU_ASSERT_PTR_NOT_NULL(cut);
+    CU_ASSERT(out && strstr(out, "# in inputs and parameters alone it is longer than 4096 "
+                                 "characters: not written\n"));
+    if (cut) {
+        int k = atoi(strstr(cut, "dL/dh") + 5);
+        /* a later closed form (a continuation line) starts from the named adjoint */
+        char *from = test_format("  = dL/dh%d * ", k);
+        CU_ASSERT(strstr(cut, from) != NULL);
+        free(from);
+    }
+    if (!out || longest > 4096 + 16 || !cut)
+        fprintf(stderr, "\n[%s] %zu bytes, longest line %zu\n", name, total, longest);
+    free(out);
+    free(source);
+}
+
+static void test_deep_models_stay_bounded(void)
+{
+    expect_bounded("xd_chain", false);
+    expect_bounded("xd_two_paths", true);
+}
+
 /* Convolution, pooling, flatten and layernorm: their gradients have no
  * .net spelling, so the lines name the compiler's operations
  * (conv2d_grad_kernel(...)) and are checked for form, not evaluated. */
@@ -841,6 +905,7 @@ void register_explain(void)
     CU_add_test(s, "convolution, pooling, flatten, layernorm", test_kernels);
     CU_add_test(s, "shared paths: factored, short, right", test_shared_paths_stay_short);
     CU_add_test(s, "ones are short", test_ones_are_short);
+    CU_add_test(s, "300 layers: bounded, the cut said", test_deep_models_stay_bounded);
     CU_add_test(s, "markdown has every line", test_markdown_matches_text);
     CU_add_test(s, "tutorial quotes what bpgen prints", test_tutorial_quotes_explain);
     CU_add_test(s, "usage and model errors", test_usage);

@@ -14,7 +14,7 @@
  *     file of tests/fuzz/regressions/NAME/ and tests/fuzz/corpus/NAME/,
  *     with the project's normal compiler and no libFuzzer.
  * The Makefile finds the targets by their file names, so a new reader
- * (IDX, ...) gets fuzzed by adding fuzz_NAME.c, a seed corpus in
+ * gets fuzzed by adding fuzz_NAME.c, a seed corpus in
  * corpus/NAME/ and, when it helps, NAME.dict (fuzz_safetensors.c is the
  * shortest example). */
 #ifndef BP_FUZZ_H
@@ -27,6 +27,10 @@
  * lives in $TMPDIR, /dev/shm or /tmp and is removed at exit. Aborts when
  * it cannot be written: that is the harness failing, not the reader. */
 const char *fuzz_file(const unsigned char *data, size_t size);
+
+/* The same for a reader of two files (images and labels): slot 0 is
+ * fuzz_file's file, slot 1 a second one, with its own path. */
+const char *fuzz_file_at(int slot, const unsigned char *data, size_t size);
 
 /* Aborts with a message naming the target and the broken promise. */
 void fuzz_fail(const char *target, const char *what);
