@@ -316,7 +316,10 @@ int bp_gradcheck(const bp_model *m, const void *theta,
  * takes the default for the model's precision: 1e-3 for float (far enough
  * from relu's and max's kinks, and float's rounding noise in the loss,
  * about 1e-7 relative, stays near 1e-4 after dividing by 2·step), 1e-6 for
- * double. max_per_tensor > 0 compares at most that many entries of each
+ * double; an entry whose error is above 1e-3 (float) or 1e-7 (double) is
+ * compared again at step / 4 and keeps the smaller error (a kink spoils
+ * one difference, rarely both; bp_gradcheck does the same). max_per_tensor
+ * > 0 compares at most that many entries of each
  * parameter and wrt input, spread evenly (the first included, and from 2
  * on the last); 0 compares every entry. Returns BP_OK with *report filled, or, for the
  * arguments bp_gradcheck refuses, a NULL scratch or a NULL ws that the

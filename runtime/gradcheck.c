@@ -72,6 +72,26 @@ static double central(const bp_model *m, const check_buffers *b, int n, void *bu
     return (fp - fm) / (vp - vm);
 }
 
+/* The relative error of g against the central difference at `step`; where
+ * it is above `recheck`, also at step / 4, and the smaller of the two: a
+ * relu, max or pooling kink between v - step and v + step spoils one
+ * difference, rarely both, while a wrong g disagrees with both. */
+static double checked_error(const bp_model *m, const check_buffers *b, int n, void *buf,
+                            size_t i, double step, double recheck, double g, double *fd)
+{
+    *fd = central(m, b, n, buf, i, step);
+    double err = rel_error(g, *fd);
+    if (err > recheck) {
+        double fd2 = central(m, b, n, buf, i, step / 4);
+        double err2 = rel_error(g, fd2);
+        if (err2 < err) {
+            err = err2;
+            *fd = fd2;
+        }
+    }
+    return err;
+}
+
 /* The k-th of `count` entries checked out of `size`: every entry when
  * count >= size, else count entries spread evenly, first and last
  * included. */
@@ -91,6 +111,8 @@ static void compare(const bp_model *m, const void *theta, const void *const inpu
 {
     int rs = m->real_size;
     size_t np = m->num_params;
+    /* a tenth of the self-test's tolerance: errors below it stand */
+    double recheck = rs == 4 ? 1e-3 : 1e-7;
     if (np)
         memcpy(b->theta, theta, np * rs);
     /* NaN shows up any entry that backward forgets to write. */
@@ -124,8 +146,9 @@ static void compare(const bp_model *m, const void *theta, const void *const inpu
                 note(r, g == 0 ? 0.0 : 1.0, t->name, i, g, 0.0);
                 continue;
             }
-            double fd = central(m, b, n, b->theta, at, step);
-            note(r, rel_error(g, fd), t->name, i, g, fd);
+            double fd;
+            double err = checked_error(m, b, n, b->theta, at, step, recheck, g, &fd);
+            note(r, err, t->name, i, g, fd);
         }
     }
     for (int k = 0; k < m->num_inputs; k++) {
@@ -137,8 +160,9 @@ static void compare(const bp_model *m, const void *theta, const void *const inpu
         for (size_t c = 0; c < count; c++) {
             size_t i = spread(c, count, len);
             double g = bp_real_get(b->gin[k], rs, i);
-            double fd = central(m, b, n, (void *)b->in[k], i, step);
-            note(r, rel_error(g, fd), t->name, i, g, fd);
+            double fd;
+            double err = checked_error(m, b, n, (void *)b->in[k], i, step, recheck, g, &fd);
+            note(r, err, t->name, i, g, fd);
         }
     }
     if (r->name)
