@@ -442,6 +442,8 @@ typedef struct {
      * made for a .net statement, and `#line` back to c_path after it */
     bool line_directives;
     const char *c_path;         /* the .c file as -o names it */
+    bool selftest;              /* --selftest: M_selftest and its scratch size */
+    bool check_finite;          /* --check-finite: every value written is checked */
 } EmitOptions;
 
 /* The three functions the generated file defines. */
@@ -608,6 +610,8 @@ typedef struct {
 typedef struct {
     StepKind kind;
     Node *node;           /* the value computed (NULL for copies out) */
+    bool check_finite;    /* --check-finite: every value it wrote is then
+                             checked (emit/debug.c) */
     GemmStep gemm;
     KernelStep kernel;
     LoopStep loop;

@@ -508,8 +508,11 @@ void lower_steps(Plan *p)
         int cap = p->norder[f] + epilogue_count(p, (PlanFn)f);
         p->steps[f] = arena_alloc(p->arena, sizeof(Step) * (size_t)(cap + 1));
         int count = 0;
-        for (int k = 0; k < p->norder[f]; k++)
-            step_of(p, (PlanFn)f, &p->steps[f][count++], p->order[f][k]);
+        for (int k = 0; k < p->norder[f]; k++) {
+            step_of(p, (PlanFn)f, &p->steps[f][count], p->order[f][k]);
+            /* every step computing a value writes it to its buffer */
+            p->steps[f][count++].check_finite = p->opt.check_finite;
+        }
         p->nsteps[f] = epilogue(p, (PlanFn)f, p->steps[f], count);
         group_steps(p, (PlanFn)f);
     }

@@ -25,6 +25,7 @@ typedef struct {
     const char *model_path;
     const char *out_path;
     bool check_only, derivatives, with_main, line_directives;
+    bool selftest, check_finite;
     int explain;        /* 0, or 1 + ExplainFormat */
     int dot;            /* 0, 1 forward, 2 backward */
     Precision precision;
@@ -60,6 +61,10 @@ static void usage(FILE *out)
           "  --precision=double    values are double\n"
           "  --main                add a main() that reads values on standard input\n"
           "                        and prints the loss and gradients\n"
+          "  --selftest            add M_selftest(), which checks the gradients against\n"
+          "                        finite differences at a given point (no malloc)\n"
+          "  --check-finite        forward, backward and predict check every value they\n"
+          "                        write; M_nonfinite(ws) names the first NaN or inf\n"
           "  --line-directives     write #line directives so that compiler messages and\n"
           "                        debuggers point at the .net statement of each step\n"
           "  --report              print what each generated function and step costs:\n"
@@ -124,6 +129,10 @@ static int parse_options(int argc, char **argv, Options *o)
             return usage_error("unknown graph '%s' (use --dot or --dot=backward)", a);
         } else if (!strcmp(a, "--main")) {
             o->with_main = true;
+        } else if (!strcmp(a, "--selftest")) {
+            o->selftest = true;
+        } else if (!strcmp(a, "--check-finite")) {
+            o->check_finite = true;
         } else if (!strcmp(a, "--line-directives")) {
             o->line_directives = true;
         } else if (!strcmp(a, "--precision=float")) {
@@ -496,7 +505,8 @@ static int compile(Arena *a, const Options *o)
 
     EmitOptions eo = {o->precision, o->with_main,
                       o->out_path ? base_name(header_path(a, o->out_path)) : NULL,
-                      PLACE_AUTO, o->line_directives, o->out_path};
+                      PLACE_AUTO, o->line_directives, o->out_path, o->selftest,
+                      o->check_finite};
     Plan *plan = lower_graph(a, g, &eo);
     lap(&clock, "lower");
     if (dumping(o, "lower")) {
@@ -518,8 +528,7 @@ static int compile(Arena *a, const Options *o)
 
 int main(int argc, char **argv)
 {
-    Options o = {NULL, NULL, false, false, false, false, 0, 0, PREC_FLOAT, NULL, COLOR_AUTO,
-                 false, false, 0, false};
+    Options o = {.precision = PREC_FLOAT, .color = COLOR_AUTO};
     int status = parse_options(argc, argv, &o);
     if (status >= 0)
         return status;

@@ -457,6 +457,8 @@ static void dump_node_step(FILE *out, const Plan *p, PlanFn f, const Step *st)
         fprintf(out, "  ; %s", n->label);
     fputc('\n', out);
     dump_detail(out, st);
+    if (st->check_finite)
+        fputs("      then every value checked (--check-finite)\n", out);
 }
 
 static void dump_group(FILE *out, const StepGroup *g)

@@ -18,7 +18,8 @@
  * comments ask for): the rng, fill, gemm, shuffle and standardise-rows
  * helpers, bp_batch_fill, bp_optim_init, bp_optim_state_size,
  * bp_optim_lr, bp_version, bp_strerror, the *_defaults and *_free
- * functions (and bp_epoch_print, a callback whose int means "stop").
+ * functions, bp_selftest_scratch_size, the bp_nonfinite_* functions (and
+ * bp_epoch_print, a callback whose int means "stop").
  */
 #ifndef BP_H
 #define BP_H
@@ -306,6 +307,86 @@ void bp_avgpool2d_grad_d(int n, int c, int h, int w, int k, const double *dy,
 int bp_gradcheck(const bp_model *m, const void *theta,
                  const void *const inputs[], int n, double step, double *worst,
                  char *where, size_t where_size);
+
+/* The self-test (bpgen --selftest generates M_selftest, which calls it):
+ * the comparison of bp_gradcheck, without allocating. It works in `ws`
+ * (m->workspace_size(n) bytes) and `scratch` (bp_selftest_scratch_size(m,
+ * n) bytes, the generated M_SELFTEST_SCRATCH_SIZE(n); aligned as malloc
+ * aligns), both caller-owned; theta and inputs are only read. `step` 0
+ * takes the default for the model's precision: 1e-3 for float (far enough
+ * from relu's and max's kinks, and float's rounding noise in the loss,
+ * about 1e-7 relative, stays near 1e-4 after dividing by 2·step), 1e-6 for
+ * double; an entry whose error is above 1e-3 (float) or 1e-7 (double) is
+ * compared again at step / 4 and keeps the smaller error (a kink spoils
+ * one difference, rarely both; bp_gradcheck does the same). max_per_tensor
+ * > 0 compares at most that many entries of each
+ * parameter and wrt input, spread evenly (the first included, and from 2
+ * on the last); 0 compares every entry. Returns BP_OK with *report filled, or, for the
+ * arguments bp_gradcheck refuses, a NULL scratch or a NULL ws that the
+ * model needs, BP_ERR_ARG (BP_ERR_ARG too when report is NULL) with the
+ * message in report->message and report->worst = HUGE_VAL. */
+typedef struct {
+    double worst;        /* the worst relative error |g - fd| / max(1, |g|, |fd|);
+                            HUGE_VAL where either is not finite */
+    const char *name;    /* where: the parameter's or wrt input's .net name;
+                            NULL when nothing was compared */
+    size_t index;        /* flat row-major index in that tensor (an input's
+                            is sample-major over the batch) */
+    double analytic;     /* backward's gradient there */
+    double numeric;      /* the central difference there */
+    size_t checked;      /* entries compared */
+    int status;          /* BP_OK, or why nothing was compared */
+    char message[160];   /* "W1[3] analytic 0.123 numeric 0.124", or the error */
+} bp_selftest_report;
+
+/* Bytes of scratch bp_selftest needs for a batch of n: 2·max(1, num_inputs)
+ * pointers rounded up to a multiple of 16 bytes, plus real_size ·
+ * (2·num_params + 2·n·W), W the values per sample of all wrt inputs
+ * together. 0 when m or n is unusable. */
+size_t bp_selftest_scratch_size(const bp_model *m, int n);
+int bp_selftest(const bp_model *m, const void *theta, const void *const inputs[], int n,
+                void *ws, void *scratch, double step, size_t max_per_tensor,
+                bp_selftest_report *report);
+
+/* ------------------------------------------------------------------------ */
+/* finite.c — what bpgen --check-finite adds to generated code: forward,
+ * backward and predict check every value they write (each step's result,
+ * and each named value computed inside a loop) and note the first that is
+ * NaN or infinite in a bp_nonfinite kept at the start of the workspace.
+ * M_nonfinite(ws) returns it (NULL when every value was finite since the
+ * last M_forward or M_predict, which clear it); bp_nonfinite_message
+ * writes it as one line. */
+typedef struct {
+    const char *function;  /* "forward", "backward" or "predict"; NULL: every
+                              value was finite */
+    const char *name;      /* the value's .net name ("h", "dL/dh"), or a
+                              nameless one's name in the C ("t7") */
+    const char *equation;  /* the step that wrote it, as the first line of the
+                              comment above it in the C: its .net line and
+                              equation, "m.net:4  h = log(x * w)" */
+    long sample;           /* its sample in the batch; -1: shared by the batch */
+    long index;            /* its element in the sample, row-major */
+    double value;          /* NaN, inf or -inf */
+} bp_nonfinite;
+
+/* The bytes generated code reserves for the record at the start of ws. */
+#define BP_NONFINITE_BYTES ((sizeof(bp_nonfinite) + 15) / 16 * 16)
+
+/* Forgets any value noted. */
+void bp_nonfinite_clear(bp_nonfinite *found);
+/* Notes one value unless an earlier one was noted (the first one wins). */
+void bp_nonfinite_note(bp_nonfinite *found, const char *function, const char *name,
+                       const char *equation, double value, long sample, long index);
+/* Notes the first non-finite of `values` (real_size 4 or 8): `rows`
+ * samples of `size` values each, or with rows 0 one copy shared by the
+ * batch. Nothing when an earlier value was noted. */
+void bp_nonfinite_scan(bp_nonfinite *found, const char *function, const char *name,
+                       const char *equation, const void *values, int real_size, long rows,
+                       long size);
+/* One line: "forward: h[5] of sample 2 is -inf (m.net:4  h = log(x * w))",
+ * "backward: dL/dW[3] is nan (...)" for a shared value, or "every value was
+ * finite"; found may be NULL (every value was finite). Cut to out_size. */
+void bp_nonfinite_message(const bp_nonfinite *found, char *out, size_t out_size);
 
 /* ------------------------------------------------------------------------ */
 /* optim.c — optimisers over the flat parameter vector, following

@@ -15,6 +15,9 @@
  * skipped. */
 FILE *bp_create_temp(const char *path, char **tmp_path)
 {
+    /* shared by the threads that save at once: taken atomically, so
+     * each gets its own number (O_EXCL would catch a repeat, but the
+     * unguarded count was a data race) */
     static unsigned long counter;
     *tmp_path = NULL;
     size_t size = strlen(path) + 64;
@@ -24,7 +27,8 @@ FILE *bp_create_temp(const char *path, char **tmp_path)
         return NULL;
     }
     for (int attempt = 0; attempt < 1000; attempt++) {
-        snprintf(tmp, size, "%s.tmp%ld-%lu", path, (long)getpid(), counter++);
+        unsigned long number = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+        snprintf(tmp, size, "%s.tmp%ld-%lu", path, (long)getpid(), number);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
         if (fd < 0 && errno == EEXIST)
             continue;

@@ -1,18 +1,26 @@
 /* test_save.c — files written under pressure, in both formats (weights,
- * safetensors): two processes saving to one path at once, saves that fail half way (a full disk,
- * simulated with RLIMIT_FSIZE; a read-only folder), and bpgen's output
- * when the disk is full. Each time the target holds either its old
- * contents or a complete new file, and no temporary file is left. */
+ * safetensors): processes and threads saving to one path at once, saves
+ * that fail half way (a full disk, simulated with RLIMIT_FSIZE and, where
+ * a private tmpfs can be mounted, a real one; a read-only folder, by
+ * permissions and by a read-only file system, which stops root too), and
+ * bpgen's output on a full disk or a read-only file system. Each time the
+ * target holds either its old contents or a complete new file, and no
+ * temporary file is left. */
+#define _GNU_SOURCE   /* unshare(), for a tmpfs only this test's child sees */
 #include "bp.h"
 #include "support.h"
 
 #include <CUnit/CUnit.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -279,6 +287,151 @@ static void folder_in_the_way(void)
     free(dir);
 }
 
+/* Two threads of one process saving to one path at once (the temporary
+ * names must differ between threads too), while the main thread loads. */
+static void *thread_writer(void *arg)
+{
+    long w = (long)arg;
+    double *theta = malloc(sizeof(double) * N);
+    if (!theta)
+        return (void *)1;
+    fill(theta, 1000.0 * (double)w);
+    char err[256];
+    long failed = 0;
+    for (int i = 0; i < SAVES && !failed; i++)
+        if (fmt->save(shared_path, model(), theta, err, sizeof err) != 0) {
+            fprintf(stderr, "\n  %s thread %ld: %s\n", fmt->name, w, err);
+            failed = 1;
+        }
+    free(theta);
+    return (void *)failed;
+}
+
+static void threads_saving(void)
+{
+    shared_path = test_tmp_path("threads.weights");
+    double theta[N];
+    fill(theta, 0);
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(fmt->save(shared_path, model(), theta, err, sizeof err), 0);
+    pthread_t threads[2];
+    int started = 0;
+    for (long w = 1; w <= 2; w++)
+        started += pthread_create(&threads[w - 1], NULL, thread_writer, (void *)w) == 0;
+    CU_ASSERT_EQUAL(started, 2);
+    for (int i = 0; i < 50; i++) {
+        CU_ASSERT_EQUAL(fmt->load(shared_path, model(), theta, err, sizeof err), 0);
+        double v = filled_with(theta);
+        CU_ASSERT(v == 0 || v == 1000 || v == 2000);
+    }
+    for (int w = 0; w < started; w++) {
+        void *failed = NULL;
+        CU_ASSERT_EQUAL(pthread_join(threads[w], &failed), 0);
+        CU_ASSERT_PTR_NULL(failed);
+    }
+    CU_ASSERT_EQUAL(count_files(TEST_TMP, "threads.weights"), 1);  /* no temporaries */
+    remove(shared_path);
+    free(shared_path);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A real full disk and a real read-only file system: a small tmpfs that
+ * only a child process sees (its own mount namespace; as root, or with
+ * CAP_SYS_ADMIN). Where none can be mounted the child says so and exits
+ * with NO_TMPFS, and the test reports that it could not run (the
+ * simulated full disk above still runs). */
+
+enum { NO_TMPFS = 77 };
+static char *tmpfs_dir;
+
+/* In the child: a tmpfs of `kib` KiB at tmpfs_dir, private to it. */
+static int mount_private_tmpfs(int kib)
+{
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return -1;
+    char opts[32];
+    snprintf(opts, sizeof opts, "size=%dk,mode=0777", kib);
+    return mount("tmpfs", tmpfs_dir, "tmpfs", 0, opts);
+}
+
+/* Remounts the tmpfs read-only: writes fail with EROFS, even for root. */
+static int remount_read_only(void)
+{
+    return mount("tmpfs", tmpfs_dir, "tmpfs", MS_REMOUNT | MS_RDONLY, NULL);
+}
+
+/* The old file (fill 7) saved, then `fn` makes the next save fail; the
+ * save must report `expected_errno` and leave the old file. */
+static int failing_save_on_tmpfs(int kib, int (*fn)(void), int expected_errno)
+{
+    if (mount_private_tmpfs(kib) != 0)
+        return NO_TMPFS;
+    char *path = test_format("%s/old.weights", tmpfs_dir);
+    double theta[N];
+    fill(theta, 7);
+    char err[256] = "";
+    if (fmt->save(path, model(), theta, err, sizeof err) != 0) {
+        fprintf(stderr, "\n  the old file does not fit: %s\n", err);
+        return 3;
+    }
+    if (fn && fn() != 0)
+        return 4;
+    fill(theta, 5000);
+    if (fmt->save(path, model(), theta, err, sizeof err) == 0)
+        return 1;
+    if (!strstr(err, path) || !strstr(err, strerror(expected_errno))) {
+        fprintf(stderr, "\n  unexpected message: %s\n", err);
+        return 2;
+    }
+    double back[N];
+    if (fmt->load(path, model(), back, err, sizeof err) != 0 || filled_with(back) != 7) {
+        fprintf(stderr, "\n  the old file is damaged: %s\n", err);
+        return 5;
+    }
+    if (count_files(tmpfs_dir, "old.weights") != 1)
+        return 6;   /* a temporary was left */
+    free(path);
+    return 0;
+}
+
+/* 48 KiB: the old file (32 KiB of values) fits, a second copy does not. */
+static int full_tmpfs_child(void *arg)
+{
+    (void)arg;
+    return failing_save_on_tmpfs(48, NULL, ENOSPC);
+}
+
+static int read_only_tmpfs_child(void *arg)
+{
+    (void)arg;
+    return failing_save_on_tmpfs(128, remount_read_only, EROFS);
+}
+
+static void on_tmpfs(int (*child)(void *), const char *what)
+{
+    tmpfs_dir = test_tmp_path("tmpfs");
+    mkdir(tmpfs_dir, 0777);
+    int rc = in_child(child, NULL);
+    if (rc == NO_TMPFS)
+        fprintf(stderr, "\n  (%s: no private tmpfs can be mounted here; not run) ", what);
+    else
+        CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(count_files(tmpfs_dir, "old.weights"), 0);   /* it was the child's */
+    rmdir(tmpfs_dir);
+    free(tmpfs_dir);
+}
+
+static void full_tmpfs(void)
+{
+    on_tmpfs(full_tmpfs_child, "a full disk");
+}
+
+static void read_only_tmpfs(void)
+{
+    on_tmpfs(read_only_tmpfs_child, "a read-only file system");
+}
+
 /* Each test for both formats. */
 #define BOTH(test)                                       \
     static void test_##test(void)                        \
@@ -293,6 +446,9 @@ BOTH(concurrent_saves)
 BOTH(full_disk)
 BOTH(read_only_folder)
 BOTH(folder_in_the_way)
+BOTH(threads_saving)
+BOTH(full_tmpfs)
+BOTH(read_only_tmpfs)
 
 /* ------------------------------------------------------------------------ */
 /* bpgen's output on a full disk */
@@ -331,6 +487,103 @@ static void test_bpgen_full_disk(void)
     free(model_path);
 }
 
+/* bpgen writing into a small tmpfs, full or read-only: exit status 2, a
+ * message, the old .c and .h as they were, no temporary file. */
+static const char *gen_source =
+    "input x[4]\ninput y[3]\nparam W[3, 4]\nparam b[3]\n"
+    "p = softmax(W · x + b)\noutput p\nloss L = cross_entropy(p, y)\n";
+
+/* Eight bpgen processes writing one output five times each, at once:
+ * each run succeeds, the result is what one alone writes, and no
+ * temporary is left. */
+static void test_bpgen_concurrent(void)
+{
+    char *model_path = test_tmp_path("conc.net");
+    char *out_c = test_tmp_path("conc_out.c");
+    CU_ASSERT_EQUAL_FATAL(test_write_file(model_path, gen_source), 0);
+    char *one = test_format("%s %s -o %s", TEST_BPGEN, model_path, out_c);
+    CU_ASSERT_EQUAL(test_run(one, NULL, NULL), 0);
+    char *alone = test_read_file(out_c, NULL);
+    CU_ASSERT_EQUAL(remove(out_c), 0);
+    char *cmd = test_format("for i in 1 2 3 4 5 6 7 8; do (for k in 1 2 3 4 5; do %s || "
+                            "echo failed; done) & done; wait", one);
+    char *out = NULL;
+    CU_ASSERT_EQUAL(test_run(cmd, &out, NULL), 0);
+    CU_ASSERT(out && !strstr(out, "failed"));
+    char *c = test_read_file(out_c, NULL);
+    CU_ASSERT(c && alone && !strcmp(c, alone));
+    CU_ASSERT_EQUAL(count_files(TEST_TMP, "conc_out."), 2);   /* .c and .h only */
+    free(c);
+    free(alone);
+    free(out);
+    free(cmd);
+    free(one);
+    free(out_c);
+    free(model_path);
+}
+
+static int bpgen_on_tmpfs(int kib, bool read_only, int expected_errno)
+{
+    if (mount_private_tmpfs(kib) != 0)
+        return NO_TMPFS;
+    char *model_path = test_tmp_path("tmpfsgen.net");
+    char *out_c = test_format("%s/out.c", tmpfs_dir);
+    char *out_h = test_format("%s/out.h", tmpfs_dir);
+    if (test_write_file(model_path, gen_source) != 0 ||
+        test_write_file(out_c, "/* precious */\n") != 0 ||
+        test_write_file(out_h, "/* precious header */\n") != 0)
+        return 3;
+    if (read_only && remount_read_only() != 0)
+        return 4;
+    char *cmd = test_format("%s %s -o %s", TEST_BPGEN, model_path, out_c);
+    char *err = NULL;
+    int rc = test_run(cmd, NULL, &err);
+    int status = 0;
+    if (rc != 2 || !err || !strstr(err, "cannot write") || !strstr(err, strerror(expected_errno))) {
+        fprintf(stderr, "\n  bpgen: exit %d, %s\n", rc, err ? err : "");
+        status = 1;
+    }
+    char *c = test_read_file(out_c, NULL);
+    char *h = test_read_file(out_h, NULL);
+    if (!c || strcmp(c, "/* precious */\n") || !h || strcmp(h, "/* precious header */\n"))
+        status = 2;
+    if (count_files(tmpfs_dir, "out") != 2)
+        status = 5;   /* a temporary was left */
+    free(c);
+    free(h);
+    free(err);
+    free(cmd);
+    remove(model_path);
+    free(out_h);
+    free(out_c);
+    free(model_path);
+    return status;
+}
+
+/* 12 KiB: the two old files take two pages, the new .c (about 9 KiB)
+ * does not fit in the rest */
+static int bpgen_full_tmpfs_child(void *arg)
+{
+    (void)arg;
+    return bpgen_on_tmpfs(12, false, ENOSPC);
+}
+
+static int bpgen_read_only_tmpfs_child(void *arg)
+{
+    (void)arg;
+    return bpgen_on_tmpfs(64, true, EROFS);
+}
+
+static void test_bpgen_full_tmpfs(void)
+{
+    on_tmpfs(bpgen_full_tmpfs_child, "bpgen on a full disk");
+}
+
+static void test_bpgen_read_only_tmpfs(void)
+{
+    on_tmpfs(bpgen_read_only_tmpfs_child, "bpgen on a read-only file system");
+}
+
 void register_save(void)
 {
     CU_pSuite s = CU_add_suite("saving files under pressure", NULL, NULL);
@@ -339,4 +592,12 @@ void register_save(void)
     CU_add_test(s, "a read-only folder keeps the old file", test_read_only_folder);
     CU_add_test(s, "a folder in the way: an error, no temporary", test_folder_in_the_way);
     CU_add_test(s, "bpgen on a full disk keeps the old output", test_bpgen_full_disk);
+    CU_add_test(s, "threads saving to one path never collide", test_threads_saving);
+    CU_add_test(s, "bpgen processes writing one output never collide", test_bpgen_concurrent);
+    CU_add_test(s, "a full tmpfs (ENOSPC) keeps the old file", test_full_tmpfs);
+    CU_add_test(s, "a read-only file system (EROFS, root too) keeps the old file",
+                test_read_only_tmpfs);
+    CU_add_test(s, "bpgen on a full tmpfs keeps the old output", test_bpgen_full_tmpfs);
+    CU_add_test(s, "bpgen on a read-only file system keeps the old output",
+                test_bpgen_read_only_tmpfs);
 }

@@ -70,6 +70,10 @@ void emit_header(Emit *e, FILE *h)
     fprintf(h, "void   %s_predict(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
                "                  %s *const outputs[]);\n", M, r, r, r);
     fprintf(h, "extern const bp_model %s_model;\n\n", M);
+    if (e->p->opt.selftest)
+        selftest_header(e, h);
+    if (e->found)
+        nonfinite_header(e, h);
     fputs("#ifdef __cplusplus\n}\n#endif\n\n", h);
     fprintf(h, "#endif\n");
 }

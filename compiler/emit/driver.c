@@ -124,6 +124,8 @@ void emit_main(Emit *e, FILE *out)
     fputs("    if (!ws)\n        goto out_of_memory;\n", out);
     fprintf(out, "    %s loss = %s_forward(theta, in, n, ws);\n", r, M);
     fprintf(out, "    %s_backward(theta, in, n, ws, grad, gi);\n", M);
+    if (e->found)
+        main_report_nonfinite(e, out);
     fprintf(out, "    printf(\"loss %s\\n\", (double)loss);\n", pf);
     fputs("    for (int p = 0; p < model->num_param_tensors; p++)\n", out);
     fprintf(out, "        %s_main_print(\"grad\", model->params[p].name, grad + model->params[p].offset,\n"
@@ -133,6 +135,8 @@ void emit_main(Emit *e, FILE *out)
     fprintf(out, "            %s_main_print(\"grad\", model->inputs[k].name, gi[k],\n"
                  "                          model->inputs[k].size * (size_t)n);\n", M);
     fprintf(out, "    %s_predict(theta, in, n, ws, out);\n", M);
+    if (e->found)
+        main_report_nonfinite(e, out);
     fputs("    for (int k = 0; k < model->num_outputs; k++)\n", out);
     fprintf(out, "        %s_main_print(\"output\", model->outputs[k].name, out[k],\n"
                  "                      model->outputs[k].size * (size_t)n);\n", M);

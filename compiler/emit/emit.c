@@ -128,6 +128,8 @@ bool emit_c(const Plan *p, FILE *c_file, FILE *h_out)
     /* the chain rule only: closed forms are for --explain */
     e.derivation = explain_derive(e.a, e.m, false);
     assign_names(&e);
+    if (p->opt.check_finite)    /* after every .net name, so it takes none */
+        e.found = unique_name(&e, "found");
 
     /* the functions first, into memory: they decide which helpers exist */
     char *fns = NULL;
@@ -172,14 +174,20 @@ bool emit_c(const Plan *p, FILE *c_file, FILE *h_out)
                        "#else\n#define %s_NOINLINE\n#endif\n\n", e.M, e.M);
     emit_init(&e, c_out);
     fprintf(c_out, "/* Bytes of workspace for a batch of n: %ld reals per sample and %ld\n"
-                   " * shared. */\n", p->ws_batched, p->ws_shared);
+                   " * shared%s. */\n", p->ws_batched, p->ws_shared,
+            e.found ? ", after the record of --check-finite" : "");
     fprintf(c_out, "size_t %s_workspace_size(int n)\n{\n", e.M);
     fprintf(c_out, "    size_t rows = n > 0 ? (size_t)n : 0;\n");
-    fprintf(c_out, "    return (%ld * rows + %ld) * sizeof(%s);\n}\n\n", p->ws_batched, p->ws_shared,
-            e.real);
+    if (e.found)
+        nonfinite_workspace_size(&e, c_out);
+    else
+        fprintf(c_out, "    return (%ld * rows + %ld) * sizeof(%s);\n}\n\n", p->ws_batched,
+                p->ws_shared, e.real);
     fwrite(fns, 1, nfns, c_out);
     free(fns);
     emit_model(&e, c_out);
+    if (p->opt.selftest)
+        emit_selftest(&e, c_out);
     if (p->opt.with_main)
         emit_main(&e, c_out);
     if (c_out != c_file) {

@@ -17,6 +17,8 @@
  *   driver.c  the main() of --main
  *   trace.c   each step traced to its .net statement: the file and line
  *             in its comment, a gradient's chain rule, #line directives
+ *   debug.c   what --selftest and --check-finite add: M_selftest, the
+ *             checks after each step and of each named local, M_nonfinite
  */
 #ifndef BPGEN_EMIT_H
 #define BPGEN_EMIT_H
@@ -66,6 +68,7 @@ typedef struct {
     const Derivation *derivation;   /* the chain rule, for gradients' comments */
     const char *source_name;        /* the .net file's name, for comments */
     bool ws_direct;         /* a step addresses the workspace itself (scratch) */
+    const char *found;      /* --check-finite: the local pointing at the record */
     /* the function being written */
     PlanFn f;
     FILE *out;
@@ -120,6 +123,16 @@ void emit_model(Emit *e, FILE *out);
 
 /* ---- driver.c */
 void emit_main(Emit *e, FILE *out);
+
+/* ---- debug.c: --selftest and --check-finite (e->found is set when the
+ * latter is on) */
+void check_local(Emit *e, Ctx *c, Node *n);
+void check_step(Emit *e, Node *y);
+void nonfinite_workspace_size(Emit *e, FILE *out);
+void nonfinite_header(Emit *e, FILE *h);
+void main_report_nonfinite(Emit *e, FILE *out);
+void selftest_header(Emit *e, FILE *h);
+void emit_selftest(Emit *e, FILE *out);
 
 /* ---- trace.c */
 /* `model.net:7  `: the place of something made on .net line `line`

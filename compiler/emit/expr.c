@@ -348,6 +348,8 @@ Ex render(Emit *e, Ctx *c, Node *n, bool top)
     indent_to(c->pre, c->depth);
     fprintf(c->pre, "const %s %s = %s;\n", e->real, e->cname[n->id], d.s);
     fprintf(c->notes, "%s\n", equation(e, n));
+    if (e->found)
+        check_local(e, c, n);
     return ex(e->cname[n->id], PR_ATOM, true);
 }
 

@@ -135,11 +135,18 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
         if (pool == POOL_BATCHED || pool == POOL_SHARED)
             ws_used = true;
     }
-    if (ws_used || e->ws_direct)
+    if (e->found)
+        fprintf(out, "    bp_nonfinite *const %s = (bp_nonfinite *)ws;\n", e->found);
+    if ((ws_used || e->ws_direct) && e->found)   /* the record comes first */
+        fprintf(out, "    %s *const wsr = (%s *)((char *)ws + BP_NONFINITE_BYTES);\n", e->real,
+                e->real);
+    else if (ws_used || e->ws_direct)
         fprintf(out, "    %s *const wsr = (%s *)ws;\n", e->real, e->real);
     for (int k = 0; k < e->nused; k++)
         declare(e, out, e->g->nodes[e->used_ids[k]]);
     fputs("    (void)theta;\n    (void)inputs;\n    (void)n;\n    (void)ws;\n", out);
+    if (e->found)
+        fprintf(out, "    (void)%s;\n", e->found);
     if (f == PF_BACKWARD)
         fputs("    (void)grad;\n    (void)grad_inputs;\n", out);
     if (f == PF_PREDICT)
@@ -188,6 +195,17 @@ static const char *group_doc(Emit *e, PlanFn f, const StepGroup *g)
     return fmt(e, "/* %s. */", comment_text(e, range));
 }
 
+/* Steps first .. first + count - 1 of f, each followed by its finite
+ * check where lowering asked for one (--check-finite). */
+static void emit_steps(Emit *e, PlanFn f, int first, int count)
+{
+    for (int s = first; s < first + count; s++) {
+        emit_traced_step(e, &e->p->steps[f][s]);
+        if (e->p->steps[f][s].check_finite)
+            check_step(e, e->p->steps[f][s].node);
+    }
+}
+
 void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
 {
     const Plan *p = e->p;
@@ -204,8 +222,7 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
         char *body = NULL;
         size_t nbody = 0;
         open_body(e, &body, &nbody);
-        for (int s = g->first; s < g->first + g->count; s++)
-            emit_traced_step(e, &p->steps[f][s]);
+        emit_steps(e, f, g->first, g->count);
         fclose(e->out);
         const char *signature = fmt(e, "static %s_NOINLINE void %s(%s)", e->M, names[k],
                                     fn_params(e, f));
@@ -214,14 +231,15 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
     char *body = NULL;
     size_t nbody = 0;
     open_body(e, &body, &nbody);
+    if (e->found && f != PF_BACKWARD)
+        line(e, 1, "bp_nonfinite_clear(%s);", e->found);
     for (int k = 0; k < p->ngroups[f]; k++) {
         const StepGroup *g = &p->groups[f][k];
         if (!g->in_caller) {
             line(e, 1, "%s(%s);", names[k], fn_args(f));
             continue;
         }
-        for (int s = g->first; s < g->first + g->count; s++)
-            emit_traced_step(e, &p->steps[f][s]);
+        emit_steps(e, f, g->first, g->count);
     }
     fclose(e->out);
     close_frame(e, out, f, doc, fn_signature(e, f), body, nbody);

@@ -4,8 +4,9 @@
  * header, as compiler/main.c runs them. The input's size picks the mode
  * (so every text is tried in one of them, and mutations move it between
  * them): 0 float code, 1 double code with --main and --line-directives,
- * 2 --derivatives, 3 float code with --main and buffers placed in time
- * order (as in models of thousands of buffers).
+ * 2 --derivatives, 3 float code with --main, --selftest and
+ * --check-finite, buffers placed in time order (as in models of
+ * thousands of buffers).
  *
  * Promises checked: no crash, leak or undefined behaviour; a model with
  * errors has at least one message, every message names the file; the
@@ -67,7 +68,8 @@ static void compile(Arena *a, const char *text, size_t len, int mode)
         print_derivatives(c_out, g);
     } else {
         EmitOptions eo = {mode == 1 ? PREC_DOUBLE : PREC_FLOAT, mode != 0, "fuzz.h",
-                          mode == 3 ? PLACE_IN_TIME_ORDER : PLACE_AUTO, mode == 1, "fuzz.c"};
+                          mode == 3 ? PLACE_IN_TIME_ORDER : PLACE_AUTO, mode == 1, "fuzz.c",
+                          mode == 3, mode == 3};
         Plan *plan = lower_graph(a, g, &eo);
         if (!plan_check(plan))
             fail("plan_check failed after lower");
