@@ -26,12 +26,12 @@ void logistic_init(float *theta, unsigned long long seed)
     bp_fill_value(theta + 1, 4, 1, 0.0);
 }
 
-/* Bytes of workspace for a batch of n: 4 reals per sample and 0
+/* Bytes of workspace for a batch of n: 3 reals per sample and 0
  * shared. */
 size_t logistic_workspace_size(int n)
 {
     size_t rows = n > 0 ? (size_t)n : 0;
-    return (4 * rows + 0) * sizeof(float);
+    return (3 * rows + 0) * sizeof(float);
 }
 
 /* The batch loss: the mean over the n samples of the per-sample loss.
@@ -82,9 +82,9 @@ void logistic_backward(const float *theta, const float *const inputs[], int n, v
     const float *const theta1 = theta;
     float *const y = wsr;
     float *const t10 = wsr + 1 * (size_t)n;
-    float *const t17 = wsr + 2 * (size_t)n;
+    float *const d_z = wsr + 2 * (size_t)n;
     float *const d_theta2 = grad + 1;
-    float *const d_x = wsr + 3 * (size_t)n;
+    float *const d_x = wsr;
     float *const d_theta1 = grad;
     (void)theta;
     (void)inputs;
@@ -93,33 +93,30 @@ void logistic_backward(const float *theta, const float *const inputs[], int n, v
     (void)grad;
     (void)grad_inputs;
 
-    /* logistic.net:9  t17 = 1 - y */
-    for (size_t i = 0; i < (size_t)n; i++) {
-        t17[i] = 1.0f - y[i];
-    }
-    /* logistic.net:9  dJ/dz = t17 * t10 * y
+    /* logistic.net:9  dJ/dz = (1 - y) * t10 * y
      * chain rule: dJ/dz = dJ/dy * y * (1 - y) */
+    for (size_t i = 0; i < (size_t)n; i++) {
+        d_z[i] = (1.0f - y[i]) * (y[i] * t10[i]);
+    }
     /* logistic.net:8  dJ/dtheta2 = batch_mean(dJ/dz)
      * chain rule: dJ/dtheta2 = dJ/dz */
     {
         float acc = 0.0f;
         for (size_t s = 0; s < (size_t)n; s++) {
-            const float d_z = t17[s] * (y[s] * t10[s]);
-            acc += d_z;
+            acc += d_z[s];
         }
         d_theta2[0] = acc / (float)n;
     }
-    /* logistic.net:8  dJ/dx = t17 * t10 * y * theta1
-     * chain rule: dJ/dx = dJ/dz * theta1 */
+    /* logistic.net:8  dJ/dx = dJ/dz * theta1 */
     for (size_t i = 0; i < (size_t)n; i++) {
-        d_x[i] = t17[i] * (t10[i] * (theta1[0] * y[i]));
+        d_x[i] = theta1[0] * d_z[i];
     }
-    /* logistic.net:8  dJ/dtheta1 = batch_mean(t17 * t10 * y * x)
+    /* logistic.net:8  dJ/dtheta1 = batch_mean(dJ/dz * x)
      * chain rule: dJ/dtheta1 = dJ/dz * x */
     {
         float acc = 0.0f;
         for (size_t s = 0; s < (size_t)n; s++) {
-            acc += t17[s] * (t10[s] * (x[s] * y[s]));
+            acc += x[s] * d_z[s];
         }
         d_theta1[0] = acc / (float)n;
     }
