@@ -722,7 +722,7 @@ typedef struct {
     const char *name;
     Node *node;
     bool leaf;           /* parameter or input */
-    DxUse *uses;  int nuses;
+    DxUse *uses;  int nuses, uses_cap;
     Dx *closed;          /* the adjoint in the model's names, no tokens (NULL
                             when derived without closed forms); past
                             EXPLAIN_CLOSED_LIMIT characters, the variable's

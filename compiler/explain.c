@@ -1020,13 +1020,17 @@ static int by_id_desc(const void *pa, const void *pb)
 
 static void add_use(Arena *a, DxVar *v, int user, Dx *dx, bool scalar_local)
 {
-    DxUse *uses = arena_alloc(a, sizeof *uses * (size_t)(v->nuses + 1));
-    for (int i = 0; i < v->nuses; i++)
-        uses[i] = v->uses[i];
-    uses[v->nuses].user = user;
-    uses[v->nuses].dx = dx;
-    uses[v->nuses].scalar_local = scalar_local;
-    v->uses = uses;
+    if (v->nuses == v->uses_cap) {
+        /* doubling: a value used by every layer has thousands of uses */
+        v->uses_cap = v->uses_cap ? 2 * v->uses_cap : 4;
+        DxUse *uses = arena_alloc(a, sizeof *uses * (size_t)v->uses_cap);
+        for (int i = 0; i < v->nuses; i++)
+            uses[i] = v->uses[i];
+        v->uses = uses;
+    }
+    v->uses[v->nuses].user = user;
+    v->uses[v->nuses].dx = dx;
+    v->uses[v->nuses].scalar_local = scalar_local;
     v->nuses++;
 }
 

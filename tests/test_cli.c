@@ -114,6 +114,41 @@ static void test_time_passes(void)
     free(err);
 }
 
+/* One parameter pair shared by 5 000 layers: the gradient of w is a sum
+ * of 5 000 terms, written once, every term present. (Its text, the
+ * chain-rule comment and the derivation's list of uses were each rebuilt
+ * per term, quadratic: 20 000 such layers took 23 GB.) Not timed;
+ * bench/README.md has the figures. */
+static void test_shared_parameter_model_compiles(void)
+{
+    enum { LAYERS = 5000 };
+    size_t cap = 48 * (size_t)LAYERS + 64, len = 0;
+    char *src = malloc(cap);
+    len += (size_t)snprintf(src + len, cap - len, "model shared\ninput x\nparam w\nparam b\n"
+                            "h0 = x\n");
+    for (int i = 1; i <= LAYERS; i++)
+        len += (size_t)snprintf(src + len, cap - len, "h%d = tanh(w * h%d + b)\n", i, i - 1);
+    snprintf(src + len, cap - len, "loss L = h%d^2\n", LAYERS);
+    char *out_c = test_format("%s/shared.c", TEST_TMP);
+    char *args = test_format("-o %s", out_c);
+    char *err = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("shared", src, args, NULL, &err), 0);
+    CU_ASSERT_STRING_EQUAL(err ? err : "", "");
+    char *c = test_read_file(out_c, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    const char *at = strstr(c, "d_w[0] = ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    int terms = 1;
+    for (const char *p = at; *p && *p != ';'; p++)
+        terms += p[0] == ' ' && p[1] == '+' && p[2] == ' ';
+    CU_ASSERT_EQUAL(terms, LAYERS);
+    free(c);
+    free(err);
+    free(args);
+    free(out_c);
+    free(src);
+}
+
 /* A model of 20 000 statements (a chain of 6 665 scalar layers, as
  * bench/compile generates, and an output) compiles, with every gradient in the file. Not
  * timed here: `make bench-compile` measures how compile time grows. */
@@ -349,4 +384,5 @@ void register_cli(void)
     CU_add_test(s, "--dump=lower prints the plan", test_golden_plans);
     CU_add_test(s, "--time-passes times every pass", test_time_passes);
     CU_add_test(s, "a 20 000-statement model compiles", test_large_model_compiles);
+    CU_add_test(s, "a parameter shared by 5 000 layers compiles", test_shared_parameter_model_compiles);
 }

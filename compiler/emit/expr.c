@@ -211,6 +211,48 @@ static Ex scaled(Emit *e, Ctx *c, double k, Node *t)
     return ex(fmt(e, "%s * %s", lit_str(e, k), at(e, x, PR_UNARY)), PR_MUL, false);
 }
 
+/* Whether render_add() writes n as `a + b` (no operand it turns into a
+ * subtraction). */
+static bool plain_sum(const Emit *e, Node *n)
+{
+    double k;
+    Node *t;
+    return !negated(e, n->in[1], &k, &t) && !negated(e, n->in[0], &k, &t) &&
+           !(n->in[0]->op == OP_CONST && n->in[0]->value < 0 && n->in[0]->shape.rank == 0);
+}
+
+/* `a + b` where a is itself a plain sum fused here: the whole left-leaning
+ * chain `t1 + t2 + ... + tk` in one growing text, rendered in the order
+ * render_add() would (t1, then t2, ...). A parameter shared by many layers
+ * has a gradient of one term per use; rebuilding the text at each level
+ * cost time and memory quadratic in the terms. */
+static Ex render_long_sum(Emit *e, Ctx *c, Node *n)
+{
+    int count = 1;
+    Node *bottom = n->in[0];
+    while (bottom->op == OP_ADD && plain_sum(e, bottom) && is_inline(e, bottom) &&
+           !has_title(e, bottom)) {
+        count++;
+        bottom = bottom->in[0];
+    }
+    Node **levels = arena_alloc(e->a, sizeof *levels * (size_t)count);
+    Node *level = n;
+    for (int k = count - 1; k >= 0; k--, level = level->in[0])
+        levels[k] = level;          /* levels[0] is the deepest */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out)
+        die("out of memory");
+    fputs(at(e, render(e, c, bottom, false), PR_ADD), out);
+    for (int k = 0; k < count; k++)
+        fprintf(out, " + %s", at(e, render(e, c, levels[k]->in[1], false), PR_MUL));
+    fclose(out);
+    const char *s = arena_strndup(e->a, text, len);
+    free(text);
+    return ex(s, PR_ADD, false);
+}
+
 static Ex render_add(Emit *e, Ctx *c, Node *n)
 {
     Node *a = n->in[0], *b = n->in[1], *t = NULL, *keep = NULL;
@@ -228,6 +270,8 @@ static Ex render_add(Emit *e, Ctx *c, Node *n)
         Ex x = render(e, c, b, false);
         return ex(fmt(e, "%s - %s", at(e, x, PR_ADD), lit_str(e, -a->value)), PR_ADD, false);
     }
+    if (a->op == OP_ADD && plain_sum(e, a) && is_inline(e, a) && !has_title(e, a))
+        return render_long_sum(e, c, n);
     Ex x = render(e, c, a, false), y = render(e, c, b, false);
     return ex(fmt(e, "%s + %s", at(e, x, PR_ADD), at(e, y, PR_MUL)), PR_ADD, false);
 }
