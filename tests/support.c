@@ -111,3 +111,15 @@ int test_bpgen(const char *name, const char *source, const char *args,
     free(file);
     return rc;
 }
+
+char *test_clang_path(void)
+{
+    char *out = NULL;
+    int rc = test_run("command -v clang", &out, NULL);
+    if (rc != 0 || !out || !*out) {
+        free(out);
+        return NULL;
+    }
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}

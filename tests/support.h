@@ -18,6 +18,10 @@ char *test_tmp_path(const char *name);
  * not NULL. Returns the exit status (128+signal when killed, -1 when it
  * could not run). */
 int test_run(const char *cmd, char **out, char **err);
+
+/* Where clang is (malloc'd, without the newline), or NULL when it is not
+ * installed. */
+char *test_clang_path(void);
 /* printf into a fresh buffer. */
 char *test_format(const char *fmt, ...);
 

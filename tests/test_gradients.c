@@ -110,18 +110,6 @@ static const Case cases[] = {
                           "i = int * n + theta\nloss L = sum(i * i) * ws\n"},
 };
 
-static char *clang_path(void)
-{
-    char *out = NULL;
-    int rc = test_run("command -v clang", &out, NULL);
-    if (rc != 0 || !out || !*out) {
-        free(out);
-        return NULL;
-    }
-    out[strcspn(out, "\n")] = '\0';
-    return out;
-}
-
 /* Worst of the err= values in the harness output, or -1 when absent. */
 static double worst_error(const char *out, int *lines)
 {
@@ -246,7 +234,7 @@ static void run_float_vs_double(const Case *c, double limit)
 
 static void test_every_operation(void)
 {
-    char *clang = clang_path();
+    char *clang = test_clang_path();
     CU_ASSERT_PTR_NOT_NULL(clang); /* scripts/install-deps.sh installs it */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run_case(&cases[i], "double", 1e-6, clang);
@@ -276,7 +264,7 @@ static void test_split_model(void)
     }
     char *whole = test_format("%soutput h24\nloss L = mse(h24, y)\n", source);
     Case c = {"split", whole};
-    char *clang = clang_path();
+    char *clang = test_clang_path();
     run_case(&c, "double", 1e-6, clang);
     run_case(&c, "float", 1e-2, clang);
     /* it was split: forward's first group is named after its first layer */
@@ -304,7 +292,7 @@ static void test_every_example(void)
     static const char *const examples[] = {"chain",  "linreg", "logistic", "height",
                                            "xor",    "iris",   "digits",   "finetune",
                                            "digits_cnn"};
-    char *clang = clang_path();
+    char *clang = test_clang_path();
     for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
         char *path = test_format("examples/%s/%s.net", examples[i], examples[i]);
         char *source = test_read_file(path, NULL);

@@ -40,18 +40,6 @@
 /* ------------------------------------------------------------------------ */
 /* Helpers */
 
-static char *clang_path(void)
-{
-    char *out = NULL;
-    int rc = test_run("command -v clang", &out, NULL);
-    if (rc != 0 || !out || !*out) {
-        free(out);
-        return NULL;
-    }
-    out[strcspn(out, "\n")] = '\0';
-    return out;
-}
-
 /* The example models: "examples/NAME/NAME.net" and so on, sorted. */
 static int example_models(char ***paths)
 {
@@ -207,7 +195,7 @@ static void selftest_examples(bool corrupt)
     char **paths = NULL;
     int count = example_models(&paths);
     CU_ASSERT(count >= 10);   /* README lists ten example models */
-    char *clang = clang_path();
+    char *clang = test_clang_path();
     /* a broken backward in float only: its tolerance is the wider one */
     static const char *const precisions[2] = {"float", "double"};
     for (int i = 0; i < count; i++)
