@@ -83,6 +83,9 @@ static void put_number(Buf *b, double v)
 
 typedef struct {
     bool inline_values;
+    const char *const *names;   /* by node id: a name to show instead of the
+                                   expression (NULL: none), or NULL */
+    const Node *defining;       /* the node whose definition is written now */
 } Printer;
 
 static int render(const Printer *p, Buf *b, const Node *n);
@@ -111,8 +114,17 @@ static int render_at(const Printer *p, Buf *b, const Node *n, int need)
 
 static bool shown_by_name(const Printer *p, const Node *n)
 {
+    if (p->names && p->names[n->id] && n != p->defining)
+        return true;
     return n->op == OP_INPUT || n->op == OP_PARAM ||
            (!p->inline_values && n->name && n->op != OP_CONST);
+}
+
+static const char *name_of(const Printer *p, const Node *n)
+{
+    if (p->names && p->names[n->id] && n != p->defining)
+        return p->names[n->id];
+    return n->name ? n->name : "?";
 }
 
 /* ---------------------------------------------------------------- products */
@@ -353,7 +365,7 @@ static int render_sum(const Printer *p, Buf *b, const Node *n)
         if (t->op == OP_CONST) {
             put_number(b, fabs(t->value));
         } else {
-            Buf tmp = buf_new(b->limit);
+            Buf tmp = buf_new(b->limit - b->n);
             int prec = render_product(p, &tmp, fabs(coef), rest);
             bool paren = prec < PREC_PRODUCT; /* a - (b + c) */
             if (paren)
@@ -406,7 +418,7 @@ static int render(const Printer *p, Buf *b, const Node *n)
     if (b->overflow)
         return PREC_ATOM;
     if (shown_by_name(p, n)) {
-        put(b, n->name);
+        put(b, name_of(p, n));
         return PREC_ATOM;
     }
     switch (n->op) {
@@ -441,7 +453,7 @@ static int render(const Printer *p, Buf *b, const Node *n)
 
 static char *to_text(const Node *n, bool inline_values)
 {
-    Printer p = {inline_values};
+    Printer p = {inline_values, NULL, NULL};
     Buf b = buf_new(inline_values ? INLINE_LIMIT : (size_t)1 << 30);
     render(&p, &b, n);
     if (b.overflow && inline_values) {
@@ -453,7 +465,7 @@ static char *to_text(const Node *n, bool inline_values)
 
 void print_expr_brief(FILE *out, const Node *n, size_t limit)
 {
-    Printer p = {false};
+    Printer p = {false, NULL, NULL};
     Buf b = buf_new(limit);
     render(&p, &b, n);
     fputs(b.s ? b.s : "", out);
@@ -464,7 +476,7 @@ void print_expr_brief(FILE *out, const Node *n, size_t limit)
 
 char *print_expr_within(const Node *n, bool inline_values, size_t limit)
 {
-    Printer p = {inline_values};
+    Printer p = {inline_values, NULL, NULL};
     Buf b = buf_new(limit);
     render(&p, &b, n);
     if (b.overflow) {
@@ -495,23 +507,173 @@ static bool all_scalar(const Model *m)
     return true;
 }
 
+/* The number of nodes in n written out as a tree (shared operands once per
+ * use), at most `cap`: each takes at least a character of text, so past
+ * the limit there is no need to render it (rendering would take as long as
+ * the tree is big, which can be exponential in the size of the graph). */
+static size_t tree_size(const Graph *g, const Node *n, bool inline_values, size_t cap,
+                        size_t *memo)
+{
+    if (memo[n->id])
+        return memo[n->id];
+    size_t size = 1;
+    bool named = n->op == OP_INPUT || n->op == OP_PARAM || (!inline_values && n->name);
+    for (int k = 0; k < n->nin && !named && size <= cap; k++)
+        size += tree_size(g, n->in[k], inline_values, cap, memo);
+    if (size > cap)
+        size = cap + 1;
+    memo[n->id] = size;
+    return size;
+}
+
+static char *text_within(const Graph *g, const Node *n, bool inline_values, size_t limit)
+{
+    size_t *memo = calloc((size_t)g->nnodes + 1, sizeof *memo);
+    if (!memo)
+        arena_out_of_memory();
+    bool fits = tree_size(g, n, inline_values, limit, memo) <= limit;
+    free(memo);
+    return fits ? print_expr_within(n, inline_values, limit) : NULL;
+}
+
+/* The gradients of the model, one per line, each written in full; NULL
+ * when one of them is past `limit` characters even with the model's
+ * values named. */
+static char **gradient_texts(const Graph *g, bool inline_values, size_t limit)
+{
+    const Model *m = g->model;
+    int count = m->nparams + m->ninputs;
+    char **texts = calloc((size_t)count + 1, sizeof *texts);
+    if (!texts)
+        arena_out_of_memory();
+    for (int k = 0; k < count; k++) {
+        const Node *grad = k < m->nparams ? g->grad_params[k] : g->grad_inputs[k - m->nparams];
+        if (!grad)
+            continue;
+        texts[k] = inline_values ? text_within(g, grad, true, limit) : NULL;
+        if (!texts[k])
+            texts[k] = text_within(g, grad, false, limit);
+        if (!texts[k]) {
+            for (int j = 0; j < k; j++)
+                free(texts[j]);
+            free(texts);
+            return NULL;
+        }
+    }
+    return texts;
+}
+
+/* Adds to uses[] (by node id) the uses of each node reachable from root,
+ * each edge of the DAG once, so that shared sub-expressions stand out. */
+static void count_uses(const Graph *g, const Node *root, int *uses, bool *seen)
+{
+    const Node **stack = malloc(sizeof *stack * (size_t)(g->nnodes + 1));
+    if (!stack)
+        arena_out_of_memory();
+    int top = 0;
+    if (!seen[root->id]) {
+        seen[root->id] = true;
+        stack[top++] = root;
+    }
+    while (top) {
+        const Node *n = stack[--top];
+        for (int k = 0; k < n->nin; k++) {
+            const Node *in = n->in[k];
+            uses[in->id]++;
+            if (!seen[in->id]) {
+                seen[in->id] = true;
+                stack[top++] = in;
+            }
+        }
+    }
+    free(stack);
+}
+
+/* Where every layer uses the one before twice, a gradient written in full
+ * doubles with each layer. Then the derivation is written as a lecturer
+ * would: the adjoints that are used more than once (dL/dv, as diff.c
+ * labels them) and shared sums without a label (t1, t2, ...) get a line
+ * of their own, in the order they are computed, and the gradients use
+ * those names. Those lines are .net comments, so that the output still
+ * has one `dL/dX = ` line per differentiated name and nothing else. */
+static void print_with_named_adjoints(FILE *out, const Graph *g)
+{
+    const Model *m = g->model;
+    int count = m->nparams + m->ninputs;
+    int *uses = calloc((size_t)g->nnodes + 1, sizeof *uses);
+    bool *seen = calloc((size_t)g->nnodes + 1, sizeof *seen);
+    const char **names = calloc((size_t)g->nnodes + 1, sizeof *names);
+    char (*made)[24] = calloc((size_t)g->nnodes + 1, sizeof *made);
+    if (!uses || !seen || !names || !made)
+        arena_out_of_memory();
+    for (int k = 0; k < count; k++) {
+        const Node *grad = k < m->nparams ? g->grad_params[k] : g->grad_inputs[k - m->nparams];
+        if (grad)
+            count_uses(g, grad, uses, seen);
+    }
+    int fresh = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        bool compound = n->nin > 0 && n->op != OP_BROADCAST;
+        if (!seen[n->id] || uses[n->id] < 2 || !compound || n->name)
+            continue;
+        bool label_taken = false;
+        for (int j = 0; j < i && n->label && !label_taken; j++)
+            label_taken = names[g->nodes[j]->id] && strcmp(names[g->nodes[j]->id], n->label) == 0;
+        if (n->label && !label_taken) {
+            names[n->id] = n->label;
+        } else if (n->op == OP_ADD) {
+            snprintf(made[n->id], sizeof made[n->id], "t%d", ++fresh);
+            names[n->id] = made[n->id];
+        }
+    }
+    Printer p = {false, names, NULL};
+    fprintf(out, "# written in full, these derivatives would pass %d MiB: the adjoints used\n"
+                 "# more than once are named, and defined here in the order they are computed\n",
+            INLINE_LIMIT >> 20);
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        if (!names[n->id])
+            continue;
+        Buf b = buf_new((size_t)1 << 30);
+        p.defining = n;
+        render(&p, &b, n);
+        fprintf(out, "# %s = %s\n", names[n->id], b.s ? b.s : "");
+        free(b.s);
+    }
+    p.defining = NULL;
+    const char *loss = m->loss->name;
+    for (int k = 0; k < count; k++) {
+        const Node *grad = k < m->nparams ? g->grad_params[k] : g->grad_inputs[k - m->nparams];
+        if (!grad)
+            continue;
+        const char *wrt = k < m->nparams ? m->params[k]->name : m->inputs[k - m->nparams]->name;
+        Buf b = buf_new((size_t)1 << 30);
+        render(&p, &b, grad);
+        fprintf(out, "d%s/d%s = %s\n", loss, wrt, b.s ? b.s : "");
+        free(b.s);
+    }
+    free(uses);
+    free(seen);
+    free(names);
+    free(made);
+}
+
 void print_derivatives(FILE *out, const Graph *g)
 {
     const Model *m = g->model;
-    bool inline_values = all_scalar(m);
+    char **texts = gradient_texts(g, all_scalar(m), INLINE_LIMIT);
+    if (!texts) {
+        print_with_named_adjoints(out, g);
+        return;
+    }
     const char *loss = m->loss->name;
-    for (int i = 0; i < m->nparams; i++) {
-        if (!g->grad_params[i])
+    for (int k = 0; k < m->nparams + m->ninputs; k++) {
+        if (!texts[k])
             continue;
-        fprintf(out, "d%s/d%s = ", loss, m->params[i]->name);
-        print_expr(out, g->grad_params[i], inline_values);
-        fputc('\n', out);
+        const char *wrt = k < m->nparams ? m->params[k]->name : m->inputs[k - m->nparams]->name;
+        fprintf(out, "d%s/d%s = %s\n", loss, wrt, texts[k]);
+        free(texts[k]);
     }
-    for (int k = 0; k < m->ninputs; k++) {
-        if (!g->grad_inputs[k])
-            continue;
-        fprintf(out, "d%s/d%s = ", loss, m->inputs[k]->name);
-        print_expr(out, g->grad_inputs[k], inline_values);
-        fputc('\n', out);
-    }
+    free(texts);
 }

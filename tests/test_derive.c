@@ -106,6 +106,34 @@ static void test_long_scalar_derivatives_name_no_intermediates(void)
     free(out);
 }
 
+/* Each layer uses the one before twice, so each written-out gradient
+ * would double with every layer (2^40 terms here): past 1 MiB the adjoints
+ * used more than once get comment lines of their own, the gradient line
+ * uses their names, and the whole takes a few kilobytes. */
+static void test_doubling_layers_name_their_adjoints(void)
+{
+    char src[4096] = "param a\nv0 = sin(a)\n";
+    for (int i = 1; i <= 40; i++)
+        snprintf(src + strlen(src), sizeof src - strlen(src),
+                 "v%d = sin(v%d) * cos(v%d) + a\n", i, i - 1, i - 1);
+    strcat(src, "loss L = v40\n");
+    char *out = NULL;
+    CU_ASSERT_EQUAL(test_bpgen("d_doubling", src, "--derivatives", &out, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT(strlen(out) < 20000);
+    CU_ASSERT_EQUAL(strncmp(out, "# written in full, these derivatives would pass 1 MiB", 53), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\n# dL/dv39 = cos(v39)^2 - sin(v39)^2\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\n# dL/dv1 = dL/dv2 * cos(v1)^2 - dL/dv2 * sin(v1)^2\n"));
+    /* one gradient line, the last, and every other line a comment */
+    const char *grad = strstr(out, "\ndL/da = ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(grad);
+    CU_ASSERT_PTR_NULL(strchr(grad + 1, '\n') ? strchr(strchr(grad + 1, '\n') + 1, '\n') : NULL);
+    for (const char *line = out; line < grad; line = strchr(line, '\n') + 1)
+        CU_ASSERT_EQUAL(line[0], '#');
+    CU_ASSERT_PTR_NOT_NULL(strstr(grad, "dL/dv1 * cos(v0)^2"));
+    free(out);
+}
+
 /* softmax, log_softmax and logsumexp of one number are 1, 0 and the
  * number itself, so their derivatives are 0, 0 and 1 (not softmax(w)). */
 static void test_softmax_of_a_scalar(void)
@@ -131,4 +159,6 @@ void register_derive(void)
     CU_add_test(s, "shared terms are simplified", test_shared_terms_are_simplified);
     CU_add_test(s, "long scalar derivatives name no intermediates",
                 test_long_scalar_derivatives_name_no_intermediates);
+    CU_add_test(s, "doubling layers name their adjoints",
+                test_doubling_layers_name_their_adjoints);
 }
