@@ -446,8 +446,17 @@ typedef struct {
     bool check_finite;          /* --check-finite: every value written is checked */
 } EmitOptions;
 
-/* The three functions the generated file defines. */
-typedef enum { PF_FORWARD, PF_BACKWARD, PF_PREDICT, PF__COUNT } PlanFn;
+/* The functions the generated file defines from steps. PF_OUTPUTS is
+ * predict's outputs computed after forward, from what forward keeps (as
+ * backward reads it), so that evaluation runs the layers once. */
+typedef enum { PF_FORWARD, PF_BACKWARD, PF_PREDICT, PF_OUTPUTS, PF__COUNT } PlanFn;
+
+/* Whether f runs after forward, on the same workspace, and reads the values
+ * forward keeps for it (NodeInfo.kept) instead of computing them. */
+static inline bool after_forward(PlanFn f)
+{
+    return f == PF_BACKWARD || f == PF_OUTPUTS;
+}
 
 /* How a node is computed inside one function. */
 typedef enum {
@@ -482,7 +491,7 @@ typedef struct {
     bool root[PF__COUNT];     /* read by the function's epilogue */
     int uses[PF__COUNT];      /* operand slots (and roots) reading it */
     Node *user[PF__COUNT];    /* the user, when there is exactly one */
-    bool kept;                /* forward stores it for backward */
+    bool kept;                /* forward stores it for backward or outputs */
     long scratch_size;        /* reals of scratch its kernel step needs */
     Buffer scratch[PF__COUNT];/* ... and where (POOL_SHARED) */
 } NodeInfo;

@@ -62,6 +62,7 @@ typedef struct {
     long *step_time[PF__COUNT];
     long *user_time[PF__COUNT];   /* latest step that evaluates the node */
     long *read_end[PF__COUNT];    /* latest step that reads its buffer */
+    int modes_done;               /* functions below it have their modes */
 } Lower;
 
 static bool is_leaf(const Node *n)
@@ -118,7 +119,12 @@ static void collect(Lower *L, PlanFn f, bool *want)
             L->member[f][id] = L->gemm_mem[f][id];
             continue;
         }
-        if (f == PF_BACKWARD && L->member[PF_FORWARD][id]) {
+        /* backward reads whatever forward computed, which forward then
+         * keeps; outputs only what forward keeps for backward anyway (its
+         * modes are chosen by then), so that training stays as it was */
+        if (after_forward(f) && L->member[PF_FORWARD][id] &&
+            (f == PF_BACKWARD ||
+             (info[id].kept && info[id].mode[PF_FORWARD] == NODE_BUFFER))) {
             info[id].kept = true;
             continue;
         }
@@ -215,7 +221,31 @@ static void fuse_bias(Lower *L, PlanFn f, Node *y)
     }
 }
 
+/* Modes, then bias fusion, of the functions before `end` whose modes are
+ * not chosen yet. */
+static void choose_modes(Lower *L, int end)
+{
+    for (int f = L->modes_done; f < end; f++)
+        for (int id = 0; id < L->g->nnodes; id++)
+            if (L->member[f][id])
+                L->p->info[id].mode[f] = choose_mode(L, (PlanFn)f, L->g->nodes[id]);
+    for (int f = L->modes_done; f < end; f++)
+        for (int id = 0; id < L->g->nnodes; id++)
+            if (L->member[f][id])
+                fuse_bias(L, (PlanFn)f, L->g->nodes[id]);
+    L->modes_done = end;
+}
+
 /* ---------------------------------------------------------------- timing */
+
+/* Where the last read of a value forward keeps is noted for function f:
+ * backward's times follow forward's, so its reads make forward's buffers
+ * live longer; outputs has a timeline of its own, its reads noted apart
+ * (allocate_outputs). */
+static PlanFn kept_by(PlanFn f)
+{
+    return f == PF_BACKWARD ? PF_FORWARD : f;
+}
 
 /* Step times of function f start at `base`; returns the time of its
  * epilogue (return value, gradient and output copies). */
@@ -252,15 +282,15 @@ static long schedule(Lower *L, PlanFn f, long base)
                 L->user_time[f][x] = max_l(L->user_time[f][x], t);
             else if (L->member[f][x])
                 L->read_end[f][x] = max_l(L->read_end[f][x], t);
-            else if (f == PF_BACKWARD && p->info[x].kept)
-                L->read_end[PF_FORWARD][x] = max_l(L->read_end[PF_FORWARD][x], t);
+            else if (after_forward(f) && p->info[x].kept)
+                L->read_end[kept_by(f)][x] = max_l(L->read_end[kept_by(f)][x], t);
         }
     }
-    /* backward's roots that forward computed are read at its end */
-    if (f == PF_BACKWARD)
+    /* backward's (outputs') roots that forward computed are read at its end */
+    if (after_forward(f))
         for (int id = 0; id < g->nnodes; id++)
             if (p->info[id].root[f] && p->info[id].kept)
-                L->read_end[PF_FORWARD][id] = max_l(L->read_end[PF_FORWARD][id], end);
+                L->read_end[kept_by(f)][id] = max_l(L->read_end[kept_by(f)][id], end);
     return end;
 }
 
@@ -299,6 +329,7 @@ typedef struct {
     Node *node;
     bool scratch;     /* a kernel's scratch, not node's value */
     bool handed_on;   /* an in-place successor owns its place now */
+    bool pinned;      /* placed already (offset given): only avoided */
     int seq;          /* creation order: the last tie-break */
 } Interval;
 
@@ -535,6 +566,8 @@ static int by_offset(const void *pa, const void *pb)
 static int by_size_then_start(const void *pa, const void *pb)
 {
     const Interval *a = *(Interval *const *)pa, *b = *(Interval *const *)pb;
+    if (a->pinned != b->pinned)
+        return (a->pinned < b->pinned) - (a->pinned > b->pinned);
     if (a->size != b->size)
         return (a->size < b->size) - (a->size > b->size);
     if (a->start != b->start)
@@ -558,6 +591,10 @@ static long place_by_size(Arena *a, Interval *iv, int count)
     long total = 0;
     for (int i = 0; i < count; i++) {
         Interval *y = order[i];
+        if (y->pinned) {
+            total = max_l(total, y->offset + y->size);
+            continue;
+        }
         int nlive = 0;
         Interval *in_place = NULL;
         for (int j = 0; j < i; j++) {
@@ -690,6 +727,67 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
     p->ws_shared = max_l(p->ws_shared, place(p->arena, how, pools[1], counts[1], L->g->nnodes));
 }
 
+/* Places outputs' buffers. It runs after forward, which leaves in the
+ * workspace what it keeps for backward; outputs reads some of it, so its
+ * own buffers avoid those (pinned where forward put them, alive until
+ * outputs' last read of them) and may take any other place, forward's
+ * other values being dead by then. Few buffers as a rule: placed by size. */
+static void allocate_outputs(Lower *L)
+{
+    Plan *p = L->p;
+    Graph *g = L->g;
+    const PlanFn f = PF_OUTPUTS;
+    int cap = 2 * p->norder[f];
+    for (int id = 0; id < g->nnodes; id++)
+        cap += p->info[id].kept && L->read_end[f][id] > 0;
+    Interval *pools[2];
+    int counts[2] = {0, 0};
+    for (int k = 0; k < 2; k++)
+        pools[k] = arena_alloc(p->arena, sizeof(Interval) * (size_t)(cap + 1));
+    for (int id = 0; id < g->nnodes; id++) {
+        NodeInfo *in = &p->info[id];
+        if (!in->kept || L->read_end[f][id] <= 0 || L->member[f][id])
+            continue;
+        const Buffer *b = &in->buf[PF_FORWARD];
+        int which = b->pool == POOL_BATCHED ? 0 : 1;
+        Interval *iv = &pools[which][counts[which]++];
+        memset(iv, 0, sizeof *iv);
+        iv->start = 0;
+        iv->end = L->read_end[f][id];
+        iv->size = shape_size(g->nodes[id]->shape);
+        iv->offset = b->offset;
+        iv->node = g->nodes[id];
+        iv->pinned = true;
+    }
+    for (int s = 0; s < p->norder[f]; s++) {
+        Node *n = p->order[f][s];
+        long scratch = scratch_reals(n);
+        if (scratch > 0) {
+            Interval *iv = &pools[1][counts[1]++];
+            memset(iv, 0, sizeof *iv);
+            p->info[n->id].scratch_size = scratch;
+            p->info[n->id].scratch[f].pool = POOL_SHARED;
+            iv->start = iv->end = L->step_time[f][n->id];
+            iv->size = scratch;
+            iv->buf = &p->info[n->id].scratch[f];
+            iv->node = n;
+            iv->scratch = true;
+        }
+        Buffer *b = &p->info[n->id].buf[f];
+        b->pool = n->batched ? POOL_BATCHED : POOL_SHARED;
+        int which = n->batched ? 0 : 1;
+        Interval *iv = &pools[which][counts[which]++];
+        memset(iv, 0, sizeof *iv);
+        iv->start = L->step_time[f][n->id];
+        iv->end = max_l(iv->start, L->read_end[f][n->id]);
+        iv->size = shape_size(n->shape);
+        iv->buf = b;
+        iv->node = n;
+    }
+    p->ws_batched = max_l(p->ws_batched, place_by_size(p->arena, pools[0], counts[0]));
+    p->ws_shared = max_l(p->ws_shared, place_by_size(p->arena, pools[1], counts[1]));
+}
+
 /* ---------------------------------------------------------------- entry */
 
 Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
@@ -730,15 +828,11 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
     for (int j = 0; j < m->noutputs; j++)
         want_root(&L, PF_PREDICT, want[PF_PREDICT], g->output_nodes[j]);
     collect(&L, PF_PREDICT, want[PF_PREDICT]);
-
-    for (int f = 0; f < PF__COUNT; f++)
-        for (int id = 0; id < g->nnodes; id++)
-            if (L.member[f][id])
-                p->info[id].mode[f] = choose_mode(&L, (PlanFn)f, g->nodes[id]);
-    for (int f = 0; f < PF__COUNT; f++)
-        for (int id = 0; id < g->nnodes; id++)
-            if (L.member[f][id])
-                fuse_bias(&L, (PlanFn)f, g->nodes[id]);
+    choose_modes(&L, PF_OUTPUTS);
+    for (int j = 0; j < m->noutputs; j++)
+        want_root(&L, PF_OUTPUTS, want[PF_OUTPUTS], g->output_nodes[j]);
+    collect(&L, PF_OUTPUTS, want[PF_OUTPUTS]);
+    choose_modes(&L, PF_OUTPUTS + 1);
 
     /* a gradient backward computes is written where it is wanted */
     long offset = 0;
@@ -756,9 +850,11 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
     long fwd_end = schedule(&L, PF_FORWARD, 0);
     schedule(&L, PF_BACKWARD, fwd_end + 1);
     schedule(&L, PF_PREDICT, 0);
+    schedule(&L, PF_OUTPUTS, 1);
     const PlanFn train[2] = {PF_FORWARD, PF_BACKWARD};
     const PlanFn infer[1] = {PF_PREDICT};
     allocate(&L, train, 2);
+    allocate_outputs(&L);
     allocate(&L, infer, 1);
     lower_steps(p);
     return p;

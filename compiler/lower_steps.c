@@ -421,7 +421,7 @@ static int epilogue(const Plan *p, PlanFn f, Step *steps, int count)
         reduce_of(st, REDUCE_LOSS, g->loss, 1);
         return count;
     }
-    if (f == PF_PREDICT) {
+    if (f == PF_PREDICT || f == PF_OUTPUTS) {
         for (int j = 0; j < m->noutputs; j++)
             copy_of(&steps[count++], DEST_OUTPUT, j, 0, g->output_nodes[j],
                     shape_size(m->outputs[j]->shape), true, false);
@@ -449,7 +449,7 @@ static int epilogue(const Plan *p, PlanFn f, Step *steps, int count)
 static int epilogue_count(const Plan *p, PlanFn f)
 {
     const Model *m = p->graph->model;
-    return f == PF_FORWARD ? 1 : f == PF_PREDICT ? m->noutputs : m->nparams + m->ninputs;
+    return f == PF_FORWARD ? 1 : f == PF_BACKWARD ? m->nparams + m->ninputs : m->noutputs;
 }
 
 /* ---------------------------------------------------------------- groups */

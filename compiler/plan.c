@@ -11,7 +11,8 @@
 
 #include <string.h>
 
-static const char *const fn_names[PF__COUNT] = {"forward", "backward", "predict"};
+static const char *const fn_names[PF__COUNT] = {"forward", "backward", "predict",
+                                                "outputs after forward"};
 
 static long grad_size(const Plan *p)
 {
@@ -31,7 +32,7 @@ typedef struct {
     const Plan *p;
     PlanFn f;
     const bool *defined;      /* by node id: its buffer holds its value now */
-    const bool *forward_done; /* ... at the end of forward (for backward) */
+    const bool *forward_done; /* ... at the end of forward (for backward, outputs) */
 } Reads;
 
 /* Whether the step may read n from memory now. */
@@ -41,7 +42,7 @@ static bool readable(const Reads *r, const Node *n)
         return true;
     if (r->defined[n->id])
         return true;
-    return r->f == PF_BACKWARD && r->p->info[n->id].kept && r->forward_done[n->id];
+    return after_forward(r->f) && r->p->info[n->id].kept && r->forward_done[n->id];
 }
 
 /* Whether n's value is available in a loop: a literal, a read, or (fused

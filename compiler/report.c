@@ -29,7 +29,8 @@
 
 #include <string.h>
 
-static const char *const fn_names[PF__COUNT] = {"forward", "backward", "predict"};
+static const char *const fn_names[PF__COUNT] = {"forward", "backward", "predict",
+                                                "outputs after forward"};
 
 typedef struct {
     const Plan *p;
@@ -185,7 +186,7 @@ static double caller_bytes(const Count *c, const Model *m, double grad_values)
             if (c->p->graph->grad_inputs[k])
                 values += (double)shape_size(m->inputs[k]->shape) * c->n;
     }
-    if (c->f == PF_PREDICT)
+    if (c->f == PF_PREDICT || c->f == PF_OUTPUTS)
         for (int j = 0; j < m->noutputs; j++)
             values += (double)shape_size(m->outputs[j]->shape) * c->n;
     return values * c->real;
@@ -257,7 +258,7 @@ bool report_plan(const Plan *p, long batch, bool batch_given, FILE *out)
         fprintf(out, "\n  workspace %.0f bytes; peak memory %.0f bytes (the workspace, "
                      "parameters,\n  inputs and results)\n",
                 ws_bytes, ws_bytes + caller_bytes(&c, m, params));
-        if (f != PF_PREDICT) {
+        if (f == PF_FORWARD || f == PF_BACKWARD) {
             train_flops += total_flops;
             train_bytes += total_bytes;
         }

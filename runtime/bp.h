@@ -882,8 +882,8 @@ typedef struct {
      * batch loss returned and outputs[j] filled as predict fills them (ws
      * as forward leaves it). Evaluation (the test split, eval_train,
      * bp_evaluate) then makes one call per batch instead of forward and
-     * predict. bpgen does not generate one yet (it belongs in bp_model
-     * once it does, with an ABI change). */
+     * predict. bpgen generates M_forward_outputs_any for every model (not
+     * in bp_model: that would change the ABI). */
     double (*forward_outputs)(const void *theta, const void *const inputs[],
                               int n, void *ws, void *const outputs[]);
 } bp_train_config;

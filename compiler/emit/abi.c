@@ -69,6 +69,14 @@ void emit_header(Emit *e, FILE *h)
                "                   %s *grad, %s *const grad_inputs[]);\n", M, r, r, r, r);
     fprintf(h, "void   %s_predict(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
                "                  %s *const outputs[]);\n", M, r, r, r);
+    fprintf(h, "/* Evaluation in one pass: forward, then the outputs from what it keeps. */\n");
+    fprintf(h, "void   %s_outputs_after_forward(const %s *theta, const %s *const inputs[], int n,\n"
+               "                                void *ws, %s *const outputs[]);\n", M, r, r, r);
+    fprintf(h, "%s %s_forward_outputs(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
+               "                          %s *const outputs[]);\n", r, M, r, r, r);
+    fprintf(h, "/* %s_forward_outputs for bp_train_config.forward_outputs */\n", M);
+    fprintf(h, "double %s_forward_outputs_any(const void *theta, const void *const inputs[], int n,\n"
+               "                              void *ws, void *const outputs[]);\n", M);
     fprintf(h, "extern const bp_model %s_model;\n\n", M);
     if (e->p->opt.selftest)
         selftest_header(e, h);
@@ -168,4 +176,37 @@ void emit_model(Emit *e, FILE *out)
     fprintf(out, "    .init = %s_init_any,\n    .workspace_size = %s_workspace_size,\n", M, M);
     fprintf(out, "    .forward = %s_forward_any,\n    .backward = %s_backward_any,\n", M, M);
     fprintf(out, "    .predict = %s_predict_any,\n};\n", M);
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+/* M_forward_outputs: the batch loss and the outputs, the layers computed
+ * once; and its untyped form, which bp_train_config.forward_outputs takes
+ * (bp_model has no slot for it: that would change the runtime ABI). */
+void emit_forward_outputs(Emit *e, FILE *out)
+{
+    Model *m = e->m;
+    const char *M = e->M, *r = e->real;
+    int nin = m->ninputs ? m->ninputs : 1, nout = m->noutputs ? m->noutputs : 1;
+    fprintf(out, "/* The batch loss, as forward returns it, and the outputs, as predict\n"
+                 " * fills them, with the layers computed once. */\n");
+    fprintf(out, "%s %s_forward_outputs(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
+                 "    %s *const outputs[])\n{\n", r, M, r, r, r);
+    fprintf(out, "    %s loss = %s_forward(theta, inputs, n, ws);\n", r, M);
+    fprintf(out, "    %s_outputs_after_forward(theta, inputs, n, ws, outputs);\n", M);
+    fprintf(out, "    return loss;\n}\n\n");
+    fprintf(out, "double %s_forward_outputs_any(const void *theta, const void *const inputs[], int n,\n"
+                 "    void *ws, void *const outputs[])\n{\n", M);
+    fprintf(out, "    const %s *in[%d];\n", r, nin);
+    if (!m->ninputs)
+        fputs("    in[0] = NULL;\n    (void)inputs;\n", out);
+    for (int k = 0; k < m->ninputs; k++)
+        fprintf(out, "    in[%d] = (const %s *)inputs[%d];\n", k, r, k);
+    fprintf(out, "    %s *out[%d];\n", r, nout);
+    if (!m->noutputs)
+        fputs("    out[0] = NULL;\n    (void)outputs;\n", out);
+    for (int j = 0; j < m->noutputs; j++)
+        fprintf(out, "    out[%d] = (%s *)outputs[%d];\n", j, r, j);
+    fprintf(out, "    return (double)%s_forward_outputs((const %s *)theta, in, n, ws, out);\n}\n\n",
+            M, r);
 }

@@ -44,7 +44,9 @@ static const char *c_string(Emit *e, const char *text)
 
 static const char *function_name(PlanFn f)
 {
-    return f == PF_FORWARD ? "forward" : f == PF_BACKWARD ? "backward" : "predict";
+    static const char *const names[PF__COUNT] = {"forward", "backward", "predict",
+                                                 "outputs_after_forward"};
+    return names[f];
 }
 
 /* The step's equation for the record: the first line of the comment above

@@ -145,6 +145,11 @@ bool emit_c(const Plan *p, FILE *c_file, FILE *h_out)
                   " * arguments: it reads what forward left in ws. */");
     emit_function(&e, body, PF_PREDICT,
                   "/* The outputs, n rows each. Reads only the inputs the outputs depend on. */");
+    emit_function(&e, body, PF_OUTPUTS,
+                  "/* The outputs, as predict gives them, from what forward left in ws: call\n"
+                  " * after forward, with the same arguments. Evaluation (a loss and the\n"
+                  " * outputs) then runs the layers once. */");
+    emit_forward_outputs(&e, body);
     fclose(body);
 
     /* with #line directives the file is made in memory, to be numbered */

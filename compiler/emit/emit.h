@@ -120,6 +120,7 @@ void emit_init(Emit *e, FILE *out);
 /* ---- abi.c */
 void emit_header(Emit *e, FILE *h);
 void emit_model(Emit *e, FILE *out);
+void emit_forward_outputs(Emit *e, FILE *out);
 
 /* ---- driver.c */
 void emit_main(Emit *e, FILE *out);

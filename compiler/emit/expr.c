@@ -100,7 +100,7 @@ const char *buf_name(Emit *e, Node *n)
 {
     const NodeInfo *in = info(e, n);
     if (!(is_leaf(n) || in->mode[e->f] == NODE_BUFFER ||
-          (e->f == PF_BACKWARD && in->kept)))
+          (after_forward(e->f) && in->kept)))
         die(fmt(e, "node %d (%s) has no buffer", n->id, op_info[n->op].name));
     if (!e->used[n->id]) {
         e->used[n->id] = true;

@@ -35,7 +35,8 @@ static const char *fn_args(PlanFn f)
     }
 }
 
-static const char *const fn_suffix[PF__COUNT] = {"forward", "backward", "predict"};
+static const char *const fn_suffix[PF__COUNT] = {"forward", "backward", "predict",
+                                                 "outputs_after_forward"};
 
 static const char *fn_signature(Emit *e, PlanFn f)
 {
@@ -149,7 +150,7 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
         fprintf(out, "    (void)%s;\n", e->found);
     if (f == PF_BACKWARD)
         fputs("    (void)grad;\n    (void)grad_inputs;\n", out);
-    if (f == PF_PREDICT)
+    if (f == PF_PREDICT || f == PF_OUTPUTS)
         fputs("    (void)outputs;\n", out);
     fputs("\n", out);
     fwrite(body, 1, nbody, out);
@@ -231,7 +232,7 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
     char *body = NULL;
     size_t nbody = 0;
     open_body(e, &body, &nbody);
-    if (e->found && f != PF_BACKWARD)
+    if (e->found && !after_forward(f))
         line(e, 1, "bp_nonfinite_clear(%s);", e->found);
     for (int k = 0; k < p->ngroups[f]; k++) {
         const StepGroup *g = &p->groups[f][k];

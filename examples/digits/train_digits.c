@@ -62,6 +62,7 @@ int main(int argc, char **argv)
     cfg.batch_size = 32;
     cfg.seed = 3;
     cfg.optim = bp_optim_defaults(BP_ADAM);
+    cfg.forward_outputs = digits_forward_outputs_any;   /* evaluation: one pass a batch */
     cfg.optim.lr = 0.005;
     if (bp_train(&digits_model, theta, &train, &test, &cfg, NULL, err, sizeof err) != 0 ||
         bp_weights_save(weights_path, &digits_model, theta, err, sizeof err) != 0 ||

@@ -74,6 +74,7 @@ int main(int argc, char **argv)
     cfg.batch_size = 16;
     cfg.seed = 7;
     cfg.optim = bp_optim_defaults(BP_ADAM);
+    cfg.forward_outputs = iris_forward_outputs_any;   /* evaluation: one pass a batch */
     cfg.optim.lr = 0.01;
     cfg.eval_train = 1;   /* the training split's loss and accuracy after each epoch */
     /* Each epoch's report is recorded for the curves, then printed. */

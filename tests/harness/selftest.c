@@ -17,10 +17,16 @@
  * With -DCORRUPT, the generated M_backward (edited by the test) calls
  * corrupt() at its end, which adds 1 to the last entry of the first
  * trainable parameter's gradient (else of the first wrt input's), and the
- * harness prints first `corrupted NAME[INDEX]`. */
+ * harness prints first `corrupted NAME[INDEX]`.
+ *
+ * Without CORRUPT it also checks evaluation in one pass: M_forward_outputs
+ * on a workspace filled with garbage gives the loss of M_forward and the
+ * outputs of M_predict, bit for bit; a difference prints
+ * `forward_outputs: ...` and exits with 1. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include HEADER
 
@@ -89,6 +95,52 @@ void corrupt(REAL *grad, REAL *const grad_inputs[], int n)
 }
 #endif
 
+#ifndef CORRUPT
+/* Total values of n rows of every output. */
+static size_t output_values(const bp_model *m, int n)
+{
+    size_t total = 0;
+    for (int j = 0; j < m->num_outputs; j++)
+        total += m->outputs[j].size * (size_t)n;
+    return total;
+}
+
+/* Points outputs[j] into one array of output_values() values. */
+static void split_outputs(const bp_model *m, REAL *all, REAL *outputs[], int n)
+{
+    for (int j = 0; j < m->num_outputs; j++) {
+        outputs[j] = all;
+        all += m->outputs[j].size * (size_t)n;
+    }
+}
+
+/* 0 when evaluation in one pass agrees with forward and predict. */
+static int check_forward_outputs(const bp_model *m, const REAL *theta,
+                                 const REAL *const inputs[], void *ws)
+{
+    size_t count = output_values(m, N), ws_bytes = FN(_workspace_size)(N);
+    REAL *want = calloc(count + 1, sizeof(REAL)), *got = calloc(count + 1, sizeof(REAL));
+    REAL *out_want[16] = {0}, *out_got[16] = {0};
+    if (!want || !got || m->num_outputs > 16)
+        return 2;
+    split_outputs(m, want, out_want, N);
+    split_outputs(m, got, out_got, N);
+    REAL loss = FN(_forward)(theta, inputs, N, ws);
+    FN(_predict)(theta, inputs, N, ws, out_want);
+    int status = 0;
+    memset(ws, 0xff, ws_bytes);   /* NaNs everywhere */
+    REAL loss2 = FN(_forward_outputs)(theta, inputs, N, ws, out_got);
+    if (memcmp(&loss, &loss2, sizeof loss) != 0 || memcmp(want, got, count * sizeof(REAL)) != 0) {
+        printf("forward_outputs: loss %.17g or outputs differ from forward (%.17g) and predict\n",
+               (double)loss2, (double)loss);
+        status = 1;
+    }
+    free(want);
+    free(got);
+    return status;
+}
+#endif
+
 int main(void)
 {
     const bp_model *m = &FN(_model);
@@ -144,10 +196,16 @@ int main(void)
         printf("the self-test allocated %d times\n", allocations);
         return 2;
     }
+    int status = worst <= FN(_SELFTEST_TOLERANCE) ? 0 : 1;
+#ifndef CORRUPT
+    int agree = check_forward_outputs(m, theta, inputs, ws);
+    if (agree != 0)
+        status = agree;
+#endif
     for (int k = 0; k < m->num_inputs; k++)
         free(data[k]);
     free(scratch);
     free(ws);
     free(theta);
-    return worst <= FN(_SELFTEST_TOLERANCE) ? 0 : 1;
+    return status;
 }

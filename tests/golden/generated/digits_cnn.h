@@ -46,6 +46,14 @@ void   digits_cnn_backward(const float *theta, const float *const inputs[], int 
                    float *grad, float *const grad_inputs[]);
 void   digits_cnn_predict(const float *theta, const float *const inputs[], int n, void *ws,
                   float *const outputs[]);
+/* Evaluation in one pass: forward, then the outputs from what it keeps. */
+void   digits_cnn_outputs_after_forward(const float *theta, const float *const inputs[], int n,
+                                void *ws, float *const outputs[]);
+float digits_cnn_forward_outputs(const float *theta, const float *const inputs[], int n, void *ws,
+                          float *const outputs[]);
+/* digits_cnn_forward_outputs for bp_train_config.forward_outputs */
+double digits_cnn_forward_outputs_any(const void *theta, const void *const inputs[], int n,
+                              void *ws, void *const outputs[]);
 extern const bp_model digits_cnn_model;
 
 #ifdef __cplusplus

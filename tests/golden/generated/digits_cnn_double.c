@@ -251,6 +251,66 @@ void digits_cnn_predict(const double *theta, const double *const inputs[], int n
     memcpy(outputs[0], p, 10 * (size_t)n * sizeof(double));
 }
 
+/* The outputs, as predict gives them, from what forward left in ws: call
+ * after forward, with the same arguments. Evaluation (a loss and the
+ * outputs) then runs the layers once. */
+void digits_cnn_outputs_after_forward(const double *theta, const double *const inputs[], int n, void *ws,
+    double *const outputs[])
+{
+    double *const wsr = (double *)ws;
+    const double *const W = theta + 160;
+    const double *const b = theta + 2720;
+    double *const t9 = wsr + 1024 * (size_t)n;
+    double *const z = wsr;
+    double *const p = wsr + 10 * (size_t)n;
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)outputs;
+
+    /* digits_cnn.net:11  z = W · t9 + b */
+    for (size_t s = 0; s < (size_t)n; s++)
+        memcpy(z + s * 10, b, 10 * sizeof(double));
+    bp_gemm_d(0, 1, n, 10, 256, 1.0, t9, 256, W, 256, 1.0, z, 10);
+    /* digits_cnn.net:12  p = softmax(z) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        double mx = z[s * 10 + 0];
+        for (size_t j = 1; j < 10; j++)
+            mx = z[s * 10 + j] > mx ? z[s * 10 + j] : mx;
+        double acc = 0.0;
+        for (size_t j = 0; j < 10; j++) {
+            p[s * 10 + j] = exp(z[s * 10 + j] - mx);
+            acc += p[s * 10 + j];
+        }
+        for (size_t j = 0; j < 10; j++)
+            p[s * 10 + j] /= acc;
+    }
+    /* output p */
+    memcpy(outputs[0], p, 10 * (size_t)n * sizeof(double));
+}
+
+/* The batch loss, as forward returns it, and the outputs, as predict
+ * fills them, with the layers computed once. */
+double digits_cnn_forward_outputs(const double *theta, const double *const inputs[], int n, void *ws,
+    double *const outputs[])
+{
+    double loss = digits_cnn_forward(theta, inputs, n, ws);
+    digits_cnn_outputs_after_forward(theta, inputs, n, ws, outputs);
+    return loss;
+}
+
+double digits_cnn_forward_outputs_any(const void *theta, const void *const inputs[], int n,
+    void *ws, void *const outputs[])
+{
+    const double *in[2];
+    in[0] = (const double *)inputs[0];
+    in[1] = (const double *)inputs[1];
+    double *out[1];
+    out[0] = (double *)outputs[0];
+    return (double)digits_cnn_forward_outputs((const double *)theta, in, n, ws, out);
+}
+
 /* ---- the model descriptor: untyped wrappers for the runtime ---- */
 
 static const bp_tensor_info digits_cnn_param_info[4] = {

@@ -46,6 +46,14 @@ void   digits_cnn_backward(const double *theta, const double *const inputs[], in
                    double *grad, double *const grad_inputs[]);
 void   digits_cnn_predict(const double *theta, const double *const inputs[], int n, void *ws,
                   double *const outputs[]);
+/* Evaluation in one pass: forward, then the outputs from what it keeps. */
+void   digits_cnn_outputs_after_forward(const double *theta, const double *const inputs[], int n,
+                                void *ws, double *const outputs[]);
+double digits_cnn_forward_outputs(const double *theta, const double *const inputs[], int n, void *ws,
+                          double *const outputs[]);
+/* digits_cnn_forward_outputs for bp_train_config.forward_outputs */
+double digits_cnn_forward_outputs_any(const void *theta, const void *const inputs[], int n,
+                              void *ws, void *const outputs[]);
 extern const bp_model digits_cnn_model;
 
 #ifdef __cplusplus

@@ -221,6 +221,66 @@ void iris_predict(const float *theta, const float *const inputs[], int n, void *
     memcpy(outputs[0], p, 3 * (size_t)n * sizeof(float));
 }
 
+/* The outputs, as predict gives them, from what forward left in ws: call
+ * after forward, with the same arguments. Evaluation (a loss and the
+ * outputs) then runs the layers once. */
+void iris_outputs_after_forward(const float *theta, const float *const inputs[], int n, void *ws,
+    float *const outputs[])
+{
+    float *const wsr = (float *)ws;
+    const float *const W2 = theta + 80;
+    const float *const b2 = theta + 128;
+    float *const h = wsr;
+    float *const z = wsr + 16 * (size_t)n;
+    float *const p = wsr;
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)outputs;
+
+    /* iris.net:10  z = W2 · h + b2 */
+    for (size_t s = 0; s < (size_t)n; s++)
+        memcpy(z + s * 3, b2, 3 * sizeof(float));
+    bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
+    /* iris.net:11  p = softmax(z) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        float mx = z[s * 3 + 0];
+        for (size_t j = 1; j < 3; j++)
+            mx = z[s * 3 + j] > mx ? z[s * 3 + j] : mx;
+        float acc = 0.0f;
+        for (size_t j = 0; j < 3; j++) {
+            p[s * 3 + j] = expf(z[s * 3 + j] - mx);
+            acc += p[s * 3 + j];
+        }
+        for (size_t j = 0; j < 3; j++)
+            p[s * 3 + j] /= acc;
+    }
+    /* output p */
+    memcpy(outputs[0], p, 3 * (size_t)n * sizeof(float));
+}
+
+/* The batch loss, as forward returns it, and the outputs, as predict
+ * fills them, with the layers computed once. */
+float iris_forward_outputs(const float *theta, const float *const inputs[], int n, void *ws,
+    float *const outputs[])
+{
+    float loss = iris_forward(theta, inputs, n, ws);
+    iris_outputs_after_forward(theta, inputs, n, ws, outputs);
+    return loss;
+}
+
+double iris_forward_outputs_any(const void *theta, const void *const inputs[], int n,
+    void *ws, void *const outputs[])
+{
+    const float *in[2];
+    in[0] = (const float *)inputs[0];
+    in[1] = (const float *)inputs[1];
+    float *out[1];
+    out[0] = (float *)outputs[0];
+    return (double)iris_forward_outputs((const float *)theta, in, n, ws, out);
+}
+
 /* ---- the model descriptor: untyped wrappers for the runtime ---- */
 
 static const bp_tensor_info iris_param_info[4] = {

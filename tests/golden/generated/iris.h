@@ -46,6 +46,14 @@ void   iris_backward(const float *theta, const float *const inputs[], int n, voi
                    float *grad, float *const grad_inputs[]);
 void   iris_predict(const float *theta, const float *const inputs[], int n, void *ws,
                   float *const outputs[]);
+/* Evaluation in one pass: forward, then the outputs from what it keeps. */
+void   iris_outputs_after_forward(const float *theta, const float *const inputs[], int n,
+                                void *ws, float *const outputs[]);
+float iris_forward_outputs(const float *theta, const float *const inputs[], int n, void *ws,
+                          float *const outputs[]);
+/* iris_forward_outputs for bp_train_config.forward_outputs */
+double iris_forward_outputs_any(const void *theta, const void *const inputs[], int n,
+                              void *ws, void *const outputs[]);
 extern const bp_model iris_model;
 
 #ifdef __cplusplus

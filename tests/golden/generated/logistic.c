@@ -152,6 +152,45 @@ void logistic_predict(const float *theta, const float *const inputs[], int n, vo
     memcpy(outputs[0], y, (size_t)n * sizeof(float));
 }
 
+/* The outputs, as predict gives them, from what forward left in ws: call
+ * after forward, with the same arguments. Evaluation (a loss and the
+ * outputs) then runs the layers once. */
+void logistic_outputs_after_forward(const float *theta, const float *const inputs[], int n, void *ws,
+    float *const outputs[])
+{
+    float *const wsr = (float *)ws;
+    float *const y = wsr;
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)outputs;
+
+    /* output y */
+    memcpy(outputs[0], y, (size_t)n * sizeof(float));
+}
+
+/* The batch loss, as forward returns it, and the outputs, as predict
+ * fills them, with the layers computed once. */
+float logistic_forward_outputs(const float *theta, const float *const inputs[], int n, void *ws,
+    float *const outputs[])
+{
+    float loss = logistic_forward(theta, inputs, n, ws);
+    logistic_outputs_after_forward(theta, inputs, n, ws, outputs);
+    return loss;
+}
+
+double logistic_forward_outputs_any(const void *theta, const void *const inputs[], int n,
+    void *ws, void *const outputs[])
+{
+    const float *in[2];
+    in[0] = (const float *)inputs[0];
+    in[1] = (const float *)inputs[1];
+    float *out[1];
+    out[0] = (float *)outputs[0];
+    return (double)logistic_forward_outputs((const float *)theta, in, n, ws, out);
+}
+
 /* ---- the model descriptor: untyped wrappers for the runtime ---- */
 
 static const bp_tensor_info logistic_param_info[2] = {

@@ -42,6 +42,14 @@ void   logistic_backward(const float *theta, const float *const inputs[], int n,
                    float *grad, float *const grad_inputs[]);
 void   logistic_predict(const float *theta, const float *const inputs[], int n, void *ws,
                   float *const outputs[]);
+/* Evaluation in one pass: forward, then the outputs from what it keeps. */
+void   logistic_outputs_after_forward(const float *theta, const float *const inputs[], int n,
+                                void *ws, float *const outputs[]);
+float logistic_forward_outputs(const float *theta, const float *const inputs[], int n, void *ws,
+                          float *const outputs[]);
+/* logistic_forward_outputs for bp_train_config.forward_outputs */
+double logistic_forward_outputs_any(const void *theta, const void *const inputs[], int n,
+                              void *ws, void *const outputs[]);
 extern const bp_model logistic_model;
 
 #ifdef __cplusplus
