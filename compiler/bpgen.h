@@ -267,8 +267,10 @@ typedef struct {
     /* The vector-Jacobian product: hands each operand of y its share of
      * dy through diff_give(). The formula is in a comment beside it. */
     void (*grad)(Diff *d, Graph *g, Node *y, Node *dy);
-    const char *c_fn;         /* elementwise: the libm function ("exp"), or
-                                 NULL where emit writes an expression;
+    const char *c_fn;         /* elementwise: the C function in double
+                                 ("bp_exp" from bp.h's fast math, "sin"
+                                 from libm; float adds an f), or NULL
+                                 where emit writes an expression;
                                  kernels: the runtime function's stem */
     /* The floating-point operations of computing y for one sample (for
      * batch_mean: what each sample adds), from its operands' shapes; for

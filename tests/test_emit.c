@@ -11,8 +11,8 @@
  * bp_model descriptor and its wrappers, C keywords as names, float and
  * double models in one program, the header, the --main driver's output
  * and its error exits, finite results for logits of ±1000, biases added
- * by the gemm (beta = 1) in an MLP, and derivatives read from stored
- * outputs. */
+ * by the gemm (beta = 1) in an MLP, derivatives read from stored outputs,
+ * and exp, log, tanh and sigmoid from bp.h rather than libm. */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -893,6 +893,46 @@ static void test_derivatives_from_outputs(void)
     }
 }
 
+/* exp, log, tanh and sigmoid are the runtime's fast math (bp.h), in
+ * either precision, never libm's, and no model-local helper; the code
+ * compiles warning-free. */
+static void test_fast_math_calls(void)
+{
+    const char *src = "input x[3]\nparam w[3]\nwrt x\n"
+                      "loss L = sum(exp(w * x) * 0.1 + log(x * x + 1) + tanh(w * x) +"
+                      " sigmoid(x - w))\n";
+    static const char *const precisions[2] = {"float", "double"};
+    static const char *const fns[4] = {"exp", "log", "tanh", "sigmoid"};
+    for (int p = 0; p < 2; p++) {
+        char *name = test_format("em_fast_%c", precisions[p][0]);
+        char *exe = test_format("%s_run", name);
+        CU_ASSERT_EQUAL_FATAL(generate(name, src, precisions[p], "--main"), 0);
+        CU_ASSERT_EQUAL(build(exe, name, NULL), 0);
+        char *path = test_format("%s/%s.c", TEST_TMP, name);
+        char *c = code_only(test_read_file(path, NULL));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        for (int f = 0; f < 4; f++) {
+            const char *suffix = p ? "" : "f";
+            char *call = test_format("%s%s(", fns[f], suffix);
+            char *fast = test_format("bp_%s", call);
+            int all = occurrences(c, call), ours = occurrences(c, fast);
+            CU_ASSERT(ours >= 1);
+            CU_ASSERT_EQUAL(all, ours);
+            if (ours < 1 || all != ours)
+                fprintf(stderr, "\n[%s] %s: %d calls, %d of bp.h\n", name, call, all, ours);
+            free(fast);
+            free(call);
+        }
+        char *helper = test_format("%s_sigmoid(", name);
+        CU_ASSERT_PTR_NULL(strstr(c, helper));
+        free(helper);
+        free(c);
+        free(path);
+        free(exe);
+        free(name);
+    }
+}
+
 void register_emit(void)
 {
     CU_pSuite s = CU_add_suite("emit", NULL, NULL);
@@ -907,4 +947,5 @@ void register_emit(void)
     CU_add_test(s, "a frozen layer costs backward nothing", test_frozen_backward_does_less);
     CU_add_test(s, "biases added by the gemm, not a pass of their own", test_bias_in_gemm);
     CU_add_test(s, "derivatives from stored outputs", test_derivatives_from_outputs);
+    CU_add_test(s, "exp, log, tanh, sigmoid from bp.h", test_fast_math_calls);
 }
