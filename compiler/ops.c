@@ -344,7 +344,8 @@ static Node *pow_less_one_from_output(Graph *g, Node *y, double p)
     return NULL;
 }
 
-/* da = dy p a^(p-1), dp = dy y log a */
+/* da = dy p a^(p-1), dp = dy y log a; generated code takes a^(p-1) from
+ * y where pow_less_one_from_output() can */
 static void d_pow(Diff *d, Graph *g, Node *y, Node *dy)
 {
     Node *a = y->in[0], *p = y->in[1];

@@ -7,7 +7,7 @@
  * node_new() already folds constants and applies identities where nodes
  * are born; what it cannot see is the shape of a whole sum or product.
  * This pass rebuilds every node reachable from a root, in creation order,
- * and for each sum or product:
+ * and for each sum, product or power:
  *   - flattens nested ADDs (MULs) that have no other user, so that
  *     a + (b + a) is seen as one sum of three terms;
  *   - collects like terms (2x + 3x = 5x, x - x = 0) and constant terms
@@ -15,6 +15,10 @@
  *     (2 · (0.5 · y) = y);
  *   - merges equal bases whose exponents are constants of the same sign
  *     (x · x = x^2), but not x / x, which is not 1 where x = 0;
+ *   - turns (x^c)^p into x^(cp) for an integer p only where x^c has no
+ *     other user, in products and alone (node_pow_of() built it whole:
+ *     1 / P reads a stored P = sqrt(S) rather than computing
+ *     1 / sqrt(S));
  *   - rebuilds through node_new in a canonical order (by node id), so
  *     equal sums and products become one node.
  * In generated code a sub-sum that has another user is kept whole:
