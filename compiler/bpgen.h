@@ -267,8 +267,10 @@ typedef struct {
     /* The vector-Jacobian product: hands each operand of y its share of
      * dy through diff_give(). The formula is in a comment beside it. */
     void (*grad)(Diff *d, Graph *g, Node *y, Node *dy);
-    const char *c_fn;         /* elementwise: the libm function ("exp"), or
-                                 NULL where emit writes an expression;
+    const char *c_fn;         /* elementwise: the C function in double
+                                 ("bp_exp" from bp.h's fast math, "sin"
+                                 from libm; float adds an f), or NULL
+                                 where emit writes an expression;
                                  kernels: the runtime function's stem */
     /* The floating-point operations of computing y for one sample (for
      * batch_mean: what each sample adds), from its operands' shapes; for
@@ -363,6 +365,12 @@ Node *node_new(Graph *g, Op op, Node *a, Node *b);
  * MAX_ATTRS values (NULL: all 0; a shorter array is read past its end);
  * attributes are part of what makes two nodes equal. */
 Node *node_new_n(Graph *g, Op op, int nin, Node *const *in, const int *attr);
+/* base^q like node_new, but a power base stays whole: node_new turns
+ * (x^p)^q into x^(pq) for an integer q, which computes x^p again where it
+ * is computed anyway (a derivative reading a stored output: 1 / P for
+ * P = sqrt(S)). simplify.c opens such a power where x^p has no other
+ * user. */
+Node *node_pow_of(Graph *g, Node *base, Node *q);
 /* x with another shape of the same size (flatten, and its adjoint). */
 Node *node_reshape(Graph *g, Node *x, Shape shape);
 Node *node_const(Graph *g, double value, Shape shape);

@@ -26,9 +26,11 @@
 struct Diff {
     Graph *g;
     /* For generated code, write derivatives in terms of an operation's own
-     * output where that spares forward from keeping its input for backward
-     * (relu' from y > 0, log_softmax' from exp(y)); --derivatives keeps the
-     * textbook forms, which read better. */
+     * output where that spares forward from keeping its input for backward,
+     * or backward from computing again what forward stored (relu' from
+     * y > 0, log_softmax' from exp(y), logsumexp' from exp(x - y), sqrt'
+     * from 0.5 / y); --derivatives keeps the textbook forms, which read
+     * better. */
     bool from_outputs;
     Node **adjoint;   /* by node id, for the nodes that existed at the start */
     bool *needed;     /* by node id: a wanted leaf lies below */

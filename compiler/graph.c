@@ -389,6 +389,14 @@ Node *node_new(Graph *g, Op op, Node *a, Node *b)
     return node_new_n(g, op, b ? 2 : 1, in, NULL);
 }
 
+Node *node_pow_of(Graph *g, Node *base, Node *q)
+{
+    if (base->op == OP_POW && is_const(base->in[1]) && is_const(q) && q->shape.rank == 0 &&
+        q->value != 0 && q->value != 1)
+        return intern2(g, OP_POW, base->shape, base, q);
+    return node_new(g, OP_POW, base, q);
+}
+
 Node *node_reshape(Graph *g, Node *x, Shape shape)
 {
     if (shape_eq(x->shape, shape))

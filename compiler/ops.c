@@ -324,12 +324,39 @@ static void d_mul(Diff *d, Graph *g, Node *y, Node *dy)
     diff_give(d, y->in[1], mul(g, dy, y->in[0]));
 }
 
-/* da = dy p a^(p-1), dp = dy y log a */
+/* a^(p-1) for y = a^p, p a constant, from y where that is exact and
+ * cheaper than from a (generated code reads the stored y; the first two
+ * spare a sqrt, the others a division or a pow): p = 0.5: 1 / y (sqrt'),
+ * p = -0.5: y^3, p = -1: y^2, other p < 0: y / a. Each has the old
+ * form's value at a = 0 (+inf) and a = +inf (0). Not for 0 < p < 1 (y / a
+ * would be 0 / 0 at a = 0, not +inf) nor p > 1 (a^(p-1) is finite there,
+ * y / a is not). NULL where a^(p-1) stays. */
+static Node *pow_less_one_from_output(Graph *g, Node *y, double p)
+{
+    if (p == 0.5)
+        return node_pow_of(g, y, node_scalar(g, -1));
+    if (p == -0.5)
+        return node_pow_of(g, y, node_scalar(g, 3));
+    if (p == -1)
+        return node_pow_of(g, y, node_scalar(g, 2));
+    if (p < 0)
+        return mul(g, y, power(g, y->in[0], -1));
+    return NULL;
+}
+
+/* da = dy p a^(p-1), dp = dy y log a; generated code takes a^(p-1) from
+ * y where pow_less_one_from_output() can */
 static void d_pow(Diff *d, Graph *g, Node *y, Node *dy)
 {
     Node *a = y->in[0], *p = y->in[1];
-    if (diff_needs(d, a))
-        diff_give(d, a, mul(g, dy, mul(g, p, node_new(g, OP_POW, a, add(g, p, node_scalar(g, -1))))));
+    if (diff_needs(d, a)) {
+        Node *less_one = NULL;
+        if (diff_from_outputs(d) && p->op == OP_CONST)
+            less_one = pow_less_one_from_output(g, y, p->value);
+        if (!less_one)
+            less_one = node_new(g, OP_POW, a, add(g, p, node_scalar(g, -1)));
+        diff_give(d, a, mul(g, dy, mul(g, p, less_one)));
+    }
     if (diff_needs(d, p))
         diff_give(d, p, mul(g, dy, mul(g, y, op1(g, OP_LOG, a))));
 }
@@ -457,10 +484,15 @@ static void d_sum(Diff *d, Graph *g, Node *y, Node *dy)
     diff_give(d, y->in[0], node_broadcast(g, dy, y->in[0]->shape));
 }
 
-/* da = dy softmax(a) */
+/* da = dy softmax(a); softmax(a) = exp(a - y), one elementwise exp in
+ * place of softmax's own max, sum and division */
 static void d_logsumexp(Diff *d, Graph *g, Node *y, Node *dy)
 {
-    diff_give(d, y->in[0], mul(g, dy, op1(g, OP_SOFTMAX, y->in[0])));
+    Node *a = y->in[0];
+    Node *p = diff_from_outputs(d)
+                  ? op1(g, OP_EXP, add(g, a, neg(g, node_broadcast(g, y, a->shape))))
+                  : op1(g, OP_SOFTMAX, a);
+    diff_give(d, a, mul(g, dy, p));
 }
 
 /* da = y ⊙ (dy - sum(dy ⊙ y)) */
@@ -604,14 +636,19 @@ const OpInfo op_info[OP__COUNT] = {
     [OP_POW] = {"^", ARGS(2, 2), EW, OPF_FOLDS, {0}, sh_pow, f_pow, d_pow, NULL, c_each},
     [OP_MAX] = {"max", ARGS(2, 2), EW, OPF_FOLDS, {0}, sh_broadcast, f_max, d_max, NULL, c_each},
     [OP_MIN] = {"min", ARGS(2, 2), EW, OPF_FOLDS, {0}, sh_broadcast, f_min, d_min, NULL, c_each},
-    [OP_EXP] = {"exp", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_exp, d_exp, "exp", c_each},
-    [OP_LOG] = {"log", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_log, d_log, "log", c_each},
+    /* exp, log, tanh, sigmoid: the runtime's fast math (bp.h), no errno;
+     * abs, sin, cos: libm */
+    [OP_EXP] = {"exp", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_exp, d_exp, "bp_exp",
+                c_each},
+    [OP_LOG] = {"log", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_log, d_log, "bp_log",
+                c_each},
     [OP_ABS] = {"abs", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_abs, d_abs, "fabs", c_each},
     [OP_SIN] = {"sin", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_sin, d_sin, "sin", c_each},
     [OP_COS] = {"cos", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_cos, d_cos, "cos", c_each},
-    [OP_TANH] = {"tanh", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_tanh, d_tanh, "tanh", c_each},
+    [OP_TANH] = {"tanh", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_tanh, d_tanh, "bp_tanh",
+                 c_each},
     [OP_SIGMOID] = {"sigmoid", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_sigmoid,
-                    d_sigmoid, NULL, c_each},
+                    d_sigmoid, "bp_sigmoid", c_each},
     [OP_RELU] = {"relu", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_relu, d_relu, NULL, c_each},
     [OP_SOFTPLUS] = {"softplus", ARGS(1, 1), EW, OPF_FOLDS, {0}, sh_same, f_softplus,
                      d_softplus, NULL, c_each},

@@ -7,7 +7,7 @@
  * node_new() already folds constants and applies identities where nodes
  * are born; what it cannot see is the shape of a whole sum or product.
  * This pass rebuilds every node reachable from a root, in creation order,
- * and for each sum or product:
+ * and for each sum, product or power:
  *   - flattens nested ADDs (MULs) that have no other user, so that
  *     a + (b + a) is seen as one sum of three terms;
  *   - collects like terms (2x + 3x = 5x, x - x = 0) and constant terms
@@ -15,6 +15,10 @@
  *     (2 · (0.5 · y) = y);
  *   - merges equal bases whose exponents are constants of the same sign
  *     (x · x = x^2), but not x / x, which is not 1 where x = 0;
+ *   - turns (x^c)^p into x^(cp) for an integer p only where x^c has no
+ *     other user, in products and alone (node_pow_of() built it whole:
+ *     1 / P reads a stored P = sqrt(S) rather than computing
+ *     1 / sqrt(S));
  *   - rebuilds through node_new in a canonical order (by node id), so
  *     equal sums and products become one node.
  * In generated code a sub-sum that has another user is kept whole:
@@ -143,14 +147,24 @@ static void collect_sum(Simp *s, Terms *t, Node *n, double k, bool open)
     }
 }
 
+/* Whether (x^c)^p may become x^(cp): p an integer ((x^2)^0.5 is |x|, not
+ * x), and x^c has no other user. A shared x^c is computed anyway (in
+ * generated code it is usually stored), and reading it is cheaper than
+ * computing x^(cp) afresh: the derivative of P = sqrt(S), 0.5 / P, stays
+ * that instead of 0.5 / sqrt(S). */
+static bool may_open_power(const Simp *s, const Node *n, double p)
+{
+    return n->op == OP_POW && is_const(n->in[1]) && p == floor(p) && fabs(p) < 1e15 &&
+           single_use(s, n);
+}
+
 /* Gathers the factors of `n` raised to `p`. (a b)^e opens into a^e b^e
- * and (x^c)^p into x^(cp) only for integer e and p: (x^2)^0.5 stays, since
- * it is |x|, not x. */
+ * only for integer e, (x^c)^p into x^(cp) where may_open_power() says. */
 static void collect_product(Simp *s, Terms *t, Node *n, double p, bool open)
 {
     if (is_const(n)) {
         t->constant *= pow(n->value, p);
-    } else if (n->op == OP_POW && is_const(n->in[1]) && p == floor(p)) {
+    } else if (may_open_power(s, n, p)) {
         double e = p * n->in[1]->value;
         Node *base = n->in[0];
         if (base->op == OP_MUL && e == floor(e) && open && may_open(s, t, base))
@@ -214,7 +228,7 @@ static Node *rebuild_product(Simp *s, Node *n)
     for (int i = 0; i < t.n; i++) {
         if (t.items[i].k == 0)
             continue;
-        Node *f = node_new(g, OP_POW, t.items[i].node, node_scalar(g, t.items[i].k));
+        Node *f = node_pow_of(g, t.items[i].node, node_scalar(g, t.items[i].k));
         prod = prod ? node_new(g, OP_MUL, prod, f) : f;
     }
     Node *c = node_scalar(g, t.constant + 0.0);
@@ -222,6 +236,15 @@ static Node *rebuild_product(Simp *s, Node *n)
     if (!shape_eq(prod->shape, n->shape))
         prod = node_broadcast(g, prod, n->shape);
     return prod;
+}
+
+/* (x^c)^q = x^(cq) for a power outside any product, by the same rule. */
+static Node *rebuild_power(Simp *s, Node *n)
+{
+    Node *inner = n->in[0], *q = n->in[1];
+    if (!is_const(q) || !may_open_power(s, inner, q->value))
+        return n;
+    return node_pow_of(s->g, inner->in[0], node_scalar(s->g, inner->in[1]->value * q->value));
 }
 
 static Node *rebuild(Simp *s, Node *n)
@@ -233,11 +256,14 @@ static Node *rebuild(Simp *s, Node *n)
         in[k] = s->rebuilt[n->in[k]->id];
     s->g->line = n->line;   /* the rebuilt form stays with n's statement */
     Node *fresh = n->op == OP_BROADCAST ? node_broadcast(s->g, in[0], n->shape)
+                : n->op == OP_POW       ? node_pow_of(s->g, in[0], in[1])
                                         : node_new_n(s->g, n->op, n->nin, in, n->attr);
     if (fresh->op == OP_ADD)
         fresh = rebuild_sum(s, fresh);
     else if (fresh->op == OP_MUL)
         fresh = rebuild_product(s, fresh);
+    else if (fresh->op == OP_POW)
+        fresh = rebuild_power(s, fresh);
     if (!fresh->name)
         fresh->name = n->name;
     if (!fresh->label)

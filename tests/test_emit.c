@@ -10,8 +10,9 @@
  * unbatched loss, a model without inputs, workspace sizes, every INIT, the
  * bp_model descriptor and its wrappers, C keywords as names, float and
  * double models in one program, the header, the --main driver's output
- * and its error exits, finite results for logits of ±1000, and biases
- * added by the gemm (beta = 1) in an MLP. */
+ * and its error exits, finite results for logits of ±1000, biases added
+ * by the gemm (beta = 1) in an MLP, derivatives read from stored outputs,
+ * and exp, log, tanh and sigmoid from bp.h rather than libm. */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -825,6 +826,113 @@ static void test_bias_in_gemm(void)
     }
 }
 
+/* ---------------------------------------------------------------- stored outputs, fast math */
+
+/* Occurrences of `what` in `text`. */
+static int occurrences(const char *text, const char *what)
+{
+    int k = 0;
+    for (const char *p = text; p && (p = strstr(p, what)); p += strlen(what))
+        k++;
+    return k;
+}
+
+/* `text` without its comments (which quote the chain rule), in place. */
+static char *code_only(char *text)
+{
+    char *out = text;
+    for (const char *p = text; p && *p;) {
+        if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            p = end ? end + 2 : p + strlen(p);
+        } else {
+            *out++ = *p++;
+        }
+    }
+    if (text)
+        *out = '\0';
+    return text;
+}
+
+/* Backward takes a derivative from the stored output where the output
+ * determines it: sqrt's from P (no sqrt in backward), layernorm's
+ * a^-1.5 from the stored a^-0.5, (a)^-2's a^-3 as y / a (no powf);
+ * forward then keeps no more than it did. */
+static void test_derivatives_from_outputs(void)
+{
+    static const char *const precisions[2] = {"float", "double"};
+    const char *chain = "input L\nwrt L\nS = L^2 + 2\nloss P = sqrt(S)\n";
+    const char *norm = "input x[4]\nparam w[4]\nwrt x\nloss L = sum(layernorm(w * x) * x)\n";
+    const char *inverse = "input x[3]\nparam w[3]\nwrt x\nloss L = sum(w * (x * x + 1)^-2)\n";
+    for (int p = 0; p < 2; p++) {
+        char *names[3] = {test_format("em_out_chain_%c", precisions[p][0]),
+                          test_format("em_out_norm_%c", precisions[p][0]),
+                          test_format("em_out_inv_%c", precisions[p][0])};
+        const char *sources[3] = {chain, norm, inverse};
+        for (int m = 0; m < 3; m++)
+            CU_ASSERT_EQUAL_FATAL(generate(names[m], sources[m], precisions[p], NULL), 0);
+        char *fwd = code_only(function_text(names[0], "forward"));
+        char *bwd = code_only(function_text(names[0], "backward"));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fwd);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(bwd);
+        CU_ASSERT_EQUAL(occurrences(fwd, "sqrt"), 1);
+        CU_ASSERT_PTR_NULL(strstr(bwd, "sqrt"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(bwd, "d_L[i] = L[i] / P[i];"));
+        free(fwd);
+        free(bwd);
+        bwd = code_only(function_text(names[1], "backward"));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(bwd);
+        CU_ASSERT_PTR_NULL(strstr(bwd, "sqrt"));
+        free(bwd);
+        bwd = code_only(function_text(names[2], "backward"));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(bwd);
+        CU_ASSERT_PTR_NULL(strstr(bwd, "pow"));
+        free(bwd);
+        for (int m = 0; m < 3; m++)
+            free(names[m]);
+    }
+}
+
+/* exp, log, tanh and sigmoid are the runtime's fast math (bp.h), in
+ * either precision, never libm's, and no model-local helper; the code
+ * compiles warning-free. */
+static void test_fast_math_calls(void)
+{
+    const char *src = "input x[3]\nparam w[3]\nwrt x\n"
+                      "loss L = sum(exp(w * x) * 0.1 + log(x * x + 1) + tanh(w * x) +"
+                      " sigmoid(x - w))\n";
+    static const char *const precisions[2] = {"float", "double"};
+    static const char *const fns[4] = {"exp", "log", "tanh", "sigmoid"};
+    for (int p = 0; p < 2; p++) {
+        char *name = test_format("em_fast_%c", precisions[p][0]);
+        char *exe = test_format("%s_run", name);
+        CU_ASSERT_EQUAL_FATAL(generate(name, src, precisions[p], "--main"), 0);
+        CU_ASSERT_EQUAL(build(exe, name, NULL), 0);
+        char *path = test_format("%s/%s.c", TEST_TMP, name);
+        char *c = code_only(test_read_file(path, NULL));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        for (int f = 0; f < 4; f++) {
+            const char *suffix = p ? "" : "f";
+            char *call = test_format("%s%s(", fns[f], suffix);
+            char *fast = test_format("bp_%s", call);
+            int all = occurrences(c, call), ours = occurrences(c, fast);
+            CU_ASSERT(ours >= 1);
+            CU_ASSERT_EQUAL(all, ours);
+            if (ours < 1 || all != ours)
+                fprintf(stderr, "\n[%s] %s: %d calls, %d of bp.h\n", name, call, all, ours);
+            free(fast);
+            free(call);
+        }
+        char *helper = test_format("%s_sigmoid(", name);
+        CU_ASSERT_PTR_NULL(strstr(c, helper));
+        free(helper);
+        free(c);
+        free(path);
+        free(exe);
+        free(name);
+    }
+}
+
 void register_emit(void)
 {
     CU_pSuite s = CU_add_suite("emit", NULL, NULL);
@@ -838,4 +946,6 @@ void register_emit(void)
     CU_add_test(s, "finite results for logits of +-1000", test_extreme_logits);
     CU_add_test(s, "a frozen layer costs backward nothing", test_frozen_backward_does_less);
     CU_add_test(s, "biases added by the gemm, not a pass of their own", test_bias_in_gemm);
+    CU_add_test(s, "derivatives from stored outputs", test_derivatives_from_outputs);
+    CU_add_test(s, "exp, log, tanh, sigmoid from bp.h", test_fast_math_calls);
 }

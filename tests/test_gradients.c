@@ -27,6 +27,12 @@ static const Case cases[] = {
     {"pow", "input x[3]\nparam w[3]\nparam s\nwrt x\n"
             "loss L = sum((x * x + 1) ^ s) + sum(w ^ 2) * 0.5 + sum((x + 2) ^ 3)\n"},
     {"neg", "input x[3]\nparam w[3]\nparam s\nwrt x\nloss L = sum(-x * w) + -s^2\n"},
+    /* constant exponents whose derivative generated code takes from the
+     * stored power (-1, -0.5, -2, -1.5) and those it does not (0.3, 2.5) */
+    {"pow_const", "input x[3]\nparam w[3]\nwrt x\n"
+                  "u = x * x + w * w + 1\n"
+                  "loss L = sum(w / u) + sum(w * u^-0.5) + sum(w * u^-2) + sum(w * u^-1.5)"
+                  " + sum(w * u^0.3) + sum(w * u^2.5)\n"},
     {"matmul_mv", "input x[3]\nparam W[2, 3]\nparam b[2]\nwrt x\n"
                   "loss L = sum(tanh(W · x + b))\n"},
     {"matmul_mm", "input X[3, 2]\nparam A[4, 3]\nwrt X\nloss L = sum(sin(A @ X))\n"},

@@ -281,7 +281,8 @@ static void test_directives_are_exact(void)
                 }
                 free(line);
             }
-            CU_ASSERT(to_net > to_c && to_c >= 3);
+            /* chain: one loop in forward, one in backward, each back to C */
+            CU_ASSERT(to_net > to_c && to_c >= 2);
             CU_ASSERT_STRING_EQUAL(without, plain);
             /* both compilers, warnings as errors */
             char *cc = test_format("%s %s -Werror -Iruntime -I%s -c %s/trace_%s.c -o %s/trace_%s.o",
@@ -325,7 +326,7 @@ static void test_line_seen_by_the_compiler(void)
         "input t\n"
         "param W[2, 3]\n"
         "param v[2]\n"
-        "h = tanh(W · x)\n"              /* line 6: tanhf, and gemm forward and backward */
+        "h = tanh(W · x)\n"              /* line 6: bp_tanhf, and gemm forward and backward */
         "y = sigmoid(sum(v * h))\n"
         "output h\n"                      /* predict copies h out: memcpy, glue */
         "loss L = (y - t)^2\n";
@@ -334,8 +335,8 @@ static void test_line_seen_by_the_compiler(void)
         "#include \"trace_m.h\"\n"
         "static void seen(const char *what, const char *file, int line)\n"
         "{\n    printf(\"%s %s:%d\\n\", what, file, line);\n}\n"
-        "#undef tanhf\n#undef memcpy\n"
-        "#define tanhf(x) (seen(\"tanhf\", __FILE__, __LINE__), tanhf(x))\n"
+        "#undef memcpy\n"
+        "#define bp_tanhf(x) (seen(\"tanhf\", __FILE__, __LINE__), bp_tanhf(x))\n"
         "#define bp_gemm_f(...) (seen(\"gemm\", __FILE__, __LINE__), bp_gemm_f(__VA_ARGS__))\n"
         "#define memcpy(d, s, k) (seen(\"memcpy\", __FILE__, __LINE__), memcpy(d, s, k))\n"
         "#include \"trace_m.c\"\n"

@@ -64,7 +64,7 @@ typedef struct {
     const char **cname;     /* by node id */
     const char **orig;      /* node names from the .net file, by id */
     NameSet names;
-    bool need_sigmoid, need_softplus;
+    bool need_softplus;
     const Derivation *derivation;   /* the chain rule, for gradients' comments */
     const char *source_name;        /* the .net file's name, for comments */
     bool ws_direct;         /* a step addresses the workspace itself (scratch) */

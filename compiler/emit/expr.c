@@ -30,7 +30,8 @@ const char *at(Emit *e, Ex x, int need)
     return x.prec >= need ? x.s : fmt(e, "(%s)", x.s);
 }
 
-/* A math function of the chosen precision: "exp" -> "expf". */
+/* A math function of the chosen precision: "sin" -> "sinf", "bp_exp" ->
+ * "bp_expf". */
 const char *fn(Emit *e, const char *name)
 {
     return e->dbl ? name : fmt(e, "%sf", name);
@@ -350,9 +351,6 @@ static Ex define(Emit *e, Ctx *c, Node *n)
         y = simple(e, c, render(e, c, n->in[1], false));
         return ex(fmt(e, "(%s %s %s ? %s : %s)", x.s, n->op == OP_MAX ? ">=" : "<=", y.s, x.s, y.s),
                   PR_ATOM, false);
-    case OP_SIGMOID:
-        e->need_sigmoid = true;
-        return call1(e, fmt(e, "%s_sigmoid", e->M), render(e, c, n->in[0], false));
     case OP_SOFTPLUS:
         e->need_softplus = true;
         return call1(e, fmt(e, "%s_softplus", e->M), render(e, c, n->in[0], false));
@@ -425,18 +423,12 @@ void close_ctx(Emit *e, Ctx *c, char **notes, int depth)
 void emit_helpers(Emit *e, FILE *out)
 {
     const char *r = e->real, *M = e->M;
-    const char *one = lit_str(e, 1), *zero = lit_str(e, 0);
-    if (e->need_sigmoid)
-        fprintf(out,
-            "/* 1 / (1 + exp(-x)), without overflow for large |x| */\n"
-            "static %s %s_sigmoid(%s x)\n{\n"
-            "    if (x >= %s)\n        return %s / (%s + %s(-x));\n"
-            "    const %s e = %s(x);\n    return e / (%s + e);\n}\n\n",
-            r, M, r, zero, one, one, fn(e, "exp"), r, fn(e, "exp"), one);
+    const char *zero = lit_str(e, 0);
+    const char *exp_fn = fn(e, op_info[OP_EXP].c_fn);
     if (e->need_softplus)
         fprintf(out,
             "/* log(1 + exp(x)), without overflow for large |x| */\n"
             "static %s %s_softplus(%s x)\n{\n"
             "    return x > %s ? x + %s(%s(-x)) : %s(%s(x));\n}\n\n",
-            r, M, r, zero, fn(e, "log1p"), fn(e, "exp"), fn(e, "log1p"), fn(e, "exp"));
+            r, M, r, zero, fn(e, "log1p"), exp_fn, fn(e, "log1p"), exp_fn);
 }

@@ -146,7 +146,7 @@ void digits_cnn_backward(const double *theta, const double *const inputs[], int 
      * chain rule: dL/dz = dL/dL * (p * sum(y) - y) */
     for (size_t s = 0; s < (size_t)n; s++) {
         for (size_t j = 0; j < 10; j++) {
-            d_z[s * 10 + j] = exp(log_softmax_13[s * 10 + j]) * sum_23[s] - y[s * 10 + j];
+            d_z[s * 10 + j] = bp_exp(log_softmax_13[s * 10 + j]) * sum_23[s] - y[s * 10 + j];
         }
     }
     /* digits_cnn.net:11  dL/db = batch_mean(dL/dz)

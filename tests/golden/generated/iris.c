@@ -57,7 +57,7 @@ float iris_forward(const float *theta, const float *const inputs[], int n, void 
     bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
     /* iris.net:9  h = tanh(t7) */
     for (size_t i = 0; i < 16 * (size_t)n; i++) {
-        h[i] = tanhf(t7[i]);
+        h[i] = bp_tanhf(t7[i]);
     }
     /* iris.net:10  z = W2 · h + b2 */
     for (size_t s = 0; s < (size_t)n; s++)
@@ -133,7 +133,7 @@ void iris_backward(const float *theta, const float *const inputs[], int n, void 
      * chain rule: dL/dz = dL/dL * (p * sum(y) - y) */
     for (size_t s = 0; s < (size_t)n; s++) {
         for (size_t j = 0; j < 3; j++) {
-            d_z[s * 3 + j] = expf(log_softmax_12[s * 3 + j]) * sum_22[s] - y[s * 3 + j];
+            d_z[s * 3 + j] = bp_expf(log_softmax_12[s * 3 + j]) * sum_22[s] - y[s * 3 + j];
         }
     }
     /* iris.net:10  dL/db2 = batch_mean(dL/dz)
@@ -198,7 +198,7 @@ void iris_predict(const float *theta, const float *const inputs[], int n, void *
     bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
     /* iris.net:9  h = tanh(t7) */
     for (size_t i = 0; i < 16 * (size_t)n; i++) {
-        h[i] = tanhf(t7[i]);
+        h[i] = bp_tanhf(t7[i]);
     }
     /* iris.net:10  z = W2 · h + b2 */
     for (size_t s = 0; s < (size_t)n; s++)

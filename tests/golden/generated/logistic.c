@@ -4,15 +4,6 @@
 
 #include "logistic.h"
 
-/* 1 / (1 + exp(-x)), without overflow for large |x| */
-static float logistic_sigmoid(float x)
-{
-    if (x >= 0.0f)
-        return 1.0f / (1.0f + expf(-x));
-    const float e = expf(x);
-    return e / (1.0f + e);
-}
-
 /* Applies every parameter's INIT, in declaration order, with one generator
  * seeded by `seed`. */
 void logistic_init(float *theta, unsigned long long seed)
@@ -55,7 +46,7 @@ float logistic_forward(const float *theta, const float *const inputs[], int n, v
     /* logistic.net:9  y = sigmoid(z) */
     for (size_t i = 0; i < (size_t)n; i++) {
         const float z = theta2[0] + x[i] * theta1[0];
-        y[i] = logistic_sigmoid(z);
+        y[i] = bp_sigmoidf(z);
     }
     /* logistic.net:11  t10 = y - t */
     for (size_t i = 0; i < (size_t)n; i++) {
@@ -146,7 +137,7 @@ void logistic_predict(const float *theta, const float *const inputs[], int n, vo
     /* logistic.net:9  y = sigmoid(z) */
     for (size_t i = 0; i < (size_t)n; i++) {
         const float z = theta2[0] + x[i] * theta1[0];
-        y[i] = logistic_sigmoid(z);
+        y[i] = bp_sigmoidf(z);
     }
     /* output y */
     memcpy(outputs[0], y, (size_t)n * sizeof(float));
