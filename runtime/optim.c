@@ -32,6 +32,13 @@
 #include <math.h>
 #include <string.h>
 
+/* The vector loops and their scalar tails must round alike: clang would
+ * otherwise fuse a * b + c in a tail inlined into an FMA-enabled loop
+ * (GCC in ISO C mode never contracts). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 /* How many num_params-long arrays (of real_size) the state holds. */
 static int state_arrays(bp_optim_kind kind)
 {
