@@ -392,8 +392,10 @@ void bp_nonfinite_message(const bp_nonfinite *found, char *out, size_t out_size)
 /* optim.c — optimisers over the flat parameter vector, following
  * PyTorch's update rules (momentum v = mu v + g, theta -= lr v; Nesterov
  * theta -= lr (g + mu v); RMSprop s = rho s + (1-rho) g^2,
- * theta -= lr g / (sqrt(s) + eps); Adam with bias correction; AdamW decays
- * theta *= 1 - lr wd before the Adam step). Order within a step: clip g by
+ * theta -= lr g / (sqrt(s) + eps); Adam with bias correction, written as
+ * PyTorch writes it: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
+ * theta -= (lr / bc1) (m / (sqrt(v) / sqrt(bc2) + eps)), bc_i = 1 - b_i^t;
+ * AdamW decays theta *= 1 - lr wd before the Adam step). Order within a step: clip g by
  * the global L2 norm, add wd * theta (all but AdamW), update.
  * Schedules at step t (0 for the first step): step lr * gamma^floor(t /
  * step_size); cosine lr_min + (lr - lr_min)(1 + cos(pi t / total_steps))/2,

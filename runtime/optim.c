@@ -131,7 +131,8 @@ double bp_optim_lr(const bp_optimizer *o)
 /* The update's coefficients for one step. */
 typedef struct {
     bp_optim_kind kind;
-    double lr, wd, mu, rho, b1, b2, eps, bc1, bc2;
+    double lr, wd, mu, rho, b1, b2, eps;
+    double step_size, rsqrt_bc2;    /* Adam: lr / bc1, 1 / sqrt(bc2) */
 } optim_coef;
 
 /* Portable scalar loops (also the tails of the vector ones). */
@@ -443,8 +444,11 @@ static optim_coef coefficients(const bp_optimizer *o)
     u.b2 = c->beta2;
     u.eps = c->eps;
     double t = (double)(o->step + 1);
-    u.bc1 = 1 - pow(c->beta1, t);
-    u.bc2 = 1 - pow(c->beta2, t);
+    /* Adam's bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t go
+     * into two coefficients, as in PyTorch, so that an element costs one
+     * division and one square root (the loop's throughput limit). */
+    u.step_size = u.lr / (1 - pow(c->beta1, t));
+    u.rsqrt_bc2 = 1 / sqrt(1 - pow(c->beta2, t));
     return u;
 }
 

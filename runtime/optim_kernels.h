@@ -60,7 +60,9 @@ OK_ATTR static void OK_(scale)(OK_REAL *restrict g, size_t n, double scale)
 
 /* The coefficients are u's doubles (and 1 - rho, 1 - beta, 1 - lr wd
  * taken in double) rounded once to OK_REAL, so the float rule is the
- * double rule with every operation in float. */
+ * double rule with every operation in float. Adam's last line is
+ * PyTorch's: theta -= step_size * (m / (sqrt(v) / sqrt(bc2) + eps)),
+ * with the division by sqrt(bc2) a multiplication by its inverse. */
 OK_ATTR static void OK_(update)(const optim_coef *u, size_t n,
                                 OK_REAL *restrict th,
                                 const OK_REAL *restrict gr,
@@ -72,8 +74,9 @@ OK_ATTR static void OK_(update)(const optim_coef *u, size_t n,
              rho1 = R_SET1((OK_REAL)(1 - u->rho)),
              b1 = R_SET1((OK_REAL)u->b1), b11 = R_SET1((OK_REAL)(1 - u->b1)),
              b2 = R_SET1((OK_REAL)u->b2), b21 = R_SET1((OK_REAL)(1 - u->b2)),
-             eps = R_SET1((OK_REAL)u->eps), bc1 = R_SET1((OK_REAL)u->bc1),
-             bc2 = R_SET1((OK_REAL)u->bc2),
+             eps = R_SET1((OK_REAL)u->eps),
+             step = R_SET1((OK_REAL)u->step_size),
+             rbc2 = R_SET1((OK_REAL)u->rsqrt_bc2),
              decay = R_SET1((OK_REAL)(1 - u->lr * u->wd));
     (void)s1;
     (void)s2;
@@ -108,8 +111,9 @@ OK_ATTR static void OK_(update)(const optim_coef *u, size_t n,
                              R_MUL(R_MUL(b21, g), g));
                 R_STORE(s1 + i, m);
                 R_STORE(s2 + i, v);
-                t = R_SUB(t, R_DIV(R_MUL(lr, R_DIV(m, bc1)),
-                                   R_ADD(R_SQRT(R_DIV(v, bc2)), eps)));)
+                t = R_SUB(t, R_MUL(step, R_DIV(m, R_ADD(R_MUL(R_SQRT(v),
+                                                                rbc2),
+                                                         eps))));)
         break;
     case BP_ADAMW:
         OK_LOOP(t = R_MUL(t, decay);
@@ -118,8 +122,9 @@ OK_ATTR static void OK_(update)(const optim_coef *u, size_t n,
                              R_MUL(R_MUL(b21, g), g));
                 R_STORE(s1 + i, m);
                 R_STORE(s2 + i, v);
-                t = R_SUB(t, R_DIV(R_MUL(lr, R_DIV(m, bc1)),
-                                   R_ADD(R_SQRT(R_DIV(v, bc2)), eps)));)
+                t = R_SUB(t, R_MUL(step, R_DIV(m, R_ADD(R_MUL(R_SQRT(v),
+                                                                rbc2),
+                                                         eps))));)
         break;
     }
 #ifdef OK_TAIL

@@ -359,7 +359,9 @@ static void test_pytorch_differences(void)
 
 /* The rules once more, written the plain way over a whole vector in one
  * precision T (theta, grad, state and arithmetic; the coefficients taken
- * in double and rounded once, as optim.c documents), skipping [flo, fhi).
+ * in double and rounded once, as optim.c documents; Adam's bias
+ * corrections folded into lr / bc1 and 1 / sqrt(bc2)), skipping
+ * [flo, fhi).
  * The clipping scale comes from `norm`, the optimizer's own (its sum runs
  * in partial sums), so that every bit can be compared. */
 #define REFERENCE_STEP(T, SQRT)                                             \
@@ -372,8 +374,9 @@ static void test_pytorch_differences(void)
         double scale = 1;                                                  \
         if (c->clip_norm > 0 && norm > c->clip_norm)                       \
             scale = c->clip_norm / norm;                                   \
-        const T bc1 = (T)(1 - pow(c->beta1, (double)(step + 1)));          \
-        const T bc2 = (T)(1 - pow(c->beta2, (double)(step + 1)));          \
+        const double t1 = (double)(step + 1);                              \
+        const T sz = (T)(c->lr / (1 - pow(c->beta1, t1)));                 \
+        const T rb2 = (T)(1 / sqrt(1 - pow(c->beta2, t1)));                \
         const T lr = (T)c->lr, wd = (T)c->weight_decay,                    \
                 mu = (T)c->momentum, rho = (T)c->rho,                      \
                 rho1 = (T)(1 - c->rho), b1 = (T)c->beta1,                  \
@@ -410,7 +413,7 @@ static void test_pytorch_differences(void)
             case BP_ADAM:                                                  \
                 s1[i] = b1 * s1[i] + b11 * g;                              \
                 s2[i] = b2 * s2[i] + b21 * g * g;                          \
-                th = th - lr * (s1[i] / bc1) / (SQRT(s2[i] / bc2) + eps);  \
+                th = th - sz * (s1[i] / (SQRT(s2[i]) * rb2 + eps));        \
                 break;                                                     \
             }                                                              \
             theta[i] = th;                                                 \
