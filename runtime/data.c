@@ -769,6 +769,17 @@ BP_TARGET_AVX2 static void map_row_d_avx2(const unsigned char *s,
 }
 #endif
 
+#ifdef BP_X86_KERNELS
+/* Rows asked for ahead of the one being converted. */
+#define GATHER_AHEAD 2
+
+static void prefetch_row(const unsigned char *p, size_t width)
+{
+    for (size_t j = 0; j < width; j += 64)
+        _mm_prefetch((const char *)p + j, _MM_HINT_T0);
+}
+#endif
+
 /* The same as gather for bytes through the per-feature map, vectorised
  * per instruction set (the batch gather is per step, like the update). */
 static void gather_byte(const bp_dataset *d, size_t first, const size_t *idx,
@@ -781,6 +792,19 @@ static void gather_byte(const bp_dataset *d, size_t first, const size_t *idx,
     for (int i = 0; i < n; i++) {
         size_t r = first + (idx ? idx[i] : (size_t)i);
         const unsigned char *s = d->xb + r * width;
+#ifdef BP_X86_KERNELS
+        /* Shuffled rows are far apart: the loads of a row wait on memory
+         * unless it was asked for while earlier rows were converted. */
+        if (i == 0)
+            for (int k = 1; k <= GATHER_AHEAD && k < n; k++)
+                prefetch_row(d->xb + (first + (idx ? idx[k] : (size_t)k)) * width,
+                             width);
+        if (i + GATHER_AHEAD < n)
+            prefetch_row(d->xb + (first + (idx ? idx[i + GATHER_AHEAD]
+                                               : (size_t)(i + GATHER_AHEAD)))
+                                     * width,
+                         width);
+#endif
         if (real_size == 4) {
             float *p = (float *)dst + (size_t)i * width;
 #ifdef BP_X86_KERNELS

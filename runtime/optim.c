@@ -17,8 +17,9 @@
  * branches, compiled for AVX-512, AVX2 and portable C and chosen at run
  * time like the matrix kernels (cpu.c), so the default -O2 build runs
  * vector code: 16 floats (8 doubles) per AVX-512 instruction, read once
- * and written once; the only other pass is the gradient's norm, summed in
- * double (and its rescaling when clipping applies). Every element gets
+ * and written once. The gradient's norm (summed in double) is taken in
+ * the same pass when there is no clipping, else in a pass before (and
+ * the gradient rescaled) since the scale must be known first. Every element gets
  * the rule's operations in the rule's order, without fused multiply-adds,
  * so each path gives the same theta and state as the scalar rule, bit for
  * bit; only the norm's sum is taken in 8 (4) partial sums.
@@ -154,6 +155,7 @@ typedef struct {
 #define R_SUB(a, b) ((a) - (b))
 #define R_MUL(a, b) ((a) * (b))
 #define R_DIV(a, b) ((a) / (b))
+#define R_SQACC(a, g) ((a) + (double)(g) * (double)(g))
 #define OK_REAL float
 #define OK_(x) x##_f_port
 #define R_SQRT(a) sqrtf(a)
@@ -186,6 +188,7 @@ typedef struct {
 #undef R_SUB
 #undef R_MUL
 #undef R_DIV
+#undef R_SQACC
 
 #ifdef BP_X86_KERNELS
 #include <immintrin.h>
@@ -195,6 +198,25 @@ BP_TARGET_AVX2 static double sum4(__m256d v)
     __m128d lo = _mm256_castpd256_pd128(v), hi = _mm256_extractf128_pd(v, 1);
     __m128d s = _mm_add_pd(lo, hi);
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+/* a + the squares of g's 8 floats, as 4 + 4 doubles. */
+BP_TARGET_AVX2 static __m256d sqacc8(__m256d a, __m256 g)
+{
+    __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(g)),
+            hi = _mm256_cvtps_pd(_mm256_extractf128_ps(g, 1));
+    a = _mm256_add_pd(a, _mm256_mul_pd(lo, lo));
+    return _mm256_add_pd(a, _mm256_mul_pd(hi, hi));
+}
+
+/* a + the squares of g's 16 floats, as 8 + 8 doubles. */
+BP_TARGET_AVX512 static __m512d sqacc16(__m512d a, __m512 g)
+{
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(g)),
+            hi = _mm512_cvtps_pd(_mm256_castpd_ps(
+                _mm512_extractf64x4_pd(_mm512_castps_pd(g), 1)));
+    a = _mm512_add_pd(a, _mm512_mul_pd(lo, lo));
+    return _mm512_add_pd(a, _mm512_mul_pd(hi, hi));
 }
 
 /* AVX2: 8 floats or 4 doubles; the norm in 4 doubles. */
@@ -220,6 +242,7 @@ BP_TARGET_AVX2 static double sum4(__m256d v)
 #define R_MUL _mm256_mul_ps
 #define R_DIV _mm256_div_ps
 #define R_SQRT _mm256_sqrt_ps
+#define R_SQACC(a, g) sqacc8(a, g)
 #include "optim_kernels.h"
 #undef OK_REAL
 #undef OK_
@@ -236,6 +259,7 @@ BP_TARGET_AVX2 static double sum4(__m256d v)
 #undef R_MUL
 #undef R_DIV
 #undef R_SQRT
+#undef R_SQACC
 #define OK_REAL double
 #define OK_(x) x##_d_avx2
 #define OK_TAIL(x) x##_d_port
@@ -251,6 +275,7 @@ BP_TARGET_AVX2 static double sum4(__m256d v)
 #define R_MUL _mm256_mul_pd
 #define R_DIV _mm256_div_pd
 #define R_SQRT _mm256_sqrt_pd
+#define R_SQACC(a, g) _mm256_add_pd(a, _mm256_mul_pd(g, g))
 #include "optim_kernels.h"
 #undef OK_REAL
 #undef OK_
@@ -267,6 +292,7 @@ BP_TARGET_AVX2 static double sum4(__m256d v)
 #undef R_MUL
 #undef R_DIV
 #undef R_SQRT
+#undef R_SQACC
 #undef OK_ATTR
 #undef OK_DW
 #undef VD
@@ -298,6 +324,7 @@ BP_TARGET_AVX2 static double sum4(__m256d v)
 #define R_MUL _mm512_mul_ps
 #define R_DIV _mm512_div_ps
 #define R_SQRT _mm512_sqrt_ps
+#define R_SQACC(a, g) sqacc16(a, g)
 #include "optim_kernels.h"
 #undef OK_REAL
 #undef OK_
@@ -314,6 +341,7 @@ BP_TARGET_AVX2 static double sum4(__m256d v)
 #undef R_MUL
 #undef R_DIV
 #undef R_SQRT
+#undef R_SQACC
 #define OK_REAL double
 #define OK_(x) x##_d_avx512
 #define OK_TAIL(x) x##_d_port
@@ -329,6 +357,7 @@ BP_TARGET_AVX2 static double sum4(__m256d v)
 #define R_MUL _mm512_mul_pd
 #define R_DIV _mm512_div_pd
 #define R_SQRT _mm512_sqrt_pd
+#define R_SQACC(a, g) _mm512_add_pd(a, _mm512_mul_pd(g, g))
 #include "optim_kernels.h"
 #undef OK_REAL
 #undef OK_
@@ -345,6 +374,7 @@ BP_TARGET_AVX2 static double sum4(__m256d v)
 #undef R_MUL
 #undef R_DIV
 #undef R_SQRT
+#undef R_SQACC
 #undef OK_ATTR
 #undef OK_DW
 #undef VD
@@ -359,8 +389,8 @@ BP_TARGET_AVX2 static double sum4(__m256d v)
 typedef struct {
     double (*sumsq)(const void *g, size_t n);
     void (*scale)(void *g, size_t n, double s);
-    void (*update)(const optim_coef *u, size_t n, void *th, const void *gr,
-                   void *s1, void *s2);
+    double (*update)(const optim_coef *u, size_t n, void *th,
+                     const void *gr, void *s1, void *s2);
 } optim_loops;
 
 #define OPTIM_LOOPS(sfx)                                                   \
@@ -372,10 +402,11 @@ typedef struct {
     {                                                                      \
         scale_##sfx(g, n, s);                                              \
     }                                                                      \
-    static void update_##sfx##_v(const optim_coef *u, size_t n, void *th,  \
-                                 const void *gr, void *s1, void *s2)       \
+    static double update_##sfx##_v(const optim_coef *u, size_t n,          \
+                                   void *th, const void *gr, void *s1,     \
+                                   void *s2)                               \
     {                                                                      \
-        update_##sfx(u, n, th, gr, s1, s2);                                \
+        return update_##sfx(u, n, th, gr, s1, s2);                         \
     }
 OPTIM_LOOPS(f_port)
 OPTIM_LOOPS(d_port)
@@ -486,25 +517,33 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
             return abi;
     }
     const optim_loops *L = &loops[bp_isa()][o->real_size == 8];
+    optim_coef u = coefficients(o);
     size_t rs = real_bytes(o), lo, hi;
     char *th = theta, *g = grad, *s1, *s2;
     int next = 0;
-    double sumsq = 0;
-    while (next_range(o, &next, &lo, &hi))
-        sumsq += L->sumsq(g + lo * rs, hi - lo);
-    double norm = sqrt(sumsq);
-    double scale = 0;
-    if (o->cfg.clip_norm > 0 && norm > o->cfg.clip_norm)
-        scale = o->cfg.clip_norm / norm;
-
-    optim_coef u = coefficients(o);
-    next = 0;
-    while (next_range(o, &next, &lo, &hi)) {
-        if (scale != 0)
-            L->scale(g + lo * rs, hi - lo, scale);
-        state_at(o, lo, &s1, &s2);
-        L->update(&u, hi - lo, th + lo * rs, g + lo * rs, s1, s2);
+    double sumsq = 0, scale = 0;
+    if (o->cfg.clip_norm > 0) {
+        /* The norm first: it decides the scale of every entry. */
+        while (next_range(o, &next, &lo, &hi))
+            sumsq += L->sumsq(g + lo * rs, hi - lo);
+        if (sqrt(sumsq) > o->cfg.clip_norm)
+            scale = o->cfg.clip_norm / sqrt(sumsq);
+        next = 0;
+        while (next_range(o, &next, &lo, &hi)) {
+            if (scale != 0)
+                L->scale(g + lo * rs, hi - lo, scale);
+            state_at(o, lo, &s1, &s2);
+            L->update(&u, hi - lo, th + lo * rs, g + lo * rs, s1, s2);
+        }
+    } else {
+        /* The norm is only reported: the update sums it on the way. */
+        while (next_range(o, &next, &lo, &hi)) {
+            state_at(o, lo, &s1, &s2);
+            sumsq += L->update(&u, hi - lo, th + lo * rs, g + lo * rs, s1,
+                               s2);
+        }
     }
+    double norm = sqrt(sumsq);
     o->step++;
     o->grad_norm = norm;
     return BP_OK;

@@ -10,6 +10,7 @@
  *   OK_DW      reals per vector of doubles (the norm), VD its type
  *   D_LOADR(p), D_STORER(p, v)   OK_DW reals <-> a vector of doubles
  *   D_SET1(x), D_ADD, D_MUL, D_SUM(v)
+ *   R_SQACC(a, g)  a (VD) plus the squares of the OK_W reals g, in double
  *   OK_TAIL(x) the scalar instantiation's name, for the last < OK_W
  *              entries (not defined in the scalar instantiation itself)
  * Each kind has its own loop, free of branches. Every element gets the
@@ -50,25 +51,30 @@ OK_ATTR static void OK_(scale)(OK_REAL *restrict g, size_t n, double scale)
 
 /* The loop over [0, n) for one kind: BODY reads t (theta) and g (grad),
  * may use the state through S1/S2 loads and stores, and leaves the new
- * theta in t. */
+ * theta in t. The squares of g as read go into sq on the way (the
+ * division and square root leave the other units idle), so a step
+ * without clipping needs no pass of its own for the norm. */
 #define OK_LOOP(BODY)                                                      \
     for (; i + OK_W <= n; i += OK_W) {                                     \
         VR t = R_LOAD(th + i), g = R_LOAD(gr + i);                         \
+        sq = R_SQACC(sq, g);                                               \
         BODY                                                               \
         R_STORE(th + i, t);                                                \
     }
 
-/* The coefficients are u's doubles (and 1 - rho, 1 - beta, 1 - lr wd
+/* Returns the sum of the squares of gr[0, n) as read (before weight
+ * decay). The coefficients are u's doubles (and 1 - rho, 1 - beta, 1 - lr wd
  * taken in double) rounded once to OK_REAL, so the float rule is the
  * double rule with every operation in float. Adam's last line is
  * PyTorch's: theta -= step_size * (m / (sqrt(v) / sqrt(bc2) + eps)),
  * with the division by sqrt(bc2) a multiplication by its inverse. */
-OK_ATTR static void OK_(update)(const optim_coef *u, size_t n,
+OK_ATTR static double OK_(update)(const optim_coef *u, size_t n,
                                 OK_REAL *restrict th,
                                 const OK_REAL *restrict gr,
                                 OK_REAL *restrict s1, OK_REAL *restrict s2)
 {
     size_t i = 0;
+    VD sq = D_SET1(0.0);
     const VR lr = R_SET1((OK_REAL)u->lr), wd = R_SET1((OK_REAL)u->wd),
              mu = R_SET1((OK_REAL)u->mu), rho = R_SET1((OK_REAL)u->rho),
              rho1 = R_SET1((OK_REAL)(1 - u->rho)),
@@ -127,11 +133,13 @@ OK_ATTR static void OK_(update)(const optim_coef *u, size_t n,
                                                          eps))));)
         break;
     }
+    double sum = D_SUM(sq);
 #ifdef OK_TAIL
     if (i < n)
-        OK_TAIL(update)(u, n - i, th + i, gr + i, s1 ? s1 + i : s1,
-                        s2 ? s2 + i : s2);
+        sum += OK_TAIL(update)(u, n - i, th + i, gr + i, s1 ? s1 + i : s1,
+                               s2 ? s2 + i : s2);
 #endif
+    return sum;
 }
 
 #undef OK_LOOP

@@ -539,7 +539,8 @@ static void test_fast_matches_reference(void)
 /* bp_optim_update on every parameter's range (the frozen one included),
  * or on chunks that cut across tensors, then bp_optim_finish: the same
  * bits as bp_optim_step with clipping off, for every kind, float and
- * double, every instruction set, with weight decay and a schedule. */
+ * double, every instruction set, with weight decay and a schedule; and
+ * the step's norm, summed by the update loops, is the gradient's. */
 static void test_update_ranges_match_step(void)
 {
     int best = bp_isa();
@@ -568,11 +569,16 @@ static void test_update_ranges_match_step(void)
                     bp_optim_init(&a, &c, &m, NP, rs, sa);
                     bp_optim_init(&b, &c, &m, NP, rs, sb);
                     int same = 1, rc = BP_OK;
+                    double worst_norm = 0;
                     for (int step = 0; step < 5; step++) {
                         bp_fill_normal(&r, ga, rs, NP, 0, 1);
                         memcpy(gb, ga, NP * 8);
+                        double norm = reference_norm(ga, rs, NP, FLO, FHI);
                         CU_ASSERT_EQUAL(bp_optim_step(&a, ta, ga, NULL, 0),
                                         BP_OK);
+                        /* without clipping the update sums the norm */
+                        worst_norm = fmax(worst_norm,
+                                          fabs(a.grad_norm - norm) / norm);
                         if (chunks) {
                             for (size_t at = 0; at < NP; at += 97) {
                                 size_t len = NP - at < 97 ? NP - at : 97;
@@ -593,6 +599,7 @@ static void test_update_ranges_match_step(void)
                     }
                     CU_ASSERT_EQUAL(rc, BP_OK);
                     CU_ASSERT(same);
+                    CU_ASSERT(worst_norm <= 1e-14);
                     if (!same)
                         fprintf(stderr, "optim update: kind %d rs %d isa %d "
                                 "chunks %d: differs from the step\n",
