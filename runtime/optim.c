@@ -521,13 +521,14 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
     size_t rs = real_bytes(o), lo, hi;
     char *th = theta, *g = grad, *s1, *s2;
     int next = 0;
-    double sumsq = 0, scale = 0;
+    double sumsq = 0;
     if (o->cfg.clip_norm > 0) {
         /* The norm first: it decides the scale of every entry. */
         while (next_range(o, &next, &lo, &hi))
             sumsq += L->sumsq(g + lo * rs, hi - lo);
-        if (sqrt(sumsq) > o->cfg.clip_norm)
-            scale = o->cfg.clip_norm / sqrt(sumsq);
+        double norm = sqrt(sumsq), scale = 0;
+        if (norm > o->cfg.clip_norm)
+            scale = o->cfg.clip_norm / norm;
         next = 0;
         while (next_range(o, &next, &lo, &hi)) {
             if (scale != 0)
@@ -543,9 +544,8 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
                                s2);
         }
     }
-    double norm = sqrt(sumsq);
     o->step++;
-    o->grad_norm = norm;
+    o->grad_norm = sqrt(sumsq);
     return BP_OK;
 }
 
