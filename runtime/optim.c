@@ -518,7 +518,7 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
     }
     const optim_loops *L = &loops[bp_isa()][o->real_size == 8];
     optim_coef u = coefficients(o);
-    size_t rs = real_bytes(o), lo, hi;
+    size_t rs = real_bytes(o), lo = 0, hi = 0;
     char *th = theta, *g = grad, *s1, *s2;
     int next = 0;
     double sumsq = 0;
@@ -563,7 +563,7 @@ int bp_optim_update(bp_optimizer *o, void *theta, const void *grad,
         return BP_ERR_ARG;
     const optim_loops *L = &loops[bp_isa()][o->real_size == 8];
     optim_coef u = coefficients(o);
-    size_t rs = real_bytes(o), end = offset + len, lo, hi;
+    size_t rs = real_bytes(o), end = offset + len, lo = 0, hi = 0;
     char *th = theta, *s1, *s2;
     const char *g = grad;
     int next = 0;
