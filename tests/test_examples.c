@@ -270,7 +270,7 @@ static void test_digits(void)
     accuracy_case("digits", "digits", "test_accuracy", 0.95);
 }
 
-/* The short run (FASHION_SHORT) reaches 0.8396 (the full run 0.8976: see
+/* The short run (FASHION_SHORT) reaches 0.8396 (the full run 0.8974: see
  * README); 0.82 leaves room for other kernels' rounding. The output must
  * show the epochs with their times and the confusion matrix with names. */
 static void test_fashion(void)
@@ -289,7 +289,7 @@ static void test_fashion(void)
 }
 
 /* The short run (FASHION_CNN_SHORT) reaches 0.8103 (the full run
- * 0.9237: see README); 0.79 leaves room for other kernels'
+ * 0.9195: see README); 0.79 leaves room for other kernels'
  * rounding. The output must show the epochs with their times, the
  * accuracy from the image alone beside the result's (the image and its
  * mirror image), and the confusion matrix with names. */
