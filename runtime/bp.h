@@ -468,6 +468,23 @@ double bp_optim_lr(const bp_optimizer *o);
 int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
                   size_t err_size);
 
+/* ---- per tensor, for the fused training step M_step (bpgen --step;
+ * branch i7m's minimal version: branch i11o has its own, keep one) ----
+ * Applies the rule to theta[offset, offset + len) from grad[0, len) and
+ * the state's entries [offset, offset + len), at step o->step (the same
+ * learning rate and bias correction as bp_optim_step's next step), with
+ * weight decay, skipping frozen entries; does not advance o->step. The
+ * updates of one step followed by bp_optim_finish change theta and the
+ * state as one bp_optim_step with the whole gradient would, bit for bit.
+ * BP_ERR_ARG, and nothing changes, when o or theta is NULL, grad is NULL
+ * with len > 0, the range passes theta's end, the kind needs state and
+ * there is none, o's model is of another ABI, or o clips (clip_norm > 0:
+ * the global norm needs every gradient at once). Leaves o->grad_norm as
+ * it was. */
+int bp_optim_update(bp_optimizer *o, void *theta, const void *grad, size_t offset, size_t len);
+/* Ends a step of bp_optim_update calls: advances o->step. */
+void bp_optim_finish(bp_optimizer *o);
+
 /* ---- sections added by data.c, train.c, weights.c go below ---- */
 
 /* ------------------------------------------------------------------------ */

@@ -399,3 +399,63 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
     o->grad_norm = norm;
     return BP_OK;
 }
+
+/* ------------------------------------------------ update per tensor
+ * bp_optim_update and bp_optim_finish, for the fused training step M_step
+ * (bpgen --step) that updates each parameter as soon as its gradient is
+ * final. A minimal version on the loops above (branch i7m); branch i11o
+ * writes these two as well: keep one. */
+
+/* The update's coefficients at step o->step, as bp_optim_step sets them. */
+static void coefficients(const bp_optimizer *o, optim_coef *u)
+{
+    const bp_optim_config *c = &o->cfg;
+    double t = (double)(o->step + 1);
+    u->kind = c->kind;
+    u->lr = bp_optim_lr(o);
+    u->wd = c->weight_decay;
+    u->mu = c->momentum;
+    u->rho = c->rho;
+    u->b1 = c->beta1;
+    u->b2 = c->beta2;
+    u->eps = c->eps;
+    u->bc1 = 1 - pow(c->beta1, t);
+    u->bc2 = 1 - pow(c->beta2, t);
+}
+
+int bp_optim_update(bp_optimizer *o, void *theta, const void *grad, size_t offset, size_t len)
+{
+    if (!o || !theta || (!grad && len > 0))
+        return BP_ERR_ARG;
+    /* clipping scales by the norm of the whole gradient, which no single
+     * tensor's update knows */
+    if (o->cfg.clip_norm > 0 || offset > o->num_params || len > o->num_params - offset)
+        return BP_ERR_ARG;
+    if (!o->state && state_arrays(o->cfg.kind) > 0)
+        return BP_ERR_ARG;
+    if (o->model && bp_model_check_abi(o->model, NULL, 0) != BP_OK)
+        return BP_ERR_ARG;
+    optim_coef u;
+    coefficients(o, &u);
+    const optim_loops *L = &loops[bp_isa()][o->real_size == 8];
+    /* the loops index theta, grad and the state alike: shift theta and the
+     * state so that index 0 is theta[offset] and grad[0] */
+    char *th = (char *)theta + offset * (size_t)o->real_size;
+    double *s1 = o->state ? (double *)o->state + offset : NULL;
+    double *s2 = s1 && state_arrays(o->cfg.kind) == 2 ? s1 + o->num_params : NULL;
+    size_t lo, hi, end = offset + len;
+    int next = 0;
+    while (next_range(o, &next, &lo, &hi)) {
+        lo = lo > offset ? lo : offset;
+        hi = hi < end ? hi : end;
+        if (lo < hi)
+            L->update(&u, lo - offset, hi - offset, th, grad, s1, s2);
+    }
+    return BP_OK;
+}
+
+void bp_optim_finish(bp_optimizer *o)
+{
+    if (o)
+        o->step++;
+}
