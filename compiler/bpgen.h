@@ -444,6 +444,7 @@ typedef struct {
     const char *c_path;         /* the .c file as -o names it */
     bool selftest;              /* --selftest: M_selftest and its scratch size */
     bool check_finite;          /* --check-finite: every value written is checked */
+    bool step;                  /* --step: M_step, the fused training step */
 } EmitOptions;
 
 /* The three functions the generated file defines. */
@@ -496,7 +497,8 @@ typedef enum {
     STEP_KERNEL,  /* a runtime kernel: convolution, pooling and gradients */
     STEP_LOOP,    /* an elementwise loop over one fused expression */
     STEP_REDUCE,  /* sums over an axis or over the batch */
-    STEP_COPY     /* a transposing copy; a function's results to the caller */
+    STEP_COPY,    /* a transposing copy; a function's results to the caller */
+    STEP_UPDATE   /* M_step only: the optimiser's update of one parameter */
 } StepKind;
 
 /* A row or column count: `count`, times the batch size n when times_n. */
@@ -607,9 +609,18 @@ typedef struct {
     Node *src;            /* NULL: a frozen parameter's zero gradient */
 } CopyStep;
 
+/* M_step's update of parameter `index` (its `size` reals) from its
+ * gradient, which lies at `offset` in M_step's gradient pool. */
+typedef struct {
+    int index;
+    long offset;
+    long size;
+} UpdateStep;
+
 typedef struct {
     StepKind kind;
-    Node *node;           /* the value computed (NULL for copies out) */
+    Node *node;           /* the value computed (NULL for copies out and
+                             updates) */
     bool check_finite;    /* --check-finite: every value it wrote is then
                              checked (emit/debug.c) */
     GemmStep gemm;
@@ -617,6 +628,7 @@ typedef struct {
     LoopStep loop;
     ReduceStep reduce;
     CopyStep copy;
+    UpdateStep update;
 } Step;
 
 /* A run of consecutive steps of one function. A function of many steps is
@@ -650,6 +662,20 @@ typedef struct Plan {
     int ngroups[PF__COUNT];
     long ws_batched;              /* workspace: reals per sample ... */
     long ws_shared;               /* ... plus reals shared by the batch */
+    /* --step: M_step, the fused training step (lower.c, lower_fused):
+     * forward, then backward's steps with each gradient written to a
+     * gradient pool after the workspace instead of `grad` (a DEST_GRAD
+     * copy's offset, and fused_grad of a POOL_GRAD node, are places in
+     * that pool), input gradients left out, and a STEP_UPDATE right after
+     * the last step that writes a parameter's gradient or reads the
+     * parameter. Gradients whose lifetimes do not overlap share the pool. */
+    Step *fused_steps;
+    int nfused_steps;
+    StepGroup *fused_groups;
+    int nfused_groups;
+    long ws_fused;                /* the gradient pool's reals */
+    long *fused_grad;             /* by node id: its place in the pool (a
+                                     POOL_GRAD buffer of backward), or -1 */
 } Plan;
 
 /* Decides what forward, backward and predict compute, in what order, which

@@ -690,6 +690,191 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
     p->ws_shared = max_l(p->ws_shared, place(p->arena, how, pools[1], counts[1], L->g->nnodes));
 }
 
+
+/* ---------------------------------------------------------------- fused step */
+
+/* What one step of backward reads, for lower_fused: the parameters and the
+ * stored values (buffers, kept values) it evaluates its node from,
+ * walking through what is fused into it (inline and virtual nodes). */
+typedef struct {
+    bool *param;      /* by parameter index */
+    Node **stored;    /* stored values read, with duplicates */
+    int nstored, cap;
+} StepReads;
+
+static void read_node(const Plan *p, StepReads *r, Node *x)
+{
+    if (x->op == OP_PARAM) {
+        r->param[x->index] = true;
+        return;
+    }
+    if (x->op == OP_INPUT || x->op == OP_CONST)
+        return;
+    NodeMode mode = p->info[x->id].mode[PF_BACKWARD];
+    if (mode == NODE_INLINE || mode == NODE_VIRTUAL) {
+        for (int k = 0; k < x->nin; k++)
+            read_node(p, r, x->in[k]);
+        return;
+    }
+    if (r->nstored == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 16;
+        Node **more = arena_alloc(p->arena, sizeof *more * (size_t)cap);
+        if (r->nstored)
+            memcpy(more, r->stored, sizeof *more * (size_t)r->nstored);
+        r->stored = more;
+        r->cap = cap;
+    }
+    r->stored[r->nstored++] = x;
+}
+
+static void step_reads(const Plan *p, const Step *st, StepReads *r)
+{
+    memset(r->param, 0, sizeof(bool) * (size_t)(p->graph->model->nparams + 1));
+    r->nstored = 0;
+    if (st->node)
+        for (int k = 0; k < st->node->nin; k++)
+            read_node(p, r, st->node->in[k]);
+    else if (st->kind == STEP_COPY && st->copy.src)
+        read_node(p, r, st->copy.src);
+}
+
+/* M_step's plan (--step; bpgen.h, Plan.fused_steps): backward's steps,
+ * with the updates placed and the gradients in a pool of their own.
+ * Parameter P's update comes right after the last step that writes dP or
+ * reads P (backward of an earlier layer reads W2 after dW2 is complete:
+ * updating W2 before that read would change what it computes). A
+ * gradient lives from the step that writes it to its update (or to its
+ * last reader, if later); the pool is packed as the workspace is. */
+static void lower_fused(Plan *p)
+{
+    const Graph *g = p->graph;
+    const Model *m = g->model;
+    const Step *bw = p->steps[PF_BACKWARD];
+    int nb = p->nsteps[PF_BACKWARD];
+    int np = m->nparams;
+
+    /* backward's steps that M_step runs: not the input gradients (no one
+     * asks for them), not a frozen parameter's zeros */
+    int *kept_at = arena_alloc(p->arena, sizeof(int) * (size_t)(nb + 1));  /* fused index */
+    const Step **kept = arena_alloc(p->arena, sizeof(Step *) * (size_t)(nb + 1));
+    int nk = 0;
+    for (int s = 0; s < nb; s++) {
+        const CopyStep *c = &bw[s].copy;
+        bool dropped = bw[s].kind == STEP_COPY &&
+                       (c->dest == DEST_GRAD_INPUT || (c->dest == DEST_GRAD && !c->src));
+        kept_at[s] = nk;
+        if (!dropped)
+            kept[nk++] = &bw[s];
+    }
+
+    /* which step writes each gradient: its own buffer's (POOL_GRAD at the
+     * parameter's offset), else the copy out */
+    int *writer = arena_alloc(p->arena, sizeof(int) * (size_t)(np + 1));
+    int *last = arena_alloc(p->arena, sizeof(int) * (size_t)(np + 1));
+    for (int i = 0; i < np; i++)
+        writer[i] = last[i] = -1;
+    for (int t = 0; t < nk; t++) {
+        const Step *st = kept[t];
+        if (st->kind == STEP_COPY && st->copy.dest == DEST_GRAD) {
+            writer[st->copy.index] = t;
+            continue;
+        }
+        Node *y = st->node;
+        if (!y || p->info[y->id].mode[PF_BACKWARD] != NODE_BUFFER ||
+            p->info[y->id].buf[PF_BACKWARD].pool != POOL_GRAD)
+            continue;
+        for (int i = 0; i < np; i++)
+            if (g->grad_params[i] == y &&
+                p->info[y->id].buf[PF_BACKWARD].offset == m->param_offsets[i])
+                writer[i] = t;
+    }
+
+    /* the last step reading each parameter, and each gradient buffer */
+    StepReads r = {arena_alloc(p->arena, sizeof(bool) * (size_t)(np + 1)), NULL, 0, 0};
+    long *read_end = arena_alloc(p->arena, sizeof(long) * (size_t)(g->nnodes + 1));
+    for (int id = 0; id < g->nnodes; id++)
+        read_end[id] = -1;
+    for (int t = 0; t < nk; t++) {
+        step_reads(p, kept[t], &r);
+        for (int i = 0; i < np; i++)
+            if (r.param[i])
+                last[i] = t;
+        for (int k = 0; k < r.nstored; k++)
+            read_end[r.stored[k]->id] = t;
+    }
+
+    /* each updated parameter's gradient: an interval of the pool */
+    Interval *iv = arena_alloc(p->arena, sizeof(Interval) * (size_t)(np + 1));
+    Buffer *place_of = arena_alloc(p->arena, sizeof(Buffer) * (size_t)(np + 1));
+    int *update_after = arena_alloc(p->arena, sizeof(int) * (size_t)(np + 1));
+    int count = 0;
+    for (int i = 0; i < np; i++) {
+        update_after[i] = -1;
+        if (writer[i] < 0)
+            continue;   /* frozen */
+        update_after[i] = writer[i] > last[i] ? writer[i] : last[i];
+        Node *d = g->grad_params[i];
+        Interval *v = &iv[count++];
+        v->start = writer[i];
+        v->end = update_after[i];
+        if (kept[writer[i]]->kind != STEP_COPY)
+            v->end = max_l(v->end, read_end[d->id]);
+        v->size = shape_size(m->params[i]->shape);
+        v->buf = &place_of[i];
+        v->node = kept[writer[i]]->node ? kept[writer[i]]->node : d;
+        v->scratch = true;   /* never written in place of another */
+    }
+    p->ws_fused = place(p->arena, p->opt.placement, iv, count, g->nnodes);
+
+    p->fused_grad = arena_alloc(p->arena, sizeof(long) * (size_t)(g->nnodes + 1));
+    for (int id = 0; id < g->nnodes; id++)
+        p->fused_grad[id] = -1;
+    for (int i = 0; i < np; i++)
+        if (writer[i] >= 0 && kept[writer[i]]->kind != STEP_COPY)
+            p->fused_grad[kept[writer[i]]->node->id] = place_of[i].offset;
+
+    /* the steps, each followed by the updates it makes possible */
+    Step *steps = arena_alloc(p->arena, sizeof(Step) * (size_t)(nk + np + 1));
+    int *fused_at = arena_alloc(p->arena, sizeof(int) * (size_t)(nk + 1));
+    int n = 0;
+    for (int t = 0; t < nk; t++) {
+        fused_at[t] = n;
+        Step *st = &steps[n++];
+        *st = *kept[t];
+        if (st->kind == STEP_COPY && st->copy.dest == DEST_GRAD)
+            st->copy.offset = place_of[st->copy.index].offset;
+        for (int i = 0; i < np; i++) {
+            if (update_after[i] != t)
+                continue;
+            Step *u = &steps[n++];
+            memset(u, 0, sizeof *u);
+            u->kind = STEP_UPDATE;
+            u->update.index = i;
+            u->update.offset = place_of[i].offset;
+            u->update.size = shape_size(m->params[i]->shape);
+        }
+    }
+    p->fused_steps = steps;
+    p->nfused_steps = n;
+
+    /* backward's groups, each with the updates that follow its steps */
+    StepGroup *groups = arena_alloc(p->arena, sizeof(StepGroup) * (size_t)(p->ngroups[PF_BACKWARD] + 1));
+    int ng = 0;
+    for (int k = 0; k < p->ngroups[PF_BACKWARD]; k++) {
+        const StepGroup *b = &p->groups[PF_BACKWARD][k];
+        int first = kept_at[b->first];
+        int end = b->first + b->count < nb ? kept_at[b->first + b->count] : nk;
+        if (first == end)
+            continue;   /* only input gradients */
+        StepGroup *f = &groups[ng++];
+        *f = *b;
+        f->first = fused_at[first];
+        f->count = (end < nk ? fused_at[end] : n) - f->first;
+    }
+    p->fused_groups = groups;
+    p->nfused_groups = ng;
+}
+
 /* ---------------------------------------------------------------- entry */
 
 Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
@@ -761,5 +946,7 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
     allocate(&L, train, 2);
     allocate(&L, infer, 1);
     lower_steps(p);
+    if (opt->step)
+        lower_fused(p);
     return p;
 }

@@ -181,6 +181,8 @@ static const char *check_step(const Reads *r, const Step *st)
             return available(r, st->copy.src, false) ? NULL
                    : "a transpose of a value not computed yet";
         return check_copy(r, r->p, &st->copy);
+    case STEP_UPDATE:
+        return "an update outside M_step";
     }
     return "a step of no kind";
 }
@@ -399,6 +401,8 @@ static void dump_detail(FILE *out, const Step *st)
     case STEP_COPY:
         fprintf(out, "      transpose of %%%d: %d × %d%s\n", st->copy.src->id, y->shape.dim[0],
                 y->shape.dim[1], y->batched ? " per sample" : "");
+        break;
+    case STEP_UPDATE:
         break;
     }
 }

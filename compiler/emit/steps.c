@@ -450,7 +450,7 @@ static void copy_out(Emit *e, const Step *st)
             comment(e, 1, fmt(e, "%s: frozen, no gradient", what));
         else
             comment(e, 1, c->form == COPY_ZERO ? fmt(e, "%s = 0", what) : what);
-        copy_body(e, 1, c, "grad");
+        copy_body(e, 1, c, e->fused ? fused_pool(e) : "grad");
         break;
     case DEST_GRAD_INPUT:
         comment(e, 1, comment_text(e, fmt(e, "d%s/d%s, row s scaled by 1/n (the batch mean)", loss,
@@ -484,5 +484,6 @@ void emit_step(Emit *e, const Step *st)
         break;
     case STEP_REDUCE: reduce(e, st); break;
     case STEP_COPY: copy_out(e, st); break;
+    case STEP_UPDATE: emit_update(e, st); break;
     }
 }
