@@ -610,17 +610,24 @@ typedef struct {
 } CopyStep;
 
 /* M_step's update of parameter `index` (its `size` reals) from its
- * gradient, which lies at `offset` in M_step's gradient pool. */
+ * gradient, which lies at `offset` in M_step's gradient pool. With
+ * `gemm`, the gradient's own step (a gemm that nothing after it reads)
+ * runs here instead, `tile_rows` rows of the gradient at a time into a
+ * block at `offset`, each block's update right after it: the pool holds
+ * one block, not the whole gradient. */
+typedef struct Step Step;
 typedef struct {
     int index;
     long offset;
     long size;
+    const Step *gemm;
+    long tile_rows;
 } UpdateStep;
 
-typedef struct {
+struct Step {
     StepKind kind;
     Node *node;           /* the value computed (NULL for copies out and
-                             updates) */
+                             updates but a tiled one's: its gradient) */
     bool check_finite;    /* --check-finite: every value it wrote is then
                              checked (emit/debug.c) */
     GemmStep gemm;
@@ -629,7 +636,7 @@ typedef struct {
     ReduceStep reduce;
     CopyStep copy;
     UpdateStep update;
-} Step;
+};
 
 /* A run of consecutive steps of one function. A function of many steps is
  * split into groups, each printed as a static C function of its own that

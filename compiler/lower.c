@@ -738,6 +738,29 @@ static void step_reads(const Plan *p, const Step *st, StepReads *r)
         read_node(p, r, st->copy.src);
 }
 
+/* The reals of the block a large gradient computed by a gemm is made in,
+ * in M_step: a few of its rows at a time, each block updated at once. */
+enum { FUSED_TILE_REALS = 16384 };
+
+/* How many rows of gradient d (size reals) step st computes at a time in
+ * M_step, or 0 for all at once: a gemm writing d alone (no bias, no
+ * per-sample calls, no accumulation), its rows contiguous, larger than
+ * a block. Rows count in sixteens, for the kernels' register blocks. */
+static long tile_rows(const Step *st, const Node *d, long size)
+{
+    const GemmStep *gm = &st->gemm;
+    if (st->kind != STEP_GEMM || st->node != d || gm->sample_loop || gm->prefill ||
+        gm->c.node != d || gm->c.at_sample || gm->m.times_n || gm->n.times_n ||
+        gm->beta != SCALE_ZERO || gm->ldc != gm->n.count || gm->m.count * gm->n.count != size ||
+        size <= FUSED_TILE_REALS)
+        return 0;
+    long rows = FUSED_TILE_REALS / gm->n.count;
+    if (rows >= 16)
+        rows -= rows % 16;
+    rows = rows < 1 ? 1 : rows;
+    return rows < gm->m.count ? rows : 0;
+}
+
 /* M_step's plan (--step; bpgen.h, Plan.fused_steps): backward's steps,
  * with the updates placed and the gradients in a pool of their own.
  * Parameter P's update comes right after the last step that writes dP or
@@ -807,6 +830,7 @@ static void lower_fused(Plan *p)
     Interval *iv = arena_alloc(p->arena, sizeof(Interval) * (size_t)(np + 1));
     Buffer *place_of = arena_alloc(p->arena, sizeof(Buffer) * (size_t)(np + 1));
     int *update_after = arena_alloc(p->arena, sizeof(int) * (size_t)(np + 1));
+    long *tiles = arena_alloc(p->arena, sizeof(long) * (size_t)(np + 1));
     int count = 0;
     for (int i = 0; i < np; i++) {
         update_after[i] = -1;
@@ -814,12 +838,18 @@ static void lower_fused(Plan *p)
             continue;   /* frozen */
         update_after[i] = writer[i] > last[i] ? writer[i] : last[i];
         Node *d = g->grad_params[i];
+        long size = shape_size(m->params[i]->shape);
         Interval *v = &iv[count++];
         v->start = writer[i];
         v->end = update_after[i];
         if (kept[writer[i]]->kind != STEP_COPY)
             v->end = max_l(v->end, read_end[d->id]);
-        v->size = shape_size(m->params[i]->shape);
+        /* a gradient read by nothing after its own step, whose parameter
+         * that step does not read either, may be made and applied a block
+         * at a time */
+        if (v->end == writer[i] && last[i] < writer[i])
+            tiles[i] = tile_rows(kept[writer[i]], d, size);
+        v->size = tiles[i] ? tiles[i] * kept[writer[i]]->gemm.n.count : size;
         v->buf = &place_of[i];
         v->node = kept[writer[i]]->node ? kept[writer[i]]->node : d;
         v->scratch = true;   /* never written in place of another */
@@ -839,10 +869,15 @@ static void lower_fused(Plan *p)
     int n = 0;
     for (int t = 0; t < nk; t++) {
         fused_at[t] = n;
-        Step *st = &steps[n++];
-        *st = *kept[t];
-        if (st->kind == STEP_COPY && st->copy.dest == DEST_GRAD)
-            st->copy.offset = place_of[st->copy.index].offset;
+        bool tiled = false;
+        for (int i = 0; i < np; i++)
+            tiled = tiled || (writer[i] == t && tiles[i]);
+        if (!tiled) {   /* else the update runs the step */
+            Step *st = &steps[n++];
+            *st = *kept[t];
+            if (st->kind == STEP_COPY && st->copy.dest == DEST_GRAD)
+                st->copy.offset = place_of[st->copy.index].offset;
+        }
         for (int i = 0; i < np; i++) {
             if (update_after[i] != t)
                 continue;
@@ -852,6 +887,11 @@ static void lower_fused(Plan *p)
             u->update.index = i;
             u->update.offset = place_of[i].offset;
             u->update.size = shape_size(m->params[i]->shape);
+            if (writer[i] == t && tiles[i]) {
+                u->node = kept[t]->node;
+                u->update.gemm = kept[t];
+                u->update.tile_rows = tiles[i];
+            }
         }
     }
     p->fused_steps = steps;

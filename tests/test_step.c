@@ -106,7 +106,7 @@ static void test_update_refusals(void)
 typedef struct {
     const char *name;
     const char *source;      /* the .net text, or NULL: read from `path` */
-    const char *path;
+    const char *path;        /* a .net file, or with "sh " a command printing one */
     bool smaller;            /* the gradient pool is smaller than theta */
 } Case;
 
@@ -123,6 +123,14 @@ static const Case cases[] = {
                "h1 = tanh(W · x + b)\nh2 = tanh(W · h1 + b)\nloss L = (dot(v, h2) - 1)^2\n",
      NULL, false},
     {"cnn", NULL, "examples/digits_cnn/digits_cnn.net", true},
+    /* W1's gradient (200 x 160) is made 96 rows at a time (2 blocks, the
+     * last one short), each applied at once */
+    {"wide", "input x[160]\ninput y[3]\nparam W1[200, 160]\nparam b1[200]\n"
+             "param W2[3, 200] = xavier\nparam b2[3]\n"
+             "h = relu(W1 · x + b1)\nz = W2 · h + b2\nloss L = softmax_cross_entropy(z, y)\n",
+     NULL, true},
+    /* long enough to be split into a static function per group of steps */
+    {"deep", NULL, "sh scripts/deep_net.sh 40 4", true},
     /* a frozen first layer (read by nothing in backward) and a frozen
      * scale the backward reads */
     {"frozen", "input x[3]\ninput y[2]\nparam frozen W1[4, 3]\nparam b1[4]\n"
@@ -167,7 +175,13 @@ static long pool_reals(const char *c)
 static void run_case(const Case *c, const char *precision, double limit)
 {
     char *name = test_format("st_%s_%s", c->name, precision);
-    char *source = c->source ? test_format("%s", c->source) : test_read_file(c->path, NULL);
+    char *source = NULL;
+    if (c->source)
+        source = test_format("%s", c->source);
+    else if (!strncmp(c->path, "sh ", 3)) {
+        CU_ASSERT_EQUAL(test_run(c->path, &source, NULL), 0);
+    } else
+        source = test_read_file(c->path, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(source);
     char *out_c = test_format("%s/%s.c", TEST_TMP, name);
     char *out_h = test_format("%s/%s.h", TEST_TMP, name);

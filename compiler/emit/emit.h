@@ -116,6 +116,7 @@ void emit_helpers(Emit *e, FILE *out);
 
 /* ---- steps.c */
 void emit_step(Emit *e, const Step *st);
+void gemm_rows(Emit *e, int depth, const GemmStep *g, const char *rows, const char *dst);
 
 /* ---- frames.c */
 long param_offset(const Model *m, int index);

@@ -355,8 +355,28 @@ void emit_update(Emit *e, const Step *st)
                        in->buf[PF_BACKWARD].offset == param_offset(m, u->index)
                        ? buf_name(e, d)
                        : u->offset ? fmt(e, "%s + %ld", fused_pool(e), u->offset) : fused_pool(e);
+    const char *loss = m->loss ? m->loss->name : "L";
+    if (u->gemm) {
+        /* the gradient's gemm a block of rows at a time, each applied at once */
+        const GemmStep *g = &u->gemm->gemm;
+        long rows = g->m.count, cols = g->n.count, tile = u->tile_rows;
+        comment(e, 1, equation(e, u->gemm->node));
+        comment(e, 1, comment_text(e, fmt(e, "%ld rows at a time, each block applied to %s at "
+                                          "once: nothing reads %s or d%s/d%s after this",
+                                          tile, P, P, loss, P)));
+        line(e, 1, "for (size_t k = 0; k < %ld; k += %ld) {", rows, tile);
+        bool whole = rows % tile == 0;   /* blocks of `tile` rows only */
+        const char *count = whole ? fmt(e, "%ld", tile)
+                            : fmt(e, "(int)(%ld - k < %ld ? %ld - k : %ld)", rows, tile, rows, tile);
+        gemm_rows(e, 2, g, count, grad);
+        line(e, 2, "bp_optim_update(%s, theta, %s, %s_%s_OFFSET + k * %ld, %s);", e->opt_name,
+             grad, e->M, P, cols, whole ? fmt(e, "%ld", tile * cols)
+                                        : fmt(e, "(size_t)%s * %ld", count, cols));
+        line(e, 1, "}");
+        return;
+    }
     comment(e, 1, comment_text(e, fmt(e, "%s is final and read no more: update it from d%s/d%s",
-                                      P, m->loss ? m->loss->name : "L", P)));
+                                      P, loss, P)));
     line(e, 1, "bp_optim_update(%s, theta, %s, %s_%s_OFFSET, %s_%s_SIZE);", e->opt_name, grad,
          e->M, P, e->M, P);
 }

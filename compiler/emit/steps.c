@@ -83,6 +83,18 @@ static void gemm(Emit *e, const Step *st)
          scale(e, g->beta), operand(e, g->c), g->ldc);
 }
 
+/* Rows [k, k + rows) of gemm g's result into dst, a block of those rows
+ * alone (M_step's tiled gradient, emit_update): op(A) from its row k. */
+void gemm_rows(Emit *e, int depth, const GemmStep *g, const char *rows, const char *dst)
+{
+    const char *a = operand(e, g->a);
+    a = g->ta ? fmt(e, "%s + k", a) : fmt(e, "%s + k * %ld", a, g->lda);
+    line(e, depth, "%s(%d, %d, %s, %s, %s, %s, %s, %ld, %s, %ld, %s, %s, %ld);",
+         e->dbl ? "bp_gemm_d" : "bp_gemm_f", g->ta, g->tb, rows, extent(e, g->n),
+         extent(e, g->k), scale(e, g->alpha), a, g->lda, operand(e, g->b), g->ldb,
+         scale(e, g->beta), dst, g->ldc);
+}
+
 /* ---------------------------------------------------------------- kernels */
 
 /* Where a step's scratch lies (shared workspace). */
