@@ -761,6 +761,58 @@ static long tile_rows(const Step *st, const Node *d, long size)
     return rows < gm->m.count ? rows : 0;
 }
 
+/* Where the stored value x lies in the workspace (false: an input or
+ * parameter, which no step writes, or a gradient of M_step's pool). */
+static bool stored_place(const Plan *p, const Node *x, Buffer *b, long *size)
+{
+    const NodeInfo *in = &p->info[x->id];
+    if (in->mode[PF_BACKWARD] == NODE_BUFFER)
+        *b = in->buf[PF_BACKWARD];
+    else if (in->kept)
+        *b = in->buf[PF_FORWARD];
+    else
+        return false;
+    *size = shape_size(x->shape);
+    return b->pool == POOL_BATCHED || b->pool == POOL_SHARED;
+}
+
+static bool overlap(Buffer a, long asize, Buffer b, long bsize)
+{
+    return a.pool == b.pool && a.offset < b.offset + bsize && b.offset < a.offset + asize;
+}
+
+/* Whether step `st`, run after the steps kept[t + 1 .. u], would read what
+ * it reads at t: none of those steps writes a workspace place it reads
+ * (their values, their kernels' scratch). st reads no parameter. */
+static bool may_defer(const Plan *p, const Step *const *kept, int t, int u, StepReads *r)
+{
+    step_reads(p, kept[t], r);
+    for (int i = 0; i < p->graph->model->nparams; i++)
+        if (r->param[i])
+            return false;
+    int nread = r->nstored;
+    Buffer *b = arena_alloc(p->arena, sizeof(Buffer) * (size_t)(nread + 1));
+    long *size = arena_alloc(p->arena, sizeof(long) * (size_t)(nread + 1));
+    for (int k = 0; k < nread; k++)
+        if (!stored_place(p, r->stored[k], &b[k], &size[k]))
+            return false;
+    for (int s = t + 1; s <= u; s++) {
+        const Node *y = kept[s]->node;
+        if (!y)
+            continue;
+        const NodeInfo *in = &p->info[y->id];
+        for (int k = 0; k < nread; k++) {
+            if (in->mode[PF_BACKWARD] == NODE_BUFFER &&
+                overlap(in->buf[PF_BACKWARD], shape_size(y->shape), b[k], size[k]))
+                return false;
+            if (in->scratch_size > 0 &&
+                overlap(in->scratch[PF_BACKWARD], in->scratch_size, b[k], size[k]))
+                return false;
+        }
+    }
+    return true;
+}
+
 /* M_step's plan (--step; bpgen.h, Plan.fused_steps): backward's steps,
  * with the updates placed and the gradients in a pool of their own.
  * Parameter P's update comes right after the last step that writes dP or
@@ -849,6 +901,16 @@ static void lower_fused(Plan *p)
          * at a time */
         if (v->end == writer[i] && last[i] < writer[i])
             tiles[i] = tile_rows(kept[writer[i]], d, size);
+        /* or, where the layer before reads P after dP is made (dh =
+         * transpose(W)·dz after dW), once the step is moved past that
+         * read: it writes M_step's pool only, so moving it is safe when
+         * nothing in between overwrites what it reads */
+        else if (last[i] > writer[i] && read_end[d->id] <= writer[i] &&
+                 kept[writer[i]]->kind != STEP_COPY && tile_rows(kept[writer[i]], d, size) &&
+                 may_defer(p, kept, writer[i], last[i], &r))
+            tiles[i] = tile_rows(kept[writer[i]], d, size);
+        if (tiles[i])
+            v->start = v->end = update_after[i];
         v->size = tiles[i] ? tiles[i] * kept[writer[i]]->gemm.n.count : size;
         v->buf = &place_of[i];
         v->node = kept[writer[i]]->node ? kept[writer[i]]->node : d;
@@ -872,7 +934,7 @@ static void lower_fused(Plan *p)
         bool tiled = false;
         for (int i = 0; i < np; i++)
             tiled = tiled || (writer[i] == t && tiles[i]);
-        if (!tiled) {   /* else the update runs the step */
+        if (!tiled) {   /* else the update runs the step, at its own place */
             Step *st = &steps[n++];
             *st = *kept[t];
             if (st->kind == STEP_COPY && st->copy.dest == DEST_GRAD)
@@ -887,9 +949,9 @@ static void lower_fused(Plan *p)
             u->update.index = i;
             u->update.offset = place_of[i].offset;
             u->update.size = shape_size(m->params[i]->shape);
-            if (writer[i] == t && tiles[i]) {
-                u->node = kept[t]->node;
-                u->update.gemm = kept[t];
+            if (tiles[i]) {
+                u->node = kept[writer[i]]->node;
+                u->update.gemm = kept[writer[i]];
                 u->update.tile_rows = tiles[i];
             }
         }

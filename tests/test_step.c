@@ -110,6 +110,16 @@ typedef struct {
     bool smaller;            /* the gradient pool is smaller than theta */
 } Case;
 
+#define DEFERRED                                                                        \
+    "input x[20]\ninput y[3]\nparam W1[130, 20]\nparam b1[130]\nparam W2[130, 130]\n"      \
+    "param b2[130]\nparam W3[3, 130] = xavier\nparam b3[3]\nh1 = tanh(W1 · x + b1)\n"       \
+    "h2 = relu(W2 · h1 + b2)\nz = W3 · h2 + b3\nloss L = softmax_cross_entropy(z, y)\n"
+#define CONV_WHOLE                                                                      \
+    "input x[1, 12, 12]\ninput y[3]\nparam K[8, 1, 3, 3] = he\nparam c[8]\n"              \
+    "param W1[64, 288] = he\nparam b1[64]\nparam W2[3, 64] = xavier\nparam b2[3]\n"       \
+    "h = maxpool2d(relu(conv2d(x, K, c, pad=1)), 2)\nh2 = relu(W1 · flatten(h) + b1)\n"   \
+    "z = W2 · h2 + b2\nloss L = softmax_cross_entropy(z, y)\n"
+
 static const Case cases[] = {
     {"mlp", "input x[5]\ninput y[3]\nparam W1[8, 5] = xavier\nparam b1[8]\n"
             "param W2[3, 8] = xavier\nparam b2[3]\n"
@@ -129,6 +139,13 @@ static const Case cases[] = {
              "param W2[3, 200] = xavier\nparam b2[3]\n"
              "h = relu(W1 · x + b1)\nz = W2 · h + b2\nloss L = softmax_cross_entropy(z, y)\n",
      NULL, true},
+    /* W2's gradient (130 x 130) is made after dL/dh1 reads W2 (moved past
+     * it), in blocks */
+    {"deferred", DEFERRED, NULL, true},
+    /* W1's gradient could be made in blocks, but not after dL/dh reads W1:
+     * that step's result takes the place of flatten(h), which the
+     * gradient reads, so the gradient is made whole where it was */
+    {"conv_whole", CONV_WHOLE, NULL, true},
     /* long enough to be split into a static function per group of steps */
     {"deep", NULL, "sh scripts/deep_net.sh 40 4", true},
     /* a frozen first layer (read by nothing in backward) and a frozen
@@ -299,6 +316,33 @@ static void test_update_after_last_read(void)
     free(source);
 }
 
+/* Where the layer before reads W2 after dL/dW2 is made, the gradient's
+ * gemm moves past that read and runs in blocks; where that read's result
+ * takes the place of what the gemm reads, it stays and runs whole. */
+static void test_gemm_moved_past_read(void)
+{
+    char *out_c = test_format("%s/st_moved.c", TEST_TMP);
+    char *args = test_format("-o %s --step", out_c);
+    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_moved", DEFERRED, args, NULL, NULL), 0);
+    char *c = test_read_file(out_c, NULL);
+    const char *fn = "float st_moved_step(";
+    const char *read = after(c, fn, "/* st_moved.net:10  dL/dh1 = transpose(W2) · t");
+    const char *made = after(c, fn, "/* st_moved.net:10  dL/dW2 = batch_mean(outer(");
+    const char *blocks = after(c, fn, "    for (size_t k = 0; k < 130; k += 112) {\n"
+                                      "        bp_gemm_f(1, 0, (int)(130 - k < 112 ? 130 - k : 112), "
+                                      "130, n, 1.0f / (float)n, ");
+    CU_ASSERT(read && made && blocks && read < made && made < blocks);
+    free(c);
+    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_moved", CONV_WHOLE, args, NULL, NULL), 0);
+    c = test_read_file(out_c, NULL);
+    CU_ASSERT_PTR_NOT_NULL(after(c, fn, "bp_optim_update(opt, theta, d_W1, st_moved_W1_OFFSET, "
+                                        "st_moved_W1_SIZE);"));
+    CU_ASSERT_PTR_NULL(after(c, fn, "rows at a time"));
+    free(c);
+    free(args);
+    free(out_c);
+}
+
 void register_step(void)
 {
     CU_pSuite s = CU_add_suite("step", NULL, NULL);
@@ -308,4 +352,5 @@ void register_step(void)
     CU_add_test(s, "M_step equals forward + backward + bp_optim_step (double)", test_step_double);
     CU_add_test(s, "M_step equals forward + backward + bp_optim_step (float)", test_step_float);
     CU_add_test(s, "an update comes after its parameter's last read", test_update_after_last_read);
+    CU_add_test(s, "a gradient's gemm moved past its parameter's last read", test_gemm_moved_past_read);
 }
