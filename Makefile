@@ -7,7 +7,7 @@
 #   make docs         the pictures in docs/img: example graphs, iris's training curves
 #   make examples     build and run every example
 #   make bench        benchmarks (bench/README.md); bench-fashion: against PyTorch;
-#                     bench-mpi: only 2 MPI ranks against 1
+#                     bench-mpi: only 2 MPI ranks against 1; bench-step: M_step
 #   make install PREFIX=/usr/local
 #   make fuzz FUZZ_SECONDS=60   each fuzz target for that long (libFuzzer)
 #
@@ -274,6 +274,12 @@ bench-mpi: all
 # bench/README.md).
 bench-fashion: all data-deps
 	@sh bench/fashion.sh $(BUILD)
+
+# The fused training step M_step (bpgen --step) against forward + backward
+# + bp_optim_step: memory and time (bench/README.md).
+.PHONY: bench-step
+bench-step: all
+	@sh bench/step.sh $(BUILD)
 
 # The convolution kernels against hand C over OpenBLAS and PyTorch
 # (bench/conv/README.md).

@@ -1,27 +1,44 @@
 #!/bin/sh
 # step.sh — `make bench-step`: the fused training step M_step (bpgen
 # --step) against M_forward + M_backward + bp_optim_step, memory and time
-# (bench/step.c), on issue 7's 784-128-10 relu workload at batch 64 and on
-# examples/fashion (784-256-10) and examples/fashion_cnn at batch 64.
+# (bench/step.c), at batch 64, on issue 7's 784-128-10 and 784-512-512-10
+# relu MLPs, examples/fashion (784-256-10) and examples/fashion_cnn.
 # Usage: sh bench/step.sh [BUILD]   (BENCH_MS: ms per timed loop)
 set -eu
 build=${1:-build}
 out=$build/bench/step
 mkdir -p "$out"
 cc=${CC:-cc}
-{
-    echo "model wl_m128"
-    echo "input x[784]"
-    echo "input y[10]"
-    echo "param W1[128, 784]"
-    echo "param b1[128]"
-    echo "param W2[10, 128]"
-    echo "param b2[10]"
-    echo "h1 = relu(W1 · x + b1)"
-    echo "z = W2 · h1 + b2"
-    echo "loss L = softmax_cross_entropy(z, y)"
-} > "$out/wl_m128.net"
-for pair in "wl_m128:$out/wl_m128.net" "fashion:examples/fashion/fashion.net" \
+# issue 7's MLPs, as bench/run.sh writes them
+mlp() {
+    name=$1
+    shift
+    {
+        echo "model $name"
+        echo "input x[$1]"
+        echo "input y[10]"
+        l=0 prev=$1 h=x
+        shift
+        while [ $# -gt 0 ]; do
+            l=$((l + 1))
+            echo "param W$l[$1, $prev]"
+            echo "param b$l[$1]"
+            if [ $# -eq 1 ]; then
+                echo "z = W$l · $h + b$l"
+            else
+                echo "h$l = relu(W$l · $h + b$l)"
+                h=h$l
+            fi
+            prev=$1
+            shift
+        done
+        echo "loss L = softmax_cross_entropy(z, y)"
+    } > "$out/$name.net"
+}
+mlp wl_m128 784 128 10
+mlp wl_m512 784 512 512 10
+for pair in "wl_m128:$out/wl_m128.net" "wl_m512:$out/wl_m512.net" \
+            "fashion:examples/fashion/fashion.net" \
             "fashion_cnn:examples/fashion_cnn/fashion_cnn.net"; do
     name=${pair%%:*}
     net=${pair#*:}
