@@ -977,6 +977,64 @@ static void lower_fused(Plan *p)
     p->nfused_groups = ng;
 }
 
+/* --step, before the workspace is placed: where the layer before reads a
+ * parameter W after the gemm making its large gradient dW, what that gemm
+ * reads stays until just after that read, so that M_step can move the
+ * gemm past it and make dW a block at a time (lower_fused, may_defer).
+ * Only lifetimes grow: M_forward and M_backward are unchanged but for
+ * where some buffers lie. */
+static void keep_for_fused(Lower *L)
+{
+    Plan *p = L->p;
+    Graph *g = L->g;
+    Model *m = g->model;
+    int np = m->nparams;
+    StepReads r = {arena_alloc(p->arena, sizeof(bool) * (size_t)(np + 1)), NULL, 0, 0};
+    long *last = arena_alloc(p->arena, sizeof(long) * (size_t)(np + 1));
+    for (int i = 0; i < np; i++)
+        last[i] = -1;
+    for (int id = 0; id < g->nnodes; id++) {
+        if (!L->member[PF_BACKWARD][id] || p->info[id].mode[PF_BACKWARD] != NODE_BUFFER)
+            continue;
+        Node *y = g->nodes[id];
+        memset(r.param, 0, sizeof(bool) * (size_t)(np + 1));
+        r.nstored = 0;
+        for (int k = 0; k < y->nin; k++)
+            read_node(p, &r, y->in[k]);
+        for (int i = 0; i < np; i++)
+            if (r.param[i])
+                last[i] = max_l(last[i], L->step_time[PF_BACKWARD][id]);
+    }
+    for (int i = 0; i < np; i++) {
+        Node *d = g->grad_params[i];
+        bool copied = false;   /* a gradient that is this parameter: read at the end */
+        for (int j = 0; j < np; j++)
+            copied = copied || g->grad_params[j] == g->param_nodes[i];
+        if (copied || !d || !L->member[PF_BACKWARD][d->id] ||
+            p->info[d->id].mode[PF_BACKWARD] != NODE_BUFFER ||
+            (d->op != OP_BATCH_MEAN && d->op != OP_MATMUL) ||
+            shape_size(d->shape) <= FUSED_TILE_REALS ||
+            last[i] <= L->step_time[PF_BACKWARD][d->id])
+            continue;
+        memset(r.param, 0, sizeof(bool) * (size_t)(np + 1));
+        r.nstored = 0;
+        for (int k = 0; k < d->nin; k++)
+            read_node(p, &r, d->in[k]);
+        bool reads_param = false;
+        for (int j = 0; j < np; j++)
+            reads_param = reads_param || r.param[j];
+        if (reads_param)
+            continue;
+        for (int k = 0; k < r.nstored; k++) {
+            int x = r.stored[k]->id;
+            if (L->member[PF_BACKWARD][x] && p->info[x].mode[PF_BACKWARD] == NODE_BUFFER)
+                L->read_end[PF_BACKWARD][x] = max_l(L->read_end[PF_BACKWARD][x], last[i] + 1);
+            else if (p->info[x].kept)
+                L->read_end[PF_FORWARD][x] = max_l(L->read_end[PF_FORWARD][x], last[i] + 1);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- entry */
 
 Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
@@ -1043,6 +1101,8 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
     long fwd_end = schedule(&L, PF_FORWARD, 0);
     schedule(&L, PF_BACKWARD, fwd_end + 1);
     schedule(&L, PF_PREDICT, 0);
+    if (opt->step)
+        keep_for_fused(&L);
     const PlanFn train[2] = {PF_FORWARD, PF_BACKWARD};
     const PlanFn infer[1] = {PF_PREDICT};
     allocate(&L, train, 2);

@@ -114,7 +114,7 @@ typedef struct {
     "input x[20]\ninput y[3]\nparam W1[130, 20]\nparam b1[130]\nparam W2[130, 130]\n"      \
     "param b2[130]\nparam W3[3, 130] = xavier\nparam b3[3]\nh1 = tanh(W1 · x + b1)\n"       \
     "h2 = relu(W2 · h1 + b2)\nz = W3 · h2 + b3\nloss L = softmax_cross_entropy(z, y)\n"
-#define CONV_WHOLE                                                                      \
+#define CONV_MOVED                                                                      \
     "input x[1, 12, 12]\ninput y[3]\nparam K[8, 1, 3, 3] = he\nparam c[8]\n"              \
     "param W1[64, 288] = he\nparam b1[64]\nparam W2[3, 64] = xavier\nparam b2[3]\n"       \
     "h = maxpool2d(relu(conv2d(x, K, c, pad=1)), 2)\nh2 = relu(W1 · flatten(h) + b1)\n"   \
@@ -142,10 +142,9 @@ static const Case cases[] = {
     /* W2's gradient (130 x 130) is made after dL/dh1 reads W2 (moved past
      * it), in blocks */
     {"deferred", DEFERRED, NULL, true},
-    /* W1's gradient could be made in blocks, but not after dL/dh reads W1:
-     * that step's result takes the place of flatten(h), which the
-     * gradient reads, so the gradient is made whole where it was */
-    {"conv_whole", CONV_WHOLE, NULL, true},
+    /* the same after a convolution: the workspace keeps flatten(h), which
+     * the gradient's gemm reads, until after dL/dh has read W1 */
+    {"conv_moved", CONV_MOVED, NULL, true},
     /* long enough to be split into a static function per group of steps */
     {"deep", NULL, "sh scripts/deep_net.sh 40 4", true},
     /* a frozen first layer (read by nothing in backward) and a frozen
@@ -316,9 +315,10 @@ static void test_update_after_last_read(void)
     free(source);
 }
 
-/* Where the layer before reads W2 after dL/dW2 is made, the gradient's
- * gemm moves past that read and runs in blocks; where that read's result
- * takes the place of what the gemm reads, it stays and runs whole. */
+/* Where the layer before reads W after dL/dW is made, the gradient's
+ * gemm moves past that read and runs in blocks: in an MLP, and after a
+ * convolution, where the workspace keeps what the gemm reads
+ * (flatten(h)) until then. */
 static void test_gemm_moved_past_read(void)
 {
     char *out_c = test_format("%s/st_moved.c", TEST_TMP);
@@ -333,11 +333,14 @@ static void test_gemm_moved_past_read(void)
                                       "130, n, 1.0f / (float)n, ");
     CU_ASSERT(read && made && blocks && read < made && made < blocks);
     free(c);
-    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_moved", CONV_WHOLE, args, NULL, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_moved", CONV_MOVED, args, NULL, NULL), 0);
     c = test_read_file(out_c, NULL);
-    CU_ASSERT_PTR_NOT_NULL(after(c, fn, "bp_optim_update(opt, theta, d_W1, st_moved_W1_OFFSET, "
-                                        "st_moved_W1_SIZE);"));
-    CU_ASSERT_PTR_NULL(after(c, fn, "rows at a time"));
+    read = after(c, fn, "= transpose(W1) · t");
+    made = after(c, fn, "/* st_moved.net:10  dL/dW1 = batch_mean(outer(");
+    blocks = after(c, fn, "/* 48 rows at a time, each block applied to W1 at once");
+    CU_ASSERT(read && made && blocks && read < made && made < blocks);
+    CU_ASSERT_PTR_NOT_NULL(after(c, "size_t st_moved_step_workspace_size(int n)\n",
+                                 "return st_moved_workspace_size(n) + 13824 * sizeof(float);"));
     free(c);
     free(args);
     free(out_c);
