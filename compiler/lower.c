@@ -695,42 +695,38 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
 
 /* What one step of backward reads, for lower_fused: the parameters and the
  * stored values (buffers, kept values) it evaluates its node from,
- * walking through what is fused into it (inline and virtual nodes). */
+ * walking through what is fused into it (inline and virtual nodes). Each
+ * step's reads are listed once, so planning M_step is linear in the size
+ * of backward. */
 typedef struct {
-    bool *param;      /* by parameter index */
-    Node **stored;    /* stored values read, with duplicates */
-    int nstored, cap;
+    Node **read;      /* parameters and stored values read, with duplicates */
+    int count, cap;
 } StepReads;
 
 static void read_node(const Plan *p, StepReads *r, Node *x)
 {
-    if (x->op == OP_PARAM) {
-        r->param[x->index] = true;
-        return;
-    }
     if (x->op == OP_INPUT || x->op == OP_CONST)
         return;
     NodeMode mode = p->info[x->id].mode[PF_BACKWARD];
-    if (mode == NODE_INLINE || mode == NODE_VIRTUAL) {
+    if (x->op != OP_PARAM && (mode == NODE_INLINE || mode == NODE_VIRTUAL)) {
         for (int k = 0; k < x->nin; k++)
             read_node(p, r, x->in[k]);
         return;
     }
-    if (r->nstored == r->cap) {
+    if (r->count == r->cap) {
         int cap = r->cap ? 2 * r->cap : 16;
         Node **more = arena_alloc(p->arena, sizeof *more * (size_t)cap);
-        if (r->nstored)
-            memcpy(more, r->stored, sizeof *more * (size_t)r->nstored);
-        r->stored = more;
+        if (r->count)
+            memcpy(more, r->read, sizeof *more * (size_t)r->count);
+        r->read = more;
         r->cap = cap;
     }
-    r->stored[r->nstored++] = x;
+    r->read[r->count++] = x;
 }
 
 static void step_reads(const Plan *p, const Step *st, StepReads *r)
 {
-    memset(r->param, 0, sizeof(bool) * (size_t)(p->graph->model->nparams + 1));
-    r->nstored = 0;
+    r->count = 0;
     if (st->node)
         for (int k = 0; k < st->node->nin; k++)
             read_node(p, r, st->node->in[k]);
@@ -787,14 +783,11 @@ static bool overlap(Buffer a, long asize, Buffer b, long bsize)
 static bool may_defer(const Plan *p, const Step *const *kept, int t, int u, StepReads *r)
 {
     step_reads(p, kept[t], r);
-    for (int i = 0; i < p->graph->model->nparams; i++)
-        if (r->param[i])
-            return false;
-    int nread = r->nstored;
+    int nread = r->count;
     Buffer *b = arena_alloc(p->arena, sizeof(Buffer) * (size_t)(nread + 1));
     long *size = arena_alloc(p->arena, sizeof(long) * (size_t)(nread + 1));
     for (int k = 0; k < nread; k++)
-        if (!stored_place(p, r->stored[k], &b[k], &size[k]))
+        if (r->read[k]->op == OP_PARAM || !stored_place(p, r->read[k], &b[k], &size[k]))
             return false;
     for (int s = t + 1; s <= u; s++) {
         const Node *y = kept[s]->node;
@@ -846,36 +839,40 @@ static void lower_fused(Plan *p)
      * parameter's offset), else the copy out */
     int *writer = arena_alloc(p->arena, sizeof(int) * (size_t)(np + 1));
     int *last = arena_alloc(p->arena, sizeof(int) * (size_t)(np + 1));
-    for (int i = 0; i < np; i++)
+    int *owner = arena_alloc(p->arena, sizeof(int) * (size_t)(g->nnodes + 1));
+    for (int id = 0; id < g->nnodes; id++)
+        owner[id] = -1;
+    for (int i = 0; i < np; i++) {
         writer[i] = last[i] = -1;
+        Node *d = g->grad_params[i];
+        const NodeInfo *in = d ? &p->info[d->id] : NULL;
+        if (in && in->mode[PF_BACKWARD] == NODE_BUFFER && in->buf[PF_BACKWARD].pool == POOL_GRAD &&
+            in->buf[PF_BACKWARD].offset == m->param_offsets[i])
+            owner[d->id] = i;
+    }
     for (int t = 0; t < nk; t++) {
         const Step *st = kept[t];
         if (st->kind == STEP_COPY && st->copy.dest == DEST_GRAD) {
             writer[st->copy.index] = t;
             continue;
         }
-        Node *y = st->node;
-        if (!y || p->info[y->id].mode[PF_BACKWARD] != NODE_BUFFER ||
-            p->info[y->id].buf[PF_BACKWARD].pool != POOL_GRAD)
-            continue;
-        for (int i = 0; i < np; i++)
-            if (g->grad_params[i] == y &&
-                p->info[y->id].buf[PF_BACKWARD].offset == m->param_offsets[i])
-                writer[i] = t;
+        if (st->node && owner[st->node->id] >= 0)
+            writer[owner[st->node->id]] = t;
     }
 
     /* the last step reading each parameter, and each gradient buffer */
-    StepReads r = {arena_alloc(p->arena, sizeof(bool) * (size_t)(np + 1)), NULL, 0, 0};
+    StepReads r = {NULL, 0, 0};
     long *read_end = arena_alloc(p->arena, sizeof(long) * (size_t)(g->nnodes + 1));
     for (int id = 0; id < g->nnodes; id++)
         read_end[id] = -1;
     for (int t = 0; t < nk; t++) {
         step_reads(p, kept[t], &r);
-        for (int i = 0; i < np; i++)
-            if (r.param[i])
-                last[i] = t;
-        for (int k = 0; k < r.nstored; k++)
-            read_end[r.stored[k]->id] = t;
+        for (int k = 0; k < r.count; k++) {
+            if (r.read[k]->op == OP_PARAM)
+                last[r.read[k]->index] = t;
+            else
+                read_end[r.read[k]->id] = t;
+        }
     }
 
     /* each updated parameter's gradient: an interval of the pool */
@@ -925,24 +922,33 @@ static void lower_fused(Plan *p)
         if (writer[i] >= 0 && kept[writer[i]]->kind != STEP_COPY)
             p->fused_grad[kept[writer[i]]->node->id] = place_of[i].offset;
 
-    /* the steps, each followed by the updates it makes possible */
+    /* the steps, each followed by the updates it makes possible (listed
+     * per step, in parameter order) */
     Step *steps = arena_alloc(p->arena, sizeof(Step) * (size_t)(nk + np + 1));
     int *fused_at = arena_alloc(p->arena, sizeof(int) * (size_t)(nk + 1));
+    bool *runs_later = arena_alloc(p->arena, sizeof(bool) * (size_t)(nk + 1));
+    int *first_update = arena_alloc(p->arena, sizeof(int) * (size_t)(nk + 1));
+    int *next_update = arena_alloc(p->arena, sizeof(int) * (size_t)(np + 1));
+    for (int t = 0; t < nk; t++)
+        first_update[t] = -1;
+    for (int i = np - 1; i >= 0; i--) {
+        if (update_after[i] < 0)
+            continue;
+        next_update[i] = first_update[update_after[i]];
+        first_update[update_after[i]] = i;
+        if (tiles[i])
+            runs_later[writer[i]] = true;
+    }
     int n = 0;
     for (int t = 0; t < nk; t++) {
         fused_at[t] = n;
-        bool tiled = false;
-        for (int i = 0; i < np; i++)
-            tiled = tiled || (writer[i] == t && tiles[i]);
-        if (!tiled) {   /* else the update runs the step, at its own place */
+        if (!runs_later[t]) {   /* else its update runs it, at its own place */
             Step *st = &steps[n++];
             *st = *kept[t];
             if (st->kind == STEP_COPY && st->copy.dest == DEST_GRAD)
                 st->copy.offset = place_of[st->copy.index].offset;
         }
-        for (int i = 0; i < np; i++) {
-            if (update_after[i] != t)
-                continue;
+        for (int i = first_update[t]; i >= 0; i = next_update[i]) {
             Step *u = &steps[n++];
             memset(u, 0, sizeof *u);
             u->kind = STEP_UPDATE;
@@ -989,44 +995,44 @@ static void keep_for_fused(Lower *L)
     Graph *g = L->g;
     Model *m = g->model;
     int np = m->nparams;
-    StepReads r = {arena_alloc(p->arena, sizeof(bool) * (size_t)(np + 1)), NULL, 0, 0};
+    StepReads r = {NULL, 0, 0};
     long *last = arena_alloc(p->arena, sizeof(long) * (size_t)(np + 1));
-    for (int i = 0; i < np; i++)
+    bool *copied = arena_alloc(p->arena, sizeof(bool) * (size_t)(np + 1));
+    for (int i = 0; i < np; i++) {
         last[i] = -1;
+        /* a gradient that is a parameter: read at backward's end */
+        if (g->grad_params[i] && g->grad_params[i]->op == OP_PARAM)
+            copied[g->grad_params[i]->index] = true;
+    }
     for (int id = 0; id < g->nnodes; id++) {
         if (!L->member[PF_BACKWARD][id] || p->info[id].mode[PF_BACKWARD] != NODE_BUFFER)
             continue;
         Node *y = g->nodes[id];
-        memset(r.param, 0, sizeof(bool) * (size_t)(np + 1));
-        r.nstored = 0;
+        r.count = 0;
         for (int k = 0; k < y->nin; k++)
             read_node(p, &r, y->in[k]);
-        for (int i = 0; i < np; i++)
-            if (r.param[i])
-                last[i] = max_l(last[i], L->step_time[PF_BACKWARD][id]);
+        for (int k = 0; k < r.count; k++)
+            if (r.read[k]->op == OP_PARAM)
+                last[r.read[k]->index] = max_l(last[r.read[k]->index], L->step_time[PF_BACKWARD][id]);
     }
     for (int i = 0; i < np; i++) {
         Node *d = g->grad_params[i];
-        bool copied = false;   /* a gradient that is this parameter: read at the end */
-        for (int j = 0; j < np; j++)
-            copied = copied || g->grad_params[j] == g->param_nodes[i];
-        if (copied || !d || !L->member[PF_BACKWARD][d->id] ||
+        if (copied[i] || !d || !L->member[PF_BACKWARD][d->id] ||
             p->info[d->id].mode[PF_BACKWARD] != NODE_BUFFER ||
             (d->op != OP_BATCH_MEAN && d->op != OP_MATMUL) ||
             shape_size(d->shape) <= FUSED_TILE_REALS ||
             last[i] <= L->step_time[PF_BACKWARD][d->id])
             continue;
-        memset(r.param, 0, sizeof(bool) * (size_t)(np + 1));
-        r.nstored = 0;
+        r.count = 0;
         for (int k = 0; k < d->nin; k++)
             read_node(p, &r, d->in[k]);
         bool reads_param = false;
-        for (int j = 0; j < np; j++)
-            reads_param = reads_param || r.param[j];
+        for (int k = 0; k < r.count; k++)
+            reads_param = reads_param || r.read[k]->op == OP_PARAM;
         if (reads_param)
             continue;
-        for (int k = 0; k < r.nstored; k++) {
-            int x = r.stored[k]->id;
+        for (int k = 0; k < r.count; k++) {
+            int x = r.read[k]->id;
             if (L->member[PF_BACKWARD][x] && p->info[x].mode[PF_BACKWARD] == NODE_BUFFER)
                 L->read_end[PF_BACKWARD][x] = max_l(L->read_end[PF_BACKWARD][x], last[i] + 1);
             else if (p->info[x].kept)
