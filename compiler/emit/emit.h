@@ -122,11 +122,11 @@ void gemm_rows(Emit *e, int depth, const GemmStep *g, const char *rows, const ch
 long param_offset(const Model *m, int index);
 void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc);
 void emit_init(Emit *e, FILE *out);
-/* --step: M_step and M_step_workspace_size; the update step; where M_step's
- * gradient pool starts (a real * expression) */
+/* --step: M_step and M_step_workspace_size; the update step; a place in
+ * M_step's gradient pool (a real * expression) */
 void emit_fused_step(Emit *e, FILE *out);
 void emit_update(Emit *e, const Step *st);
-const char *fused_pool(Emit *e);
+const char *fused_place(Emit *e, long offset);
 
 /* ---- abi.c */
 void emit_header(Emit *e, FILE *h);

@@ -75,8 +75,7 @@ static void declare(Emit *e, FILE *out, Node *n)
         break;
     case POOL_GRAD:
         if (e->fused)   /* M_step: its place in the gradient pool */
-            where = e->p->fused_grad[n->id]
-                    ? fmt(e, "%s + %ld", fused_pool(e), e->p->fused_grad[n->id]) : fused_pool(e);
+            where = fused_place(e, e->p->fused_grad[n->id]);
         else
             where = b.offset ? fmt(e, "grad + %ld", b.offset) : "grad";
         break;
@@ -332,13 +331,14 @@ void emit_init(Emit *e, FILE *out)
 
 /* ---------------------------------------------------------------- M_step */
 
-/* M_step's gradient pool: after the workspace's two pools. */
-const char *fused_pool(Emit *e)
+/* Reals `offset` into M_step's gradient pool, after the workspace's two
+ * pools. */
+const char *fused_place(Emit *e, long offset)
 {
     const Plan *p = e->p;
     e->ws_direct = true;
     const char *at = p->ws_batched ? fmt(e, "wsr + %ld * (size_t)n", p->ws_batched) : "wsr";
-    return p->ws_shared ? fmt(e, "%s + %ld", at, p->ws_shared) : at;
+    return p->ws_shared + offset ? fmt(e, "%s + %ld", at, p->ws_shared + offset) : at;
 }
 
 /* bp_optim_update(opt, theta, dP, M_P_OFFSET, M_P_SIZE): the gradient by
@@ -354,7 +354,7 @@ void emit_update(Emit *e, const Step *st)
                        in->buf[PF_BACKWARD].pool == POOL_GRAD &&
                        in->buf[PF_BACKWARD].offset == param_offset(m, u->index)
                        ? buf_name(e, d)
-                       : u->offset ? fmt(e, "%s + %ld", fused_pool(e), u->offset) : fused_pool(e);
+                       : fused_place(e, u->offset);
     const char *loss = m->loss ? m->loss->name : "L";
     if (u->gemm) {
         /* the gradient's gemm a block of rows at a time, each applied at once */

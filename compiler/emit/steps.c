@@ -462,7 +462,13 @@ static void copy_out(Emit *e, const Step *st)
             comment(e, 1, fmt(e, "%s: frozen, no gradient", what));
         else
             comment(e, 1, c->form == COPY_ZERO ? fmt(e, "%s = 0", what) : what);
-        copy_body(e, 1, c, e->fused ? fused_pool(e) : "grad");
+        if (e->fused) {   /* M_step: into the gradient pool, at c->offset */
+            CopyStep at = *c;
+            at.offset = 0;
+            copy_body(e, 1, &at, fused_place(e, c->offset));
+        } else {
+            copy_body(e, 1, c, "grad");
+        }
         break;
     case DEST_GRAD_INPUT:
         comment(e, 1, comment_text(e, fmt(e, "d%s/d%s, row s scaled by 1/n (the batch mean)", loss,
