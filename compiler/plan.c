@@ -509,4 +509,30 @@ void plan_dump(const Plan *p, FILE *out)
                 fputc('\n', out);
         }
     }
+    if (!p->fused_steps)
+        return;
+    /* --step: M_step after its call of forward */
+    const Model *m = g->model;
+    fprintf(out, "step: forward, then %d steps; gradients in a pool of %ld reals\n",
+            p->nfused_steps, p->ws_fused);
+    for (int k = 0; k < p->nfused_steps; k++) {
+        const Step *st = &p->fused_steps[k];
+        if (st->kind == STEP_UPDATE) {
+            const UpdateStep *u = &st->update;
+            if (u->gemm)
+                dump_node_step(out, p, PF_BACKWARD, u->gemm);
+            fprintf(out, "  update  %s [%ld] from the pool at %ld", m->params[u->index]->name,
+                    u->size, u->offset);
+            if (u->gemm)
+                fprintf(out, ", made by the gemm above %ld rows at a time", u->tile_rows);
+            fputc('\n', out);
+        } else if (st->node) {
+            dump_node_step(out, p, PF_BACKWARD, st);
+        } else if (st->kind == STEP_COPY && st->copy.dest == DEST_GRAD) {
+            fprintf(out, "  copy    d%s/d%s into the pool at %ld\n", m->loss ? m->loss->name : "L",
+                    m->params[st->copy.index]->name, st->copy.offset);
+        } else {
+            dump_copy_out(out, p, &st->copy);
+        }
+    }
 }

@@ -322,8 +322,12 @@ static void test_update_after_last_read(void)
 static void test_gemm_moved_past_read(void)
 {
     char *out_c = test_format("%s/st_moved.c", TEST_TMP);
-    char *args = test_format("-o %s --step", out_c);
-    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_moved", DEFERRED, args, NULL, NULL), 0);
+    char *args = test_format("-o %s --step --dump=lower", out_c);
+    char *dump = NULL;
+    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_moved", DEFERRED, args, NULL, &dump), 0);
+    CU_ASSERT_PTR_NOT_NULL(dump ? strstr(dump, "\n  update  W2 [16900] from the pool at 0, made by "
+                                               "the gemm above 112 rows at a time\n") : NULL);
+    free(dump);
     char *c = test_read_file(out_c, NULL);
     const char *fn = "float st_moved_step(";
     const char *read = after(c, fn, "/* st_moved.net:10  dL/dh1 = transpose(W2) · t");
@@ -333,7 +337,8 @@ static void test_gemm_moved_past_read(void)
                                       "130, n, 1.0f / (float)n, ");
     CU_ASSERT(read && made && blocks && read < made && made < blocks);
     free(c);
-    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_moved", CONV_MOVED, args, NULL, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_moved", CONV_MOVED, args, NULL, &dump), 0);
+    free(dump);
     c = test_read_file(out_c, NULL);
     read = after(c, fn, "= transpose(W1) · t");
     made = after(c, fn, "/* st_moved.net:10  dL/dW1 = batch_mean(outer(");
