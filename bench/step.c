@@ -111,8 +111,13 @@ int main(void)
 
     float *theta0 = malloc(P * sizeof(float));
     m->init(theta0, 42);
-    Run a = {m, malloc(P * sizeof(float)), malloc(P * sizeof(float)), {0}, malloc(ws_bytes),
-             malloc(step_bytes), {0}};
+    Run a;
+    memset(&a, 0, sizeof a);
+    a.m = m;
+    a.theta = malloc(P * sizeof(float));
+    a.grad = malloc(P * sizeof(float));
+    a.ws = malloc(ws_bytes);
+    a.step_ws = malloc(step_bytes);
     Run b = a;
     b.theta = malloc(P * sizeof(float));
     float *x = malloc((size_t)m->inputs[0].size * BATCH * sizeof(float));
