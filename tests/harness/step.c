@@ -108,7 +108,17 @@ int main(void)
                     loss_err = d;
             }
             double theta_err = worst_rel(a, b, P);
-            double state_err = worst_rel_d(sa, sb, state_size / sizeof(double));
+            /* the state's entries are doubles or, where the runtime keeps
+             * them in the model's precision, reals */
+            int arrays = kind == BP_SGD ? 0 : kind == BP_ADAM || kind == BP_ADAMW ? 2 : 1;
+            size_t entries = (size_t)arrays * P;
+            double state_err = 0;
+            if (entries && state_size == entries * sizeof(double))
+                state_err = worst_rel_d(sa, sb, entries);
+            else if (entries && state_size == entries * sizeof(REAL))
+                state_err = worst_rel(sa, sb, entries);
+            else if (entries)
+                state_err = INFINITY;
             if (oa.step != ob.step)
                 state_err = INFINITY;
             long frozen_changed = 0;
