@@ -8,7 +8,7 @@
 #   make examples     build and run every example
 #   make bench        benchmarks (bench/README.md); bench-fashion: against PyTorch;
 #                     bench-mpi: only 2 MPI ranks against 1; bench-optim: the
-#                     optimiser update alone
+#                     optimiser update alone; bench-step: M_step
 #   make install PREFIX=/usr/local
 #   make fuzz FUZZ_SECONDS=60   each fuzz target for that long (libFuzzer)
 #
@@ -284,6 +284,12 @@ bench-optim: $(BUILD)/libbp.a
 	$(CC) $(ALL_CFLAGS) -Iruntime -o $(BUILD)/bench/optim bench/optim.c \
 	  $(BUILD)/libbp.a -pthread $(LDLIBS)
 	@$(BUILD)/bench/optim
+
+# The fused training step M_step (bpgen --step) against forward + backward
+# + bp_optim_step: memory and time (bench/README.md).
+.PHONY: bench-step
+bench-step: all
+	@sh bench/step.sh $(BUILD)
 
 # The convolution kernels against hand C over OpenBLAS and PyTorch
 # (bench/conv/README.md).

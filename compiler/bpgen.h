@@ -452,6 +452,7 @@ typedef struct {
     const char *c_path;         /* the .c file as -o names it */
     bool selftest;              /* --selftest: M_selftest and its scratch size */
     bool check_finite;          /* --check-finite: every value written is checked */
+    bool step;                  /* --step: M_step, the fused training step */
 } EmitOptions;
 
 /* The functions the generated file defines from steps. PF_OUTPUTS is
@@ -513,7 +514,8 @@ typedef enum {
     STEP_KERNEL,  /* a runtime kernel: convolution, pooling and gradients */
     STEP_LOOP,    /* an elementwise loop over one fused expression */
     STEP_REDUCE,  /* sums over an axis or over the batch */
-    STEP_COPY     /* a transposing copy; a function's results to the caller */
+    STEP_COPY,    /* a transposing copy; a function's results to the caller */
+    STEP_UPDATE   /* M_step only: the optimiser's update of one parameter */
 } StepKind;
 
 /* A row or column count: `count`, times the batch size n when times_n. */
@@ -624,9 +626,25 @@ typedef struct {
     Node *src;            /* NULL: a frozen parameter's zero gradient */
 } CopyStep;
 
+/* M_step's update of parameter `index` (its `size` reals) from its
+ * gradient, which lies at `offset` in M_step's gradient pool. With
+ * `gemm`, the gradient's own step (a gemm that nothing after it reads)
+ * runs here instead, `tile_rows` rows of the gradient at a time into a
+ * block at `offset`, each block's update right after it: the pool holds
+ * one block, not the whole gradient. */
+typedef struct Step Step;
 typedef struct {
+    int index;
+    long offset;
+    long size;
+    const Step *gemm;
+    long tile_rows;
+} UpdateStep;
+
+struct Step {
     StepKind kind;
-    Node *node;           /* the value computed (NULL for copies out) */
+    Node *node;           /* the value computed (NULL for copies out and
+                             updates but a tiled one's: its gradient) */
     bool check_finite;    /* --check-finite: every value it wrote is then
                              checked (emit/debug.c) */
     GemmStep gemm;
@@ -634,7 +652,8 @@ typedef struct {
     LoopStep loop;
     ReduceStep reduce;
     CopyStep copy;
-} Step;
+    UpdateStep update;
+};
 
 /* A run of consecutive steps of one function. A function of many steps is
  * split into groups, each printed as a static C function of its own that
@@ -667,6 +686,20 @@ typedef struct Plan {
     int ngroups[PF__COUNT];
     long ws_batched;              /* workspace: reals per sample ... */
     long ws_shared;               /* ... plus reals shared by the batch */
+    /* --step: M_step, the fused training step (lower.c, lower_fused):
+     * forward, then backward's steps with each gradient written to a
+     * gradient pool after the workspace instead of `grad` (a DEST_GRAD
+     * copy's offset, and fused_grad of a POOL_GRAD node, are places in
+     * that pool), input gradients left out, and a STEP_UPDATE right after
+     * the last step that writes a parameter's gradient or reads the
+     * parameter. Gradients whose lifetimes do not overlap share the pool. */
+    Step *fused_steps;
+    int nfused_steps;
+    StepGroup *fused_groups;
+    int nfused_groups;
+    long ws_fused;                /* the gradient pool's reals */
+    long *fused_grad;             /* by node id: its place in the pool (a
+                                     POOL_GRAD buffer of backward), or -1 */
 } Plan;
 
 /* Decides what forward, backward and predict compute, in what order, which

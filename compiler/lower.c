@@ -788,6 +788,356 @@ static void allocate_outputs(Lower *L)
     p->ws_shared = max_l(p->ws_shared, place_by_size(p->arena, pools[1], counts[1]));
 }
 
+/* ---------------------------------------------------------------- fused step */
+
+/* What one step of backward reads, for lower_fused: the parameters and the
+ * stored values (buffers, kept values) it evaluates its node from,
+ * walking through what is fused into it (inline and virtual nodes). Each
+ * step's reads are listed once, so planning M_step is linear in the size
+ * of backward. */
+typedef struct {
+    Node **read;      /* parameters and stored values read, with duplicates */
+    int count, cap;
+} StepReads;
+
+static void read_node(const Plan *p, StepReads *r, Node *x)
+{
+    if (x->op == OP_INPUT || x->op == OP_CONST)
+        return;
+    NodeMode mode = p->info[x->id].mode[PF_BACKWARD];
+    if (x->op != OP_PARAM && (mode == NODE_INLINE || mode == NODE_VIRTUAL)) {
+        for (int k = 0; k < x->nin; k++)
+            read_node(p, r, x->in[k]);
+        return;
+    }
+    if (r->count == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 16;
+        Node **more = arena_alloc(p->arena, sizeof *more * (size_t)cap);
+        if (r->count)
+            memcpy(more, r->read, sizeof *more * (size_t)r->count);
+        r->read = more;
+        r->cap = cap;
+    }
+    r->read[r->count++] = x;
+}
+
+static void step_reads(const Plan *p, const Step *st, StepReads *r)
+{
+    r->count = 0;
+    if (st->node)
+        for (int k = 0; k < st->node->nin; k++)
+            read_node(p, r, st->node->in[k]);
+    else if (st->kind == STEP_COPY && st->copy.src)
+        read_node(p, r, st->copy.src);
+}
+
+/* The reals of the block a large gradient computed by a gemm is made in,
+ * in M_step: a few of its rows at a time, each block updated at once. */
+enum { FUSED_TILE_REALS = 16384 };
+
+/* How many rows of gradient d (size reals) step st computes at a time in
+ * M_step, or 0 for all at once: a gemm writing d alone (no bias, no
+ * per-sample calls, no accumulation), its rows contiguous, larger than
+ * a block. Rows count in sixteens, for the kernels' register blocks. */
+static long tile_rows(const Step *st, const Node *d, long size)
+{
+    const GemmStep *gm = &st->gemm;
+    if (st->kind != STEP_GEMM || st->node != d || gm->sample_loop || gm->prefill ||
+        gm->c.node != d || gm->c.at_sample || gm->m.times_n || gm->n.times_n ||
+        gm->beta != SCALE_ZERO || gm->ldc != gm->n.count || gm->m.count * gm->n.count != size ||
+        size <= FUSED_TILE_REALS)
+        return 0;
+    long rows = FUSED_TILE_REALS / gm->n.count;
+    if (rows >= 16)
+        rows -= rows % 16;
+    rows = rows < 1 ? 1 : rows;
+    return rows < gm->m.count ? rows : 0;
+}
+
+/* Where the stored value x lies in the workspace (false: an input or
+ * parameter, which no step writes, or a gradient of M_step's pool). */
+static bool stored_place(const Plan *p, const Node *x, Buffer *b, long *size)
+{
+    const NodeInfo *in = &p->info[x->id];
+    if (in->mode[PF_BACKWARD] == NODE_BUFFER)
+        *b = in->buf[PF_BACKWARD];
+    else if (in->kept)
+        *b = in->buf[PF_FORWARD];
+    else
+        return false;
+    *size = shape_size(x->shape);
+    return b->pool == POOL_BATCHED || b->pool == POOL_SHARED;
+}
+
+static bool overlap(Buffer a, long asize, Buffer b, long bsize)
+{
+    return a.pool == b.pool && a.offset < b.offset + bsize && b.offset < a.offset + asize;
+}
+
+/* Whether step `st`, run after the steps kept[t + 1 .. u], would read what
+ * it reads at t: none of those steps writes a workspace place it reads
+ * (their values, their kernels' scratch). st reads no parameter. */
+static bool may_defer(const Plan *p, const Step *const *kept, int t, int u, StepReads *r)
+{
+    step_reads(p, kept[t], r);
+    int nread = r->count;
+    Buffer *b = arena_alloc(p->arena, sizeof(Buffer) * (size_t)(nread + 1));
+    long *size = arena_alloc(p->arena, sizeof(long) * (size_t)(nread + 1));
+    for (int k = 0; k < nread; k++)
+        if (r->read[k]->op == OP_PARAM || !stored_place(p, r->read[k], &b[k], &size[k]))
+            return false;
+    for (int s = t + 1; s <= u; s++) {
+        const Node *y = kept[s]->node;
+        if (!y)
+            continue;
+        const NodeInfo *in = &p->info[y->id];
+        for (int k = 0; k < nread; k++) {
+            if (in->mode[PF_BACKWARD] == NODE_BUFFER &&
+                overlap(in->buf[PF_BACKWARD], shape_size(y->shape), b[k], size[k]))
+                return false;
+            if (in->scratch_size > 0 &&
+                overlap(in->scratch[PF_BACKWARD], in->scratch_size, b[k], size[k]))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* M_step's plan (--step; bpgen.h, Plan.fused_steps): backward's steps,
+ * with the updates placed and the gradients in a pool of their own.
+ * Parameter P's update comes right after the last step that writes dP or
+ * reads P (backward of an earlier layer reads W2 after dW2 is complete:
+ * updating W2 before that read would change what it computes). A
+ * gradient lives from the step that writes it to its update (or to its
+ * last reader, if later); the pool is packed as the workspace is. */
+static void lower_fused(Plan *p)
+{
+    const Graph *g = p->graph;
+    const Model *m = g->model;
+    const Step *bw = p->steps[PF_BACKWARD];
+    int nb = p->nsteps[PF_BACKWARD];
+    int np = m->nparams;
+
+    /* backward's steps that M_step runs: not the input gradients (no one
+     * asks for them), not a frozen parameter's zeros */
+    int *kept_at = arena_alloc(p->arena, sizeof(int) * (size_t)(nb + 1));  /* fused index */
+    const Step **kept = arena_alloc(p->arena, sizeof(Step *) * (size_t)(nb + 1));
+    int nk = 0;
+    for (int s = 0; s < nb; s++) {
+        const CopyStep *c = &bw[s].copy;
+        bool dropped = bw[s].kind == STEP_COPY &&
+                       (c->dest == DEST_GRAD_INPUT || (c->dest == DEST_GRAD && !c->src));
+        kept_at[s] = nk;
+        if (!dropped)
+            kept[nk++] = &bw[s];
+    }
+
+    /* which step writes each gradient: its own buffer's (POOL_GRAD at the
+     * parameter's offset), else the copy out */
+    int *writer = arena_alloc(p->arena, sizeof(int) * (size_t)(np + 1));
+    int *last = arena_alloc(p->arena, sizeof(int) * (size_t)(np + 1));
+    int *owner = arena_alloc(p->arena, sizeof(int) * (size_t)(g->nnodes + 1));
+    for (int id = 0; id < g->nnodes; id++)
+        owner[id] = -1;
+    for (int i = 0; i < np; i++) {
+        writer[i] = last[i] = -1;
+        Node *d = g->grad_params[i];
+        const NodeInfo *in = d ? &p->info[d->id] : NULL;
+        if (in && in->mode[PF_BACKWARD] == NODE_BUFFER && in->buf[PF_BACKWARD].pool == POOL_GRAD &&
+            in->buf[PF_BACKWARD].offset == m->param_offsets[i])
+            owner[d->id] = i;
+    }
+    for (int t = 0; t < nk; t++) {
+        const Step *st = kept[t];
+        if (st->kind == STEP_COPY && st->copy.dest == DEST_GRAD) {
+            writer[st->copy.index] = t;
+            continue;
+        }
+        if (st->node && owner[st->node->id] >= 0)
+            writer[owner[st->node->id]] = t;
+    }
+
+    /* the last step reading each parameter, and each gradient buffer */
+    StepReads r = {NULL, 0, 0};
+    long *read_end = arena_alloc(p->arena, sizeof(long) * (size_t)(g->nnodes + 1));
+    for (int id = 0; id < g->nnodes; id++)
+        read_end[id] = -1;
+    for (int t = 0; t < nk; t++) {
+        step_reads(p, kept[t], &r);
+        for (int k = 0; k < r.count; k++) {
+            if (r.read[k]->op == OP_PARAM)
+                last[r.read[k]->index] = t;
+            else
+                read_end[r.read[k]->id] = t;
+        }
+    }
+
+    /* each updated parameter's gradient: an interval of the pool */
+    Interval *iv = arena_alloc(p->arena, sizeof(Interval) * (size_t)(np + 1));
+    Buffer *place_of = arena_alloc(p->arena, sizeof(Buffer) * (size_t)(np + 1));
+    int *update_after = arena_alloc(p->arena, sizeof(int) * (size_t)(np + 1));
+    long *tiles = arena_alloc(p->arena, sizeof(long) * (size_t)(np + 1));
+    int count = 0;
+    for (int i = 0; i < np; i++) {
+        update_after[i] = -1;
+        if (writer[i] < 0)
+            continue;   /* frozen */
+        update_after[i] = writer[i] > last[i] ? writer[i] : last[i];
+        Node *d = g->grad_params[i];
+        long size = shape_size(m->params[i]->shape);
+        Interval *v = &iv[count++];
+        v->start = writer[i];
+        v->end = update_after[i];
+        if (kept[writer[i]]->kind != STEP_COPY)
+            v->end = max_l(v->end, read_end[d->id]);
+        /* a gradient read by nothing after its own step, whose parameter
+         * that step does not read either, may be made and applied a block
+         * at a time */
+        if (v->end == writer[i] && last[i] < writer[i])
+            tiles[i] = tile_rows(kept[writer[i]], d, size);
+        /* or, where the layer before reads P after dP is made (dh =
+         * transpose(W)·dz after dW), once the step is moved past that
+         * read: it writes M_step's pool only, so moving it is safe when
+         * nothing in between overwrites what it reads */
+        else if (last[i] > writer[i] && read_end[d->id] <= writer[i] &&
+                 kept[writer[i]]->kind != STEP_COPY && tile_rows(kept[writer[i]], d, size) &&
+                 may_defer(p, kept, writer[i], last[i], &r))
+            tiles[i] = tile_rows(kept[writer[i]], d, size);
+        if (tiles[i])
+            v->start = v->end = update_after[i];
+        v->size = tiles[i] ? tiles[i] * kept[writer[i]]->gemm.n.count : size;
+        v->buf = &place_of[i];
+        v->node = kept[writer[i]]->node ? kept[writer[i]]->node : d;
+        v->scratch = true;   /* never written in place of another */
+    }
+    p->ws_fused = place(p->arena, p->opt.placement, iv, count, g->nnodes);
+
+    p->fused_grad = arena_alloc(p->arena, sizeof(long) * (size_t)(g->nnodes + 1));
+    for (int id = 0; id < g->nnodes; id++)
+        p->fused_grad[id] = -1;
+    for (int i = 0; i < np; i++)
+        if (writer[i] >= 0 && kept[writer[i]]->kind != STEP_COPY)
+            p->fused_grad[kept[writer[i]]->node->id] = place_of[i].offset;
+
+    /* the steps, each followed by the updates it makes possible (listed
+     * per step, in parameter order) */
+    Step *steps = arena_alloc(p->arena, sizeof(Step) * (size_t)(nk + np + 1));
+    int *fused_at = arena_alloc(p->arena, sizeof(int) * (size_t)(nk + 1));
+    bool *runs_later = arena_alloc(p->arena, sizeof(bool) * (size_t)(nk + 1));
+    int *first_update = arena_alloc(p->arena, sizeof(int) * (size_t)(nk + 1));
+    int *next_update = arena_alloc(p->arena, sizeof(int) * (size_t)(np + 1));
+    for (int t = 0; t < nk; t++)
+        first_update[t] = -1;
+    for (int i = np - 1; i >= 0; i--) {
+        if (update_after[i] < 0)
+            continue;
+        next_update[i] = first_update[update_after[i]];
+        first_update[update_after[i]] = i;
+        if (tiles[i])
+            runs_later[writer[i]] = true;
+    }
+    int n = 0;
+    for (int t = 0; t < nk; t++) {
+        fused_at[t] = n;
+        if (!runs_later[t]) {   /* else its update runs it, at its own place */
+            Step *st = &steps[n++];
+            *st = *kept[t];
+            if (st->kind == STEP_COPY && st->copy.dest == DEST_GRAD)
+                st->copy.offset = place_of[st->copy.index].offset;
+        }
+        for (int i = first_update[t]; i >= 0; i = next_update[i]) {
+            Step *u = &steps[n++];
+            memset(u, 0, sizeof *u);
+            u->kind = STEP_UPDATE;
+            u->update.index = i;
+            u->update.offset = place_of[i].offset;
+            u->update.size = shape_size(m->params[i]->shape);
+            if (tiles[i]) {
+                u->node = kept[writer[i]]->node;
+                u->update.gemm = kept[writer[i]];
+                u->update.tile_rows = tiles[i];
+            }
+        }
+    }
+    p->fused_steps = steps;
+    p->nfused_steps = n;
+
+    /* backward's groups, each with the updates that follow its steps */
+    StepGroup *groups = arena_alloc(p->arena, sizeof(StepGroup) * (size_t)(p->ngroups[PF_BACKWARD] + 1));
+    int ng = 0;
+    for (int k = 0; k < p->ngroups[PF_BACKWARD]; k++) {
+        const StepGroup *b = &p->groups[PF_BACKWARD][k];
+        int first = kept_at[b->first];
+        int end = b->first + b->count < nb ? kept_at[b->first + b->count] : nk;
+        if (first == end)
+            continue;   /* only input gradients */
+        StepGroup *f = &groups[ng++];
+        *f = *b;
+        f->first = fused_at[first];
+        f->count = (end < nk ? fused_at[end] : n) - f->first;
+    }
+    p->fused_groups = groups;
+    p->nfused_groups = ng;
+}
+
+/* --step, before the workspace is placed: where the layer before reads a
+ * parameter W after the gemm making its large gradient dW, what that gemm
+ * reads stays until just after that read, so that M_step can move the
+ * gemm past it and make dW a block at a time (lower_fused, may_defer).
+ * Only lifetimes grow: M_forward and M_backward are unchanged but for
+ * where some buffers lie. */
+static void keep_for_fused(Lower *L)
+{
+    Plan *p = L->p;
+    Graph *g = L->g;
+    Model *m = g->model;
+    int np = m->nparams;
+    StepReads r = {NULL, 0, 0};
+    long *last = arena_alloc(p->arena, sizeof(long) * (size_t)(np + 1));
+    bool *copied = arena_alloc(p->arena, sizeof(bool) * (size_t)(np + 1));
+    for (int i = 0; i < np; i++) {
+        last[i] = -1;
+        /* a gradient that is a parameter: read at backward's end */
+        if (g->grad_params[i] && g->grad_params[i]->op == OP_PARAM)
+            copied[g->grad_params[i]->index] = true;
+    }
+    for (int id = 0; id < g->nnodes; id++) {
+        if (!L->member[PF_BACKWARD][id] || p->info[id].mode[PF_BACKWARD] != NODE_BUFFER)
+            continue;
+        Node *y = g->nodes[id];
+        r.count = 0;
+        for (int k = 0; k < y->nin; k++)
+            read_node(p, &r, y->in[k]);
+        for (int k = 0; k < r.count; k++)
+            if (r.read[k]->op == OP_PARAM)
+                last[r.read[k]->index] = max_l(last[r.read[k]->index], L->step_time[PF_BACKWARD][id]);
+    }
+    for (int i = 0; i < np; i++) {
+        Node *d = g->grad_params[i];
+        if (copied[i] || !d || !L->member[PF_BACKWARD][d->id] ||
+            p->info[d->id].mode[PF_BACKWARD] != NODE_BUFFER ||
+            (d->op != OP_BATCH_MEAN && d->op != OP_MATMUL) ||
+            shape_size(d->shape) <= FUSED_TILE_REALS ||
+            last[i] <= L->step_time[PF_BACKWARD][d->id])
+            continue;
+        r.count = 0;
+        for (int k = 0; k < d->nin; k++)
+            read_node(p, &r, d->in[k]);
+        bool reads_param = false;
+        for (int k = 0; k < r.count; k++)
+            reads_param = reads_param || r.read[k]->op == OP_PARAM;
+        if (reads_param)
+            continue;
+        for (int k = 0; k < r.count; k++) {
+            int x = r.read[k]->id;
+            if (L->member[PF_BACKWARD][x] && p->info[x].mode[PF_BACKWARD] == NODE_BUFFER)
+                L->read_end[PF_BACKWARD][x] = max_l(L->read_end[PF_BACKWARD][x], last[i] + 1);
+            else if (p->info[x].kept)
+                L->read_end[PF_FORWARD][x] = max_l(L->read_end[PF_FORWARD][x], last[i] + 1);
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- entry */
 
 Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
@@ -851,11 +1201,15 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
     schedule(&L, PF_BACKWARD, fwd_end + 1);
     schedule(&L, PF_PREDICT, 0);
     schedule(&L, PF_OUTPUTS, 1);
+    if (opt->step)
+        keep_for_fused(&L);
     const PlanFn train[2] = {PF_FORWARD, PF_BACKWARD};
     const PlanFn infer[1] = {PF_PREDICT};
     allocate(&L, train, 2);
     allocate_outputs(&L);
     allocate(&L, infer, 1);
     lower_steps(p);
+    if (opt->step)
+        lower_fused(p);
     return p;
 }

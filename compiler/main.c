@@ -26,6 +26,7 @@ typedef struct {
     const char *out_path;
     bool check_only, derivatives, with_main, line_directives;
     bool selftest, check_finite;
+    bool step;          /* --step */
     int explain;        /* 0, or 1 + ExplainFormat */
     int dot;            /* 0, 1 forward, 2 backward */
     Precision precision;
@@ -63,6 +64,8 @@ static void usage(FILE *out)
           "                        and prints the loss and gradients\n"
           "  --selftest            add M_selftest(), which checks the gradients against\n"
           "                        finite differences at a given point (no malloc)\n"
+          "  --step                add M_step(), one training step (forward, backward and\n"
+          "                        the optimiser's update) without a gradient vector\n"
           "  --check-finite        forward, backward and predict check every value they\n"
           "                        write; M_nonfinite(ws) names the first NaN or inf\n"
           "  --line-directives     write #line directives so that compiler messages and\n"
@@ -131,6 +134,8 @@ static int parse_options(int argc, char **argv, Options *o)
             o->with_main = true;
         } else if (!strcmp(a, "--selftest")) {
             o->selftest = true;
+        } else if (!strcmp(a, "--step")) {
+            o->step = true;
         } else if (!strcmp(a, "--check-finite")) {
             o->check_finite = true;
         } else if (!strcmp(a, "--line-directives")) {
@@ -506,7 +511,7 @@ static int compile(Arena *a, const Options *o)
     EmitOptions eo = {o->precision, o->with_main,
                       o->out_path ? base_name(header_path(a, o->out_path)) : NULL,
                       PLACE_AUTO, o->line_directives, o->out_path, o->selftest,
-                      o->check_finite};
+                      o->check_finite, o->step};
     Plan *plan = lower_graph(a, g, &eo);
     lap(&clock, "lower");
     if (dumping(o, "lower")) {

@@ -182,6 +182,8 @@ static const char *check_step(const Reads *r, const Step *st)
             return available(r, st->copy.src, false) ? NULL
                    : "a transpose of a value not computed yet";
         return check_copy(r, r->p, &st->copy);
+    case STEP_UPDATE:
+        return "an update outside M_step";
     }
     return "a step of no kind";
 }
@@ -401,6 +403,8 @@ static void dump_detail(FILE *out, const Step *st)
         fprintf(out, "      transpose of %%%d: %d × %d%s\n", st->copy.src->id, y->shape.dim[0],
                 y->shape.dim[1], y->batched ? " per sample" : "");
         break;
+    case STEP_UPDATE:
+        break;
     }
 }
 
@@ -504,6 +508,32 @@ void plan_dump(const Plan *p, FILE *out)
             }
             if (fused)
                 fputc('\n', out);
+        }
+    }
+    if (!p->fused_steps)
+        return;
+    /* --step: M_step after its call of forward */
+    const Model *m = g->model;
+    fprintf(out, "step: forward, then %d steps; gradients in a pool of %ld reals\n",
+            p->nfused_steps, p->ws_fused);
+    for (int k = 0; k < p->nfused_steps; k++) {
+        const Step *st = &p->fused_steps[k];
+        if (st->kind == STEP_UPDATE) {
+            const UpdateStep *u = &st->update;
+            if (u->gemm)
+                dump_node_step(out, p, PF_BACKWARD, u->gemm);
+            fprintf(out, "  update  %s [%ld] from the pool at %ld", m->params[u->index]->name,
+                    u->size, u->offset);
+            if (u->gemm)
+                fprintf(out, ", made by the gemm above %ld rows at a time", u->tile_rows);
+            fputc('\n', out);
+        } else if (st->node) {
+            dump_node_step(out, p, PF_BACKWARD, st);
+        } else if (st->kind == STEP_COPY && st->copy.dest == DEST_GRAD) {
+            fprintf(out, "  copy    d%s/d%s into the pool at %ld\n", m->loss ? m->loss->name : "L",
+                    m->params[st->copy.index]->name, st->copy.offset);
+        } else {
+            dump_copy_out(out, p, &st->copy);
         }
     }
 }

@@ -473,16 +473,17 @@ double bp_optim_lr(const bp_optimizer *o);
 int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
                   size_t err_size);
 /* One range of a step, for a caller that updates each parameter as soon
- * as its gradient is known (a fused training step): the rule of step
- * o->step applied to theta[offset, offset + len) from grad[0, len) (the
- * gradient of that range only) and the state's entries [offset,
- * offset + len), with weight decay but without clipping (it needs the
- * global norm), skipping frozen entries; o->step and o->grad_norm are
- * left as they are. Call it on every parameter's range, then
- * bp_optim_finish once: with clip_norm 0 the result is bp_optim_step's,
- * bit for bit. BP_OK, or BP_ERR_ARG (nothing changes) when o, theta or
- * grad is NULL, the range passes num_params, o->state is NULL but the
- * kind needs state, or o's model was generated for another runtime ABI. */
+ * as its gradient is known (the fused training step M_step of bpgen
+ * --step): the rule of step o->step applied to theta[offset, offset + len)
+ * from grad[0, len) (the gradient of that range only) and the state's
+ * entries [offset, offset + len), with weight decay, skipping frozen
+ * entries; o->step and o->grad_norm are left as they are. Call it on every
+ * parameter's range, then bp_optim_finish once: the result is
+ * bp_optim_step's, bit for bit. BP_OK, or BP_ERR_ARG (nothing changes)
+ * when o or theta is NULL, grad is NULL with len > 0, the range passes
+ * num_params, o->state is NULL but the kind needs state, o's model was
+ * generated for another runtime ABI, or o clips (clip_norm > 0: the
+ * global norm needs every gradient at once). */
 int bp_optim_update(bp_optimizer *o, void *theta, const void *grad,
                     size_t offset, size_t len);
 /* Ends a step made of bp_optim_update calls: o->step += 1 (the schedule

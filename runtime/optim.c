@@ -550,12 +550,14 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
 }
 
 /* The step's rule on theta[offset, offset + len), entries not frozen,
- * without the norm (so without clipping). */
+ * for the fused training step M_step (bpgen --step), which updates each
+ * parameter as soon as its gradient is final. Clipping is refused: it
+ * scales by the norm of the whole gradient, which no range knows. */
 int bp_optim_update(bp_optimizer *o, void *theta, const void *grad,
                     size_t offset, size_t len)
 {
-    if (!o || !theta || !grad || offset > o->num_params
-        || len > o->num_params - offset)
+    if (!o || !theta || (!grad && len > 0) || offset > o->num_params
+        || len > o->num_params - offset || o->cfg.clip_norm > 0)
         return BP_ERR_ARG;
     if (!o->state && state_arrays(o->cfg.kind) > 0 && o->num_params > 0)
         return BP_ERR_ARG;

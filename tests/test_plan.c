@@ -43,7 +43,7 @@ static Plan *lower_placed(const char *src, Placement how)
     Graph *g = graph_build(arena, m, true);
     diff_graph(g);
     simp_graph(g);
-    EmitOptions eo = {PREC_DOUBLE, false, "t.h", how, false, "t.c", false, false};
+    EmitOptions eo = {PREC_DOUBLE, false, "t.h", how, false, "t.c", false, false, false};
     return lower_graph(arena, g, &eo);
 }
 

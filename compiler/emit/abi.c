@@ -78,6 +78,12 @@ void emit_header(Emit *e, FILE *h)
     fprintf(h, "double %s_forward_outputs_any(const void *theta, const void *const inputs[], int n,\n"
                "                              void *ws, void *const outputs[]);\n", M);
     fprintf(h, "extern const bp_model %s_model;\n\n", M);
+    if (e->p->opt.step)
+        fprintf(h, "/* --step: one training step, forward + backward + the update, without a\n"
+                   " * gradient vector (opt: bp_optim_init'ed, clip_norm 0). */\n"
+                   "%s %s_step(%s *theta, const %s *const inputs[], int n, void *ws,\n"
+                   "              bp_optimizer *opt);\n"
+                   "size_t %s_step_workspace_size(int n);\n\n", r, M, r, r, M);
     if (e->p->opt.selftest)
         selftest_header(e, h);
     if (e->found)

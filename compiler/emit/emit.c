@@ -130,6 +130,10 @@ bool emit_c(const Plan *p, FILE *c_file, FILE *h_out)
     assign_names(&e);
     if (p->opt.check_finite)    /* after every .net name, so it takes none */
         e.found = unique_name(&e, "found");
+    if (p->opt.step) {
+        e.opt_name = unique_name(&e, "opt");
+        e.loss_name = unique_name(&e, "loss");
+    }
 
     /* the functions first, into memory: they decide which helpers exist */
     char *fns = NULL;
@@ -150,6 +154,8 @@ bool emit_c(const Plan *p, FILE *c_file, FILE *h_out)
                   " * after forward, with the same arguments. Evaluation (a loss and the\n"
                   " * outputs) then runs the layers once. */");
     emit_forward_outputs(&e, body);
+    if (p->opt.step)
+        emit_fused_step(&e, body);
     fclose(body);
 
     /* with #line directives the file is made in memory, to be numbered */
@@ -171,6 +177,7 @@ bool emit_c(const Plan *p, FILE *c_file, FILE *h_out)
     bool split = false;
     for (int f = 0; f < PF__COUNT; f++)
         split = split || p->ngroups[f] > 1;
+    split = split || p->nfused_groups > 1;
     if (split)
         fprintf(c_out, "/* The long functions below call a static function per group of steps:\n"
                        " * inlined back into one, the C compiler's time would grow faster than\n"

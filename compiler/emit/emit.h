@@ -69,6 +69,11 @@ typedef struct {
     const char *source_name;        /* the .net file's name, for comments */
     bool ws_direct;         /* a step addresses the workspace itself (scratch) */
     const char *found;      /* --check-finite: the local pointing at the record */
+    /* --step: M_step's body is being written (backward's steps with the
+     * gradients in M_step's pool, e->f is PF_BACKWARD); its optimiser
+     * argument's and loss's C names */
+    bool fused;
+    const char *opt_name, *loss_name;
     /* the function being written */
     PlanFn f;
     FILE *out;
@@ -111,11 +116,17 @@ void emit_helpers(Emit *e, FILE *out);
 
 /* ---- steps.c */
 void emit_step(Emit *e, const Step *st);
+void gemm_rows(Emit *e, int depth, const GemmStep *g, const char *rows, const char *dst);
 
 /* ---- frames.c */
 long param_offset(const Model *m, int index);
 void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc);
 void emit_init(Emit *e, FILE *out);
+/* --step: M_step and M_step_workspace_size; the update step; a place in
+ * M_step's gradient pool (a real * expression) */
+void emit_fused_step(Emit *e, FILE *out);
+void emit_update(Emit *e, const Step *st);
+const char *fused_place(Emit *e, long offset);
 
 /* ---- abi.c */
 void emit_header(Emit *e, FILE *h);

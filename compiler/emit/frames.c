@@ -75,7 +75,10 @@ static void declare(Emit *e, FILE *out, Node *n)
             where = fmt(e, "%s + %ld", where, b.offset);
         break;
     case POOL_GRAD:
-        where = b.offset ? fmt(e, "grad + %ld", b.offset) : "grad";
+        if (e->fused)   /* M_step: its place in the gradient pool */
+            where = fused_place(e, e->p->fused_grad[n->id]);
+        else
+            where = b.offset ? fmt(e, "grad + %ld", b.offset) : "grad";
         break;
     case POOL_NONE:
         die("a buffer without a place");
@@ -133,7 +136,7 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
             continue;
         const NodeInfo *in = info(e, n);
         Pool pool = in->mode[f] == NODE_BUFFER ? in->buf[f].pool : in->buf[PF_FORWARD].pool;
-        if (pool == POOL_BATCHED || pool == POOL_SHARED)
+        if (pool == POOL_BATCHED || pool == POOL_SHARED || (e->fused && pool == POOL_GRAD))
             ws_used = true;
     }
     if (e->found)
@@ -148,7 +151,9 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
     fputs("    (void)theta;\n    (void)inputs;\n    (void)n;\n    (void)ws;\n", out);
     if (e->found)
         fprintf(out, "    (void)%s;\n", e->found);
-    if (f == PF_BACKWARD)
+    if (f == PF_BACKWARD && e->fused)
+        fprintf(out, "    (void)%s;\n", e->opt_name);
+    else if (f == PF_BACKWARD)
         fputs("    (void)grad;\n    (void)grad_inputs;\n", out);
     if (f == PF_PREDICT || f == PF_OUTPUTS)
         fputs("    (void)outputs;\n", out);
@@ -323,4 +328,142 @@ void emit_init(Emit *e, FILE *out)
         off += size;
     }
     fputs("}\n\n", out);
+}
+
+/* ---------------------------------------------------------------- M_step */
+
+/* Reals `offset` into M_step's gradient pool, after the workspace's two
+ * pools. */
+const char *fused_place(Emit *e, long offset)
+{
+    const Plan *p = e->p;
+    e->ws_direct = true;
+    const char *at = p->ws_batched ? fmt(e, "wsr + %ld * (size_t)n", p->ws_batched) : "wsr";
+    return p->ws_shared + offset ? fmt(e, "%s + %ld", at, p->ws_shared + offset) : at;
+}
+
+/* bp_optim_update(opt, theta, dP, M_P_OFFSET, M_P_SIZE): the gradient by
+ * its name where backward computes it into a buffer of its own. */
+void emit_update(Emit *e, const Step *st)
+{
+    const UpdateStep *u = &st->update;
+    const Model *m = e->m;
+    const char *P = m->params[u->index]->name;
+    Node *d = e->g->grad_params[u->index];
+    const NodeInfo *in = d ? info(e, d) : NULL;
+    const char *grad = in && in->mode[PF_BACKWARD] == NODE_BUFFER &&
+                       in->buf[PF_BACKWARD].pool == POOL_GRAD &&
+                       in->buf[PF_BACKWARD].offset == param_offset(m, u->index)
+                       ? buf_name(e, d)
+                       : fused_place(e, u->offset);
+    const char *loss = m->loss ? m->loss->name : "L";
+    if (u->gemm) {
+        /* the gradient's gemm a block of rows at a time, each applied at once */
+        const GemmStep *g = &u->gemm->gemm;
+        long rows = g->m.count, cols = g->n.count, tile = u->tile_rows;
+        comment(e, 1, equation(e, u->gemm->node));
+        comment(e, 1, comment_text(e, fmt(e, "%ld rows at a time, each block applied to %s at "
+                                          "once: nothing reads %s or d%s/d%s after this",
+                                          tile, P, P, loss, P)));
+        line(e, 1, "for (size_t k = 0; k < %ld; k += %ld) {", rows, tile);
+        bool whole = rows % tile == 0;   /* blocks of `tile` rows only */
+        const char *count = whole ? fmt(e, "%ld", tile)
+                            : fmt(e, "(int)(%ld - k < %ld ? %ld - k : %ld)", rows, tile, rows, tile);
+        gemm_rows(e, 2, g, count, grad);
+        line(e, 2, "bp_optim_update(%s, theta, %s, %s_%s_OFFSET + k * %ld, %s);", e->opt_name,
+             grad, e->M, P, cols, whole ? fmt(e, "%ld", tile * cols)
+                                        : fmt(e, "(size_t)%s * %ld", count, cols));
+        line(e, 1, "}");
+        return;
+    }
+    comment(e, 1, comment_text(e, fmt(e, "%s is final and read no more: update it from d%s/d%s",
+                                      P, loss, P)));
+    line(e, 1, "bp_optim_update(%s, theta, %s, %s_%s_OFFSET, %s_%s_SIZE);", e->opt_name, grad,
+         e->M, P, e->M, P);
+}
+
+/* Group k's static function: M_step_ and the value it computes first, as
+ * group_fn_name names backward's (`workspace_size` would meet
+ * M_step_workspace_size). */
+static const char *fused_group_name(Emit *e, int k, const char *const *names)
+{
+    const StepGroup *g = &e->p->fused_groups[k];
+    const char *what = g->title && strcmp(e->cname[g->title->id], "workspace_size") != 0
+                       ? e->cname[g->title->id] : fmt(e, "part%d", k + 1);
+    const char *name = fmt(e, "%s_step_%s", e->M, what);
+    for (int j = 0; j < k; j++)
+        if (names[j] && !strcmp(names[j], name))
+            return fmt(e, "%s_%d", name, k + 1);
+    return name;
+}
+
+static void emit_fused_steps(Emit *e, int first, int count)
+{
+    for (int s = first; s < first + count; s++) {
+        emit_traced_step(e, &e->p->fused_steps[s]);
+        if (e->p->fused_steps[s].check_finite)
+            check_step(e, e->p->fused_steps[s].node);
+    }
+}
+
+/* M_step_workspace_size and M_step: forward, then backward's steps with
+ * the updates lowering placed among them (lower.c, lower_fused). */
+void emit_fused_step(Emit *e, FILE *out)
+{
+    const Plan *p = e->p;
+    const char *r = e->real, *M = e->M, *o = e->opt_name;
+    fprintf(out, "/* Bytes of workspace M_step needs: M_workspace_size's, then %ld reals of\n"
+                 " * gradients (each parameter's until its update; some share a place). */\n"
+                 "size_t %s_step_workspace_size(int n)\n{\n"
+                 "    return %s_workspace_size(n) + %ld * sizeof(%s);\n}\n\n",
+            p->ws_fused, M, M, p->ws_fused, r);
+    e->f = PF_BACKWARD;
+    e->fused = true;
+    const char *params = fmt(e, "%s *theta, const %s *const inputs[], int n, void *ws,\n"
+                                "    bp_optimizer *%s", r, r, o);
+    const char *args = fmt(e, "theta, inputs, n, ws, %s", o);
+    const char **names = arena_alloc(e->a, sizeof(char *) * (size_t)(p->nfused_groups + 1));
+    for (int k = 0; k < p->nfused_groups; k++) {
+        const StepGroup *g = &p->fused_groups[k];
+        if (g->in_caller)
+            continue;
+        names[k] = fused_group_name(e, k, names);
+        char *body = NULL;
+        size_t nbody = 0;
+        open_body(e, &body, &nbody);
+        emit_fused_steps(e, g->first, g->count);
+        fclose(e->out);
+        const char *doc = fmt(e, "/* %s. */", comment_text(e, fmt(e, "M_step, steps %d to %d of %d",
+                                                                   g->first + 1, g->first + g->count,
+                                                                   p->nfused_steps)));
+        close_frame(e, out, PF_BACKWARD, doc, fmt(e, "static %s_NOINLINE void %s(%s)", M, names[k],
+                                                  params), body, nbody);
+    }
+    char *body = NULL;
+    size_t nbody = 0;
+    open_body(e, &body, &nbody);
+    comment(e, 1, "each update needs its own gradient only: no clipping by the global norm");
+    line(e, 1, "if (%s == NULL || %s->cfg.clip_norm > 0)", o, o);
+    line(e, 2, "return (%s)NAN;", r);
+    line(e, 1, "%s %s = %s_forward(theta, inputs, n, ws);", r, e->loss_name, M);
+    for (int k = 0; k < p->nfused_groups; k++) {
+        const StepGroup *g = &p->fused_groups[k];
+        if (g->in_caller)
+            emit_fused_steps(e, g->first, g->count);
+        else
+            line(e, 1, "%s(%s);", names[k], args);
+    }
+    line(e, 1, "bp_optim_finish(%s);", o);
+    line(e, 1, "return %s;", e->loss_name);
+    fclose(e->out);
+    close_frame(e, out, PF_BACKWARD,
+                "/* One training step: forward, backward and the optimiser's update of each\n"
+                " * parameter as soon as its gradient is final and nothing reads it any\n"
+                " * more, so that no whole gradient vector exists. Returns the batch loss\n"
+                " * (M_forward's) before the update; theta and opt's state change as\n"
+                " * M_forward, M_backward and bp_optim_step would change them. ws holds\n"
+                " * M_step_workspace_size(n) bytes. NAN, and nothing changes, when opt is\n"
+                " * NULL or clips by the global norm (clip_norm > 0). */",
+                fmt(e, "%s %s_step(%s)", r, M, params), body, nbody);
+    e->fused = false;
 }

@@ -83,6 +83,18 @@ static void gemm(Emit *e, const Step *st)
          scale(e, g->beta), operand(e, g->c), g->ldc);
 }
 
+/* Rows [k, k + rows) of gemm g's result into dst, a block of those rows
+ * alone (M_step's tiled gradient, emit_update): op(A) from its row k. */
+void gemm_rows(Emit *e, int depth, const GemmStep *g, const char *rows, const char *dst)
+{
+    const char *a = operand(e, g->a);
+    a = g->ta ? fmt(e, "%s + k", a) : fmt(e, "%s + k * %ld", a, g->lda);
+    line(e, depth, "%s(%d, %d, %s, %s, %s, %s, %s, %ld, %s, %ld, %s, %s, %ld);",
+         e->dbl ? "bp_gemm_d" : "bp_gemm_f", g->ta, g->tb, rows, extent(e, g->n),
+         extent(e, g->k), scale(e, g->alpha), a, g->lda, operand(e, g->b), g->ldb,
+         scale(e, g->beta), dst, g->ldc);
+}
+
 /* ---------------------------------------------------------------- kernels */
 
 /* Where a step's scratch lies (shared workspace). */
@@ -450,7 +462,13 @@ static void copy_out(Emit *e, const Step *st)
             comment(e, 1, fmt(e, "%s: frozen, no gradient", what));
         else
             comment(e, 1, c->form == COPY_ZERO ? fmt(e, "%s = 0", what) : what);
-        copy_body(e, 1, c, "grad");
+        if (e->fused) {   /* M_step: into the gradient pool, at c->offset */
+            CopyStep at = *c;
+            at.offset = 0;
+            copy_body(e, 1, &at, fused_place(e, c->offset));
+        } else {
+            copy_body(e, 1, c, "grad");
+        }
         break;
     case DEST_GRAD_INPUT:
         comment(e, 1, comment_text(e, fmt(e, "d%s/d%s, row s scaled by 1/n (the batch mean)", loss,
@@ -484,5 +502,6 @@ void emit_step(Emit *e, const Step *st)
         break;
     case STEP_REDUCE: reduce(e, st); break;
     case STEP_COPY: copy_out(e, st); break;
+    case STEP_UPDATE: emit_update(e, st); break;
     }
 }

@@ -69,7 +69,7 @@ static void compile(Arena *a, const char *text, size_t len, int mode)
     } else {
         EmitOptions eo = {mode == 1 ? PREC_DOUBLE : PREC_FLOAT, mode != 0, "fuzz.h",
                           mode == 3 ? PLACE_IN_TIME_ORDER : PLACE_AUTO, mode == 1, "fuzz.c",
-                          mode == 3, mode == 3};
+                          mode == 3, mode == 3, mode == 1};
         Plan *plan = lower_graph(a, g, &eo);
         if (!plan_check(plan))
             fail("plan_check failed after lower");
