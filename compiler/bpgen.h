@@ -468,7 +468,12 @@ typedef enum {
     POOL_NONE,
     POOL_BATCHED,  /* workspace, n rows: offset counts reals per sample */
     POOL_SHARED,   /* workspace after the batched part: offset in reals */
-    POOL_GRAD      /* written straight into `grad`: offset in theta */
+    POOL_GRAD,     /* written straight into `grad`: offset in theta */
+    POOL_LOCAL,    /* a scalar local of its merged loop (Step.joined), never
+                      stored: every reader is a statement of that loop */
+    POOL_OUTPUT,   /* predict: written straight into outputs[offset] */
+    POOL_GRAD_INPUT /* backward: written straight into grad_inputs[offset],
+                      divided by n, when the caller asks for it */
 } Pool;
 
 typedef struct {
@@ -483,6 +488,8 @@ typedef struct {
     int uses[PF__COUNT];      /* operand slots (and roots) reading it */
     Node *user[PF__COUNT];    /* the user, when there is exactly one */
     bool kept;                /* forward stores it for backward */
+    bool joined[PF__COUNT];   /* its loop step and the next step are one loop
+                                 (in forward, the last may join the loss) */
     long scratch_size;        /* reals of scratch its kernel step needs */
     Buffer scratch[PF__COUNT];/* ... and where (POOL_SHARED) */
 } NodeInfo;
@@ -612,6 +619,9 @@ typedef struct {
     Node *node;           /* the value computed (NULL for copies out) */
     bool check_finite;    /* --check-finite: every value it wrote is then
                              checked (emit/debug.c) */
+    bool joined;          /* a loop whose statement shares one loop with the
+                             next step's: a loop of the same form, extent and
+                             batching, or forward's loss, accumulated in it */
     GemmStep gemm;
     KernelStep kernel;
     LoopStep loop;
@@ -659,6 +669,9 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt);
 /* lower_steps.c: the steps of every function, from the modes and places
  * lower_graph() decided. */
 void lower_steps(Plan *p);
+/* Whether node y's step in function f is an elementwise loop (not a bias
+ * gemm, not an outer product); if so, its form and size (lower_steps.c). */
+bool loop_step_of(const Plan *p, PlanFn f, const Node *y, LoopStep *loop);
 /* Whether batched matrix product mm (not a dot) is one gemm over the whole
  * batch in function f: the samples stack as rows of one operand while the
  * other is shared (lower.c fuses a bias only into such a gemm). */

@@ -62,6 +62,9 @@ typedef struct {
     long *step_time[PF__COUNT];
     long *user_time[PF__COUNT];   /* latest step that evaluates the node */
     long *read_end[PF__COUNT];    /* latest step that reads its buffer */
+    long *read_time[PF__COUNT];   /* when its step's reads count as done:
+                                     the last step of its merged loop */
+    long end[PF__COUNT];          /* the time of the function's epilogue */
 } Lower;
 
 static bool is_leaf(const Node *n)
@@ -219,7 +222,7 @@ static void fuse_bias(Lower *L, PlanFn f, Node *y)
 
 /* Step times of function f start at `base`; returns the time of its
  * epilogue (return value, gradient and output copies). */
-static long schedule(Lower *L, PlanFn f, long base)
+static long order_steps(Lower *L, PlanFn f, long base)
 {
     Plan *p = L->p;
     Graph *g = L->g;
@@ -234,16 +237,27 @@ static long schedule(Lower *L, PlanFn f, long base)
             L->step_time[f][id] = base + p->norder[f];
             p->order[f][p->norder[f]++] = g->nodes[id];
         }
-    long end = base + count;
+    L->end[f] = base + count;
+    return base + count;
+}
 
-    /* reads: a node is evaluated at its own step, or (inline, virtual)
-     * wherever its users are; its operands are read then */
+/* The reads of function f: a node is evaluated at its own step, or
+ * (inline, virtual) wherever its users are; its operands are read then.
+ * Inside a merged loop every statement runs at every index, so what any
+ * of them reads is read until the loop's last step (read_time): no value
+ * the loop writes may take the place of one it reads, except in place at
+ * the same index by its last statement (may_overwrite). */
+static void schedule_reads(Lower *L, PlanFn f)
+{
+    Plan *p = L->p;
+    Graph *g = L->g;
+    long end = L->end[f];
     for (int id = g->nnodes - 1; id >= 0; id--) {
         if (!L->member[f][id])
             continue;
         Node *n = g->nodes[id];
         NodeInfo *in = &p->info[id];
-        long t = in->mode[f] == NODE_BUFFER ? L->step_time[f][id] : L->user_time[f][id];
+        long t = in->mode[f] == NODE_BUFFER ? L->read_time[f][id] : L->user_time[f][id];
         if (in->root[f] && in->mode[f] == NODE_BUFFER)
             L->read_end[f][id] = max_l(L->read_end[f][id], end);
         for (int k = 0; k < n->nin; k++) {
@@ -261,7 +275,124 @@ static long schedule(Lower *L, PlanFn f, long base)
         for (int id = 0; id < g->nnodes; id++)
             if (p->info[id].root[f] && p->info[id].kept)
                 L->read_end[PF_FORWARD][id] = max_l(L->read_end[PF_FORWARD][id], end);
-    return end;
+}
+
+/* ---------------------------------------------------------------- results in place */
+
+/* A result its own step can write straight into the caller's array: a
+ * batched value of the array's size, computed here and not yet placed
+ * (another output, a gradient). */
+static bool direct_result(Lower *L, PlanFn f, const Node *y, long size)
+{
+    if (!y)
+        return false;
+    const NodeInfo *in = &L->p->info[y->id];
+    return L->member[f][y->id] && y->batched && shape_size(y->shape) == size &&
+           in->mode[f] == NODE_BUFFER && in->buf[f].pool == POOL_NONE;
+}
+
+/* predict's outputs are written where the caller wants them (later steps
+ * read them there), so predict copies nothing but values it does not
+ * compute or that are not one row per sample; a wrt input's gradient
+ * computed by an elementwise loop and read by nothing else is written
+ * into grad_inputs divided by n in that loop, when the caller asks for
+ * it, so no pass only rescales. */
+static void place_results(Lower *L)
+{
+    Plan *p = L->p;
+    Graph *g = L->g;
+    Model *m = g->model;
+    for (int j = 0; j < m->noutputs; j++) {
+        Node *y = g->output_nodes[j];
+        if (direct_result(L, PF_PREDICT, y, shape_size(m->outputs[j]->shape))) {
+            p->info[y->id].buf[PF_PREDICT].pool = POOL_OUTPUT;
+            p->info[y->id].buf[PF_PREDICT].offset = j;
+        }
+    }
+    for (int k = 0; k < m->ninputs; k++) {
+        Node *d = g->grad_inputs[k];
+        LoopStep loop;
+        if (d && direct_result(L, PF_BACKWARD, d, shape_size(m->inputs[k]->shape)) &&
+            p->info[d->id].uses[PF_BACKWARD] == 1 && loop_step_of(p, PF_BACKWARD, d, &loop)) {
+            p->info[d->id].buf[PF_BACKWARD].pool = POOL_GRAD_INPUT;
+            p->info[d->id].buf[PF_BACKWARD].offset = k;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- merged loops */
+
+/* The most steps one merged loop holds (far below GROUP_STEPS / 2, so a
+ * group of steps can always be cut between loops). */
+enum { JOIN_STEPS = 8 };
+
+/* Consecutive elementwise loops of one form over the same values (the
+ * same size and batching: one trip count) become one loop, each step a
+ * statement of it in order. It is legal because every value such a loop
+ * writes has the loop's shape and batching, so any statement reading it
+ * reads it at the index the loop is at, after the statement that wrote
+ * it; nothing else (a reduction, a product) lies between. A step writing
+ * into grad_inputs stays alone: its loop runs only when the caller asks.
+ * Forward's loss, a per-sample scalar from a flat loop, is summed in the
+ * loop that computes it. */
+static void join_loops(Lower *L, PlanFn f)
+{
+    Plan *p = L->p;
+    NodeInfo *info = p->info;
+    int count = p->norder[f], run = 0;
+    LoopStep prev = {LOOP_SCALAR, 0}, cur = {LOOP_SCALAR, 0};
+    Node *before = NULL;
+    for (int k = 0; k < count; k++) {
+        Node *y = p->order[f][k];
+        bool ok = loop_step_of(p, f, y, &cur) && (cur.form == LOOP_FLAT || cur.form == LOOP_NESTED) &&
+                  info[y->id].buf[f].pool != POOL_GRAD_INPUT;
+        if (ok && before && cur.form == prev.form && cur.size == prev.size &&
+            y->batched == before->batched && run < JOIN_STEPS) {
+            info[before->id].joined[f] = true;
+            run++;
+        } else {
+            run = 1;
+        }
+        before = ok ? y : NULL;
+        prev = cur;
+    }
+    Node *loss = L->g->loss;
+    if (f == PF_FORWARD && before && before == loss && loss->batched && prev.form == LOOP_FLAT &&
+        prev.size == 1)
+        info[loss->id].joined[f] = true;
+    /* the reads of a merged loop's steps count at its last step */
+    for (int k = count - 1; k >= 0; k--) {
+        Node *y = p->order[f][k];
+        bool last = !info[y->id].joined[f] || k == count - 1;
+        L->read_time[f][y->id] = last ? L->step_time[f][y->id]
+                                      : L->read_time[f][p->order[f][k + 1]->id];
+    }
+}
+
+/* A value a merged loop writes and only its own statements read is a
+ * local of the loop, never stored (so is forward's loss summed in its
+ * loop), unless backward needs it, it is a result, or --check-finite
+ * scans it in memory. */
+static void choose_locals(Lower *L, PlanFn f)
+{
+    Plan *p = L->p;
+    NodeInfo *info = p->info;
+    int count = p->norder[f];
+    if (p->opt.check_finite)
+        return;
+    for (int k = 0; k < count; k++) {
+        Node *y = p->order[f][k];
+        NodeInfo *in = &info[y->id];
+        bool in_run = in->joined[f] || (k > 0 && info[p->order[f][k - 1]->id].joined[f]);
+        if (!in_run || in->buf[f].pool != POOL_NONE || (f == PF_FORWARD && in->kept))
+            continue;
+        bool summed = f == PF_FORWARD && y == L->g->loss && in->joined[f];
+        if (in->root[f] && !summed)
+            continue;
+        if (L->read_end[f][y->id] <= L->read_time[f][y->id] ||
+            (summed && L->read_end[f][y->id] <= L->end[f]))
+            in->buf[f].pool = POOL_LOCAL;
+    }
 }
 
 /* ---------------------------------------------------------------- scratch */
@@ -673,7 +804,7 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
                 iv->node = n;
                 iv->scratch = true;
             }
-            if (b->pool == POOL_GRAD)
+            if (b->pool != POOL_NONE)   /* grad, a loop's local, the caller's arrays */
                 continue;
             b->pool = n->batched ? POOL_BATCHED : POOL_SHARED;
             int which = n->batched ? 0 : 1;
@@ -715,6 +846,7 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
         L.step_time[f] = arena_alloc(a, nl);
         L.user_time[f] = arena_alloc(a, nl);
         L.read_end[f] = arena_alloc(a, nl);
+        L.read_time[f] = arena_alloc(a, nl);
         want[f] = arena_alloc(a, nb);
     }
 
@@ -753,9 +885,16 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
         offset += shape_size(m->params[i]->shape);
     }
 
-    long fwd_end = schedule(&L, PF_FORWARD, 0);
-    schedule(&L, PF_BACKWARD, fwd_end + 1);
-    schedule(&L, PF_PREDICT, 0);
+    place_results(&L);
+    long fwd_end = order_steps(&L, PF_FORWARD, 0);
+    order_steps(&L, PF_BACKWARD, fwd_end + 1);
+    order_steps(&L, PF_PREDICT, 0);
+    for (int f = 0; f < PF__COUNT; f++) {
+        join_loops(&L, (PlanFn)f);
+        schedule_reads(&L, (PlanFn)f);
+    }
+    for (int f = 0; f < PF__COUNT; f++)
+        choose_locals(&L, (PlanFn)f);
     const PlanFn train[2] = {PF_FORWARD, PF_BACKWARD};
     const PlanFn infer[1] = {PF_PREDICT};
     allocate(&L, train, 2);

@@ -156,6 +156,24 @@ static const char *check_copy(const Reads *r, const Plan *p, const CopyStep *c)
     return NULL;
 }
 
+/* Why step st, joined to `next` (the next step), does not make one loop
+ * with it, or NULL: both elementwise loops of one form, trip count and
+ * batching, or forward's loss after a flat loop over the samples. */
+static const char *check_join(const Step *st, const Step *next)
+{
+    if (st->kind != STEP_LOOP || (st->loop.form != LOOP_FLAT && st->loop.form != LOOP_NESTED))
+        return "a merged loop with a step that is not an elementwise loop";
+    if (!next)
+        return "a merged loop joined to no step";
+    if (next->kind == STEP_REDUCE && next->reduce.form == REDUCE_LOSS)
+        return st->loop.form == LOOP_FLAT && st->loop.size == 1 && st->node->batched &&
+               next->reduce.x == st->node ? NULL : "a loss summed in a loop that is not its own";
+    if (next->kind != STEP_LOOP || next->loop.form != st->loop.form ||
+        next->loop.size != st->loop.size || next->node->batched != st->node->batched)
+        return "a merged loop over steps of different trip counts";
+    return NULL;
+}
+
 /* Why step st of function f is wrong, or NULL. */
 static const char *check_step(const Reads *r, const Step *st)
 {
@@ -193,6 +211,18 @@ static const char *check_buffer(const Plan *p, PlanFn f, const Node *n)
         return "a step that is not a buffer";
     if (in->buf[f].pool == POOL_NONE)
         return "a buffer without a place";
+    if (in->buf[f].pool == POOL_LOCAL)
+        return NULL;    /* in a merged loop: checked with the steps */
+    if (in->buf[f].pool == POOL_OUTPUT)
+        return f == PF_PREDICT && in->buf[f].offset >= 0 &&
+               in->buf[f].offset < p->graph->model->noutputs &&
+               p->graph->output_nodes[in->buf[f].offset] == n && n->batched
+               ? NULL : "a value written into outputs that is not that output";
+    if (in->buf[f].pool == POOL_GRAD_INPUT)
+        return f == PF_BACKWARD && in->buf[f].offset >= 0 &&
+               in->buf[f].offset < p->graph->model->ninputs &&
+               p->graph->grad_inputs[in->buf[f].offset] == n && n->batched && !in->joined[f]
+               ? NULL : "a value written into grad_inputs that is not that gradient";
     if (in->buf[f].offset < 0 ||
         in->buf[f].offset + shape_size(n->shape) > pool_size(p, in->buf[f].pool))
         return "a buffer outside its pool";
@@ -223,9 +253,13 @@ static const char *check_groups(const Plan *p, PlanFn f)
             return "groups that do not cover the steps in order";
         if (count > 1 && g->count > GROUP_STEPS)
             return "a group of more than GROUP_STEPS steps";
+        /* forward's loss, with the merged loop it is summed in */
         if (count > 1 && g->in_caller &&
-            !(f == PF_FORWARD && k == count - 1 && g->count == 1))
+            !(f == PF_FORWARD && k == count - 1 &&
+              (g->count == 1 || p->steps[f][g->first + g->count - 2].joined)))
             return "a step left in the caller of a split function";
+        if (g->first > 0 && p->steps[f][g->first - 1].joined)
+            return "a merged loop cut between groups";
         next += g->count;
     }
     return next == p->nsteps[f] ? NULL : "groups that do not cover the steps";
@@ -254,17 +288,35 @@ bool plan_check(const Plan *p)
         if (group_why)
             return fail((PlanFn)f, 0, NULL, group_why);
         Reads r = {p, (PlanFn)f, done[f], done[PF_FORWARD]};
+        int run = 0;    /* where the merged loop step k is in starts */
         for (int k = 0; k < p->nsteps[f]; k++) {
             const Step *st = &p->steps[f][k];
             /* the buffered nodes' steps first, in their order; the
              * epilogue after them writes nothing of the workspace */
             if (k < p->norder[f] ? st->node != p->order[f][k] : st->node != NULL)
                 return fail((PlanFn)f, k, st->node, "a step that is not its buffer's");
+            if (st->node && p->info[st->node->id].buf[f].pool == POOL_LOCAL &&
+                !(st->joined || (k > 0 && p->steps[f][k - 1].joined)))
+                return fail((PlanFn)f, k, st->node, "a local of no merged loop");
+            if (st->joined) {
+                const char *why = check_join(st, k + 1 < p->nsteps[f] ? &p->steps[f][k + 1] : NULL);
+                if (why)
+                    return fail((PlanFn)f, k, st->node, why);
+            }
             const char *why = check_step(&r, st);
             if (why)
                 return fail((PlanFn)f, k, st->node, why);
             if (st->node)
                 done[f][st->node->id] = true;
+            if (!st->joined) {
+                /* a loop's locals are gone after it */
+                for (int j = run; j <= k; j++) {
+                    const Node *y = p->steps[f][j].node;
+                    if (y && p->info[y->id].buf[f].pool == POOL_LOCAL)
+                        done[f][y->id] = false;
+                }
+                run = k + 1;
+            }
         }
     }
     return true;
@@ -275,7 +327,14 @@ bool plan_check(const Plan *p)
 static void dump_place(FILE *out, Buffer b)
 {
     static const char *const pools[] = {"?", "ws per sample", "ws shared", "grad"};
-    fprintf(out, "%s @%ld", pools[b.pool], b.offset);
+    if (b.pool == POOL_LOCAL)
+        fputs("a local of the loop", out);
+    else if (b.pool == POOL_OUTPUT)
+        fprintf(out, "outputs[%ld]", b.offset);
+    else if (b.pool == POOL_GRAD_INPUT)
+        fprintf(out, "grad_inputs[%ld] / n, if wanted", b.offset);
+    else
+        fprintf(out, "%s @%ld", pools[b.pool], b.offset);
 }
 
 static void dump_extent(FILE *out, Extent x)
@@ -457,6 +516,8 @@ static void dump_node_step(FILE *out, const Plan *p, PlanFn f, const Step *st)
         fprintf(out, "  ; %s", n->label);
     fputc('\n', out);
     dump_detail(out, st);
+    if (st->joined)
+        fputs("      one loop with the next step\n", out);
     if (st->check_finite)
         fputs("      then every value checked (--check-finite)\n", out);
 }
@@ -486,8 +547,9 @@ void plan_dump(const Plan *p, FILE *out)
             if (st->node)
                 dump_node_step(out, p, (PlanFn)f, st);
             else if (st->kind == STEP_REDUCE)
-                fprintf(out, "  return  %%%d\n      %s\n", st->reduce.x->id,
-                        st->reduce.x->batched ? "the mean over the n samples" : "shared");
+                fprintf(out, "  return  %%%d\n      %s%s\n", st->reduce.x->id,
+                        st->reduce.x->batched ? "the mean over the n samples" : "shared",
+                        k > 0 && p->steps[f][k - 1].joined ? ", summed in the loop before" : "");
             else
                 dump_copy_out(out, p, &st->copy);
         }

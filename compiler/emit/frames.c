@@ -76,6 +76,15 @@ static void declare(Emit *e, FILE *out, Node *n)
     case POOL_GRAD:
         where = b.offset ? fmt(e, "grad + %ld", b.offset) : "grad";
         break;
+    case POOL_OUTPUT:
+        where = fmt(e, "outputs[%ld]", b.offset);
+        break;
+    case POOL_GRAD_INPUT:
+        where = fmt(e, "grad_inputs != NULL ? grad_inputs[%ld] : NULL", b.offset);
+        break;
+    case POOL_LOCAL:
+        die("a local of a loop declared as a buffer");
+        break;
     case POOL_NONE:
         die("a buffer without a place");
     }
@@ -199,10 +208,17 @@ static const char *group_doc(Emit *e, PlanFn f, const StepGroup *g)
  * check where lowering asked for one (--check-finite). */
 static void emit_steps(Emit *e, PlanFn f, int first, int count)
 {
-    for (int s = first; s < first + count; s++) {
-        emit_traced_step(e, &e->p->steps[f][s]);
-        if (e->p->steps[f][s].check_finite)
-            check_step(e, e->p->steps[f][s].node);
+    const Step *steps = e->p->steps[f];
+    for (int s = first; s < first + count;) {
+        /* a merged loop: the steps joined to the next, and that one */
+        int run = 1;
+        while (s + run < first + count && steps[s + run - 1].joined)
+            run++;
+        emit_run(e, &steps[s], run);
+        for (int k = s; k < s + run; k++)
+            if (steps[k].check_finite)
+                check_step(e, steps[k].node);
+        s += run;
     }
 }
 

@@ -152,54 +152,152 @@ static void kernel(Emit *e, const Step *st)
 
 /* ---------------------------------------------------------------- loops */
 
-/* The fused expression of the step's node, one value per index. */
-static void loop(Emit *e, const Step *st)
+/* Where a loop writes its node: a buffer, a local of a merged loop, or
+ * (lower.c's place_results) the caller's grad_inputs. */
+static Pool pool_of(Emit *e, const Node *y)
+{
+    return info(e, y)->buf[e->f].pool;
+}
+
+static const char *loop_count(Emit *e, const Node *y, long size)
+{
+    return y->batched ? batch_count(e, size) : fmt(e, "%ld", size);
+}
+
+/* Opens the loop of `form` whose body is at depth d + 1 (flat) or d + 2
+ * (nested); returns the body's depth. */
+static int open_loop(Emit *e, LoopForm form, int d, const Node *y, long size)
+{
+    if (form == LOOP_FLAT) {
+        line(e, d, "for (size_t i = 0; i < %s; i++) {", loop_count(e, y, size));
+        return d + 1;
+    }
+    line(e, d, "for (size_t s = 0; s < (size_t)n; s++) {");
+    line(e, d + 1, "for (size_t j = 0; j < %ld; j++) {", size);
+    return d + 2;
+}
+
+static void close_loop(Emit *e, LoopForm form, int d)
+{
+    if (form == LOOP_NESTED)
+        line(e, d + 1, "}");
+    line(e, d, "}");
+}
+
+/* Renders step st's node in a loop of `form` whose body is at depth d:
+ * its temporaries into *pre, the comments of the named values fused
+ * into it (at depth `notes_at`), and returns the statement storing it. */
+static const char *statement(Emit *e, const Step *st, int d, int notes_at, char **pre)
 {
     Node *y = st->node;
-    long size = st->loop.size;
     Ctx c;
     memset(&c, 0, sizeof c);
     c.mode = st->loop.form;
     c.batched = y->batched;
-    c.size = size;
-    c.depth = c.mode == LOOP_NESTED ? 3 : 2;
-    char *pre = NULL, *notes = NULL;
+    c.size = st->loop.size;
+    c.depth = d;
+    char *notes = NULL;
     size_t npre = 0, nnotes = 0;
-    open_ctx(&c, &pre, &npre, &notes, &nnotes);
+    open_ctx(&c, pre, &npre, &notes, &nnotes);
     Ex value = render(e, &c, y, true);
-    Ex dest = ref_buf(e, &c, y);
-    close_ctx(e, &c, &notes, 1);
+    const char *stmt;
+    if (pool_of(e, y) == POOL_LOCAL)
+        stmt = fmt(e, "const %s %s = %s;", e->real, e->cname[y->id], value.s);
+    else if (pool_of(e, y) == POOL_GRAD_INPUT)
+        stmt = fmt(e, "%s = %s / (%s)n;", ref_buf(e, &c, y).s, at(e, value, PR_MUL), e->real);
+    else
+        stmt = fmt(e, "%s = %s;", ref_buf(e, &c, y).s, value.s);
+    close_ctx(e, &c, &notes, notes_at);
+    free(notes);
+    return stmt;
+}
+
+/* The fused expression of the step's node, one value per index. */
+static void loop(Emit *e, const Step *st)
+{
+    Node *y = st->node;
+    LoopForm form = st->loop.form;
+    bool guarded = pool_of(e, y) == POOL_GRAD_INPUT;
+    int d = guarded ? 2 : 1;
+    int body = form == LOOP_NESTED ? d + 2 : form == LOOP_FLAT ? d + 1 : d;
+    char *pre = NULL;
+    const char *stmt = statement(e, st, body, 1, &pre);
     comment(e, 1, equation(e, y));
-    bool block = npre > 0;
-    switch (c.mode) {
+    if (guarded) {
+        comment(e, 1, comment_text(e, fmt(e, "into grad_inputs[%ld], divided by n (the batch "
+                                          "mean), when the caller asks for it",
+                                          info(e, y)->buf[e->f].offset)));
+        line(e, 1, "if (%s != NULL) {", buf_name(e, y));
+    }
+    bool block = pre && *pre;
+    switch (form) {
     case LOOP_SCALAR:
         if (block)
-            line(e, 1, "{");
+            line(e, d, "{");
         fputs(pre ? pre : "", e->out);
-        line(e, block ? 2 : 1, "%s = %s;", dest.s, value.s);
+        line(e, block ? d + 1 : d, "%s", stmt);
         if (block)
-            line(e, 1, "}");
+            line(e, d, "}");
         break;
     case LOOP_FLAT:
-        line(e, 1, "for (size_t i = 0; i < %s; i++) {",
-             y->batched ? batch_count(e, size) : fmt(e, "%ld", size));
-        fputs(pre ? pre : "", e->out);
-        line(e, 2, "%s = %s;", dest.s, value.s);
-        line(e, 1, "}");
-        break;
     case LOOP_NESTED:
-        line(e, 1, "for (size_t s = 0; s < (size_t)n; s++) {");
-        line(e, 2, "for (size_t j = 0; j < %ld; j++) {", size);
+        open_loop(e, form, d, y, st->loop.size);
         fputs(pre ? pre : "", e->out);
-        line(e, 3, "%s = %s;", dest.s, value.s);
-        line(e, 2, "}");
-        line(e, 1, "}");
+        line(e, body, "%s", stmt);
+        close_loop(e, form, d);
         break;
     case LOOP_OUTER:
         die("an outer product as an expression");
     }
+    if (guarded)
+        line(e, 1, "}");
     free(pre);
-    free(notes);
+}
+
+/* A merged loop (Step.joined): steps st[0 .. count) as statements of one
+ * loop, each under its own comment, in order; with `summed`, forward's
+ * loss (st[count]) accumulated in it too. Each statement's code is traced
+ * to its own .net line. */
+static void merged_loop(Emit *e, const Step *st, int count, bool summed)
+{
+    Node *y0 = st[0].node, *L = summed ? st[count].reduce.x : NULL;
+    LoopForm form = st[0].loop.form;
+    int body = form == LOOP_NESTED ? 3 : 2;
+    if (summed) {
+        const char *name = e->m->loss ? e->m->loss->name : "loss";
+        comment(e, 1, comment_text(e, fmt(e, "the batch loss: the mean of %s over the samples, "
+                                          "summed in the loop that computes it", name)));
+        line(e, 1, "double acc = 0;");
+    }
+    open_loop(e, form, 1, y0, st[0].loop.size);
+    for (int k = 0; k < count; k++) {
+        FILE *out = e->out;
+        char *text = NULL, *pre = NULL;
+        size_t len = 0;
+        e->out = open_memstream(&text, &len);
+        if (!e->out)
+            die("out of memory");
+        const char *stmt = statement(e, &st[k], body, body, &pre);
+        comment(e, body, equation(e, st[k].node));
+        fputs(pre ? pre : "", e->out);
+        line(e, body, "%s", stmt);
+        fclose(e->out);
+        e->out = out;
+        emit_traced_text(e, st[k].node->line, text, len);
+        free(text);
+        free(pre);
+    }
+    if (summed) {
+        Ctx c;
+        memset(&c, 0, sizeof c);
+        c.mode = LOOP_FLAT;
+        c.batched = true;
+        c.size = 1;
+        line(e, body, "acc += %s;", ref_buf(e, &c, L).s);
+    }
+    close_loop(e, form, 1);
+    if (summed)
+        line(e, 1, "return (%s)(acc / n);", e->real);
 }
 
 /* y[k, j] = a[k] · b[j], per sample */
@@ -470,6 +568,16 @@ static void copy_out(Emit *e, const Step *st)
 }
 
 /* ---------------------------------------------------------------- entry */
+
+void emit_run(Emit *e, const Step *st, int count)
+{
+    if (count == 1) {
+        emit_traced_step(e, st);
+        return;
+    }
+    bool summed = st[count - 1].kind == STEP_REDUCE;
+    merged_loop(e, st, summed ? count - 1 : count, summed);
+}
 
 void emit_step(Emit *e, const Step *st)
 {
