@@ -460,7 +460,9 @@ typedef enum {
                       gemm flag; an outer, matmul or convolution kernel or
                       bias gradient under batch_mean; a
                       matmul under a bias add (W·x + b: the add's step
-                      pre-fills its rows with b, then gemm, beta = 1) */
+                      pre-fills its rows with b, then gemm, beta = 1); a
+                      batch mean under a constant factor (c · mean: the
+                      product's step is the mean's, scaled by c) */
 } NodeMode;
 
 /* Where a buffer lives. */
@@ -619,6 +621,9 @@ typedef struct {
     Node *node;           /* the value computed (NULL for copies out) */
     bool check_finite;    /* --check-finite: every value it wrote is then
                              checked (emit/debug.c) */
+    Node *factor;         /* y = c · batch_mean(...): the constant c, folded
+                             into the mean's step (alpha c/n of a gemm or
+                             kernel; the batch mean's last division), or NULL */
     bool joined;          /* a loop whose statement shares one loop with the
                              next step's: a loop of the same form, extent and
                              batching, or forward's loss, accumulated in it */

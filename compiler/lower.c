@@ -218,6 +218,32 @@ static void fuse_bias(Lower *L, PlanFn f, Node *y)
     }
 }
 
+/* ---------------------------------------------------------------- scale fusion */
+
+/* y = c · m, c a constant and m a batch mean of y's shape used only here:
+ * y's step is m's, scaled by c (a gemm's or kernel's alpha c/n, or c
+ * times the mean's last division), so m becomes VIRTUAL and no pass only
+ * rescales it (a loss averaged over its elements, mse's 2/k, scales
+ * every parameter's gradient). */
+static void fuse_scale(Lower *L, PlanFn f, Node *y)
+{
+    NodeInfo *info = L->p->info;
+    if (y->op != OP_MUL || y->batched || info[y->id].mode[f] != NODE_BUFFER)
+        return;
+    Node *c = y->in[0], *m = y->in[1];
+    if (m->op == OP_CONST) {
+        c = y->in[1];
+        m = y->in[0];
+    }
+    if (c->op != OP_CONST || m->op != OP_BATCH_MEAN || !shape_eq(m->shape, y->shape))
+        return;
+    NodeInfo *mi = &info[m->id];
+    if (!L->member[f][m->id] || mi->mode[f] != NODE_BUFFER || mi->root[f] ||
+        (f == PF_FORWARD && mi->kept) || mi->uses[f] != 1 || mi->user[f] != y)
+        return;
+    mi->mode[f] = NODE_VIRTUAL;
+}
+
 /* ---------------------------------------------------------------- timing */
 
 /* Step times of function f start at `base`; returns the time of its
@@ -397,11 +423,15 @@ static void choose_locals(Lower *L, PlanFn f)
 
 /* ---------------------------------------------------------------- scratch */
 
-/* Reals of scratch the step computing y needs: one sample's im2col matrix
+/* Reals of scratch the step computing y in f needs: one sample's im2col matrix
  * (c·kh·kw × oh·ow) for the convolutions' steps, as
  * bp_conv2d_scratch_reals() counts it; 0 for every other step. */
-static long scratch_reals(const Node *y)
+static long scratch_reals(const Plan *p, PlanFn f, const Node *y)
 {
+    /* c · batch_mean(...) folded: the mean's step (fuse_scale) */
+    for (int k = 0; y->op == OP_MUL && k < 2; k++)
+        if (y->in[k]->op == OP_BATCH_MEAN && p->info[y->in[k]->id].mode[f] == NODE_VIRTUAL)
+            y = y->in[k];
     if (y->op == OP_BATCH_MEAN && y->in[0]->op == OP_CONV2D_GRAD_KERNEL)
         y = y->in[0];
     const Shape *o, *k;
@@ -792,7 +822,7 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
         for (int s = 0; s < p->norder[f]; s++) {
             Node *n = p->order[f][s];
             Buffer *b = &p->info[n->id].buf[f];
-            long scratch = scratch_reals(n);
+            long scratch = scratch_reals(p, f, n);
             if (scratch > 0) {
                 /* lives during its step only */
                 Interval *iv = &pools[1][counts[1]++];
@@ -869,8 +899,10 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
                 p->info[id].mode[f] = choose_mode(&L, (PlanFn)f, g->nodes[id]);
     for (int f = 0; f < PF__COUNT; f++)
         for (int id = 0; id < g->nnodes; id++)
-            if (L.member[f][id])
+            if (L.member[f][id]) {
                 fuse_bias(&L, (PlanFn)f, g->nodes[id]);
+                fuse_scale(&L, (PlanFn)f, g->nodes[id]);
+            }
 
     /* a gradient backward computes is written where it is wanted */
     long offset = 0;

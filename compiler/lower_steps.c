@@ -272,10 +272,26 @@ static void loop_of(const Plan *p, PlanFn f, Step *st, Node *y)
         st->loop.form = flat_ok(p, f, y, true, y->batched, size) ? LOOP_FLAT : LOOP_NESTED;
 }
 
+/* y = c · m with m a batch mean folded into y's step (lower.c's
+ * fuse_scale): m, with *c the constant; else NULL. */
+static Node *scaled_mean_of(const Plan *p, PlanFn f, const Node *y, Node **c)
+{
+    if (y->op != OP_MUL)
+        return NULL;
+    for (int k = 0; k < 2; k++)
+        if (y->in[k]->op == OP_BATCH_MEAN && mode_in(p, f, y->in[k]) == NODE_VIRTUAL &&
+            y->in[1 - k]->op == OP_CONST) {
+            *c = y->in[1 - k];
+            return y->in[k];
+        }
+    return NULL;
+}
+
 bool loop_step_of(const Plan *p, PlanFn f, const Node *y, LoopStep *loop)
 {
-    Node *bias = NULL;
-    if (op_info[y->op].kind != OPK_ELEMENTWISE || bias_gemm_of(p, f, y, &bias))
+    Node *bias = NULL, *c = NULL;
+    if (op_info[y->op].kind != OPK_ELEMENTWISE || bias_gemm_of(p, f, y, &bias) ||
+        scaled_mean_of(p, f, y, &c))
         return false;
     Step st;
     memset(&st, 0, sizeof st);
@@ -290,6 +306,40 @@ static void reduce_of(Step *st, ReduceForm form, Node *x, long size)
     st->reduce.form = form;
     st->reduce.x = x;
     st->reduce.size = size;
+}
+
+/* out = batch_mean(x), m = batch_mean(x) being out itself or folded into
+ * out's step (out = c · m). */
+static void mean_step(const Plan *p, PlanFn f, Step *st, Node *out, Node *mean)
+{
+    Node *x = mean->in[0];
+    if (x->op == OP_OUTER && mode_in(p, f, x) == NODE_VIRTUAL) {
+        /* mean of outer(a_s, b_s) = (1/n) Aᵀ B, A (n × m) and B (n × q) */
+        Node *a = x->in[0], *b = x->in[1];
+        long m = a->shape.dim[0], q = b->shape.dim[0];
+        GemmStep *g = &st->gemm;
+        st->kind = STEP_GEMM;
+        g->ta = true;
+        g->m = extent(m);
+        g->n = extent(q);
+        g->k = times_n(1);
+        g->alpha = SCALE_INV_N;
+        g->beta = SCALE_ZERO;
+        g->a = operand(a, false);
+        g->lda = m;
+        g->b = operand(b, false);
+        g->ldb = q;
+        g->c = operand(out, false);
+        g->ldc = q;
+    } else if (x->op == OP_MATMUL && mode_in(p, f, x) == NODE_VIRTUAL) {
+        st->kind = STEP_GEMM;
+        gemm_of(p, f, &st->gemm, out, x, true, false);
+    } else if (op_info[x->op].kind == OPK_KERNEL && mode_in(p, f, x) == NODE_VIRTUAL) {
+        st->kind = STEP_KERNEL;
+        kernel_of(p, f, &st->kernel, out, x, true);
+    } else {
+        reduce_of(st, REDUCE_BATCH_MEAN, x, shape_size(out->shape));
+    }
 }
 
 /* ---------------------------------------------------------------- one step */
@@ -315,8 +365,12 @@ static void step_of(const Plan *p, PlanFn f, Step *st, Node *y)
     switch (op_info[y->op].kind) {
     case OPK_LEAF:
     case OPK_ELEMENTWISE: {
-        Node *bias = NULL, *mm = bias_gemm_of(p, f, y, &bias);
-        if (mm) {
+        Node *bias = NULL, *mm = bias_gemm_of(p, f, y, &bias), *c = NULL;
+        Node *mean = scaled_mean_of(p, f, y, &c);
+        if (mean) {
+            mean_step(p, f, st, y, mean);
+            st->factor = c;
+        } else if (mm) {
             st->kind = STEP_GEMM;
             gemm_of(p, f, &st->gemm, y, mm, false, true);
             st->gemm.prefill = bias;
@@ -352,33 +406,7 @@ static void step_of(const Plan *p, PlanFn f, Step *st, Node *y)
         kernel_of(p, f, &st->kernel, y, y, false);
         break;
     case OPK_BATCH:
-        if (x->op == OP_OUTER && mode_in(p, f, x) == NODE_VIRTUAL) {
-            /* mean of outer(a_s, b_s) = (1/n) Aᵀ B, A (n × m) and B (n × q) */
-            Node *a = x->in[0], *b = x->in[1];
-            long m = a->shape.dim[0], q = b->shape.dim[0];
-            GemmStep *g = &st->gemm;
-            st->kind = STEP_GEMM;
-            g->ta = true;
-            g->m = extent(m);
-            g->n = extent(q);
-            g->k = times_n(1);
-            g->alpha = SCALE_INV_N;
-            g->beta = SCALE_ZERO;
-            g->a = operand(a, false);
-            g->lda = m;
-            g->b = operand(b, false);
-            g->ldb = q;
-            g->c = operand(y, false);
-            g->ldc = q;
-        } else if (x->op == OP_MATMUL && mode_in(p, f, x) == NODE_VIRTUAL) {
-            st->kind = STEP_GEMM;
-            gemm_of(p, f, &st->gemm, y, x, true, false);
-        } else if (op_info[x->op].kind == OPK_KERNEL && mode_in(p, f, x) == NODE_VIRTUAL) {
-            st->kind = STEP_KERNEL;
-            kernel_of(p, f, &st->kernel, y, x, true);
-        } else {
-            reduce_of(st, REDUCE_BATCH_MEAN, x, shape_size(y->shape));
-        }
+        mean_step(p, f, st, y, y);
         break;
     }
 }

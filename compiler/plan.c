@@ -347,10 +347,14 @@ static void dump_extent(FILE *out, Extent x)
         fprintf(out, "%ld·n", x.count);
 }
 
-static void dump_scale(FILE *out, Scale s)
+/* s, with a folded constant factor (NULL: none) in 1/n */
+static void dump_scale(FILE *out, Scale s, const Node *factor)
 {
     static const char *const text[] = {"0", "1", "1/n", "0 for s = 0, then 1"};
-    fputs(text[s], out);
+    if (s == SCALE_INV_N && factor)
+        fprintf(out, "%g/n", factor->value);
+    else
+        fputs(text[s], out);
 }
 
 static void dump_operand(FILE *out, Operand o)
@@ -372,13 +376,13 @@ static void dump_matrix(FILE *out, Operand o, bool trans, Extent rows, Extent co
     fprintf(out, ", ld %ld)", ld);
 }
 
-static void dump_gemm(FILE *out, const GemmStep *g)
+static void dump_gemm(FILE *out, const GemmStep *g, const Node *factor)
 {
     fprintf(out, "      gemm%s: ", g->sample_loop ? " per sample s" : "");
     dump_matrix(out, g->c, false, g->m, g->n, g->ldc);
     fputs(" = ", out);
     if (g->alpha != SCALE_ONE) {
-        dump_scale(out, g->alpha);
+        dump_scale(out, g->alpha, factor);
         fputs(" · ", out);
     }
     dump_matrix(out, g->a, g->ta, g->m, g->k, g->lda);
@@ -395,7 +399,7 @@ static void dump_gemm(FILE *out, const GemmStep *g)
     fputc('\n', out);
 }
 
-static void dump_kernel(FILE *out, const KernelStep *k)
+static void dump_kernel(FILE *out, const KernelStep *k, const Node *factor)
 {
     fprintf(out, "      %s %s: ", op_info[k->op].c_fn, k->sample_loop ? "per sample s" :
                  k->count.times_n ? "over the batch" : "once");
@@ -418,9 +422,9 @@ static void dump_kernel(FILE *out, const KernelStep *k)
     }
     if (k->alpha != SCALE_ONE || k->beta != SCALE_ZERO) {
         fputs(", alpha ", out);
-        dump_scale(out, k->alpha);
+        dump_scale(out, k->alpha, factor);
         fputs(", beta ", out);
-        dump_scale(out, k->beta);
+        dump_scale(out, k->beta, NULL);
     }
     fputc('\n', out);
 }
@@ -433,10 +437,10 @@ static void dump_detail(FILE *out, const Step *st)
     const Node *y = st->node;
     switch (st->kind) {
     case STEP_GEMM:
-        dump_gemm(out, &st->gemm);
+        dump_gemm(out, &st->gemm, st->factor);
         break;
     case STEP_KERNEL:
-        dump_kernel(out, &st->kernel);
+        dump_kernel(out, &st->kernel, st->factor);
         break;
     case STEP_LOOP:
         fprintf(out, "      loop %s", loops[st->loop.form]);
@@ -450,10 +454,13 @@ static void dump_detail(FILE *out, const Step *st)
         fputc('\n', out);
         break;
     case STEP_REDUCE:
-        fprintf(out, "      %s of %%%d: %ld %s\n", reductions[st->reduce.form], st->reduce.x->id,
+        fprintf(out, "      %s of %%%d: %ld %s", reductions[st->reduce.form], st->reduce.x->id,
                 st->reduce.size,
                 st->reduce.form == REDUCE_BATCH_MEAN ? "per sample, over n samples"
                 : y->batched ? "per sample, n samples" : "once");
+        if (st->factor)
+            fprintf(out, ", times %g", st->factor->value);
+        fputc('\n', out);
         break;
     case STEP_COPY:
         fprintf(out, "      transpose of %%%d: %d × %d%s\n", st->copy.src->id, y->shape.dim[0],

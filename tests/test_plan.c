@@ -237,6 +237,30 @@ static void test_merged_loops(void)
     assert_rejected(c, "a merged loop over steps of different trip counts");
 }
 
+/* mse's 2/k scales each gradient: c · batch_mean(...) is the mean's own
+ * step, alpha c/n of the gemm and c times the bias mean's division, with
+ * no pass only rescaling and no buffer for the unscaled mean. */
+static void test_scale_folded(void)
+{
+    Plan *p = lower("input x[3]\ninput t[4]\nparam W[4, 3]\nparam b[4]\n"
+                    "loss L = mse(W · x + b, t)\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(plan_check(p));
+    CU_ASSERT_EQUAL_FATAL(p->nsteps[PF_BACKWARD], 2);
+    int gemm = 0, mean = 0;
+    for (int k = 0; k < 2; k++) {
+        const Step *st = &p->steps[PF_BACKWARD][k];
+        CU_ASSERT_EQUAL(st->node->op, OP_MUL);
+        CU_ASSERT_TRUE(st->factor && st->factor->value == 0.5);
+        CU_ASSERT_EQUAL(p->info[st->node->id].buf[PF_BACKWARD].pool, POOL_GRAD);
+        gemm += st->kind == STEP_GEMM && st->gemm.alpha == SCALE_INV_N;
+        mean += st->kind == STEP_REDUCE && st->reduce.form == REDUCE_BATCH_MEAN;
+    }
+    CU_ASSERT_EQUAL(gemm, 1);
+    CU_ASSERT_EQUAL(mean, 1);
+    CU_ASSERT_EQUAL(p->ws_shared, 0);
+}
+
 /* ---------------------------------------------------------------- what plan_check catches */
 
 static void test_check_catches_reads_before_writes(void)
@@ -424,6 +448,7 @@ void register_plan(void)
     CU_pSuite s = CU_add_suite("plan", NULL, free_arena);
     CU_add_test(s, "an MLP's steps", test_mlp_steps);
     CU_add_test(s, "merged loops: the chain", test_merged_loops);
+    CU_add_test(s, "a constant factor folded into a batch mean's step", test_scale_folded);
     CU_add_test(s, "per-sample gemm, frozen and input gradients", test_per_sample_steps);
     CU_add_test(s, "kernel steps", test_kernel_steps);
     CU_add_test(s, "check: reads before writes", test_check_catches_reads_before_writes);

@@ -10,17 +10,18 @@
 
 /* ---------------------------------------------------------------- arguments */
 
-static const char *inv_n(Emit *e)
+/* 1/n, or c/n where the step folds in a constant factor c */
+static const char *inv_n(Emit *e, const Node *factor)
 {
-    return fmt(e, "%s / (%s)n", lit_str(e, 1), e->real);
+    return fmt(e, "%s / (%s)n", lit_str(e, factor ? factor->value : 1), e->real);
 }
 
-static const char *scale(Emit *e, Scale s)
+static const char *scale(Emit *e, Scale s, const Node *factor)
 {
     switch (s) {
     case SCALE_ZERO: return lit_str(e, 0);
     case SCALE_ONE: return lit_str(e, 1);
-    case SCALE_INV_N: return inv_n(e);
+    case SCALE_INV_N: return inv_n(e, factor);
     case SCALE_FIRST_ZERO: return fmt(e, "s == 0 ? %s : %s", lit_str(e, 0), lit_str(e, 1));
     }
     return "0";
@@ -79,8 +80,8 @@ static void gemm(Emit *e, const Step *st)
         line(e, d++, "for (size_t s = 0; s < (size_t)n; s++)");
     line(e, d, "%s(%d, %d, %s, %s, %s, %s, %s, %ld, %s, %ld, %s, %s, %ld);",
          e->dbl ? "bp_gemm_d" : "bp_gemm_f", g->ta, g->tb, extent(e, g->m), extent(e, g->n),
-         extent(e, g->k), scale(e, g->alpha), operand(e, g->a), g->lda, operand(e, g->b), g->ldb,
-         scale(e, g->beta), operand(e, g->c), g->ldc);
+         extent(e, g->k), scale(e, g->alpha, st->factor), operand(e, g->a), g->lda,
+         operand(e, g->b), g->ldb, scale(e, g->beta, NULL), operand(e, g->c), g->ldc);
 }
 
 /* ---------------------------------------------------------------- kernels */
@@ -114,7 +115,7 @@ static void kernel(Emit *e, const Step *st)
         line(e, d++, "for (size_t s = 0; s < (size_t)n; s++) {");
     const char *count = extent(e, k->count), *out = operand(e, k->out);
     const char *A = operand(e, k->arg[0]), *B = operand(e, k->arg[1]), *C = operand(e, k->arg[2]);
-    const char *alpha = scale(e, k->alpha), *beta = scale(e, k->beta);
+    const char *alpha = scale(e, k->alpha, st->factor), *beta = scale(e, k->beta, NULL);
     switch (k->op) {
     case OP_CONV2D:
         line(e, d, "%s(&cs, %s, %s, %s, %s, %s, %s);", fnname, count, A, B, C, out,
@@ -427,7 +428,10 @@ static void batch_mean(Emit *e, const Step *st)
         fputs(pre ? pre : "", e->out);
         line(e, 3, "acc += %s;", v.s);
         line(e, 2, "}");
-        line(e, 2, "%s[0] = acc / (%s)n;", dest, e->real);
+        if (st->factor)
+            line(e, 2, "%s[0] = %s * (acc / (%s)n);", dest, lit_str(e, st->factor->value), e->real);
+        else
+            line(e, 2, "%s[0] = acc / (%s)n;", dest, e->real);
         line(e, 1, "}");
     } else {
         line(e, 1, "for (size_t j = 0; j < %ld; j++)", size);
@@ -439,7 +443,11 @@ static void batch_mean(Emit *e, const Step *st)
         line(e, 2, "}");
         line(e, 1, "}");
         line(e, 1, "for (size_t j = 0; j < %ld; j++)", size);
-        line(e, 2, "%s[j] /= (%s)n;", dest, e->real);
+        if (st->factor)
+            line(e, 2, "%s[j] = %s * (%s[j] / (%s)n);", dest, lit_str(e, st->factor->value), dest,
+                 e->real);
+        else
+            line(e, 2, "%s[j] /= (%s)n;", dest, e->real);
     }
     free(pre);
     free(notes);
