@@ -478,7 +478,9 @@ typedef enum {
                       gemm flag; an outer, matmul or convolution kernel or
                       bias gradient under batch_mean; a
                       matmul under a bias add (W·x + b: the add's step
-                      pre-fills its rows with b, then gemm, beta = 1) */
+                      pre-fills its rows with b, then gemm, beta = 1); a
+                      batch mean under a constant factor (c · mean: the
+                      product's step is the mean's, scaled by c) */
 } NodeMode;
 
 /* Where a buffer lives. */
@@ -486,7 +488,12 @@ typedef enum {
     POOL_NONE,
     POOL_BATCHED,  /* workspace, n rows: offset counts reals per sample */
     POOL_SHARED,   /* workspace after the batched part: offset in reals */
-    POOL_GRAD      /* written straight into `grad`: offset in theta */
+    POOL_GRAD,     /* written straight into `grad`: offset in theta */
+    POOL_LOCAL,    /* a scalar local of its merged loop (Step.joined), never
+                      stored: every reader is a statement of that loop */
+    POOL_OUTPUT,   /* predict: written straight into outputs[offset] */
+    POOL_GRAD_INPUT /* backward: written straight into grad_inputs[offset],
+                      divided by n, when the caller asks for it */
 } Pool;
 
 typedef struct {
@@ -501,6 +508,8 @@ typedef struct {
     int uses[PF__COUNT];      /* operand slots (and roots) reading it */
     Node *user[PF__COUNT];    /* the user, when there is exactly one */
     bool kept;                /* forward stores it for backward or outputs */
+    bool joined[PF__COUNT];   /* its loop step and the next step are one loop
+                                 (in forward, the last may join the loss) */
     long scratch_size;        /* reals of scratch its kernel step needs */
     Buffer scratch[PF__COUNT];/* ... and where (POOL_SHARED) */
 } NodeInfo;
@@ -647,6 +656,12 @@ struct Step {
                              updates but a tiled one's: its gradient) */
     bool check_finite;    /* --check-finite: every value it wrote is then
                              checked (emit/debug.c) */
+    Node *factor;         /* y = c · batch_mean(...): the constant c, folded
+                             into the mean's step (alpha c/n of a gemm or
+                             kernel; the batch mean's last division), or NULL */
+    bool joined;          /* a loop whose statement shares one loop with the
+                             next step's: a loop of the same form, extent and
+                             batching, or forward's loss, accumulated in it */
     GemmStep gemm;
     KernelStep kernel;
     LoopStep loop;
@@ -709,6 +724,9 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt);
 /* lower_steps.c: the steps of every function, from the modes and places
  * lower_graph() decided. */
 void lower_steps(Plan *p);
+/* Whether node y's step in function f is an elementwise loop (not a bias
+ * gemm, not an outer product); if so, its form and size (lower_steps.c). */
+bool loop_step_of(const Plan *p, PlanFn f, const Node *y, LoopStep *loop);
 /* Whether batched matrix product mm (not a dot) is one gemm over the whole
  * batch in function f: the samples stack as rows of one operand while the
  * other is shared (lower.c fuses a bias only into such a gemm). */

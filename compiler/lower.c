@@ -63,6 +63,9 @@ typedef struct {
     long *user_time[PF__COUNT];   /* latest step that evaluates the node */
     long *read_end[PF__COUNT];    /* latest step that reads its buffer */
     int modes_done;               /* functions below it have their modes */
+    long *read_time[PF__COUNT];   /* when its step's reads count as done:
+                                     the last step of its merged loop */
+    long end[PF__COUNT];          /* the time of the function's epilogue */
 } Lower;
 
 static bool is_leaf(const Node *n)
@@ -221,6 +224,32 @@ static void fuse_bias(Lower *L, PlanFn f, Node *y)
     }
 }
 
+/* ---------------------------------------------------------------- scale fusion */
+
+/* y = c · m, c a constant and m a batch mean of y's shape used only here:
+ * y's step is m's, scaled by c (a gemm's or kernel's alpha c/n, or c
+ * times the mean's last division), so m becomes VIRTUAL and no pass only
+ * rescales it (a loss averaged over its elements, mse's 2/k, scales
+ * every parameter's gradient). */
+static void fuse_scale(Lower *L, PlanFn f, Node *y)
+{
+    NodeInfo *info = L->p->info;
+    if (y->op != OP_MUL || y->batched || info[y->id].mode[f] != NODE_BUFFER)
+        return;
+    Node *c = y->in[0], *m = y->in[1];
+    if (m->op == OP_CONST) {
+        c = y->in[1];
+        m = y->in[0];
+    }
+    if (c->op != OP_CONST || m->op != OP_BATCH_MEAN || !shape_eq(m->shape, y->shape))
+        return;
+    NodeInfo *mi = &info[m->id];
+    if (!L->member[f][m->id] || mi->mode[f] != NODE_BUFFER || mi->root[f] ||
+        (f == PF_FORWARD && mi->kept) || mi->uses[f] != 1 || mi->user[f] != y)
+        return;
+    mi->mode[f] = NODE_VIRTUAL;
+}
+
 /* Modes, then bias fusion, of the functions before `end` whose modes are
  * not chosen yet. */
 static void choose_modes(Lower *L, int end)
@@ -231,8 +260,10 @@ static void choose_modes(Lower *L, int end)
                 L->p->info[id].mode[f] = choose_mode(L, (PlanFn)f, L->g->nodes[id]);
     for (int f = L->modes_done; f < end; f++)
         for (int id = 0; id < L->g->nnodes; id++)
-            if (L->member[f][id])
+            if (L->member[f][id]) {
                 fuse_bias(L, (PlanFn)f, L->g->nodes[id]);
+                fuse_scale(L, (PlanFn)f, L->g->nodes[id]);
+            }
     L->modes_done = end;
 }
 
@@ -249,7 +280,7 @@ static PlanFn kept_by(PlanFn f)
 
 /* Step times of function f start at `base`; returns the time of its
  * epilogue (return value, gradient and output copies). */
-static long schedule(Lower *L, PlanFn f, long base)
+static long order_steps(Lower *L, PlanFn f, long base)
 {
     Plan *p = L->p;
     Graph *g = L->g;
@@ -264,16 +295,27 @@ static long schedule(Lower *L, PlanFn f, long base)
             L->step_time[f][id] = base + p->norder[f];
             p->order[f][p->norder[f]++] = g->nodes[id];
         }
-    long end = base + count;
+    L->end[f] = base + count;
+    return base + count;
+}
 
-    /* reads: a node is evaluated at its own step, or (inline, virtual)
-     * wherever its users are; its operands are read then */
+/* The reads of function f: a node is evaluated at its own step, or
+ * (inline, virtual) wherever its users are; its operands are read then.
+ * Inside a merged loop every statement runs at every index, so what any
+ * of them reads is read until the loop's last step (read_time): no value
+ * the loop writes may take the place of one it reads, except in place at
+ * the same index by its last statement (may_overwrite). */
+static void schedule_reads(Lower *L, PlanFn f)
+{
+    Plan *p = L->p;
+    Graph *g = L->g;
+    long end = L->end[f];
     for (int id = g->nnodes - 1; id >= 0; id--) {
         if (!L->member[f][id])
             continue;
         Node *n = g->nodes[id];
         NodeInfo *in = &p->info[id];
-        long t = in->mode[f] == NODE_BUFFER ? L->step_time[f][id] : L->user_time[f][id];
+        long t = in->mode[f] == NODE_BUFFER ? L->read_time[f][id] : L->user_time[f][id];
         if (in->root[f] && in->mode[f] == NODE_BUFFER)
             L->read_end[f][id] = max_l(L->read_end[f][id], end);
         for (int k = 0; k < n->nin; k++) {
@@ -291,16 +333,139 @@ static long schedule(Lower *L, PlanFn f, long base)
         for (int id = 0; id < g->nnodes; id++)
             if (p->info[id].root[f] && p->info[id].kept)
                 L->read_end[kept_by(f)][id] = max_l(L->read_end[kept_by(f)][id], end);
-    return end;
+}
+
+/* ---------------------------------------------------------------- results in place */
+
+/* A result its own step can write straight into the caller's array: a
+ * batched value of the array's size, computed here and not yet placed
+ * (another output, a gradient). */
+static bool direct_result(Lower *L, PlanFn f, const Node *y, long size)
+{
+    if (!y)
+        return false;
+    const NodeInfo *in = &L->p->info[y->id];
+    return L->member[f][y->id] && y->batched && shape_size(y->shape) == size &&
+           in->mode[f] == NODE_BUFFER && in->buf[f].pool == POOL_NONE;
+}
+
+/* predict's (and outputs after forward's) outputs are written where the
+ * caller wants them (later steps read them there), so predict copies
+ * nothing but values it does not compute or that are not one row per
+ * sample; a wrt input's gradient
+ * computed by an elementwise loop and read by nothing else is written
+ * into grad_inputs divided by n in that loop, when the caller asks for
+ * it, so no pass only rescales. */
+static void place_results(Lower *L)
+{
+    Plan *p = L->p;
+    Graph *g = L->g;
+    Model *m = g->model;
+    for (int j = 0; j < m->noutputs; j++) {
+        Node *y = g->output_nodes[j];
+        for (PlanFn f = PF_PREDICT; f <= PF_OUTPUTS; f++)
+            if (direct_result(L, f, y, shape_size(m->outputs[j]->shape))) {
+                p->info[y->id].buf[f].pool = POOL_OUTPUT;
+                p->info[y->id].buf[f].offset = j;
+            }
+    }
+    for (int k = 0; k < m->ninputs; k++) {
+        Node *d = g->grad_inputs[k];
+        LoopStep loop;
+        if (d && direct_result(L, PF_BACKWARD, d, shape_size(m->inputs[k]->shape)) &&
+            p->info[d->id].uses[PF_BACKWARD] == 1 && loop_step_of(p, PF_BACKWARD, d, &loop)) {
+            p->info[d->id].buf[PF_BACKWARD].pool = POOL_GRAD_INPUT;
+            p->info[d->id].buf[PF_BACKWARD].offset = k;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- merged loops */
+
+/* The most steps one merged loop holds (far below GROUP_STEPS / 2, so a
+ * group of steps can always be cut between loops). */
+enum { JOIN_STEPS = 8 };
+
+/* Consecutive elementwise loops of one form over the same values (the
+ * same size and batching: one trip count) become one loop, each step a
+ * statement of it in order. It is legal because every value such a loop
+ * writes has the loop's shape and batching, so any statement reading it
+ * reads it at the index the loop is at, after the statement that wrote
+ * it; nothing else (a reduction, a product) lies between. A step writing
+ * into grad_inputs stays alone: its loop runs only when the caller asks.
+ * Forward's loss, a per-sample scalar from a flat loop, is summed in the
+ * loop that computes it. */
+static void join_loops(Lower *L, PlanFn f)
+{
+    Plan *p = L->p;
+    NodeInfo *info = p->info;
+    int count = p->norder[f], run = 0;
+    LoopStep prev = {LOOP_SCALAR, 0}, cur = {LOOP_SCALAR, 0};
+    Node *before = NULL;
+    for (int k = 0; k < count; k++) {
+        Node *y = p->order[f][k];
+        bool ok = loop_step_of(p, f, y, &cur) && (cur.form == LOOP_FLAT || cur.form == LOOP_NESTED) &&
+                  info[y->id].buf[f].pool != POOL_GRAD_INPUT;
+        if (ok && before && cur.form == prev.form && cur.size == prev.size &&
+            y->batched == before->batched && run < JOIN_STEPS) {
+            info[before->id].joined[f] = true;
+            run++;
+        } else {
+            run = 1;
+        }
+        before = ok ? y : NULL;
+        prev = cur;
+    }
+    Node *loss = L->g->loss;
+    if (f == PF_FORWARD && before && before == loss && loss->batched && prev.form == LOOP_FLAT &&
+        prev.size == 1)
+        info[loss->id].joined[f] = true;
+    /* the reads of a merged loop's steps count at its last step */
+    for (int k = count - 1; k >= 0; k--) {
+        Node *y = p->order[f][k];
+        bool last = !info[y->id].joined[f] || k == count - 1;
+        L->read_time[f][y->id] = last ? L->step_time[f][y->id]
+                                      : L->read_time[f][p->order[f][k + 1]->id];
+    }
+}
+
+/* A value a merged loop writes and only its own statements read is a
+ * local of the loop, never stored (so is forward's loss summed in its
+ * loop), unless backward needs it, it is a result, or --check-finite
+ * scans it in memory. */
+static void choose_locals(Lower *L, PlanFn f)
+{
+    Plan *p = L->p;
+    NodeInfo *info = p->info;
+    int count = p->norder[f];
+    if (p->opt.check_finite)
+        return;
+    for (int k = 0; k < count; k++) {
+        Node *y = p->order[f][k];
+        NodeInfo *in = &info[y->id];
+        bool in_run = in->joined[f] || (k > 0 && info[p->order[f][k - 1]->id].joined[f]);
+        if (!in_run || in->buf[f].pool != POOL_NONE || (f == PF_FORWARD && in->kept))
+            continue;
+        bool summed = f == PF_FORWARD && y == L->g->loss && in->joined[f];
+        if (in->root[f] && !summed)
+            continue;
+        if (L->read_end[f][y->id] <= L->read_time[f][y->id] ||
+            (summed && L->read_end[f][y->id] <= L->end[f]))
+            in->buf[f].pool = POOL_LOCAL;
+    }
 }
 
 /* ---------------------------------------------------------------- scratch */
 
-/* Reals of scratch the step computing y needs: one sample's im2col matrix
+/* Reals of scratch the step computing y in f needs: one sample's im2col matrix
  * (c·kh·kw × oh·ow) for the convolutions' steps, as
  * bp_conv2d_scratch_reals() counts it; 0 for every other step. */
-static long scratch_reals(const Node *y)
+static long scratch_reals(const Plan *p, PlanFn f, const Node *y)
 {
+    /* c · batch_mean(...) folded: the mean's step (fuse_scale) */
+    for (int k = 0; y->op == OP_MUL && k < 2; k++)
+        if (y->in[k]->op == OP_BATCH_MEAN && p->info[y->in[k]->id].mode[f] == NODE_VIRTUAL)
+            y = y->in[k];
     if (y->op == OP_BATCH_MEAN && y->in[0]->op == OP_CONV2D_GRAD_KERNEL)
         y = y->in[0];
     const Shape *o, *k;
@@ -698,7 +863,7 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
         for (int s = 0; s < p->norder[f]; s++) {
             Node *n = p->order[f][s];
             Buffer *b = &p->info[n->id].buf[f];
-            long scratch = scratch_reals(n);
+            long scratch = scratch_reals(p, f, n);
             if (scratch > 0) {
                 /* lives during its step only */
                 Interval *iv = &pools[1][counts[1]++];
@@ -710,7 +875,7 @@ static void allocate(Lower *L, const PlanFn *fns, int nfns)
                 iv->node = n;
                 iv->scratch = true;
             }
-            if (b->pool == POOL_GRAD)
+            if (b->pool != POOL_NONE)   /* grad, a loop's local, the caller's arrays */
                 continue;
             b->pool = n->batched ? POOL_BATCHED : POOL_SHARED;
             int which = n->batched ? 0 : 1;
@@ -761,7 +926,7 @@ static void allocate_outputs(Lower *L)
     }
     for (int s = 0; s < p->norder[f]; s++) {
         Node *n = p->order[f][s];
-        long scratch = scratch_reals(n);
+        long scratch = scratch_reals(p, f, n);
         if (scratch > 0) {
             Interval *iv = &pools[1][counts[1]++];
             memset(iv, 0, sizeof *iv);
@@ -774,6 +939,8 @@ static void allocate_outputs(Lower *L)
             iv->scratch = true;
         }
         Buffer *b = &p->info[n->id].buf[f];
+        if (b->pool != POOL_NONE)   /* a loop's local, the caller's outputs */
+            continue;
         b->pool = n->batched ? POOL_BATCHED : POOL_SHARED;
         int which = n->batched ? 0 : 1;
         Interval *iv = &pools[which][counts[which]++];
@@ -919,14 +1086,17 @@ static void lower_fused(Plan *p)
     int np = m->nparams;
 
     /* backward's steps that M_step runs: not the input gradients (no one
-     * asks for them), not a frozen parameter's zeros */
+     * asks for them: neither their copies out nor the loops that write them
+     * straight into grad_inputs), not a frozen parameter's zeros */
     int *kept_at = arena_alloc(p->arena, sizeof(int) * (size_t)(nb + 1));  /* fused index */
     const Step **kept = arena_alloc(p->arena, sizeof(Step *) * (size_t)(nb + 1));
     int nk = 0;
     for (int s = 0; s < nb; s++) {
         const CopyStep *c = &bw[s].copy;
-        bool dropped = bw[s].kind == STEP_COPY &&
-                       (c->dest == DEST_GRAD_INPUT || (c->dest == DEST_GRAD && !c->src));
+        bool dropped = (bw[s].kind == STEP_COPY &&
+                        (c->dest == DEST_GRAD_INPUT || (c->dest == DEST_GRAD && !c->src))) ||
+                       (bw[s].node &&
+                        p->info[bw[s].node->id].buf[PF_BACKWARD].pool == POOL_GRAD_INPUT);
         kept_at[s] = nk;
         if (!dropped)
             kept[nk++] = &bw[s];
@@ -983,6 +1153,10 @@ static void lower_fused(Plan *p)
         if (writer[i] < 0)
             continue;   /* frozen */
         update_after[i] = writer[i] > last[i] ? writer[i] : last[i];
+        /* a merged loop's statements run at every index: an update
+         * follows its last one */
+        while (kept[update_after[i]]->joined && update_after[i] + 1 < nk)
+            update_after[i]++;
         Node *d = g->grad_params[i];
         long size = shape_size(m->params[i]->shape);
         Interval *v = &iv[count++];
@@ -1163,6 +1337,7 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
         L.step_time[f] = arena_alloc(a, nl);
         L.user_time[f] = arena_alloc(a, nl);
         L.read_end[f] = arena_alloc(a, nl);
+        L.read_time[f] = arena_alloc(a, nl);
         want[f] = arena_alloc(a, nb);
     }
 
@@ -1197,12 +1372,19 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
         offset += shape_size(m->params[i]->shape);
     }
 
-    long fwd_end = schedule(&L, PF_FORWARD, 0);
-    schedule(&L, PF_BACKWARD, fwd_end + 1);
-    schedule(&L, PF_PREDICT, 0);
-    schedule(&L, PF_OUTPUTS, 1);
+    place_results(&L);
+    long fwd_end = order_steps(&L, PF_FORWARD, 0);
+    order_steps(&L, PF_BACKWARD, fwd_end + 1);
+    order_steps(&L, PF_PREDICT, 0);
+    order_steps(&L, PF_OUTPUTS, 1);
+    for (int f = 0; f < PF__COUNT; f++) {
+        join_loops(&L, (PlanFn)f);
+        schedule_reads(&L, (PlanFn)f);
+    }
     if (opt->step)
         keep_for_fused(&L);
+    for (int f = 0; f < PF__COUNT; f++)
+        choose_locals(&L, (PlanFn)f);
     const PlanFn train[2] = {PF_FORWARD, PF_BACKWARD};
     const PlanFn infer[1] = {PF_PREDICT};
     allocate(&L, train, 2);

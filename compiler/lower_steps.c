@@ -272,12 +272,74 @@ static void loop_of(const Plan *p, PlanFn f, Step *st, Node *y)
         st->loop.form = flat_ok(p, f, y, true, y->batched, size) ? LOOP_FLAT : LOOP_NESTED;
 }
 
+/* y = c · m with m a batch mean folded into y's step (lower.c's
+ * fuse_scale): m, with *c the constant; else NULL. */
+static Node *scaled_mean_of(const Plan *p, PlanFn f, const Node *y, Node **c)
+{
+    if (y->op != OP_MUL)
+        return NULL;
+    for (int k = 0; k < 2; k++)
+        if (y->in[k]->op == OP_BATCH_MEAN && mode_in(p, f, y->in[k]) == NODE_VIRTUAL &&
+            y->in[1 - k]->op == OP_CONST) {
+            *c = y->in[1 - k];
+            return y->in[k];
+        }
+    return NULL;
+}
+
+bool loop_step_of(const Plan *p, PlanFn f, const Node *y, LoopStep *loop)
+{
+    Node *bias = NULL, *c = NULL;
+    if (op_info[y->op].kind != OPK_ELEMENTWISE || bias_gemm_of(p, f, y, &bias) ||
+        scaled_mean_of(p, f, y, &c))
+        return false;
+    Step st;
+    memset(&st, 0, sizeof st);
+    loop_of(p, f, &st, (Node *)y);
+    *loop = st.loop;
+    return true;
+}
+
 static void reduce_of(Step *st, ReduceForm form, Node *x, long size)
 {
     st->kind = STEP_REDUCE;
     st->reduce.form = form;
     st->reduce.x = x;
     st->reduce.size = size;
+}
+
+/* out = batch_mean(x), m = batch_mean(x) being out itself or folded into
+ * out's step (out = c · m). */
+static void mean_step(const Plan *p, PlanFn f, Step *st, Node *out, Node *mean)
+{
+    Node *x = mean->in[0];
+    if (x->op == OP_OUTER && mode_in(p, f, x) == NODE_VIRTUAL) {
+        /* mean of outer(a_s, b_s) = (1/n) Aᵀ B, A (n × m) and B (n × q) */
+        Node *a = x->in[0], *b = x->in[1];
+        long m = a->shape.dim[0], q = b->shape.dim[0];
+        GemmStep *g = &st->gemm;
+        st->kind = STEP_GEMM;
+        g->ta = true;
+        g->m = extent(m);
+        g->n = extent(q);
+        g->k = times_n(1);
+        g->alpha = SCALE_INV_N;
+        g->beta = SCALE_ZERO;
+        g->a = operand(a, false);
+        g->lda = m;
+        g->b = operand(b, false);
+        g->ldb = q;
+        g->c = operand(out, false);
+        g->ldc = q;
+    } else if (x->op == OP_MATMUL && mode_in(p, f, x) == NODE_VIRTUAL) {
+        st->kind = STEP_GEMM;
+        gemm_of(p, f, &st->gemm, out, x, true, false);
+    } else if (op_info[x->op].kind == OPK_KERNEL && mode_in(p, f, x) == NODE_VIRTUAL) {
+        st->kind = STEP_KERNEL;
+        kernel_of(p, f, &st->kernel, out, x, true);
+    } else {
+        reduce_of(st, REDUCE_BATCH_MEAN, x, shape_size(out->shape));
+    }
 }
 
 /* ---------------------------------------------------------------- one step */
@@ -303,8 +365,12 @@ static void step_of(const Plan *p, PlanFn f, Step *st, Node *y)
     switch (op_info[y->op].kind) {
     case OPK_LEAF:
     case OPK_ELEMENTWISE: {
-        Node *bias = NULL, *mm = bias_gemm_of(p, f, y, &bias);
-        if (mm) {
+        Node *bias = NULL, *mm = bias_gemm_of(p, f, y, &bias), *c = NULL;
+        Node *mean = scaled_mean_of(p, f, y, &c);
+        if (mean) {
+            mean_step(p, f, st, y, mean);
+            st->factor = c;
+        } else if (mm) {
             st->kind = STEP_GEMM;
             gemm_of(p, f, &st->gemm, y, mm, false, true);
             st->gemm.prefill = bias;
@@ -340,33 +406,7 @@ static void step_of(const Plan *p, PlanFn f, Step *st, Node *y)
         kernel_of(p, f, &st->kernel, y, y, false);
         break;
     case OPK_BATCH:
-        if (x->op == OP_OUTER && mode_in(p, f, x) == NODE_VIRTUAL) {
-            /* mean of outer(a_s, b_s) = (1/n) Aᵀ B, A (n × m) and B (n × q) */
-            Node *a = x->in[0], *b = x->in[1];
-            long m = a->shape.dim[0], q = b->shape.dim[0];
-            GemmStep *g = &st->gemm;
-            st->kind = STEP_GEMM;
-            g->ta = true;
-            g->m = extent(m);
-            g->n = extent(q);
-            g->k = times_n(1);
-            g->alpha = SCALE_INV_N;
-            g->beta = SCALE_ZERO;
-            g->a = operand(a, false);
-            g->lda = m;
-            g->b = operand(b, false);
-            g->ldb = q;
-            g->c = operand(y, false);
-            g->ldc = q;
-        } else if (x->op == OP_MATMUL && mode_in(p, f, x) == NODE_VIRTUAL) {
-            st->kind = STEP_GEMM;
-            gemm_of(p, f, &st->gemm, y, x, true, false);
-        } else if (op_info[x->op].kind == OPK_KERNEL && mode_in(p, f, x) == NODE_VIRTUAL) {
-            st->kind = STEP_KERNEL;
-            kernel_of(p, f, &st->kernel, y, x, true);
-        } else {
-            reduce_of(st, REDUCE_BATCH_MEAN, x, shape_size(y->shape));
-        }
+        mean_step(p, f, st, y, y);
         break;
     }
 }
@@ -409,6 +449,14 @@ static void copy_of(Step *st, CopyDest dest, int index, long offset, Node *src, 
         c->form = COPY_SHARED;
 }
 
+/* Whether y's own step writes it straight into the caller's array `pool`
+ * (outputs, grad_inputs) at index `index`: then no copy is needed. */
+static bool written_to(const Plan *p, PlanFn f, const Node *y, Pool pool, int index)
+{
+    const NodeInfo *in = &p->info[y->id];
+    return in->mode[f] == NODE_BUFFER && in->buf[f].pool == pool && in->buf[f].offset == index;
+}
+
 /* Appends function f's epilogue to steps (room for it is counted by
  * epilogue_count); returns the new count. */
 static int epilogue(const Plan *p, PlanFn f, Step *steps, int count)
@@ -423,8 +471,9 @@ static int epilogue(const Plan *p, PlanFn f, Step *steps, int count)
     }
     if (f == PF_PREDICT || f == PF_OUTPUTS) {
         for (int j = 0; j < m->noutputs; j++)
-            copy_of(&steps[count++], DEST_OUTPUT, j, 0, g->output_nodes[j],
-                    shape_size(m->outputs[j]->shape), true, false);
+            if (!written_to(p, f, g->output_nodes[j], POOL_OUTPUT, j))
+                copy_of(&steps[count++], DEST_OUTPUT, j, 0, g->output_nodes[j],
+                        shape_size(m->outputs[j]->shape), true, false);
         return count;
     }
     long offset = 0;
@@ -440,7 +489,7 @@ static int epilogue(const Plan *p, PlanFn f, Step *steps, int count)
         offset += size;
     }
     for (int k = 0; k < m->ninputs; k++)
-        if (g->grad_inputs[k])
+        if (g->grad_inputs[k] && !written_to(p, f, g->grad_inputs[k], POOL_GRAD_INPUT, k))
             copy_of(&steps[count++], DEST_GRAD_INPUT, k, 0, g->grad_inputs[k],
                     shape_size(m->inputs[k]->shape), true, true);
     return count;
@@ -478,20 +527,32 @@ static void group_steps(Plan *p, PlanFn f)
     } else if (total <= GROUP_STEPS) {
         groups[count++] = (StepGroup){0, total, NULL, true};
     } else {
-        /* forward's last step returns the loss */
+        /* forward's last step returns the loss, with the loop the loss
+         * is accumulated in, if any */
         int body = f == PF_FORWARD ? total - 1 : total;
+        while (f == PF_FORWARD && body > 0 && p->steps[f][body - 1].joined)
+            body--;
+        Step *steps = p->steps[f];
         for (int k = 0; k < body;) {
             StepGroup *g = &groups[count++];
             g->first = k;
             g->in_caller = false;
             do {
-                const Step *st = &p->steps[f][k++];
-                if (!g->title && names_a_value(st))
-                    g->title = st->node;
-                if (k - g->first >= GROUP_STEPS / 2 && names_a_value(st))
+                const Step *st = &steps[k++];
+                if (k - g->first >= GROUP_STEPS / 2 && names_a_value(st) && !st->joined)
                     break;
             } while (k < body && k - g->first < GROUP_STEPS);
+            /* a merged loop is never cut: back up to where it starts */
+            int end = k;
+            while (end - 1 > g->first && steps[end - 1].joined)
+                end--;
+            if (steps[end - 1].joined)
+                end = k;    /* a run of more than GROUP_STEPS (lowering prevents it) */
+            k = end;
             g->count = k - g->first;
+            for (int j = g->first; j < k && !g->title; j++)
+                if (names_a_value(&steps[j]))
+                    g->title = steps[j].node;
         }
         if (body < total)
             groups[count++] = (StepGroup){body, total - body, NULL, true};
@@ -509,9 +570,11 @@ void lower_steps(Plan *p)
         p->steps[f] = arena_alloc(p->arena, sizeof(Step) * (size_t)(cap + 1));
         int count = 0;
         for (int k = 0; k < p->norder[f]; k++) {
-            step_of(p, (PlanFn)f, &p->steps[f][count], p->order[f][k]);
+            Node *y = p->order[f][k];
+            step_of(p, (PlanFn)f, &p->steps[f][count], y);
             /* every step computing a value writes it to its buffer */
-            p->steps[f][count++].check_finite = p->opt.check_finite;
+            p->steps[f][count].check_finite = p->opt.check_finite;
+            p->steps[f][count++].joined = p->info[y->id].joined[f];
         }
         p->nsteps[f] = epilogue(p, (PlanFn)f, p->steps[f], count);
         group_steps(p, (PlanFn)f);

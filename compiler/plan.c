@@ -157,6 +157,24 @@ static const char *check_copy(const Reads *r, const Plan *p, const CopyStep *c)
     return NULL;
 }
 
+/* Why step st, joined to `next` (the next step), does not make one loop
+ * with it, or NULL: both elementwise loops of one form, trip count and
+ * batching, or forward's loss after a flat loop over the samples. */
+static const char *check_join(const Step *st, const Step *next)
+{
+    if (st->kind != STEP_LOOP || (st->loop.form != LOOP_FLAT && st->loop.form != LOOP_NESTED))
+        return "a merged loop with a step that is not an elementwise loop";
+    if (!next)
+        return "a merged loop joined to no step";
+    if (next->kind == STEP_REDUCE && next->reduce.form == REDUCE_LOSS)
+        return st->loop.form == LOOP_FLAT && st->loop.size == 1 && st->node->batched &&
+               next->reduce.x == st->node ? NULL : "a loss summed in a loop that is not its own";
+    if (next->kind != STEP_LOOP || next->loop.form != st->loop.form ||
+        next->loop.size != st->loop.size || next->node->batched != st->node->batched)
+        return "a merged loop over steps of different trip counts";
+    return NULL;
+}
+
 /* Why step st of function f is wrong, or NULL. */
 static const char *check_step(const Reads *r, const Step *st)
 {
@@ -196,6 +214,18 @@ static const char *check_buffer(const Plan *p, PlanFn f, const Node *n)
         return "a step that is not a buffer";
     if (in->buf[f].pool == POOL_NONE)
         return "a buffer without a place";
+    if (in->buf[f].pool == POOL_LOCAL)
+        return NULL;    /* in a merged loop: checked with the steps */
+    if (in->buf[f].pool == POOL_OUTPUT)
+        return (f == PF_PREDICT || f == PF_OUTPUTS) && in->buf[f].offset >= 0 &&
+               in->buf[f].offset < p->graph->model->noutputs &&
+               p->graph->output_nodes[in->buf[f].offset] == n && n->batched
+               ? NULL : "a value written into outputs that is not that output";
+    if (in->buf[f].pool == POOL_GRAD_INPUT)
+        return f == PF_BACKWARD && in->buf[f].offset >= 0 &&
+               in->buf[f].offset < p->graph->model->ninputs &&
+               p->graph->grad_inputs[in->buf[f].offset] == n && n->batched && !in->joined[f]
+               ? NULL : "a value written into grad_inputs that is not that gradient";
     if (in->buf[f].offset < 0 ||
         in->buf[f].offset + shape_size(n->shape) > pool_size(p, in->buf[f].pool))
         return "a buffer outside its pool";
@@ -226,9 +256,13 @@ static const char *check_groups(const Plan *p, PlanFn f)
             return "groups that do not cover the steps in order";
         if (count > 1 && g->count > GROUP_STEPS)
             return "a group of more than GROUP_STEPS steps";
+        /* forward's loss, with the merged loop it is summed in */
         if (count > 1 && g->in_caller &&
-            !(f == PF_FORWARD && k == count - 1 && g->count == 1))
+            !(f == PF_FORWARD && k == count - 1 &&
+              (g->count == 1 || p->steps[f][g->first + g->count - 2].joined)))
             return "a step left in the caller of a split function";
+        if (g->first > 0 && p->steps[f][g->first - 1].joined)
+            return "a merged loop cut between groups";
         next += g->count;
     }
     return next == p->nsteps[f] ? NULL : "groups that do not cover the steps";
@@ -257,17 +291,35 @@ bool plan_check(const Plan *p)
         if (group_why)
             return fail((PlanFn)f, 0, NULL, group_why);
         Reads r = {p, (PlanFn)f, done[f], done[PF_FORWARD]};
+        int run = 0;    /* where the merged loop step k is in starts */
         for (int k = 0; k < p->nsteps[f]; k++) {
             const Step *st = &p->steps[f][k];
             /* the buffered nodes' steps first, in their order; the
              * epilogue after them writes nothing of the workspace */
             if (k < p->norder[f] ? st->node != p->order[f][k] : st->node != NULL)
                 return fail((PlanFn)f, k, st->node, "a step that is not its buffer's");
+            if (st->node && p->info[st->node->id].buf[f].pool == POOL_LOCAL &&
+                !(st->joined || (k > 0 && p->steps[f][k - 1].joined)))
+                return fail((PlanFn)f, k, st->node, "a local of no merged loop");
+            if (st->joined) {
+                const char *why = check_join(st, k + 1 < p->nsteps[f] ? &p->steps[f][k + 1] : NULL);
+                if (why)
+                    return fail((PlanFn)f, k, st->node, why);
+            }
             const char *why = check_step(&r, st);
             if (why)
                 return fail((PlanFn)f, k, st->node, why);
             if (st->node)
                 done[f][st->node->id] = true;
+            if (!st->joined) {
+                /* a loop's locals are gone after it */
+                for (int j = run; j <= k; j++) {
+                    const Node *y = p->steps[f][j].node;
+                    if (y && p->info[y->id].buf[f].pool == POOL_LOCAL)
+                        done[f][y->id] = false;
+                }
+                run = k + 1;
+            }
         }
     }
     return true;
@@ -278,7 +330,14 @@ bool plan_check(const Plan *p)
 static void dump_place(FILE *out, Buffer b)
 {
     static const char *const pools[] = {"?", "ws per sample", "ws shared", "grad"};
-    fprintf(out, "%s @%ld", pools[b.pool], b.offset);
+    if (b.pool == POOL_LOCAL)
+        fputs("a local of the loop", out);
+    else if (b.pool == POOL_OUTPUT)
+        fprintf(out, "outputs[%ld]", b.offset);
+    else if (b.pool == POOL_GRAD_INPUT)
+        fprintf(out, "grad_inputs[%ld] / n, if wanted", b.offset);
+    else
+        fprintf(out, "%s @%ld", pools[b.pool], b.offset);
 }
 
 static void dump_extent(FILE *out, Extent x)
@@ -291,10 +350,14 @@ static void dump_extent(FILE *out, Extent x)
         fprintf(out, "%ld·n", x.count);
 }
 
-static void dump_scale(FILE *out, Scale s)
+/* s, with a folded constant factor (NULL: none) in 1/n */
+static void dump_scale(FILE *out, Scale s, const Node *factor)
 {
     static const char *const text[] = {"0", "1", "1/n", "0 for s = 0, then 1"};
-    fputs(text[s], out);
+    if (s == SCALE_INV_N && factor)
+        fprintf(out, "%g/n", factor->value);
+    else
+        fputs(text[s], out);
 }
 
 static void dump_operand(FILE *out, Operand o)
@@ -316,13 +379,13 @@ static void dump_matrix(FILE *out, Operand o, bool trans, Extent rows, Extent co
     fprintf(out, ", ld %ld)", ld);
 }
 
-static void dump_gemm(FILE *out, const GemmStep *g)
+static void dump_gemm(FILE *out, const GemmStep *g, const Node *factor)
 {
     fprintf(out, "      gemm%s: ", g->sample_loop ? " per sample s" : "");
     dump_matrix(out, g->c, false, g->m, g->n, g->ldc);
     fputs(" = ", out);
     if (g->alpha != SCALE_ONE) {
-        dump_scale(out, g->alpha);
+        dump_scale(out, g->alpha, factor);
         fputs(" · ", out);
     }
     dump_matrix(out, g->a, g->ta, g->m, g->k, g->lda);
@@ -339,7 +402,7 @@ static void dump_gemm(FILE *out, const GemmStep *g)
     fputc('\n', out);
 }
 
-static void dump_kernel(FILE *out, const KernelStep *k)
+static void dump_kernel(FILE *out, const KernelStep *k, const Node *factor)
 {
     fprintf(out, "      %s %s: ", op_info[k->op].c_fn, k->sample_loop ? "per sample s" :
                  k->count.times_n ? "over the batch" : "once");
@@ -362,9 +425,9 @@ static void dump_kernel(FILE *out, const KernelStep *k)
     }
     if (k->alpha != SCALE_ONE || k->beta != SCALE_ZERO) {
         fputs(", alpha ", out);
-        dump_scale(out, k->alpha);
+        dump_scale(out, k->alpha, factor);
         fputs(", beta ", out);
-        dump_scale(out, k->beta);
+        dump_scale(out, k->beta, NULL);
     }
     fputc('\n', out);
 }
@@ -377,10 +440,10 @@ static void dump_detail(FILE *out, const Step *st)
     const Node *y = st->node;
     switch (st->kind) {
     case STEP_GEMM:
-        dump_gemm(out, &st->gemm);
+        dump_gemm(out, &st->gemm, st->factor);
         break;
     case STEP_KERNEL:
-        dump_kernel(out, &st->kernel);
+        dump_kernel(out, &st->kernel, st->factor);
         break;
     case STEP_LOOP:
         fprintf(out, "      loop %s", loops[st->loop.form]);
@@ -394,10 +457,13 @@ static void dump_detail(FILE *out, const Step *st)
         fputc('\n', out);
         break;
     case STEP_REDUCE:
-        fprintf(out, "      %s of %%%d: %ld %s\n", reductions[st->reduce.form], st->reduce.x->id,
+        fprintf(out, "      %s of %%%d: %ld %s", reductions[st->reduce.form], st->reduce.x->id,
                 st->reduce.size,
                 st->reduce.form == REDUCE_BATCH_MEAN ? "per sample, over n samples"
                 : y->batched ? "per sample, n samples" : "once");
+        if (st->factor)
+            fprintf(out, ", times %g", st->factor->value);
+        fputc('\n', out);
         break;
     case STEP_COPY:
         fprintf(out, "      transpose of %%%d: %d × %d%s\n", st->copy.src->id, y->shape.dim[0],
@@ -462,6 +528,8 @@ static void dump_node_step(FILE *out, const Plan *p, PlanFn f, const Step *st)
         fprintf(out, "  ; %s", n->label);
     fputc('\n', out);
     dump_detail(out, st);
+    if (st->joined)
+        fputs("      one loop with the next step\n", out);
     if (st->check_finite)
         fputs("      then every value checked (--check-finite)\n", out);
 }
@@ -491,8 +559,9 @@ void plan_dump(const Plan *p, FILE *out)
             if (st->node)
                 dump_node_step(out, p, (PlanFn)f, st);
             else if (st->kind == STEP_REDUCE)
-                fprintf(out, "  return  %%%d\n      %s\n", st->reduce.x->id,
-                        st->reduce.x->batched ? "the mean over the n samples" : "shared");
+                fprintf(out, "  return  %%%d\n      %s%s\n", st->reduce.x->id,
+                        st->reduce.x->batched ? "the mean over the n samples" : "shared",
+                        k > 0 && p->steps[f][k - 1].joined ? ", summed in the loop before" : "");
             else
                 dump_copy_out(out, p, &st->copy);
         }

@@ -18,7 +18,8 @@
  *          parameters, buffers of earlier steps) counted once, whole, and
  *          the value it writes once, whole: the traffic a step cannot
  *          avoid, whatever its caches do (a convolution's im2col scratch
- *          is not counted; it shows in the workspace);
+ *          is not counted; it shows in the workspace; a local of a merged
+ *          loop is never in memory);
  *   workspace of a function: how much of M_workspace_size(n) it reaches
  *          (the end of the last buffer it reads or writes);
  *   peak memory of a function: that workspace plus the caller's arrays
@@ -76,10 +77,17 @@ static const Buffer *buffer_of(const Count *c, const Node *x)
     return in->mode[c->f] == NODE_BUFFER ? &in->buf[c->f] : &in->buf[PF_FORWARD];
 }
 
+/* Whether x is a local of a merged loop: never in memory. */
+static bool is_local(const Count *c, const Node *x)
+{
+    const NodeInfo *in = &c->p->info[x->id];
+    return !is_leaf(x) && in->mode[c->f] == NODE_BUFFER && in->buf[c->f].pool == POOL_LOCAL;
+}
+
 /* One read of x from memory, counted once per step. */
 static void read_value(Count *c, const Node *x)
 {
-    if (c->seen[x->id] == c->step)
+    if (c->seen[x->id] == c->step || is_local(c, x))
         return;
     c->seen[x->id] = c->step;
     c->read += values_of(c, x);
@@ -235,8 +243,10 @@ bool report_plan(const Plan *p, long batch, bool batch_given, FILE *out)
             c.flops = c.read = c.written = 0;
             if (st->node) {
                 evaluate(&c, st->node);
-                c.written = values_of(&c, st->node);
                 const NodeInfo *in = &p->info[st->node->id];
+                c.written = is_local(&c, st->node) ? 0 : values_of(&c, st->node);
+                if (in->buf[f].pool == POOL_GRAD_INPUT)
+                    c.flops += c.written;    /* each divided by n */
                 reach(&c, &in->buf[f], (double)shape_size(st->node->shape));
                 if (in->scratch_size > 0)
                     reach(&c, &in->scratch[f], (double)in->scratch_size);

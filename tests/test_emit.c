@@ -877,7 +877,7 @@ static void test_derivatives_from_outputs(void)
         CU_ASSERT_PTR_NOT_NULL_FATAL(bwd);
         CU_ASSERT_EQUAL(occurrences(fwd, "sqrt"), 1);
         CU_ASSERT_PTR_NULL(strstr(bwd, "sqrt"));
-        CU_ASSERT_PTR_NOT_NULL(strstr(bwd, "d_L[i] = L[i] / P[i];"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(bwd, "d_L[i] = L[i] / P[i] / "));
         free(fwd);
         free(bwd);
         bwd = code_only(function_text(names[1], "backward"));
@@ -933,6 +933,103 @@ static void test_fast_math_calls(void)
     }
 }
 
+/* ---------------------------------------------------------------- merged loops */
+
+/* The number of loops (`for (`) in text. */
+static int loops_in(const char *text)
+{
+    int count = 0;
+    for (const char *q = strstr(text, "for ("); q; q = strstr(q + 1, "for ("))
+        count++;
+    return count;
+}
+
+/* The chain P = sqrt(L^2 + 2): value and derivative against the formulas,
+ * grad_inputs given, NULL, and holding NULL. */
+static const char *const chain_net = "input L\nwrt L\nS = L^2 + 2\nloss P = sqrt(S)\n";
+
+static const char *const chain_body[] = {
+    "enum { N = 7 };\n",
+    "int main(void)\n{\n",
+    "    real theta[1] = {0}, grad[1] = {0}, L[N], dL[N];\n",
+    "    double el = 0, want[N];\n",
+    "    for (int s = 0; s < N; s++) {\n",
+    "        L[s] = (real)(0.3 * s - 1);\n",
+    "        double S = (double)L[s] * L[s] + 2;\n",
+    "        el += sqrt(S) / N;\n",
+    "        want[s] = L[s] / sqrt(S) / N;\n",
+    "    }\n",
+    "    void *ws = malloc(F(workspace_size)(N));\n",
+    "    const real *in[1] = {L};\n",
+    "    real loss = F(forward)(theta, in, N, ws);\n",
+    "    check(near(loss, el, TOL), \"loss\", loss, el);\n",
+    "    real *gi[1] = {dL}, *none[1] = {NULL};\n",
+    "    for (int s = 0; s < N; s++)\n",
+    "        dL[s] = (real)NAN;\n",
+    "    F(backward)(theta, in, N, ws, grad, gi);\n",
+    "    for (int s = 0; s < N; s++)\n",
+    "        check(near(dL[s], want[s], TOL), \"dP/dL\", dL[s], want[s]);\n",
+    "    F(backward)(theta, in, N, ws, grad, none);\n",
+    "    F(backward)(theta, in, N, ws, grad, NULL);\n",
+    "    free(ws);\n",
+    "    printf(\"%s\\n\", fails ? \"FAILED\" : \"ok\");\n",
+    "    return fails != 0;\n",
+    "}\n",
+    NULL};
+
+/* Consecutive elementwise loops over the same values are one loop: the
+ * chain's forward computes S, P and sums the loss in one loop, S never
+ * stored (backward takes dP/dS = 1 / (2P) from the stored P); its
+ * backward writes dP/dL into grad_inputs divided by n in the loop
+ * computing it, no pass only rescaling. */
+static void test_merged_loops(void)
+{
+    run_model("em_chain", chain_net, chain_body);
+    static const char *const names[2] = {"em_chain_f", "em_chain_d"};
+    for (int p = 0; p < 2; p++) {
+        char *fwd = function_text(names[p], "forward");
+        char *bwd = function_text(names[p], "backward");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fwd);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(bwd);
+        CU_ASSERT_EQUAL(loops_in(fwd), 1);
+        CU_ASSERT_EQUAL(loops_in(bwd), 1);
+        /* each statement keeps its comment, inside the loop */
+        const char *loop = strstr(fwd, "for (");
+        CU_ASSERT_TRUE(loop && strstr(loop, "S = L^2 + 2 */") && strstr(loop, "P = sqrt(S) */"));
+        /* S a local (backward reads only P), P stored and summed in the loop */
+        CU_ASSERT_PTR_NOT_NULL(strstr(fwd, p ? "const double S = " : "const float S = "));
+        CU_ASSERT_PTR_NULL(strstr(fwd, "S[i]"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(fwd, "acc += P[i];"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(bwd, "grad_inputs[0]"));
+        if (loops_in(fwd) != 1 || loops_in(bwd) != 1)
+            fprintf(stderr, "\n[%s]:\n%s\n%s\n", names[p], fwd, bwd);
+        free(fwd);
+        free(bwd);
+    }
+}
+
+/* Loops with a product or a reduction between them stay apart, though
+ * they run over the same values: h is read by the product (and by the
+ * softmax) at other indices than the loop's. */
+static void test_loops_not_merged(void)
+{
+    const char *net = "input x[4]\nparam W[4, 4]\na = tanh(x)\nz = W · a\nb = exp(z)\n"
+                      "p = softmax(b)\nc = log(p)\nd = c * c\noutput b, d\n"
+                      "loss L = sum(d) + sum(c)\n";
+    CU_ASSERT_EQUAL_FATAL(generate("em_apart_f", net, "float", NULL), 0);
+    char *text = function_text("em_apart_f", "predict");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    /* a, b, log_softmax's four (samples; max, sum, write) and d */
+    CU_ASSERT_EQUAL(loops_in(text), 7);
+    /* b (read by the softmax there) and d written straight into outputs:
+     * no copy */
+    CU_ASSERT_PTR_NULL(strstr(text, "memcpy"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "b = outputs[0];"));
+    if (loops_in(text) != 7 || strstr(text, "memcpy"))
+        fprintf(stderr, "\n[em_apart_f]:\n%s\n", text);
+    free(text);
+}
+
 void register_emit(void)
 {
     CU_pSuite s = CU_add_suite("emit", NULL, NULL);
@@ -948,4 +1045,6 @@ void register_emit(void)
     CU_add_test(s, "biases added by the gemm, not a pass of their own", test_bias_in_gemm);
     CU_add_test(s, "derivatives from stored outputs", test_derivatives_from_outputs);
     CU_add_test(s, "exp, log, tanh, sigmoid from bp.h", test_fast_math_calls);
+    CU_add_test(s, "one loop for consecutive elementwise steps", test_merged_loops);
+    CU_add_test(s, "no merged loop across a product or a reduction", test_loops_not_merged);
 }

@@ -129,11 +129,13 @@ static void test_mlp_steps(void)
     CU_ASSERT_TRUE(outer_gemm);
     /* every gradient is computed in place in grad: no copy step */
     CU_ASSERT_PTR_NULL(first_step(p, PF_BACKWARD, STEP_COPY));
-    /* predict copies p to outputs[0] */
-    const Step *out = first_step(p, PF_PREDICT, STEP_COPY);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
-    CU_ASSERT_TRUE(out->copy.dest == DEST_OUTPUT && out->copy.form == COPY_MEMCPY &&
-                   out->copy.size == 3);
+    /* predict's softmax writes p straight into outputs[0]: no copy */
+    CU_ASSERT_PTR_NULL(first_step(p, PF_PREDICT, STEP_COPY));
+    const Node *out = p->graph->output_nodes[0];
+    CU_ASSERT_EQUAL(p->info[out->id].buf[PF_PREDICT].pool, POOL_OUTPUT);
+    CU_ASSERT_EQUAL(p->info[out->id].buf[PF_PREDICT].offset, 0);
+    const Step *sm = &p->steps[PF_PREDICT][p->nsteps[PF_PREDICT] - 1];
+    CU_ASSERT_TRUE(sm->kind == STEP_REDUCE && sm->reduce.form == REDUCE_SOFTMAX && sm->node == out);
 }
 
 static void test_per_sample_steps(void)
@@ -191,6 +193,75 @@ static void test_kernel_steps(void)
     CU_ASSERT_TRUE(grad_kernel);
 }
 
+/* S = L^2 + 2, P = log(S): forward is one loop (S stored for backward,
+ * which takes dP/dS = 1/S, P a local of the loop, the loss summed in it);
+ * backward's one loop writes dP/dL into grad_inputs divided by n, with no
+ * copy after. */
+static void test_merged_loops(void)
+{
+    Plan *p = lower("input L\nwrt L\nS = L^2 + 2\nloss P = log(S)\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(plan_check(p));
+    CU_ASSERT_EQUAL_FATAL(p->nsteps[PF_FORWARD], 3);
+    const Step *f = p->steps[PF_FORWARD];
+    CU_ASSERT_TRUE(f[0].kind == STEP_LOOP && f[0].joined && f[0].loop.form == LOOP_FLAT);
+    CU_ASSERT_TRUE(f[1].kind == STEP_LOOP && f[1].joined && f[1].node == p->graph->loss);
+    CU_ASSERT_TRUE(f[2].kind == STEP_REDUCE && f[2].reduce.form == REDUCE_LOSS && !f[2].joined);
+    CU_ASSERT_EQUAL(p->info[f[0].node->id].buf[PF_FORWARD].pool, POOL_BATCHED);
+    CU_ASSERT_EQUAL(p->info[f[1].node->id].buf[PF_FORWARD].pool, POOL_LOCAL);
+    CU_ASSERT_EQUAL(p->ws_batched, 1);
+    CU_ASSERT_EQUAL_FATAL(p->nsteps[PF_BACKWARD], 1);
+    const Step *b = p->steps[PF_BACKWARD];
+    CU_ASSERT_TRUE(b[0].kind == STEP_LOOP && !b[0].joined);
+    CU_ASSERT_EQUAL(p->info[b[0].node->id].buf[PF_BACKWARD].pool, POOL_GRAD_INPUT);
+
+    /* plan_check: a local outside a merged loop, joins that are no loop */
+    Plan *c = lower("input L\nwrt L\nS = L^2 + 2\nloss P = log(S)\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    c->steps[PF_FORWARD][1].joined = false;   /* the loss reads P after its loop */
+    assert_rejected(c, "a reduction of a value not computed yet");
+    c->steps[PF_FORWARD][1].joined = true;
+    CU_ASSERT_TRUE(plan_check(c));
+    Buffer *S = &c->info[c->steps[PF_FORWARD][0].node->id].buf[PF_FORWARD];
+    c->steps[PF_FORWARD][0].joined = false;
+    S->pool = POOL_LOCAL;
+    assert_rejected(c, "a local of no merged loop");
+    S->pool = POOL_BATCHED;
+    c->steps[PF_FORWARD][0].joined = true;
+    CU_ASSERT_TRUE(plan_check(c));
+    c = lower(mlp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    c->steps[PF_FORWARD][0].joined = true;   /* a gemm */
+    assert_rejected(c, "a merged loop with a step that is not an elementwise loop");
+    c->steps[PF_FORWARD][0].joined = false;
+    c->steps[PF_FORWARD][1].joined = true;   /* tanh, then a gemm */
+    assert_rejected(c, "a merged loop over steps of different trip counts");
+}
+
+/* mse's 2/k scales each gradient: c · batch_mean(...) is the mean's own
+ * step, alpha c/n of the gemm and c times the bias mean's division, with
+ * no pass only rescaling and no buffer for the unscaled mean. */
+static void test_scale_folded(void)
+{
+    Plan *p = lower("input x[3]\ninput t[4]\nparam W[4, 3]\nparam b[4]\n"
+                    "loss L = mse(W · x + b, t)\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(plan_check(p));
+    CU_ASSERT_EQUAL_FATAL(p->nsteps[PF_BACKWARD], 2);
+    int gemm = 0, mean = 0;
+    for (int k = 0; k < 2; k++) {
+        const Step *st = &p->steps[PF_BACKWARD][k];
+        CU_ASSERT_EQUAL(st->node->op, OP_MUL);
+        CU_ASSERT_TRUE(st->factor && st->factor->value == 0.5);
+        CU_ASSERT_EQUAL(p->info[st->node->id].buf[PF_BACKWARD].pool, POOL_GRAD);
+        gemm += st->kind == STEP_GEMM && st->gemm.alpha == SCALE_INV_N;
+        mean += st->kind == STEP_REDUCE && st->reduce.form == REDUCE_BATCH_MEAN;
+    }
+    CU_ASSERT_EQUAL(gemm, 1);
+    CU_ASSERT_EQUAL(mean, 1);
+    CU_ASSERT_EQUAL(p->ws_shared, 0);
+}
+
 /* ---------------------------------------------------------------- what plan_check catches */
 
 static void test_check_catches_reads_before_writes(void)
@@ -236,15 +307,20 @@ static void test_check_catches_views_out_of_bounds(void)
     assert_rejected(p, "a buffer outside its pool");
     p->info[h->id].buf[PF_FORWARD].offset = offset;
 
-    /* a copy out of the wrong length */
+    /* a copy out of the wrong length: an input's gradient from a gemm,
+     * copied into grad_inputs divided by n */
+    p = lower("input x[6]\nparam W[2, 6]\nwrt x\nloss L = sum(tanh(W · x))\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     Step *out = NULL;
-    for (int k = 0; k < p->nsteps[PF_PREDICT]; k++)
-        if (p->steps[PF_PREDICT][k].kind == STEP_COPY)
-            out = &p->steps[PF_PREDICT][k];
+    for (int k = 0; k < p->nsteps[PF_BACKWARD]; k++)
+        if (p->steps[PF_BACKWARD][k].kind == STEP_COPY &&
+            p->steps[PF_BACKWARD][k].copy.dest == DEST_GRAD_INPUT)
+            out = &p->steps[PF_BACKWARD][k];
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
-    out->copy.size = 4;
+    CU_ASSERT_EQUAL(out->copy.form, COPY_EACH);
+    out->copy.size = 5;
     assert_rejected(p, "a copy between buffers of different sizes");
-    out->copy.size = 3;
+    out->copy.size = 6;
     CU_ASSERT_TRUE(plan_check(p));
 }
 
@@ -372,6 +448,8 @@ void register_plan(void)
 {
     CU_pSuite s = CU_add_suite("plan", NULL, free_arena);
     CU_add_test(s, "an MLP's steps", test_mlp_steps);
+    CU_add_test(s, "merged loops: the chain", test_merged_loops);
+    CU_add_test(s, "a constant factor folded into a batch mean's step", test_scale_folded);
     CU_add_test(s, "per-sample gemm, frozen and input gradients", test_per_sample_steps);
     CU_add_test(s, "kernel steps", test_kernel_steps);
     CU_add_test(s, "check: reads before writes", test_check_catches_reads_before_writes);

@@ -99,10 +99,11 @@ static void test_matmul_bias(void)
     char *out = report("rep_linear", src, "--report --batch 4");
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "at batch size n = 4, float (4 bytes a value)"));
-    /* 8 parameters, 32 bytes; workspace 3 values a sample (W·x, L) and 6
-     * shared (the gradients' sums): (3 · 4 + 6) · 4 = 72 bytes */
+    /* 8 parameters, 32 bytes; workspace 3 values a sample (W·x, L), none
+     * shared (the gradients' sums are written scaled into grad): 3 · 4 ·
+     * 4 = 48 bytes */
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "parameters: 8 values, 32 bytes; "
-                                       "rep_linear_workspace_size(4) = 72 bytes"));
+                                       "rep_linear_workspace_size(4) = 48 bytes"));
     /* forward keeps W·x for backward, so the bias is a loop of its own.
      * W·x: 2·3 multiply-adds per element, 2 elements, 4 samples = 48;
      * reads x (3·4) and W (6), writes 2·4: 26 values, 104 bytes */
@@ -119,26 +120,27 @@ static void test_matmul_bias(void)
      * 3 values · 4 = 48 bytes; peak: + theta 32 + x 48 + t 32 = 160 */
     totals(out, "forward", 93, 272, 48, 160);
     /* predict fuses the bias into the gemm: 48 + 8 adds = 56 FLOPs;
-     * reads x, W, b (12 + 6 + 2), writes y (8): 112 bytes; then y to
-     * outputs[0]: 8 read, 8 written, 64 bytes */
+     * reads x, W, b (12 + 6 + 2), writes y (8) straight into outputs[0]:
+     * 112 bytes, no copy, no workspace; peak: theta 32 + x 48 + y 32 */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\npredict: 1 steps\n"));
     STEP(out, "predict", 1, "gemm", "y = W · x + b", 56, 112);
-    STEP(out, "predict", 2, "copy", "output y into outputs[0]", 0, 64);
-    /* backward: dL/db = 2 · batch_mean(d): the mean adds 2 values per
-     * sample (8 FLOPs), reading d (8) and writing 2 (40 bytes); then 2
-     * products, 2 read, 2 written into grad (16 bytes) */
-    STEP(out, "backward", 1, "reduce", "batch_mean(W · x + b - t)", 8, 40);
-    STEP(out, "backward", 2, "loop", "dL/db = 2 * batch_mean(W · x + b - t)", 2, 16);
-    /* the mean of outer(d, x) as one gemm: the outer product's 6 products
-     * and the mean's 6 adds per sample, 48; reads d (8), x (12), writes
-     * 6: 104 bytes; dL/dW = 2 · that: 6 FLOPs, 48 bytes */
-    STEP(out, "backward", 3, "gemm", "batch_mean(outer(W · x + b - t, x))", 48, 104);
-    STEP(out, "backward", 4, "loop", "dL/dW = 2 * batch_mean(outer(W · x + b - t, x))", 6, 48);
-    /* 64 FLOPs, 208 bytes; the workspace reached: the kept d (2 a sample,
-     * 8) and 6 shared after the 3 · 4 per-sample values: 18 values, 72
-     * bytes; peak: + theta 32, x 48 (backward reads no t) and grad 32 */
-    totals(out, "backward", 64, 208, 72, 72 + 32 + 48 + 32);
+    totals(out, "predict", 56, 112, 0, 112);
+    /* backward: dL/db = 2 · batch_mean(d), the factor folded into the
+     * mean's last division: the mean adds 2 values per sample (8 FLOPs)
+     * and the 2 products, 10; reads d (8), writes 2 into grad: 40 bytes */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nbackward: 2 steps\n"));
+    STEP(out, "backward", 1, "reduce", "dL/db = 2 * batch_mean(W · x + b - t)", 10, 40);
+    /* dL/dW = 2 · the mean of outer(d, x) as one gemm with alpha 2/n:
+     * the outer product's 6 products and the mean's 6 adds per sample,
+     * 48, and the 6 products, 54; reads d (8), x (12), writes 6: 104
+     * bytes */
+    STEP(out, "backward", 2, "gemm", "dL/dW = 2 * batch_mean(outer(W · x + b - t, x))", 54, 104);
+    /* 64 FLOPs, 144 bytes; the workspace reached: the kept d (2 a sample
+     * at the start of the per-sample pool), 8 values, 32 bytes; peak: +
+     * theta 32, x 48 (backward reads no t) and grad 32 */
+    totals(out, "backward", 64, 144, 32, 32 + 32 + 48 + 32);
     /* forward + backward */
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "training step (forward + backward): 157 FLOPs, 480 bytes"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "training step (forward + backward): 157 FLOPs, 416 bytes"));
     free(out);
 }
 
@@ -166,13 +168,14 @@ static void test_iris(void)
     /* sum(log_softmax(z) * y): 3 products and 3 adds a sample, 192;
      * reads 96 + 96, writes 32: 896 bytes */
     STEP(out, "forward", 5, "reduce", "sum(log_softmax(z) * y)", 192, 896);
-    /* L = -that: 32 products; 32 read, 32 written: 256 bytes */
-    STEP(out, "forward", 6, "loop", "L = -sum(log_softmax(z) * y)", 32, 256);
-    STEP(out, "forward", 7, "reduce", "the loss L", 33, 128);
-    /* 9153 FLOPs, 11660 bytes; the workspace forward reaches, 22 values
+    /* L = -that: 32 products; 32 read, none written: L is a local of
+     * the loop that sums the loss, 128 bytes */
+    STEP(out, "forward", 6, "loop", "L = -sum(log_softmax(z) * y)", 32, 128);
+    STEP(out, "forward", 7, "reduce", "the loss L", 33, 0);
+    /* 9153 FLOPs, 11404 bytes; the workspace forward reaches, 22 values
      * a sample, 2816 bytes (lowering's placement); peak: + theta 131 · 4
      * = 524, x 512, y 384: 4236 */
-    totals(out, "forward", 9153, 11660, 2816, 2816 + 524 + 512 + 384);
+    totals(out, "forward", 9153, 11404, 2816, 2816 + 524 + 512 + 384);
     /* predict's softmax: 5 · 3 = 15 a sample, 480 */
     STEP(out, "predict", 4, "reduce", "p = softmax(z)", 480, 768);
     free(out);

@@ -487,15 +487,15 @@ static void test_overflow(void)
 
 static void test_backward_division_by_zero(void)
 {
-    /* forward is finite (sqrt(0) = 0); its derivative 1 / (2 sqrt(0)) is
-     * not, and the mean of x[0] / t4[0] over the batch (t4 = sqrt(x w),
-     * which forward stored), half of dL/dw[0] (nameless: named in the C
-     * after its operation), is 0 · inf */
+    /* forward is finite (sqrt(0) = 0); its derivative 1 / (2 sqrt(0)),
+     * taken from the stored t4 = sqrt(x w), is not, and dL/dw[0], half the
+     * mean of x[0] / t4[0] over the batch (the half folded into the mean's
+     * step), is 0 · inf */
     check_finite_case("fin_sqrt",
                       "input x[2]\nparam w[2]\nloss L = sum(sqrt(x * w))\n",
                       "1 1  1  0 4\n",
-                      "backward: batch_mean_16[0] is nan "
-                      "(fin_sqrt.net:3  batch_mean_16 = batch_mean(x / t4))");
+                      "backward: dL/dw[0] is nan "
+                      "(fin_sqrt.net:3  dL/dw = 0.5 * batch_mean(x / t4))");
 }
 
 static void test_predict(void)

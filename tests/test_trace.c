@@ -328,7 +328,9 @@ static void test_line_seen_by_the_compiler(void)
         "param v[2]\n"
         "h = tanh(W · x)\n"              /* line 6: bp_tanhf, and gemm forward and backward */
         "y = sigmoid(sum(v * h))\n"
-        "output h\n"                      /* predict copies h out: memcpy, glue */
+        "g = 2 * h\n"                     /* line 8: one loop of h and g in predict */
+        "u = 2 * v\n"                     /* no input: predict copies it to each row, */
+        "output h, g, u\n"                /* memcpy, glue */
         "loss L = (y - t)^2\n";
     static const char *const harness =
         "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
@@ -341,10 +343,10 @@ static void test_line_seen_by_the_compiler(void)
         "#define memcpy(d, s, k) (seen(\"memcpy\", __FILE__, __LINE__), memcpy(d, s, k))\n"
         "#include \"trace_m.c\"\n"
         "int main(void)\n{\n"
-        "    float theta[trace_m_NUM_PARAMS], grad[trace_m_NUM_PARAMS], h[4];\n"
+        "    float theta[trace_m_NUM_PARAMS], grad[trace_m_NUM_PARAMS], h[4], g[4], u[4];\n"
         "    const float x[6] = {0.1f, -0.2f, 0.3f, 0.5f, 0.4f, -0.6f}, t[2] = {0.25f, 0.75f};\n"
         "    const float *const in[2] = {x, t};\n"
-        "    float *const out[1] = {h};\n"
+        "    float *const out[3] = {h, g, u};\n"
         "    void *ws = malloc(trace_m_workspace_size(2));\n"
         "    if (!ws)\n        return 1;\n"
         "    trace_m_init(theta, 1);\n"
@@ -378,7 +380,7 @@ static void test_line_seen_by_the_compiler(void)
                 *colon = '\0';
                 CU_ASSERT_STRING_EQUAL(where, c_path);
                 char *code = line_of(c_text, strtol(colon + 1, NULL, 10));
-                CU_ASSERT(code && strstr(code, "memcpy(outputs[0], h,"));
+                CU_ASSERT(code && strstr(code, "memcpy(outputs[2] + s * 2, u,"));
                 free(code);
                 copies++;
             } else {
@@ -394,7 +396,7 @@ static void test_line_seen_by_the_compiler(void)
     /* forward and predict each: tanh and the product; backward: dL/dW */
     CU_ASSERT(tanhs >= 2);
     CU_ASSERT(gemms >= 3);
-    CU_ASSERT_EQUAL(copies, 1);
+    CU_ASSERT_EQUAL(copies, 2);    /* a row per sample */
     free(at_net);
     free(c_text);
     free(c_path);

@@ -116,7 +116,10 @@ void emit_helpers(Emit *e, FILE *out);
 
 /* ---- steps.c */
 void emit_step(Emit *e, const Step *st);
-void gemm_rows(Emit *e, int depth, const GemmStep *g, const char *rows, const char *dst);
+void gemm_rows(Emit *e, int depth, const Step *st, const char *rows, const char *dst);
+/* Steps st[0 .. count): one step (traced), or a merged loop (Step.joined
+ * on all but the last), forward's loss perhaps its last. */
+void emit_run(Emit *e, const Step *st, int count);
 
 /* ---- frames.c */
 long param_offset(const Model *m, int index);
@@ -160,6 +163,10 @@ extern const char BACK_TO_C[];
 /* emit_step(), with --line-directives every line of its code after a
  * source_directive() and the step followed by BACK_TO_C. */
 void emit_traced_step(Emit *e, const Step *st);
+/* Writes text (len bytes) of code made for .net line `line`: with
+ * --line-directives each code line after a source_directive() and the
+ * whole followed by BACK_TO_C; else as it is. */
+void emit_traced_text(Emit *e, int line, const char *text, size_t len);
 /* Copies the C file to `out`, each BACK_TO_C line replaced by
  * `#line N "OUT.c"`, N the number of the line after it. */
 void resolve_back_to_c(Emit *e, const char *text, size_t len, FILE *out);

@@ -100,7 +100,7 @@ bool is_leaf(const Node *n)
 const char *buf_name(Emit *e, Node *n)
 {
     const NodeInfo *in = info(e, n);
-    if (!(is_leaf(n) || in->mode[e->f] == NODE_BUFFER ||
+    if (!(is_leaf(n) || (in->mode[e->f] == NODE_BUFFER && in->buf[e->f].pool != POOL_LOCAL) ||
           (after_forward(e->f) && in->kept)))
         die(fmt(e, "node %d (%s) has no buffer", n->id, op_info[n->op].name));
     if (!e->used[n->id]) {
@@ -124,9 +124,12 @@ Ex elem(Emit *e, Node *n, const char *s, const char *j)
     return ex(fmt(e, "%s[%s]", b, j), PR_ATOM, true);
 }
 
-/* n's buffer at the index of loop c. */
+/* n's buffer at the index of loop c (a local of a merged loop: itself). */
 Ex ref_buf(Emit *e, const Ctx *c, Node *n)
 {
+    if (!is_leaf(n) && info(e, n)->mode[e->f] == NODE_BUFFER &&
+        info(e, n)->buf[e->f].pool == POOL_LOCAL)
+        return ex(e->cname[n->id], PR_ATOM, true);
     switch (c->mode) {
     case LOOP_SCALAR:
         return ex(fmt(e, "%s[0]", buf_name(e, n)), PR_ATOM, true);

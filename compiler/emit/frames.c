@@ -80,6 +80,15 @@ static void declare(Emit *e, FILE *out, Node *n)
         else
             where = b.offset ? fmt(e, "grad + %ld", b.offset) : "grad";
         break;
+    case POOL_OUTPUT:
+        where = fmt(e, "outputs[%ld]", b.offset);
+        break;
+    case POOL_GRAD_INPUT:
+        where = fmt(e, "grad_inputs != NULL ? grad_inputs[%ld] : NULL", b.offset);
+        break;
+    case POOL_LOCAL:
+        die("a local of a loop declared as a buffer");
+        break;
     case POOL_NONE:
         die("a buffer without a place");
     }
@@ -205,10 +214,17 @@ static const char *group_doc(Emit *e, PlanFn f, const StepGroup *g)
  * check where lowering asked for one (--check-finite). */
 static void emit_steps(Emit *e, PlanFn f, int first, int count)
 {
-    for (int s = first; s < first + count; s++) {
-        emit_traced_step(e, &e->p->steps[f][s]);
-        if (e->p->steps[f][s].check_finite)
-            check_step(e, e->p->steps[f][s].node);
+    const Step *steps = e->p->steps[f];
+    for (int s = first; s < first + count;) {
+        /* a merged loop: the steps joined to the next, and that one */
+        int run = 1;
+        while (s + run < first + count && steps[s + run - 1].joined)
+            run++;
+        emit_run(e, &steps[s], run);
+        for (int k = s; k < s + run; k++)
+            if (steps[k].check_finite)
+                check_step(e, steps[k].node);
+        s += run;
     }
 }
 
@@ -369,7 +385,7 @@ void emit_update(Emit *e, const Step *st)
         bool whole = rows % tile == 0;   /* blocks of `tile` rows only */
         const char *count = whole ? fmt(e, "%ld", tile)
                             : fmt(e, "(int)(%ld - k < %ld ? %ld - k : %ld)", rows, tile, rows, tile);
-        gemm_rows(e, 2, g, count, grad);
+        gemm_rows(e, 2, u->gemm, count, grad);
         line(e, 2, "bp_optim_update(%s, theta, %s, %s_%s_OFFSET + k * %ld, %s);", e->opt_name,
              grad, e->M, P, cols, whole ? fmt(e, "%ld", tile * cols)
                                         : fmt(e, "(size_t)%s * %ld", count, cols));

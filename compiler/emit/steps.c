@@ -10,17 +10,18 @@
 
 /* ---------------------------------------------------------------- arguments */
 
-static const char *inv_n(Emit *e)
+/* 1/n, or c/n where the step folds in a constant factor c */
+static const char *inv_n(Emit *e, const Node *factor)
 {
-    return fmt(e, "%s / (%s)n", lit_str(e, 1), e->real);
+    return fmt(e, "%s / (%s)n", lit_str(e, factor ? factor->value : 1), e->real);
 }
 
-static const char *scale(Emit *e, Scale s)
+static const char *scale(Emit *e, Scale s, const Node *factor)
 {
     switch (s) {
     case SCALE_ZERO: return lit_str(e, 0);
     case SCALE_ONE: return lit_str(e, 1);
-    case SCALE_INV_N: return inv_n(e);
+    case SCALE_INV_N: return inv_n(e, factor);
     case SCALE_FIRST_ZERO: return fmt(e, "s == 0 ? %s : %s", lit_str(e, 0), lit_str(e, 1));
     }
     return "0";
@@ -79,20 +80,21 @@ static void gemm(Emit *e, const Step *st)
         line(e, d++, "for (size_t s = 0; s < (size_t)n; s++)");
     line(e, d, "%s(%d, %d, %s, %s, %s, %s, %s, %ld, %s, %ld, %s, %s, %ld);",
          e->dbl ? "bp_gemm_d" : "bp_gemm_f", g->ta, g->tb, extent(e, g->m), extent(e, g->n),
-         extent(e, g->k), scale(e, g->alpha), operand(e, g->a), g->lda, operand(e, g->b), g->ldb,
-         scale(e, g->beta), operand(e, g->c), g->ldc);
+         extent(e, g->k), scale(e, g->alpha, st->factor), operand(e, g->a), g->lda,
+         operand(e, g->b), g->ldb, scale(e, g->beta, NULL), operand(e, g->c), g->ldc);
 }
 
 /* Rows [k, k + rows) of gemm g's result into dst, a block of those rows
  * alone (M_step's tiled gradient, emit_update): op(A) from its row k. */
-void gemm_rows(Emit *e, int depth, const GemmStep *g, const char *rows, const char *dst)
+void gemm_rows(Emit *e, int depth, const Step *st, const char *rows, const char *dst)
 {
+    const GemmStep *g = &st->gemm;
     const char *a = operand(e, g->a);
     a = g->ta ? fmt(e, "%s + k", a) : fmt(e, "%s + k * %ld", a, g->lda);
     line(e, depth, "%s(%d, %d, %s, %s, %s, %s, %s, %ld, %s, %ld, %s, %s, %ld);",
          e->dbl ? "bp_gemm_d" : "bp_gemm_f", g->ta, g->tb, rows, extent(e, g->n),
-         extent(e, g->k), scale(e, g->alpha), a, g->lda, operand(e, g->b), g->ldb,
-         scale(e, g->beta), dst, g->ldc);
+         extent(e, g->k), scale(e, g->alpha, st->factor), a, g->lda, operand(e, g->b), g->ldb,
+         scale(e, g->beta, NULL), dst, g->ldc);
 }
 
 /* ---------------------------------------------------------------- kernels */
@@ -126,7 +128,7 @@ static void kernel(Emit *e, const Step *st)
         line(e, d++, "for (size_t s = 0; s < (size_t)n; s++) {");
     const char *count = extent(e, k->count), *out = operand(e, k->out);
     const char *A = operand(e, k->arg[0]), *B = operand(e, k->arg[1]), *C = operand(e, k->arg[2]);
-    const char *alpha = scale(e, k->alpha), *beta = scale(e, k->beta);
+    const char *alpha = scale(e, k->alpha, st->factor), *beta = scale(e, k->beta, NULL);
     switch (k->op) {
     case OP_CONV2D:
         line(e, d, "%s(&cs, %s, %s, %s, %s, %s, %s);", fnname, count, A, B, C, out,
@@ -164,54 +166,152 @@ static void kernel(Emit *e, const Step *st)
 
 /* ---------------------------------------------------------------- loops */
 
-/* The fused expression of the step's node, one value per index. */
-static void loop(Emit *e, const Step *st)
+/* Where a loop writes its node: a buffer, a local of a merged loop, or
+ * (lower.c's place_results) the caller's grad_inputs. */
+static Pool pool_of(Emit *e, const Node *y)
+{
+    return info(e, y)->buf[e->f].pool;
+}
+
+static const char *loop_count(Emit *e, const Node *y, long size)
+{
+    return y->batched ? batch_count(e, size) : fmt(e, "%ld", size);
+}
+
+/* Opens the loop of `form` whose body is at depth d + 1 (flat) or d + 2
+ * (nested); returns the body's depth. */
+static int open_loop(Emit *e, LoopForm form, int d, const Node *y, long size)
+{
+    if (form == LOOP_FLAT) {
+        line(e, d, "for (size_t i = 0; i < %s; i++) {", loop_count(e, y, size));
+        return d + 1;
+    }
+    line(e, d, "for (size_t s = 0; s < (size_t)n; s++) {");
+    line(e, d + 1, "for (size_t j = 0; j < %ld; j++) {", size);
+    return d + 2;
+}
+
+static void close_loop(Emit *e, LoopForm form, int d)
+{
+    if (form == LOOP_NESTED)
+        line(e, d + 1, "}");
+    line(e, d, "}");
+}
+
+/* Renders step st's node in a loop of `form` whose body is at depth d:
+ * its temporaries into *pre, the comments of the named values fused
+ * into it (at depth `notes_at`), and returns the statement storing it. */
+static const char *statement(Emit *e, const Step *st, int d, int notes_at, char **pre)
 {
     Node *y = st->node;
-    long size = st->loop.size;
     Ctx c;
     memset(&c, 0, sizeof c);
     c.mode = st->loop.form;
     c.batched = y->batched;
-    c.size = size;
-    c.depth = c.mode == LOOP_NESTED ? 3 : 2;
-    char *pre = NULL, *notes = NULL;
+    c.size = st->loop.size;
+    c.depth = d;
+    char *notes = NULL;
     size_t npre = 0, nnotes = 0;
-    open_ctx(&c, &pre, &npre, &notes, &nnotes);
+    open_ctx(&c, pre, &npre, &notes, &nnotes);
     Ex value = render(e, &c, y, true);
-    Ex dest = ref_buf(e, &c, y);
-    close_ctx(e, &c, &notes, 1);
+    const char *stmt;
+    if (pool_of(e, y) == POOL_LOCAL)
+        stmt = fmt(e, "const %s %s = %s;", e->real, e->cname[y->id], value.s);
+    else if (pool_of(e, y) == POOL_GRAD_INPUT)
+        stmt = fmt(e, "%s = %s / (%s)n;", ref_buf(e, &c, y).s, at(e, value, PR_MUL), e->real);
+    else
+        stmt = fmt(e, "%s = %s;", ref_buf(e, &c, y).s, value.s);
+    close_ctx(e, &c, &notes, notes_at);
+    free(notes);
+    return stmt;
+}
+
+/* The fused expression of the step's node, one value per index. */
+static void loop(Emit *e, const Step *st)
+{
+    Node *y = st->node;
+    LoopForm form = st->loop.form;
+    bool guarded = pool_of(e, y) == POOL_GRAD_INPUT;
+    int d = guarded ? 2 : 1;
+    int body = form == LOOP_NESTED ? d + 2 : form == LOOP_FLAT ? d + 1 : d;
+    char *pre = NULL;
+    const char *stmt = statement(e, st, body, 1, &pre);
     comment(e, 1, equation(e, y));
-    bool block = npre > 0;
-    switch (c.mode) {
+    if (guarded) {
+        comment(e, 1, comment_text(e, fmt(e, "into grad_inputs[%ld], divided by n (the batch "
+                                          "mean), when the caller asks for it",
+                                          info(e, y)->buf[e->f].offset)));
+        line(e, 1, "if (%s != NULL) {", buf_name(e, y));
+    }
+    bool block = pre && *pre;
+    switch (form) {
     case LOOP_SCALAR:
         if (block)
-            line(e, 1, "{");
+            line(e, d, "{");
         fputs(pre ? pre : "", e->out);
-        line(e, block ? 2 : 1, "%s = %s;", dest.s, value.s);
+        line(e, block ? d + 1 : d, "%s", stmt);
         if (block)
-            line(e, 1, "}");
+            line(e, d, "}");
         break;
     case LOOP_FLAT:
-        line(e, 1, "for (size_t i = 0; i < %s; i++) {",
-             y->batched ? batch_count(e, size) : fmt(e, "%ld", size));
-        fputs(pre ? pre : "", e->out);
-        line(e, 2, "%s = %s;", dest.s, value.s);
-        line(e, 1, "}");
-        break;
     case LOOP_NESTED:
-        line(e, 1, "for (size_t s = 0; s < (size_t)n; s++) {");
-        line(e, 2, "for (size_t j = 0; j < %ld; j++) {", size);
+        open_loop(e, form, d, y, st->loop.size);
         fputs(pre ? pre : "", e->out);
-        line(e, 3, "%s = %s;", dest.s, value.s);
-        line(e, 2, "}");
-        line(e, 1, "}");
+        line(e, body, "%s", stmt);
+        close_loop(e, form, d);
         break;
     case LOOP_OUTER:
         die("an outer product as an expression");
     }
+    if (guarded)
+        line(e, 1, "}");
     free(pre);
-    free(notes);
+}
+
+/* A merged loop (Step.joined): steps st[0 .. count) as statements of one
+ * loop, each under its own comment, in order; with `summed`, forward's
+ * loss (st[count]) accumulated in it too. Each statement's code is traced
+ * to its own .net line. */
+static void merged_loop(Emit *e, const Step *st, int count, bool summed)
+{
+    Node *y0 = st[0].node, *L = summed ? st[count].reduce.x : NULL;
+    LoopForm form = st[0].loop.form;
+    int body = form == LOOP_NESTED ? 3 : 2;
+    if (summed) {
+        const char *name = e->m->loss ? e->m->loss->name : "loss";
+        comment(e, 1, comment_text(e, fmt(e, "the batch loss: the mean of %s over the samples, "
+                                          "summed in the loop that computes it", name)));
+        line(e, 1, "double acc = 0;");
+    }
+    open_loop(e, form, 1, y0, st[0].loop.size);
+    for (int k = 0; k < count; k++) {
+        FILE *out = e->out;
+        char *text = NULL, *pre = NULL;
+        size_t len = 0;
+        e->out = open_memstream(&text, &len);
+        if (!e->out)
+            die("out of memory");
+        const char *stmt = statement(e, &st[k], body, body, &pre);
+        comment(e, body, equation(e, st[k].node));
+        fputs(pre ? pre : "", e->out);
+        line(e, body, "%s", stmt);
+        fclose(e->out);
+        e->out = out;
+        emit_traced_text(e, st[k].node->line, text, len);
+        free(text);
+        free(pre);
+    }
+    if (summed) {
+        Ctx c;
+        memset(&c, 0, sizeof c);
+        c.mode = LOOP_FLAT;
+        c.batched = true;
+        c.size = 1;
+        line(e, body, "acc += %s;", ref_buf(e, &c, L).s);
+    }
+    close_loop(e, form, 1);
+    if (summed)
+        line(e, 1, "return (%s)(acc / n);", e->real);
 }
 
 /* y[k, j] = a[k] · b[j], per sample */
@@ -341,7 +441,10 @@ static void batch_mean(Emit *e, const Step *st)
         fputs(pre ? pre : "", e->out);
         line(e, 3, "acc += %s;", v.s);
         line(e, 2, "}");
-        line(e, 2, "%s[0] = acc / (%s)n;", dest, e->real);
+        if (st->factor)
+            line(e, 2, "%s[0] = %s * (acc / (%s)n);", dest, lit_str(e, st->factor->value), e->real);
+        else
+            line(e, 2, "%s[0] = acc / (%s)n;", dest, e->real);
         line(e, 1, "}");
     } else {
         line(e, 1, "for (size_t j = 0; j < %ld; j++)", size);
@@ -353,7 +456,11 @@ static void batch_mean(Emit *e, const Step *st)
         line(e, 2, "}");
         line(e, 1, "}");
         line(e, 1, "for (size_t j = 0; j < %ld; j++)", size);
-        line(e, 2, "%s[j] /= (%s)n;", dest, e->real);
+        if (st->factor)
+            line(e, 2, "%s[j] = %s * (%s[j] / (%s)n);", dest, lit_str(e, st->factor->value), dest,
+                 e->real);
+        else
+            line(e, 2, "%s[j] /= (%s)n;", dest, e->real);
     }
     free(pre);
     free(notes);
@@ -488,6 +595,16 @@ static void copy_out(Emit *e, const Step *st)
 }
 
 /* ---------------------------------------------------------------- entry */
+
+void emit_run(Emit *e, const Step *st, int count)
+{
+    if (count == 1) {
+        emit_traced_step(e, st);
+        return;
+    }
+    bool summed = st[count - 1].kind == STEP_REDUCE;
+    merged_loop(e, st, summed ? count - 1 : count, summed);
+}
 
 void emit_step(Emit *e, const Step *st)
 {

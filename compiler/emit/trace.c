@@ -65,6 +65,26 @@ const char *source_directive(Emit *e, int line)
     return fmt(e, "#line %d %s\n", line, c_string(e, e->m->path));
 }
 
+void emit_traced_text(Emit *e, int line, const char *text, size_t len)
+{
+    const char *directive = source_directive(e, line);
+    if (!directive) {
+        fwrite(text, 1, len, e->out);
+        return;
+    }
+    for (size_t at = 0; at < len;) {
+        const char *p = text + at, *nl = memchr(p, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - p) + 1 : len - at;
+        size_t lead = strspn(p, " ");
+        /* a comment line (opening, or the second line of one) needs none */
+        if (strncmp(p + lead, "/*", 2) != 0 && strncmp(p + lead, "* ", 2) != 0)
+            fputs(directive, e->out);
+        fwrite(p, 1, n, e->out);
+        at += n;
+    }
+    fputs(BACK_TO_C, e->out);
+}
+
 void emit_traced_step(Emit *e, const Step *st)
 {
     /* copies out to the caller (no node) are glue */
@@ -82,17 +102,7 @@ void emit_traced_step(Emit *e, const Step *st)
     emit_step(e, st);
     fclose(e->out);
     e->out = out;
-    for (size_t at = 0; at < len;) {
-        const char *p = text + at, *nl = memchr(p, '\n', len - at);
-        size_t n = nl ? (size_t)(nl - p) + 1 : len - at;
-        size_t lead = strspn(p, " ");
-        /* a comment line (opening, or the second line of one) needs none */
-        if (strncmp(p + lead, "/*", 2) != 0 && strncmp(p + lead, "* ", 2) != 0)
-            fputs(directive, out);
-        fwrite(p, 1, n, out);
-        at += n;
-    }
-    fputs(BACK_TO_C, out);
+    emit_traced_text(e, st->node->line, text, len);
     free(text);
 }
 

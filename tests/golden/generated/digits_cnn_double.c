@@ -47,7 +47,6 @@ double digits_cnn_forward(const double *theta, const double *const inputs[], int
     double *const z = wsr + 1280 * (size_t)n;
     double *const log_softmax_13 = wsr + 1290 * (size_t)n;
     double *const sum_15 = wsr + 1280 * (size_t)n;
-    double *const L = wsr + 1280 * (size_t)n;
     (void)theta;
     (void)inputs;
     (void)n;
@@ -94,14 +93,13 @@ double digits_cnn_forward(const double *theta, const double *const inputs[], int
         }
         sum_15[s] = acc;
     }
-    /* digits_cnn.net:14  L = -sum_15 */
-    for (size_t i = 0; i < (size_t)n; i++) {
-        L[i] = -sum_15[i];
-    }
-    /* the batch loss: the mean of L over the samples */
+    /* the batch loss: the mean of L over the samples, summed in the loop that computes it */
     double acc = 0;
-    for (size_t s = 0; s < (size_t)n; s++)
-        acc += L[s];
+    for (size_t i = 0; i < (size_t)n; i++) {
+        /* digits_cnn.net:14  L = -sum_15 */
+        const double L = -sum_15[i];
+        acc += L;
+    }
     return (double)(acc / n);
 }
 
@@ -207,7 +205,7 @@ void digits_cnn_predict(const double *theta, const double *const inputs[], int n
     double *const h = wsr + 1024 * (size_t)n;
     double *const t9 = wsr + 1024 * (size_t)n;
     double *const z = wsr;
-    double *const p = wsr + 10 * (size_t)n;
+    double *const p = outputs[0];
     (void)theta;
     (void)inputs;
     (void)n;
@@ -247,8 +245,6 @@ void digits_cnn_predict(const double *theta, const double *const inputs[], int n
         for (size_t j = 0; j < 10; j++)
             p[s * 10 + j] /= acc;
     }
-    /* output p */
-    memcpy(outputs[0], p, 10 * (size_t)n * sizeof(double));
 }
 
 /* The outputs, as predict gives them, from what forward left in ws: call
@@ -262,7 +258,7 @@ void digits_cnn_outputs_after_forward(const double *theta, const double *const i
     const double *const b = theta + 2720;
     double *const t9 = wsr + 1024 * (size_t)n;
     double *const z = wsr;
-    double *const p = wsr + 10 * (size_t)n;
+    double *const p = outputs[0];
     (void)theta;
     (void)inputs;
     (void)n;
@@ -286,8 +282,6 @@ void digits_cnn_outputs_after_forward(const double *theta, const double *const i
         for (size_t j = 0; j < 10; j++)
             p[s * 10 + j] /= acc;
     }
-    /* output p */
-    memcpy(outputs[0], p, 10 * (size_t)n * sizeof(double));
 }
 
 /* The batch loss, as forward returns it, and the outputs, as predict

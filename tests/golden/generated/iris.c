@@ -45,7 +45,6 @@ float iris_forward(const float *theta, const float *const inputs[], int n, void 
     float *const z = wsr + 16 * (size_t)n;
     float *const log_softmax_12 = wsr + 19 * (size_t)n;
     float *const sum_14 = wsr + 16 * (size_t)n;
-    float *const L = wsr + 16 * (size_t)n;
     (void)theta;
     (void)inputs;
     (void)n;
@@ -84,14 +83,13 @@ float iris_forward(const float *theta, const float *const inputs[], int n, void 
         }
         sum_14[s] = acc;
     }
-    /* iris.net:13  L = -sum_14 */
-    for (size_t i = 0; i < (size_t)n; i++) {
-        L[i] = -sum_14[i];
-    }
-    /* the batch loss: the mean of L over the samples */
+    /* the batch loss: the mean of L over the samples, summed in the loop that computes it */
     double acc = 0;
-    for (size_t s = 0; s < (size_t)n; s++)
-        acc += L[s];
+    for (size_t i = 0; i < (size_t)n; i++) {
+        /* iris.net:13  L = -sum_14 */
+        const float L = -sum_14[i];
+        acc += L;
+    }
     return (float)(acc / n);
 }
 
@@ -185,7 +183,7 @@ void iris_predict(const float *theta, const float *const inputs[], int n, void *
     float *const t7 = wsr;
     float *const h = wsr;
     float *const z = wsr + 16 * (size_t)n;
-    float *const p = wsr;
+    float *const p = outputs[0];
     (void)theta;
     (void)inputs;
     (void)n;
@@ -217,8 +215,6 @@ void iris_predict(const float *theta, const float *const inputs[], int n, void *
         for (size_t j = 0; j < 3; j++)
             p[s * 3 + j] /= acc;
     }
-    /* output p */
-    memcpy(outputs[0], p, 3 * (size_t)n * sizeof(float));
 }
 
 /* The outputs, as predict gives them, from what forward left in ws: call
@@ -232,7 +228,7 @@ void iris_outputs_after_forward(const float *theta, const float *const inputs[],
     const float *const b2 = theta + 128;
     float *const h = wsr;
     float *const z = wsr + 16 * (size_t)n;
-    float *const p = wsr;
+    float *const p = outputs[0];
     (void)theta;
     (void)inputs;
     (void)n;
@@ -256,8 +252,6 @@ void iris_outputs_after_forward(const float *theta, const float *const inputs[],
         for (size_t j = 0; j < 3; j++)
             p[s * 3 + j] /= acc;
     }
-    /* output p */
-    memcpy(outputs[0], p, 3 * (size_t)n * sizeof(float));
 }
 
 /* The batch loss, as forward returns it, and the outputs, as predict

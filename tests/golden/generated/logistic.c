@@ -36,30 +36,24 @@ float logistic_forward(const float *theta, const float *const inputs[], int n, v
     const float *const theta2 = theta + 1;
     float *const y = wsr;
     float *const t10 = wsr + 1 * (size_t)n;
-    float *const J = wsr + 2 * (size_t)n;
     (void)theta;
     (void)inputs;
     (void)n;
     (void)ws;
 
-    /* logistic.net:8  z = theta1 * x + theta2 */
-    /* logistic.net:9  y = sigmoid(z) */
+    /* the batch loss: the mean of J over the samples, summed in the loop that computes it */
+    double acc = 0;
     for (size_t i = 0; i < (size_t)n; i++) {
+        /* logistic.net:8  z = theta1 * x + theta2 */
+        /* logistic.net:9  y = sigmoid(z) */
         const float z = theta2[0] + x[i] * theta1[0];
         y[i] = bp_sigmoidf(z);
-    }
-    /* logistic.net:11  t10 = y - t */
-    for (size_t i = 0; i < (size_t)n; i++) {
+        /* logistic.net:11  t10 = y - t */
         t10[i] = y[i] - t[i];
+        /* logistic.net:11  J = 0.5 * t10^2 */
+        const float J = 0.5f * (t10[i] * t10[i]);
+        acc += J;
     }
-    /* logistic.net:11  J = 0.5 * t10^2 */
-    for (size_t i = 0; i < (size_t)n; i++) {
-        J[i] = 0.5f * (t10[i] * t10[i]);
-    }
-    /* the batch loss: the mean of J over the samples */
-    double acc = 0;
-    for (size_t s = 0; s < (size_t)n; s++)
-        acc += J[s];
     return (float)(acc / n);
 }
 
@@ -75,7 +69,7 @@ void logistic_backward(const float *theta, const float *const inputs[], int n, v
     float *const t10 = wsr + 1 * (size_t)n;
     float *const d_z = wsr + 2 * (size_t)n;
     float *const d_theta2 = grad + 1;
-    float *const d_x = wsr;
+    float *const d_x = grad_inputs != NULL ? grad_inputs[0] : NULL;
     float *const d_theta1 = grad;
     (void)theta;
     (void)inputs;
@@ -99,8 +93,11 @@ void logistic_backward(const float *theta, const float *const inputs[], int n, v
         d_theta2[0] = acc / (float)n;
     }
     /* logistic.net:8  dJ/dx = dJ/dz * theta1 */
-    for (size_t i = 0; i < (size_t)n; i++) {
-        d_x[i] = theta1[0] * d_z[i];
+    /* into grad_inputs[0], divided by n (the batch mean), when the caller asks for it */
+    if (d_x != NULL) {
+        for (size_t i = 0; i < (size_t)n; i++) {
+            d_x[i] = theta1[0] * d_z[i] / (float)n;
+        }
     }
     /* logistic.net:8  dJ/dtheta1 = batch_mean(dJ/dz * x)
      * chain rule: dJ/dtheta1 = dJ/dz * x */
@@ -111,22 +108,16 @@ void logistic_backward(const float *theta, const float *const inputs[], int n, v
         }
         d_theta1[0] = acc / (float)n;
     }
-    /* dJ/dx, row s scaled by 1/n (the batch mean) */
-    if (grad_inputs != NULL && grad_inputs[0] != NULL) {
-        for (size_t i = 0; i < (size_t)n; i++)
-            grad_inputs[0][i] = d_x[i] / (float)n;
-    }
 }
 
 /* The outputs, n rows each. Reads only the inputs the outputs depend on. */
 void logistic_predict(const float *theta, const float *const inputs[], int n, void *ws,
     float *const outputs[])
 {
-    float *const wsr = (float *)ws;
     const float *const x = inputs[0];
     const float *const theta1 = theta;
     const float *const theta2 = theta + 1;
-    float *const y = wsr;
+    float *const y = outputs[0];
     (void)theta;
     (void)inputs;
     (void)n;
@@ -139,8 +130,6 @@ void logistic_predict(const float *theta, const float *const inputs[], int n, vo
         const float z = theta2[0] + x[i] * theta1[0];
         y[i] = bp_sigmoidf(z);
     }
-    /* output y */
-    memcpy(outputs[0], y, (size_t)n * sizeof(float));
 }
 
 /* The outputs, as predict gives them, from what forward left in ws: call
