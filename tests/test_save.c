@@ -320,7 +320,10 @@ static void threads_saving(void)
         started += pthread_create(&threads[w - 1], NULL, thread_writer, (void *)w) == 0;
     CU_ASSERT_EQUAL(started, 2);
     for (int i = 0; i < 50; i++) {
-        CU_ASSERT_EQUAL(fmt->load(shared_path, model(), theta, err, sizeof err), 0);
+        int rc = fmt->load(shared_path, model(), theta, err, sizeof err);
+        CU_ASSERT_EQUAL(rc, 0);
+        if (rc != 0)
+            fprintf(stderr, "\n  %s load %d: %s\n", fmt->name, i, err);
         double v = filled_with(theta);
         CU_ASSERT(v == 0 || v == 1000 || v == 2000);
     }

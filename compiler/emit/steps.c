@@ -380,10 +380,11 @@ static void max_and_sum(Emit *e, int d, Node *x, long k, const char *store)
     line(e, d, "%s acc = %s;", e->real, lit_str(e, 0));
     line(e, d, "for (size_t j = 0; j < %ld; j++) {", k);
     if (store) {
-        line(e, d + 1, "%s = %s(%s - mx);", store, fn(e, "exp"), elem(e, x, "s", "j").s);
+        line(e, d + 1, "%s = %s(%s - mx);", store, fn(e, op_info[OP_EXP].c_fn),
+             elem(e, x, "s", "j").s);
         line(e, d + 1, "acc += %s;", store);
     } else {
-        line(e, d + 1, "acc += %s(%s - mx);", fn(e, "exp"), elem(e, x, "s", "j").s);
+        line(e, d + 1, "acc += %s(%s - mx);", fn(e, op_info[OP_EXP].c_fn), elem(e, x, "s", "j").s);
     }
     line(e, d, "}");
 }
@@ -397,7 +398,7 @@ static void softmax_family(Emit *e, const Step *st)
     switch (st->reduce.form) {
     case REDUCE_LOGSUMEXP:   /* max + log sum exp(x - max) */
         max_and_sum(e, d, x, k, NULL);
-        line(e, d, "%s = mx + %s(acc);", elem(e, y, "s", "0").s, fn(e, "log"));
+        line(e, d, "%s = mx + %s(acc);", elem(e, y, "s", "0").s, fn(e, op_info[OP_LOG].c_fn));
         break;
     case REDUCE_SOFTMAX:     /* exp(x - max) / sum exp(x - max) */
         max_and_sum(e, d, x, k, elem(e, y, "s", "j").s);
@@ -406,7 +407,7 @@ static void softmax_family(Emit *e, const Step *st)
         break;
     case REDUCE_LOG_SOFTMAX: /* x - max - log sum exp(x - max) */
         max_and_sum(e, d, x, k, NULL);
-        line(e, d, "const %s lacc = %s(acc);", e->real, fn(e, "log"));
+        line(e, d, "const %s lacc = %s(acc);", e->real, fn(e, op_info[OP_LOG].c_fn));
         line(e, d, "for (size_t j = 0; j < %ld; j++)", k);
         line(e, d + 1, "%s = %s - mx - lacc;", elem(e, y, "s", "j").s, elem(e, x, "s", "j").s);
         break;

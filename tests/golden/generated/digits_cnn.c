@@ -79,9 +79,9 @@ float digits_cnn_forward(const float *theta, const float *const inputs[], int n,
             mx = z[s * 10 + j] > mx ? z[s * 10 + j] : mx;
         float acc = 0.0f;
         for (size_t j = 0; j < 10; j++) {
-            acc += expf(z[s * 10 + j] - mx);
+            acc += bp_expf(z[s * 10 + j] - mx);
         }
-        const float lacc = logf(acc);
+        const float lacc = bp_logf(acc);
         for (size_t j = 0; j < 10; j++)
             log_softmax_13[s * 10 + j] = z[s * 10 + j] - mx - lacc;
     }
@@ -239,7 +239,7 @@ void digits_cnn_predict(const float *theta, const float *const inputs[], int n, 
             mx = z[s * 10 + j] > mx ? z[s * 10 + j] : mx;
         float acc = 0.0f;
         for (size_t j = 0; j < 10; j++) {
-            p[s * 10 + j] = expf(z[s * 10 + j] - mx);
+            p[s * 10 + j] = bp_expf(z[s * 10 + j] - mx);
             acc += p[s * 10 + j];
         }
         for (size_t j = 0; j < 10; j++)
@@ -276,7 +276,7 @@ void digits_cnn_outputs_after_forward(const float *theta, const float *const inp
             mx = z[s * 10 + j] > mx ? z[s * 10 + j] : mx;
         float acc = 0.0f;
         for (size_t j = 0; j < 10; j++) {
-            p[s * 10 + j] = expf(z[s * 10 + j] - mx);
+            p[s * 10 + j] = bp_expf(z[s * 10 + j] - mx);
             acc += p[s * 10 + j];
         }
         for (size_t j = 0; j < 10; j++)

@@ -79,9 +79,9 @@ double digits_cnn_forward(const double *theta, const double *const inputs[], int
             mx = z[s * 10 + j] > mx ? z[s * 10 + j] : mx;
         double acc = 0.0;
         for (size_t j = 0; j < 10; j++) {
-            acc += exp(z[s * 10 + j] - mx);
+            acc += bp_exp(z[s * 10 + j] - mx);
         }
-        const double lacc = log(acc);
+        const double lacc = bp_log(acc);
         for (size_t j = 0; j < 10; j++)
             log_softmax_13[s * 10 + j] = z[s * 10 + j] - mx - lacc;
     }
@@ -239,7 +239,7 @@ void digits_cnn_predict(const double *theta, const double *const inputs[], int n
             mx = z[s * 10 + j] > mx ? z[s * 10 + j] : mx;
         double acc = 0.0;
         for (size_t j = 0; j < 10; j++) {
-            p[s * 10 + j] = exp(z[s * 10 + j] - mx);
+            p[s * 10 + j] = bp_exp(z[s * 10 + j] - mx);
             acc += p[s * 10 + j];
         }
         for (size_t j = 0; j < 10; j++)
@@ -276,7 +276,7 @@ void digits_cnn_outputs_after_forward(const double *theta, const double *const i
             mx = z[s * 10 + j] > mx ? z[s * 10 + j] : mx;
         double acc = 0.0;
         for (size_t j = 0; j < 10; j++) {
-            p[s * 10 + j] = exp(z[s * 10 + j] - mx);
+            p[s * 10 + j] = bp_exp(z[s * 10 + j] - mx);
             acc += p[s * 10 + j];
         }
         for (size_t j = 0; j < 10; j++)

@@ -69,9 +69,9 @@ float iris_forward(const float *theta, const float *const inputs[], int n, void 
             mx = z[s * 3 + j] > mx ? z[s * 3 + j] : mx;
         float acc = 0.0f;
         for (size_t j = 0; j < 3; j++) {
-            acc += expf(z[s * 3 + j] - mx);
+            acc += bp_expf(z[s * 3 + j] - mx);
         }
-        const float lacc = logf(acc);
+        const float lacc = bp_logf(acc);
         for (size_t j = 0; j < 3; j++)
             log_softmax_12[s * 3 + j] = z[s * 3 + j] - mx - lacc;
     }
@@ -209,7 +209,7 @@ void iris_predict(const float *theta, const float *const inputs[], int n, void *
             mx = z[s * 3 + j] > mx ? z[s * 3 + j] : mx;
         float acc = 0.0f;
         for (size_t j = 0; j < 3; j++) {
-            p[s * 3 + j] = expf(z[s * 3 + j] - mx);
+            p[s * 3 + j] = bp_expf(z[s * 3 + j] - mx);
             acc += p[s * 3 + j];
         }
         for (size_t j = 0; j < 3; j++)
@@ -246,7 +246,7 @@ void iris_outputs_after_forward(const float *theta, const float *const inputs[],
             mx = z[s * 3 + j] > mx ? z[s * 3 + j] : mx;
         float acc = 0.0f;
         for (size_t j = 0; j < 3; j++) {
-            p[s * 3 + j] = expf(z[s * 3 + j] - mx);
+            p[s * 3 + j] = bp_expf(z[s * 3 + j] - mx);
             acc += p[s * 3 + j];
         }
         for (size_t j = 0; j < 3; j++)
