@@ -164,6 +164,14 @@ static const Case cases[] = {
     {"merged", "input x[3]\nwrt x\nparam w[3]\nparam b[3]\n"
                "h = tanh(w * x + b)\nloss L = sum(h * h * x)\n",
      NULL, false},
+    /* a merged loop of backward with a local (t15 = x * h, read by its
+     * statements only): M_step emits it as one loop too */
+    {"local", "input x[3]\nparam w[3]\nparam b[3]\nh = cos(w * x + b)\n"
+              "loss L = sum(h * h * x) + sum(sin(w * x + b) * x)\n",
+     NULL, false},
+    /* a gradient that is a constant (dL/dv = 1), filled into the pool */
+    {"fill", "param w[2] = 3\nparam v[2] = uniform(0, 1)\nloss L = sum(w * w) + sum(v)\n",
+     NULL, false},
 };
 
 /* Worst err= of the harness output, -1 when absent; counts the lines. */

@@ -415,10 +415,17 @@ static const char *fused_group_name(Emit *e, int k, const char *const *names)
 
 static void emit_fused_steps(Emit *e, int first, int count)
 {
-    for (int s = first; s < first + count; s++) {
-        emit_traced_step(e, &e->p->fused_steps[s]);
-        if (e->p->fused_steps[s].check_finite)
-            check_step(e, e->p->fused_steps[s].node);
+    const Step *steps = e->p->fused_steps;
+    for (int s = first; s < first + count;) {
+        /* a merged loop, as in emit_steps (lowering puts no update in one) */
+        int run = 1;
+        while (s + run < first + count && steps[s + run - 1].joined)
+            run++;
+        emit_run(e, &steps[s], run);
+        for (int k = s; k < s + run; k++)
+            if (steps[k].check_finite)
+                check_step(e, steps[k].node);
+        s += run;
     }
 }
 

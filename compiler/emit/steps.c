@@ -573,7 +573,8 @@ static void copy_out(Emit *e, const Step *st)
         if (e->fused) {   /* M_step: into the gradient pool, at c->offset */
             CopyStep at = *c;
             at.offset = 0;
-            copy_body(e, 1, &at, fused_place(e, c->offset));
+            const char *place = fused_place(e, c->offset);   /* `wsr + k`: indexed whole */
+            copy_body(e, 1, &at, strchr(place, ' ') ? fmt(e, "(%s)", place) : place);
         } else {
             copy_body(e, 1, c, "grad");
         }
