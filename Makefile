@@ -7,7 +7,8 @@
 #   make docs         the pictures in docs/img: example graphs, iris's training curves
 #   make examples     build and run every example
 #   make bench        benchmarks (bench/README.md); bench-fashion: against PyTorch;
-#                     bench-mpi: only 2 MPI ranks against 1
+#                     bench-mpi: only 2 MPI ranks against 1; bench-optim: the
+#                     optimiser update alone
 #   make install PREFIX=/usr/local
 #   make fuzz FUZZ_SECONDS=60   each fuzz target for that long (libFuzzer)
 #
@@ -254,7 +255,7 @@ examples: all data-deps
 	@$(MAKE) -s -C examples BUILD=$(abspath $(BUILD)) CC="$(CC)" CFLAGS="$(OPT) $(SANFLAGS)" \
 	  MPICC="$(MPICC)" all $(if $(HAVE_MPICC),$(if $(HAVE_MPIRUN),$(if $(SANFLAGS),,mpi)))
 
-bench: all bench-fashion bench-compile
+bench: all bench-fashion bench-compile bench-optim
 	@sh bench/run.sh $(BUILD)
 	@echo
 	@sh bench/mpi.sh $(BUILD)
@@ -274,6 +275,15 @@ bench-mpi: all
 # bench/README.md).
 bench-fashion: all data-deps
 	@sh bench/fashion.sh $(BUILD)
+
+# The optimiser update alone: ns per parameter for Adam and SGD on 200 000
+# float parameters, Adam on double ones (bench/README.md, "Optimiser").
+.PHONY: bench-optim
+bench-optim: $(BUILD)/libbp.a
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(ALL_CFLAGS) -Iruntime -o $(BUILD)/bench/optim bench/optim.c \
+	  $(BUILD)/libbp.a -pthread $(LDLIBS)
+	@$(BUILD)/bench/optim
 
 # The convolution kernels against hand C over OpenBLAS and PyTorch
 # (bench/conv/README.md).

@@ -17,9 +17,9 @@
  * return no status are those that cannot fail (given the arguments their
  * comments ask for): the rng, fill, gemm, shuffle and standardise-rows
  * helpers, bp_batch_fill, bp_optim_init, bp_optim_state_size,
- * bp_optim_lr, bp_version, bp_strerror, the *_defaults and *_free
- * functions, bp_selftest_scratch_size, the bp_nonfinite_* functions (and
- * bp_epoch_print, a callback whose int means "stop").
+ * bp_optim_lr, bp_optim_finish, bp_version, bp_strerror, the *_defaults
+ * and *_free functions, bp_selftest_scratch_size, the bp_nonfinite_*
+ * functions (and bp_epoch_print, a callback whose int means "stop").
  */
 #ifndef BP_H
 #define BP_H
@@ -392,14 +392,19 @@ void bp_nonfinite_message(const bp_nonfinite *found, char *out, size_t out_size)
 /* optim.c — optimisers over the flat parameter vector, following
  * PyTorch's update rules (momentum v = mu v + g, theta -= lr v; Nesterov
  * theta -= lr (g + mu v); RMSprop s = rho s + (1-rho) g^2,
- * theta -= lr g / (sqrt(s) + eps); Adam with bias correction; AdamW decays
- * theta *= 1 - lr wd before the Adam step). Order within a step: clip g by
+ * theta -= lr g / (sqrt(s) + eps); Adam with bias correction, written as
+ * PyTorch writes it: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2,
+ * theta -= (lr / bc1) (m / (sqrt(v) / sqrt(bc2) + eps)), bc_i = 1 - b_i^t;
+ * AdamW decays theta *= 1 - lr wd before the Adam step). Order within a step: clip g by
  * the global L2 norm, add wd * theta (all but AdamW), update.
  * Schedules at step t (0 for the first step): step lr * gamma^floor(t /
  * step_size); cosine lr_min + (lr - lr_min)(1 + cos(pi t / total_steps))/2,
  * held at lr_min from t = total_steps on.
  * The state lives in a caller-owned buffer of bp_optim_state_size() bytes;
- * it holds doubles whatever real_size is.
+ * it holds arrays of the model's precision (floats for real_size 4, as
+ * PyTorch keeps a float32 tensor's moments). The update's coefficients
+ * are taken in double and rounded once to that precision; each element's
+ * arithmetic is in it.
  * Frozen parameters (bp_tensor_info.frozen) never change: with a model
  * given, bp_optim_step skips their ranges entirely. */
 
@@ -467,6 +472,22 @@ double bp_optim_lr(const bp_optimizer *o);
  * grad, o->step and o->grad_norm are left as they are). */
 int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
                   size_t err_size);
+/* One range of a step, for a caller that updates each parameter as soon
+ * as its gradient is known (a fused training step): the rule of step
+ * o->step applied to theta[offset, offset + len) from grad[0, len) (the
+ * gradient of that range only) and the state's entries [offset,
+ * offset + len), with weight decay but without clipping (it needs the
+ * global norm), skipping frozen entries; o->step and o->grad_norm are
+ * left as they are. Call it on every parameter's range, then
+ * bp_optim_finish once: with clip_norm 0 the result is bp_optim_step's,
+ * bit for bit. BP_OK, or BP_ERR_ARG (nothing changes) when o, theta or
+ * grad is NULL, the range passes num_params, o->state is NULL but the
+ * kind needs state, or o's model was generated for another runtime ABI. */
+int bp_optim_update(bp_optimizer *o, void *theta, const void *grad,
+                    size_t offset, size_t len);
+/* Ends a step made of bp_optim_update calls: o->step += 1 (the schedule
+ * and bias corrections move on). o may be NULL (nothing happens). */
+void bp_optim_finish(bp_optimizer *o);
 
 /* ---- sections added by data.c, train.c, weights.c go below ---- */
 

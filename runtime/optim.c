@@ -3,31 +3,44 @@
  * clipping by global L2 norm; weight decay. The update rules follow
  * PyTorch's torch.optim, so results can be compared with it directly.
  *
- * theta and grad may be float or double (real_size). The state buffer is
- * caller-owned and always holds doubles, whatever the precision of theta:
- * running averages keep full precision (PyTorch keeps them in the
- * parameter's precision; ours differ from its by float rounding only),
- * and the float and double paths compute the same double arithmetic.
- * Frozen tensors of the model are skipped: the step walks the ranges of
- * theta that may change (adjacent tensors merged), never testing a flag
- * per element.
+ * theta and grad may be float or double (real_size), and the state buffer
+ * (caller-owned) holds arrays of the same precision, as PyTorch keeps a
+ * float32 tensor's moments in float32: a float model's Adam step moves 28
+ * bytes per parameter, not the 44 of double moments. The update's
+ * coefficients (lr, 1 - beta1, the bias corrections, ...) are taken in
+ * double and rounded once; each element's arithmetic is in the model's
+ * precision. Frozen tensors of the model are skipped: the step walks the
+ * ranges of theta that may change (adjacent tensors merged), never
+ * testing a flag per element.
  *
  * Speed: one loop per kind and precision (optim_kernels.h), free of
  * branches, compiled for AVX-512, AVX2 and portable C and chosen at run
  * time like the matrix kernels (cpu.c), so the default -O2 build runs
- * vector code: 8 (or 4) parameters per instruction, read once and written
- * once; the only other pass is the gradient's norm (and its rescaling
- * when clipping applies). Every element gets the rule's double
- * operations in the rule's order, without fused multiply-adds, so each
- * path gives the same theta and state as the scalar rule, bit for bit;
- * only the norm's sum is taken in 8 (4) partial sums. */
+ * vector code: 16 floats (8 doubles) per AVX-512 instruction, read once
+ * and written once. The gradient's norm (summed in double) is taken in
+ * the same pass when there is no clipping, else in a pass before (and
+ * the gradient rescaled) since the scale must be known first. Every element gets
+ * the rule's operations in the rule's order, without fused multiply-adds,
+ * so each path gives the same theta and state as the scalar rule, bit for
+ * bit; only the norm's sum is taken in 8 (4) partial sums.
+ *
+ * bp_optim_update is the same rule on one range, for a caller that
+ * updates each parameter as soon as its gradient is known (a fused
+ * training step); bp_optim_finish then ends the step. */
 #include "bp.h"
 #include "internal.h"
 
 #include <math.h>
 #include <string.h>
 
-/* How many num_params-long double arrays the state holds. */
+/* The vector loops and their scalar tails must round alike: clang would
+ * otherwise fuse a * b + c in a tail inlined into an FMA-enabled loop
+ * (GCC in ISO C mode never contracts). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* How many num_params-long arrays (of real_size) the state holds. */
 static int state_arrays(bp_optim_kind kind)
 {
     switch (kind) {
@@ -66,12 +79,12 @@ bp_optim_config bp_optim_defaults(bp_optim_kind kind)
     return c;
 }
 
-/* Bytes of state: doubles, whatever real_size is. */
+/* Bytes of state: arrays of the model's precision. */
 size_t bp_optim_state_size(const bp_optim_config *c, size_t num_params,
                            int real_size)
 {
-    (void)real_size;
-    return (size_t)state_arrays(c->kind) * num_params * sizeof(double);
+    size_t rs = real_size == 8 ? sizeof(double) : sizeof(float);
+    return (size_t)state_arrays(c->kind) * num_params * rs;
 }
 
 /* Keeps pointers to `model` and `state` (both caller-owned, and they must
@@ -119,48 +132,63 @@ double bp_optim_lr(const bp_optimizer *o)
 /* The update's coefficients for one step. */
 typedef struct {
     bp_optim_kind kind;
-    double lr, wd, mu, rho, b1, b2, eps, bc1, bc2;
+    double lr, wd, mu, rho, b1, b2, eps;
+    double step_size, rsqrt_bc2;    /* Adam: lr / bc1, 1 / sqrt(bc2) */
 } optim_coef;
 
 /* Portable scalar loops (also the tails of the vector ones). */
 #define OK_ATTR
 #define OK_W 1
+#define OK_DW 1
 #define VD double
-#define V_LOADR(p) ((double)*(p))
-#define V_STORER(p, v) (*(p) = (OK_REAL)(v))
-#define V_LOADD(p) (*(p))
-#define V_STORED(p, v) (*(p) = (v))
-#define V_SET1(x) (x)
-#define V_ADD(a, b) ((a) + (b))
-#define V_SUB(a, b) ((a) - (b))
-#define V_MUL(a, b) ((a) * (b))
-#define V_DIV(a, b) ((a) / (b))
-#define V_SQRT(a) sqrt(a)
-#define V_SUM(v) (v)
+#define D_LOADR(p) ((double)*(p))
+#define D_STORER(p, v) (*(p) = (OK_REAL)(v))
+#define D_SET1(x) (x)
+#define D_ADD(a, b) ((a) + (b))
+#define D_MUL(a, b) ((a) * (b))
+#define D_SUM(v) (v)
+#define VR OK_REAL
+#define R_LOAD(p) (*(p))
+#define R_STORE(p, v) (*(p) = (v))
+#define R_SET1(x) (x)
+#define R_ADD(a, b) ((a) + (b))
+#define R_SUB(a, b) ((a) - (b))
+#define R_MUL(a, b) ((a) * (b))
+#define R_DIV(a, b) ((a) / (b))
+#define R_SQACC(a, g) ((a) + (double)(g) * (double)(g))
 #define OK_REAL float
 #define OK_(x) x##_f_port
+#define R_SQRT(a) sqrtf(a)
 #include "optim_kernels.h"
 #undef OK_REAL
 #undef OK_
+#undef R_SQRT
 #define OK_REAL double
 #define OK_(x) x##_d_port
+#define R_SQRT(a) sqrt(a)
 #include "optim_kernels.h"
 #undef OK_REAL
 #undef OK_
+#undef R_SQRT
 #undef OK_ATTR
 #undef OK_W
+#undef OK_DW
 #undef VD
-#undef V_LOADR
-#undef V_STORER
-#undef V_LOADD
-#undef V_STORED
-#undef V_SET1
-#undef V_ADD
-#undef V_SUB
-#undef V_MUL
-#undef V_DIV
-#undef V_SQRT
-#undef V_SUM
+#undef D_LOADR
+#undef D_STORER
+#undef D_SET1
+#undef D_ADD
+#undef D_MUL
+#undef D_SUM
+#undef VR
+#undef R_LOAD
+#undef R_STORE
+#undef R_SET1
+#undef R_ADD
+#undef R_SUB
+#undef R_MUL
+#undef R_DIV
+#undef R_SQACC
 
 #ifdef BP_X86_KERNELS
 #include <immintrin.h>
@@ -172,125 +200,213 @@ BP_TARGET_AVX2 static double sum4(__m256d v)
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-/* AVX2: 4 doubles. */
+/* a + the squares of g's 8 floats, as 4 + 4 doubles. */
+BP_TARGET_AVX2 static __m256d sqacc8(__m256d a, __m256 g)
+{
+    __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(g)),
+            hi = _mm256_cvtps_pd(_mm256_extractf128_ps(g, 1));
+    a = _mm256_add_pd(a, _mm256_mul_pd(lo, lo));
+    return _mm256_add_pd(a, _mm256_mul_pd(hi, hi));
+}
+
+/* a + the squares of g's 16 floats, as 8 + 8 doubles. */
+BP_TARGET_AVX512 static __m512d sqacc16(__m512d a, __m512 g)
+{
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(g)),
+            hi = _mm512_cvtps_pd(_mm256_castpd_ps(
+                _mm512_extractf64x4_pd(_mm512_castps_pd(g), 1)));
+    a = _mm512_add_pd(a, _mm512_mul_pd(lo, lo));
+    return _mm512_add_pd(a, _mm512_mul_pd(hi, hi));
+}
+
+/* AVX2: 8 floats or 4 doubles; the norm in 4 doubles. */
 #define OK_ATTR BP_TARGET_AVX2
-#define OK_W 4
+#define OK_DW 4
 #define VD __m256d
-#define V_LOADD(p) _mm256_loadu_pd(p)
-#define V_STORED(p, v) _mm256_storeu_pd(p, v)
-#define V_SET1(x) _mm256_set1_pd(x)
-#define V_ADD _mm256_add_pd
-#define V_SUB _mm256_sub_pd
-#define V_MUL _mm256_mul_pd
-#define V_DIV _mm256_div_pd
-#define V_SQRT _mm256_sqrt_pd
-#define V_SUM(v) sum4(v)
+#define D_SET1(x) _mm256_set1_pd(x)
+#define D_ADD _mm256_add_pd
+#define D_MUL _mm256_mul_pd
+#define D_SUM(v) sum4(v)
 #define OK_REAL float
 #define OK_(x) x##_f_avx2
 #define OK_TAIL(x) x##_f_port
-#define V_LOADR(p) _mm256_cvtps_pd(_mm_loadu_ps(p))
-#define V_STORER(p, v) _mm_storeu_ps(p, _mm256_cvtpd_ps(v))
+#define D_LOADR(p) _mm256_cvtps_pd(_mm_loadu_ps(p))
+#define D_STORER(p, v) _mm_storeu_ps(p, _mm256_cvtpd_ps(v))
+#define OK_W 8
+#define VR __m256
+#define R_LOAD(p) _mm256_loadu_ps(p)
+#define R_STORE(p, v) _mm256_storeu_ps(p, v)
+#define R_SET1(x) _mm256_set1_ps(x)
+#define R_ADD _mm256_add_ps
+#define R_SUB _mm256_sub_ps
+#define R_MUL _mm256_mul_ps
+#define R_DIV _mm256_div_ps
+#define R_SQRT _mm256_sqrt_ps
+#define R_SQACC(a, g) sqacc8(a, g)
 #include "optim_kernels.h"
 #undef OK_REAL
 #undef OK_
 #undef OK_TAIL
-#undef V_LOADR
-#undef V_STORER
+#undef D_LOADR
+#undef D_STORER
+#undef OK_W
+#undef VR
+#undef R_LOAD
+#undef R_STORE
+#undef R_SET1
+#undef R_ADD
+#undef R_SUB
+#undef R_MUL
+#undef R_DIV
+#undef R_SQRT
+#undef R_SQACC
 #define OK_REAL double
 #define OK_(x) x##_d_avx2
 #define OK_TAIL(x) x##_d_port
-#define V_LOADR(p) _mm256_loadu_pd(p)
-#define V_STORER(p, v) _mm256_storeu_pd(p, v)
+#define D_LOADR(p) _mm256_loadu_pd(p)
+#define D_STORER(p, v) _mm256_storeu_pd(p, v)
+#define OK_W 4
+#define VR __m256d
+#define R_LOAD(p) _mm256_loadu_pd(p)
+#define R_STORE(p, v) _mm256_storeu_pd(p, v)
+#define R_SET1(x) _mm256_set1_pd(x)
+#define R_ADD _mm256_add_pd
+#define R_SUB _mm256_sub_pd
+#define R_MUL _mm256_mul_pd
+#define R_DIV _mm256_div_pd
+#define R_SQRT _mm256_sqrt_pd
+#define R_SQACC(a, g) _mm256_add_pd(a, _mm256_mul_pd(g, g))
 #include "optim_kernels.h"
 #undef OK_REAL
 #undef OK_
 #undef OK_TAIL
-#undef V_LOADR
-#undef V_STORER
-#undef OK_ATTR
+#undef D_LOADR
+#undef D_STORER
 #undef OK_W
+#undef VR
+#undef R_LOAD
+#undef R_STORE
+#undef R_SET1
+#undef R_ADD
+#undef R_SUB
+#undef R_MUL
+#undef R_DIV
+#undef R_SQRT
+#undef R_SQACC
+#undef OK_ATTR
+#undef OK_DW
 #undef VD
-#undef V_LOADD
-#undef V_STORED
-#undef V_SET1
-#undef V_ADD
-#undef V_SUB
-#undef V_MUL
-#undef V_DIV
-#undef V_SQRT
-#undef V_SUM
+#undef D_SET1
+#undef D_ADD
+#undef D_MUL
+#undef D_SUM
 
-/* AVX-512: 8 doubles. */
+/* AVX-512: 16 floats or 8 doubles; the norm in 8 doubles. */
 #define OK_ATTR BP_TARGET_AVX512
-#define OK_W 8
+#define OK_DW 8
 #define VD __m512d
-#define V_LOADD(p) _mm512_loadu_pd(p)
-#define V_STORED(p, v) _mm512_storeu_pd(p, v)
-#define V_SET1(x) _mm512_set1_pd(x)
-#define V_ADD _mm512_add_pd
-#define V_SUB _mm512_sub_pd
-#define V_MUL _mm512_mul_pd
-#define V_DIV _mm512_div_pd
-#define V_SQRT _mm512_sqrt_pd
-#define V_SUM(v) _mm512_reduce_add_pd(v)
+#define D_SET1(x) _mm512_set1_pd(x)
+#define D_ADD _mm512_add_pd
+#define D_MUL _mm512_mul_pd
+#define D_SUM(v) _mm512_reduce_add_pd(v)
 #define OK_REAL float
 #define OK_(x) x##_f_avx512
 #define OK_TAIL(x) x##_f_port
-#define V_LOADR(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
-#define V_STORER(p, v) _mm256_storeu_ps(p, _mm512_cvtpd_ps(v))
+#define D_LOADR(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
+#define D_STORER(p, v) _mm256_storeu_ps(p, _mm512_cvtpd_ps(v))
+#define OK_W 16
+#define VR __m512
+#define R_LOAD(p) _mm512_loadu_ps(p)
+#define R_STORE(p, v) _mm512_storeu_ps(p, v)
+#define R_SET1(x) _mm512_set1_ps(x)
+#define R_ADD _mm512_add_ps
+#define R_SUB _mm512_sub_ps
+#define R_MUL _mm512_mul_ps
+#define R_DIV _mm512_div_ps
+#define R_SQRT _mm512_sqrt_ps
+#define R_SQACC(a, g) sqacc16(a, g)
 #include "optim_kernels.h"
 #undef OK_REAL
 #undef OK_
 #undef OK_TAIL
-#undef V_LOADR
-#undef V_STORER
+#undef D_LOADR
+#undef D_STORER
+#undef OK_W
+#undef VR
+#undef R_LOAD
+#undef R_STORE
+#undef R_SET1
+#undef R_ADD
+#undef R_SUB
+#undef R_MUL
+#undef R_DIV
+#undef R_SQRT
+#undef R_SQACC
 #define OK_REAL double
 #define OK_(x) x##_d_avx512
 #define OK_TAIL(x) x##_d_port
-#define V_LOADR(p) _mm512_loadu_pd(p)
-#define V_STORER(p, v) _mm512_storeu_pd(p, v)
+#define D_LOADR(p) _mm512_loadu_pd(p)
+#define D_STORER(p, v) _mm512_storeu_pd(p, v)
+#define OK_W 8
+#define VR __m512d
+#define R_LOAD(p) _mm512_loadu_pd(p)
+#define R_STORE(p, v) _mm512_storeu_pd(p, v)
+#define R_SET1(x) _mm512_set1_pd(x)
+#define R_ADD _mm512_add_pd
+#define R_SUB _mm512_sub_pd
+#define R_MUL _mm512_mul_pd
+#define R_DIV _mm512_div_pd
+#define R_SQRT _mm512_sqrt_pd
+#define R_SQACC(a, g) _mm512_add_pd(a, _mm512_mul_pd(g, g))
 #include "optim_kernels.h"
 #undef OK_REAL
 #undef OK_
 #undef OK_TAIL
-#undef V_LOADR
-#undef V_STORER
-#undef OK_ATTR
+#undef D_LOADR
+#undef D_STORER
 #undef OK_W
+#undef VR
+#undef R_LOAD
+#undef R_STORE
+#undef R_SET1
+#undef R_ADD
+#undef R_SUB
+#undef R_MUL
+#undef R_DIV
+#undef R_SQRT
+#undef R_SQACC
+#undef OK_ATTR
+#undef OK_DW
 #undef VD
-#undef V_LOADD
-#undef V_STORED
-#undef V_SET1
-#undef V_ADD
-#undef V_SUB
-#undef V_MUL
-#undef V_DIV
-#undef V_SQRT
-#undef V_SUM
+#undef D_SET1
+#undef D_ADD
+#undef D_MUL
+#undef D_SUM
 #endif
 
-/* The loops for each instruction set, float and double. */
+/* The loops for each instruction set, float and double. Each takes
+ * pointers to the first entry of its range and the range's length. */
 typedef struct {
-    double (*sumsq)(const void *g, size_t lo, size_t hi);
-    void (*scale)(void *g, size_t lo, size_t hi, double s);
-    void (*update)(const optim_coef *u, size_t lo, size_t hi, void *th,
-                   const void *gr, double *s1, double *s2);
+    double (*sumsq)(const void *g, size_t n);
+    void (*scale)(void *g, size_t n, double s);
+    double (*update)(const optim_coef *u, size_t n, void *th,
+                     const void *gr, void *s1, void *s2);
 } optim_loops;
 
 #define OPTIM_LOOPS(sfx)                                                   \
-    static double sumsq_##sfx##_v(const void *g, size_t lo, size_t hi)     \
+    static double sumsq_##sfx##_v(const void *g, size_t n)                 \
     {                                                                      \
-        return sumsq_##sfx(g, lo, hi);                                     \
+        return sumsq_##sfx(g, n);                                          \
     }                                                                      \
-    static void scale_##sfx##_v(void *g, size_t lo, size_t hi, double s)   \
+    static void scale_##sfx##_v(void *g, size_t n, double s)               \
     {                                                                      \
-        scale_##sfx(g, lo, hi, s);                                         \
+        scale_##sfx(g, n, s);                                              \
     }                                                                      \
-    static void update_##sfx##_v(const optim_coef *u, size_t lo, size_t hi, \
-                                 void *th, const void *gr, double *s1,     \
-                                 double *s2)                               \
+    static double update_##sfx##_v(const optim_coef *u, size_t n,          \
+                                   void *th, const void *gr, void *s1,     \
+                                   void *s2)                               \
     {                                                                      \
-        update_##sfx(u, lo, hi, th, gr, s1, s2);                           \
+        return update_##sfx(u, n, th, gr, s1, s2);                         \
     }
 OPTIM_LOOPS(f_port)
 OPTIM_LOOPS(d_port)
@@ -345,6 +461,43 @@ static int next_range(const bp_optimizer *o, int *next, size_t *lo,
     return found;
 }
 
+/* The update's coefficients for step o->step (0 for the first). */
+static optim_coef coefficients(const bp_optimizer *o)
+{
+    const bp_optim_config *c = &o->cfg;
+    optim_coef u;
+    u.kind = c->kind;
+    u.lr = bp_optim_lr(o);
+    u.wd = c->weight_decay;
+    u.mu = c->momentum;
+    u.rho = c->rho;
+    u.b1 = c->beta1;
+    u.b2 = c->beta2;
+    u.eps = c->eps;
+    double t = (double)(o->step + 1);
+    /* Adam's bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t go
+     * into two coefficients, as in PyTorch, so that an element costs one
+     * division and one square root (the loop's throughput limit). */
+    u.step_size = u.lr / (1 - pow(c->beta1, t));
+    u.rsqrt_bc2 = 1 / sqrt(1 - pow(c->beta2, t));
+    return u;
+}
+
+/* Bytes per entry of theta, grad and the state. */
+static size_t real_bytes(const bp_optimizer *o)
+{
+    return o->real_size == 8 ? sizeof(double) : sizeof(float);
+}
+
+/* The state's arrays, from entry `at` on (NULL where the kind has none). */
+static void state_at(const bp_optimizer *o, size_t at, char **s1, char **s2)
+{
+    size_t rs = real_bytes(o);
+    int arrays = o->state ? state_arrays(o->cfg.kind) : 0;
+    *s1 = arrays >= 1 ? (char *)o->state + at * rs : NULL;
+    *s2 = arrays >= 2 ? (char *)o->state + (o->num_params + at) * rs : NULL;
+}
+
 /* theta and grad are caller-owned, num_params long, of the optimizer's
  * precision; grad is rescaled in place when clipping applies. */
 int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
@@ -364,38 +517,70 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
             return abi;
     }
     const optim_loops *L = &loops[bp_isa()][o->real_size == 8];
-    size_t lo, hi;
+    optim_coef u = coefficients(o);
+    size_t rs = real_bytes(o), lo = 0, hi = 0;
+    char *th = theta, *g = grad, *s1, *s2;
     int next = 0;
     double sumsq = 0;
-    while (next_range(o, &next, &lo, &hi))
-        sumsq += L->sumsq(grad, lo, hi);
-    double norm = sqrt(sumsq);
-    double scale = 0;
-    if (o->cfg.clip_norm > 0 && norm > o->cfg.clip_norm)
-        scale = o->cfg.clip_norm / norm;
-
-    const bp_optim_config *c = &o->cfg;
-    optim_coef u;
-    u.kind = c->kind;
-    u.lr = bp_optim_lr(o);
-    u.wd = c->weight_decay;
-    u.mu = c->momentum;
-    u.rho = c->rho;
-    u.b1 = c->beta1;
-    u.b2 = c->beta2;
-    u.eps = c->eps;
-    double t = (double)(o->step + 1);
-    u.bc1 = 1 - pow(c->beta1, t);
-    u.bc2 = 1 - pow(c->beta2, t);
-    double *s1 = o->state;
-    double *s2 = s1 && state_arrays(c->kind) == 2 ? s1 + o->num_params : NULL;
-    next = 0;
-    while (next_range(o, &next, &lo, &hi)) {
-        if (scale != 0)
-            L->scale(grad, lo, hi, scale);
-        L->update(&u, lo, hi, theta, grad, s1, s2);
+    if (o->cfg.clip_norm > 0) {
+        /* The norm first: it decides the scale of every entry. */
+        while (next_range(o, &next, &lo, &hi))
+            sumsq += L->sumsq(g + lo * rs, hi - lo);
+        double norm = sqrt(sumsq), scale = 0;
+        if (norm > o->cfg.clip_norm)
+            scale = o->cfg.clip_norm / norm;
+        next = 0;
+        while (next_range(o, &next, &lo, &hi)) {
+            if (scale != 0)
+                L->scale(g + lo * rs, hi - lo, scale);
+            state_at(o, lo, &s1, &s2);
+            L->update(&u, hi - lo, th + lo * rs, g + lo * rs, s1, s2);
+        }
+    } else {
+        /* The norm is only reported: the update sums it on the way. */
+        while (next_range(o, &next, &lo, &hi)) {
+            state_at(o, lo, &s1, &s2);
+            sumsq += L->update(&u, hi - lo, th + lo * rs, g + lo * rs, s1,
+                               s2);
+        }
     }
     o->step++;
-    o->grad_norm = norm;
+    o->grad_norm = sqrt(sumsq);
     return BP_OK;
+}
+
+/* The step's rule on theta[offset, offset + len), entries not frozen,
+ * without the norm (so without clipping). */
+int bp_optim_update(bp_optimizer *o, void *theta, const void *grad,
+                    size_t offset, size_t len)
+{
+    if (!o || !theta || !grad || offset > o->num_params
+        || len > o->num_params - offset)
+        return BP_ERR_ARG;
+    if (!o->state && state_arrays(o->cfg.kind) > 0 && o->num_params > 0)
+        return BP_ERR_ARG;
+    if (o->model && bp_model_check_abi(o->model, NULL, 0) != BP_OK)
+        return BP_ERR_ARG;
+    const optim_loops *L = &loops[bp_isa()][o->real_size == 8];
+    optim_coef u = coefficients(o);
+    size_t rs = real_bytes(o), end = offset + len, lo = 0, hi = 0;
+    char *th = theta, *s1, *s2;
+    const char *g = grad;
+    int next = 0;
+    /* The ranges that may change, cut to [offset, end). */
+    while (next_range(o, &next, &lo, &hi)) {
+        lo = lo > offset ? lo : offset;
+        hi = hi < end ? hi : end;
+        if (lo >= hi)
+            continue;
+        state_at(o, lo, &s1, &s2);
+        L->update(&u, hi - lo, th + lo * rs, g + (lo - offset) * rs, s1, s2);
+    }
+    return BP_OK;
+}
+
+void bp_optim_finish(bp_optimizer *o)
+{
+    if (o)
+        o->step++;
 }

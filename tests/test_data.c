@@ -5,6 +5,7 @@
  * label, and mini-batch assembly. Files are written to TEST_TMP; the real
  * data sets are read from examples/ (tests run from the repository root). */
 #include "bp.h"
+#include "internal.h"
 #include "support.h"
 
 #include <CUnit/CUnit.h>
@@ -678,6 +679,59 @@ static void test_batches(void)
     bp_data_free(&d);
 }
 
+/* The reference below must round as the runtime's scalar rule does. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* Rows of bytes through the per-feature map, gathered by every
+ * instruction set this CPU runs: exactly the scalar map's values,
+ * (float)(b * scale + shift) in double, for a float and a double batch.
+ * 789 features (not a multiple of 8 or 4, so the vector loops have
+ * tails), scales and shifts that are not round numbers. */
+static void test_byte_gather_every_isa(void)
+{
+    enum { ROWS = 50, F = 789, N = 7 };
+    bp_dataset d;
+    CU_ASSERT_EQUAL_FATAL(bp_data_create_stored(&d, ROWS, F, 0, 3,
+                                                BP_STORE_BYTE, NULL, 0), 0);
+    for (size_t r = 0; r < ROWS; r++)
+        for (size_t j = 0; j < F; j++)
+            d.xb[r * F + j] = (unsigned char)((r * 131 + j * 29 + r * j) % 256);
+    for (size_t j = 0; j < F; j++) {
+        d.xb_scale[j] = (1 + 0.013 * (double)(j % 7)) / 255.0;
+        d.xb_shift[j] = -0.1 * (double)(j % 5) / 3.0;
+    }
+    static const size_t idx[N] = {49, 0, 17, 17, 3, 48, 25};
+    float want_f[N * F], got_f[N * F];
+    double want_d[N * F], got_d[N * F];
+    for (int i = 0; i < N; i++)
+        for (size_t j = 0; j < F; j++) {
+            double v = (double)d.xb[idx[i] * F + j] * d.xb_scale[j]
+                       + d.xb_shift[j];
+            want_d[i * F + j] = v;
+            want_f[i * F + j] = (float)v;
+        }
+    int best = bp_isa(), isas = 0;
+    for (int isa = 0; isa < 3; isa++) {
+        if (bp_isa_force(isa) != 0)
+            continue;
+        isas++;
+        memset(got_f, 0xff, sizeof got_f);
+        memset(got_d, 0xff, sizeof got_d);
+        bp_batch_fill(&d, idx, N, 4, got_f, NULL);
+        bp_batch_fill(&d, idx, N, 8, got_d, NULL);
+        CU_ASSERT(memcmp(got_f, want_f, sizeof want_f) == 0);
+        CU_ASSERT(memcmp(got_d, want_d, sizeof want_d) == 0);
+    }
+    bp_isa_force(-1);
+    CU_ASSERT_EQUAL(bp_isa(), best);
+    CU_ASSERT(isas >= 1);
+    /* not a trivial map: the values are not all representable bytes */
+    CU_ASSERT(want_f[1] != (float)d.xb[49 * F + 1]);
+    bp_data_free(&d);
+}
+
 /* Review fixes: a constant feature that is not exactly representable is
  * still constant (its computed std is ~1e-17, not 0). */
 static void test_standardize_near_constant(void)
@@ -843,6 +897,8 @@ void register_data(void)
     CU_add_test(s, "standardisation uses training stats", test_standardize);
     CU_add_test(s, "filter by label, subset", test_filter_subset);
     CU_add_test(s, "batch checks and assembly", test_batches);
+    CU_add_test(s, "byte rows gathered: the scalar map's bits, every ISA",
+                test_byte_gather_every_isa);
     CU_add_test(s, "near-constant feature gets std 1",
                 test_standardize_near_constant);
     CU_add_test(s, "auto header: selected columns only",

@@ -278,7 +278,9 @@ static void test_defaults_and_sizes(void)
     CU_ASSERT_EQUAL(bp_optim_defaults(BP_SGD).lr, 0.01);
     CU_ASSERT_EQUAL(bp_optim_defaults(BP_MOMENTUM).momentum, 0.9);
     CU_ASSERT_EQUAL(bp_optim_defaults(BP_RMSPROP).rho, 0.9);
-    CU_ASSERT_EQUAL(bp_optim_state_size(&c, 10, 4), 2 * 10 * sizeof(double));
+    /* the state is of the model's precision */
+    CU_ASSERT_EQUAL(bp_optim_state_size(&c, 10, 4), 2 * 10 * sizeof(float));
+    CU_ASSERT_EQUAL(bp_optim_state_size(&c, 10, 8), 2 * 10 * sizeof(double));
     c = bp_optim_defaults(BP_SGD);
     CU_ASSERT_EQUAL(bp_optim_state_size(&c, 10, 8), 0);
     c = bp_optim_defaults(BP_NESTEROV);
@@ -350,124 +352,135 @@ static void test_pytorch_differences(void)
 
 /* ------------------------------------------------ the vectorised loops */
 
-/* The rules once more, written the plain way over a whole vector (state
- * in double, theta of real_size rs), skipping [flo, fhi). */
-static void reference_step(bp_optim_kind kind, const bp_optim_config *c,
-                           long step, int rs, size_t np, void *theta,
-                           void *grad, double *s1, double *s2, size_t flo,
-                           size_t fhi)
+/* The references below must round as the runtime's scalar rule does. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+/* The rules once more, written the plain way over a whole vector in one
+ * precision T (theta, grad, state and arithmetic; the coefficients taken
+ * in double and rounded once, as optim.c documents; Adam's bias
+ * corrections folded into lr / bc1 and 1 / sqrt(bc2)), skipping
+ * [flo, fhi).
+ * The clipping scale comes from `norm`, the optimizer's own (its sum runs
+ * in partial sums), so that every bit can be compared. */
+#define REFERENCE_STEP(T, SQRT)                                             \
+    static void reference_step_##T(bp_optim_kind kind,                     \
+                                   const bp_optim_config *c, long step,    \
+                                   double norm, size_t np, T *theta,       \
+                                   T *grad, T *s1, T *s2, size_t flo,      \
+                                   size_t fhi)                             \
+    {                                                                      \
+        double scale = 1;                                                  \
+        if (c->clip_norm > 0 && norm > c->clip_norm)                       \
+            scale = c->clip_norm / norm;                                   \
+        const double t1 = (double)(step + 1);                              \
+        const T sz = (T)(c->lr / (1 - pow(c->beta1, t1)));                 \
+        const T rb2 = (T)(1 / sqrt(1 - pow(c->beta2, t1)));                \
+        const T lr = (T)c->lr, wd = (T)c->weight_decay,                    \
+                mu = (T)c->momentum, rho = (T)c->rho,                      \
+                rho1 = (T)(1 - c->rho), b1 = (T)c->beta1,                  \
+                b11 = (T)(1 - c->beta1), b2 = (T)c->beta2,                 \
+                b21 = (T)(1 - c->beta2), eps = (T)c->eps,                  \
+                decay = (T)(1 - c->lr * c->weight_decay);                  \
+        for (size_t i = 0; i < np; i++) {                                  \
+            if (i >= flo && i < fhi)                                       \
+                continue;                                                  \
+            T th = theta[i], g = grad[i];                                  \
+            if (scale != 1)                                                \
+                grad[i] = g = (T)((double)g * scale);                      \
+            if (kind != BP_ADAMW)                                          \
+                g = g + wd * th;                                           \
+            switch (kind) {                                                \
+            case BP_SGD:                                                   \
+                th = th - lr * g;                                          \
+                break;                                                     \
+            case BP_MOMENTUM:                                              \
+                s1[i] = mu * s1[i] + g;                                    \
+                th = th - lr * s1[i];                                      \
+                break;                                                     \
+            case BP_NESTEROV:                                              \
+                s1[i] = mu * s1[i] + g;                                    \
+                th = th - lr * (g + mu * s1[i]);                           \
+                break;                                                     \
+            case BP_RMSPROP:                                               \
+                s1[i] = rho * s1[i] + rho1 * g * g;                        \
+                th = th - lr * g / (SQRT(s1[i]) + eps);                    \
+                break;                                                     \
+            case BP_ADAMW:                                                 \
+                th = th * decay;                                           \
+                /* fall through */                                         \
+            case BP_ADAM:                                                  \
+                s1[i] = b1 * s1[i] + b11 * g;                              \
+                s2[i] = b2 * s2[i] + b21 * g * g;                          \
+                th = th - sz * (s1[i] / (SQRT(s2[i]) * rb2 + eps));        \
+                break;                                                     \
+            }                                                              \
+            theta[i] = th;                                                 \
+        }                                                                  \
+    }
+REFERENCE_STEP(float, sqrtf)
+REFERENCE_STEP(double, sqrt)
+
+/* The gradient's norm over the entries outside [flo, fhi), in double. */
+static double reference_norm(const void *grad, int rs, size_t np, size_t flo,
+                             size_t fhi)
 {
     double sumsq = 0;
     for (size_t i = 0; i < np; i++)
         if (i < flo || i >= fhi) {
-            double g = rs == 8 ? ((double *)grad)[i] : ((float *)grad)[i];
+            double g = rs == 8 ? ((const double *)grad)[i]
+                               : ((const float *)grad)[i];
             sumsq += g * g;
         }
-    double norm = sqrt(sumsq), scale = 1;
-    if (c->clip_norm > 0 && norm > c->clip_norm)
-        scale = c->clip_norm / norm;
-    double bc1 = 1 - pow(c->beta1, (double)(step + 1));
-    double bc2 = 1 - pow(c->beta2, (double)(step + 1));
-    double lr = c->lr, wd = c->weight_decay;
-    for (size_t i = 0; i < np; i++) {
-        if (i >= flo && i < fhi)
-            continue;
-        double th = rs == 8 ? ((double *)theta)[i] : ((float *)theta)[i];
-        double g = rs == 8 ? ((double *)grad)[i] : ((float *)grad)[i];
-        if (scale != 1) {
-            g *= scale;
-            if (rs == 4)
-                g = (float)g;
-            if (rs == 8)
-                ((double *)grad)[i] = g;
-            else
-                ((float *)grad)[i] = (float)g;
-        }
-        if (kind != BP_ADAMW)
-            g += wd * th;
-        switch (kind) {
-        case BP_SGD:
-            th -= lr * g;
-            break;
-        case BP_MOMENTUM:
-            s1[i] = c->momentum * s1[i] + g;
-            th -= lr * s1[i];
-            break;
-        case BP_NESTEROV:
-            s1[i] = c->momentum * s1[i] + g;
-            th -= lr * (g + c->momentum * s1[i]);
-            break;
-        case BP_RMSPROP:
-            s1[i] = c->rho * s1[i] + (1 - c->rho) * g * g;
-            th -= lr * g / (sqrt(s1[i]) + c->eps);
-            break;
-        case BP_ADAMW:
-            th *= 1 - lr * wd;
-            /* fall through */
-        case BP_ADAM:
-            s1[i] = c->beta1 * s1[i] + (1 - c->beta1) * g;
-            s2[i] = c->beta2 * s2[i] + (1 - c->beta2) * g * g;
-            th -= lr * (s1[i] / bc1) / (sqrt(s2[i] / bc2) + c->eps);
-            break;
-        }
-        if (rs == 8)
-            ((double *)theta)[i] = th;
-        else
-            ((float *)theta)[i] = (float)th;
-    }
+    return sqrt(sumsq);
 }
 
-/* Largest |a - b| over n values of real_size rs, relative to the
- * largest |b| (so entries near 0 do not magnify round-off). */
-static double max_rel(const void *a, const void *b, int rs, size_t n)
+enum { NP = 1037, FLO = 300, FHI = 333 };
+/* 1037 entries (odd, so the vector loops have tails) with a frozen
+ * tensor in the middle. */
+static const bp_tensor_info fast_params[] = {
+    {"a", 1, {FLO, 1, 1, 1}, FLO, 0, 0, 0},
+    {"f", 1, {FHI - FLO, 1, 1, 1}, FHI - FLO, FLO, 1, 0},
+    {"b", 1, {NP - FHI - 100, 1, 1, 1}, NP - FHI - 100, FHI, 0, 0},
+    {"c", 1, {100, 1, 1, 1}, 100, NP - 100, 0, 0}};
+static const bp_optim_kind all_kinds[] = {BP_SGD, BP_MOMENTUM, BP_NESTEROV,
+                                          BP_RMSPROP, BP_ADAM, BP_ADAMW};
+enum { NKINDS = sizeof all_kinds / sizeof *all_kinds };
+
+static bp_model fast_model(int rs)
 {
-    double worst = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) {
-        double x = rs == 8 ? ((const double *)a)[i] : ((const float *)a)[i];
-        double y = rs == 8 ? ((const double *)b)[i] : ((const float *)b)[i];
-        double d = fabs(x - y);
-        if (!(d <= worst))
-            worst = d;
-        scale = fmax(scale, fabs(y));
-    }
-    return scale > 0 ? worst / scale : worst;
+    bp_model m;
+    memset(&m, 0, sizeof m);
+    m.abi_version = BP_ABI_VERSION;
+    m.name = "fast";
+    m.real_size = rs;
+    m.num_params = NP;
+    m.num_param_tensors = 4;
+    m.params = fast_params;
+    return m;
 }
 
 /* Every kind, float and double, every instruction set this CPU runs:
- * 5 steps on a 1037-long vector (odd, so the vector loops have tails)
- * with a frozen tensor in the middle, weight decay, and clipping on the
- * even steps; theta, grad and state must equal the plain rule within
- * round-off, and the frozen range must not move. */
+ * 5 steps with weight decay, and clipping on the even steps; theta, grad
+ * and state (all of the model's precision) must equal the plain rule in
+ * that precision bit for bit, and the frozen range must not move. */
 static void test_fast_matches_reference(void)
 {
-    enum { NP = 1037, FLO = 300, FHI = 333 };
-    static const bp_tensor_info params[] = {
-        {"a", 1, {FLO, 1, 1, 1}, FLO, 0, 0, 0},
-        {"f", 1, {FHI - FLO, 1, 1, 1}, FHI - FLO, FLO, 1, 0},
-        {"b", 1, {NP - FHI - 100, 1, 1, 1}, NP - FHI - 100, FHI, 0, 0},
-        {"c", 1, {100, 1, 1, 1}, 100, NP - 100, 0, 0}};
-    static const bp_optim_kind kinds[] = {BP_SGD, BP_MOMENTUM, BP_NESTEROV,
-                                          BP_RMSPROP, BP_ADAM, BP_ADAMW};
     int best = bp_isa(), isas = 0;
     for (int isa = 0; isa < 3; isa++) {
         if (bp_isa_force(isa) != 0)
             continue;
         isas++;
         for (int rs = 4; rs <= 8; rs += 4)
-            for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
-                bp_model m;
-                memset(&m, 0, sizeof m);
-                m.abi_version = BP_ABI_VERSION;
-                m.name = "fast";
-                m.real_size = rs;
-                m.num_params = NP;
-                m.num_param_tensors = 4;
-                m.params = params;
-                bp_optim_config c = config(kinds[k], 0.01);
+            for (size_t k = 0; k < NKINDS; k++) {
+                bp_model m = fast_model(rs);
+                bp_optim_config c = config(all_kinds[k], 0.01);
                 c.clip_norm = 20;
                 size_t bytes = bp_optim_state_size(&c, NP, rs);
-                double *state = calloc(1, bytes + 8);
-                double *ref1 = calloc(NP, 8), *ref2 = calloc(NP, 8);
+                CU_ASSERT_EQUAL(bytes, (size_t)(all_kinds[k] == BP_SGD ? 0
+                                 : all_kinds[k] >= BP_ADAM ? 2 : 1) * NP * rs);
+                char *state = calloc(1, bytes + 8), *ref = calloc(1, bytes + 8);
                 char *th = malloc(NP * 8), *gr = malloc(NP * 8),
                      *rth = malloc(NP * 8), *rgr = malloc(NP * 8),
                      *th0 = malloc(NP * 8);
@@ -478,37 +491,166 @@ static void test_fast_matches_reference(void)
                 memcpy(th0, th, NP * 8);
                 bp_optimizer o;
                 bp_optim_init(&o, &c, &m, NP, rs, state);
-                double worst = 0;
+                int same = 1;
+                double worst_norm = 0;
                 for (int step = 0; step < 5; step++) {
                     /* big gradients on even steps, so clipping applies */
                     bp_fill_normal(&r, gr, rs, NP, 0, step % 2 ? 0.1 : 3);
                     memcpy(rgr, gr, NP * 8);
-                    reference_step(kinds[k], &c, step, rs, NP, rth, rgr, ref1,
-                                   ref2, FLO, FHI);
+                    double norm = reference_norm(rgr, rs, NP, FLO, FHI);
                     CU_ASSERT_EQUAL(bp_optim_step(&o, th, gr, NULL, 0), BP_OK);
-                    worst = fmax(worst, max_rel(th, rth, rs, NP));
-                    worst = fmax(worst, max_rel(gr, rgr, rs, NP));
-                    if (bytes >= NP * 8)
-                        worst = fmax(worst, max_rel(state, ref1, 8, NP));
-                    if (bytes >= 2 * NP * 8)
-                        worst = fmax(worst, max_rel(state + NP, ref2, 8, NP));
+                    worst_norm = fmax(worst_norm,
+                                      fabs(o.grad_norm - norm) / norm);
+                    CU_ASSERT(step % 2 || o.grad_norm > c.clip_norm);
+                    char *r2 = ref + NP * (size_t)rs;
+                    if (rs == 8)
+                        reference_step_double(all_kinds[k], &c, step,
+                                              o.grad_norm, NP, (double *)rth,
+                                              (double *)rgr, (double *)ref,
+                                              (double *)r2, FLO, FHI);
+                    else
+                        reference_step_float(all_kinds[k], &c, step,
+                                             o.grad_norm, NP, (float *)rth,
+                                             (float *)rgr, (float *)ref,
+                                             (float *)r2, FLO, FHI);
+                    same &= memcmp(th, rth, NP * (size_t)rs) == 0;
+                    same &= memcmp(gr, rgr, NP * (size_t)rs) == 0;
+                    same &= memcmp(state, ref, bytes) == 0;
                 }
-                /* round-off: the clipping scale comes from a sum taken in another
-                 * order; float theta may round once the other way */
-                CU_ASSERT(worst <= (rs == 8 ? 1e-14 : 1.2e-7));
-                if (!(worst <= (rs == 8 ? 1e-14 : 1.2e-7)))
+                CU_ASSERT(same);
+                /* the norm's sum runs in partial sums: round-off only */
+                CU_ASSERT(worst_norm <= 1e-14);
+                if (!same || !(worst_norm <= 1e-14))
                     fprintf(stderr, "optim fast path: kind %d rs %d isa %d: "
-                            "rel diff %g\n", (int)kinds[k], rs, isa, worst);
+                            "bits %s, norm rel diff %g\n", (int)all_kinds[k],
+                            rs, isa, same ? "equal" : "differ", worst_norm);
                 CU_ASSERT(memcmp(th + (size_t)FLO * rs, th0 + (size_t)FLO * rs,
                                  (size_t)(FHI - FLO) * rs) == 0);
                 CU_ASSERT(memcmp(th, th0, (size_t)rs) != 0);
-                free(state); free(ref1); free(ref2); free(th); free(gr);
+                free(state); free(ref); free(th); free(gr);
                 free(rth); free(rgr); free(th0);
             }
     }
     bp_isa_force(-1);
     CU_ASSERT_EQUAL(bp_isa(), best);
     CU_ASSERT(isas >= 1);
+}
+
+/* bp_optim_update on every parameter's range (the frozen one included),
+ * or on chunks that cut across tensors, then bp_optim_finish: the same
+ * bits as bp_optim_step with clipping off, for every kind, float and
+ * double, every instruction set, with weight decay and a schedule; and
+ * the step's norm, summed by the update loops, is the gradient's. */
+static void test_update_ranges_match_step(void)
+{
+    int best = bp_isa();
+    for (int isa = 0; isa < 3; isa++) {
+        if (bp_isa_force(isa) != 0)
+            continue;
+        for (int rs = 4; rs <= 8; rs += 4)
+            for (size_t k = 0; k < NKINDS; k++)
+                for (int chunks = 0; chunks < 2; chunks++) {
+                    bp_model m = fast_model(rs);
+                    bp_optim_config c = config(all_kinds[k], 0.01);
+                    c.schedule = BP_LR_COSINE;
+                    c.total_steps = 4;
+                    c.lr_min = 0.01;
+                    size_t bytes = bp_optim_state_size(&c, NP, rs);
+                    char *sa = calloc(1, bytes + 8), *sb = calloc(1, bytes + 8);
+                    char *ta = malloc(NP * 8), *tb = malloc(NP * 8),
+                         *ga = malloc(NP * 8), *gb = malloc(NP * 8),
+                         *t0 = malloc(NP * 8);
+                    bp_rng r;
+                    bp_rng_seed(&r, 5 + k);
+                    bp_fill_normal(&r, ta, rs, NP, 0, 1);
+                    memcpy(tb, ta, NP * 8);
+                    memcpy(t0, ta, NP * 8);
+                    bp_optimizer a, b;
+                    bp_optim_init(&a, &c, &m, NP, rs, sa);
+                    bp_optim_init(&b, &c, &m, NP, rs, sb);
+                    int same = 1, rc = BP_OK;
+                    double worst_norm = 0;
+                    for (int step = 0; step < 5; step++) {
+                        bp_fill_normal(&r, ga, rs, NP, 0, 1);
+                        memcpy(gb, ga, NP * 8);
+                        double norm = reference_norm(ga, rs, NP, FLO, FHI);
+                        CU_ASSERT_EQUAL(bp_optim_step(&a, ta, ga, NULL, 0),
+                                        BP_OK);
+                        /* without clipping the update sums the norm */
+                        worst_norm = fmax(worst_norm,
+                                          fabs(a.grad_norm - norm) / norm);
+                        if (chunks) {
+                            for (size_t at = 0; at < NP; at += 97) {
+                                size_t len = NP - at < 97 ? NP - at : 97;
+                                rc |= bp_optim_update(&b, tb, gb + at * rs,
+                                                      at, len);
+                            }
+                        } else {
+                            for (int t = 3; t >= 0; t--) /* any order */
+                                rc |= bp_optim_update(
+                                    &b, tb, gb + fast_params[t].offset * rs,
+                                    fast_params[t].offset, fast_params[t].size);
+                        }
+                        CU_ASSERT_EQUAL(b.step, step);
+                        bp_optim_finish(&b);
+                        same &= memcmp(ta, tb, NP * (size_t)rs) == 0;
+                        same &= memcmp(sa, sb, bytes) == 0;
+                        same &= memcmp(ga, gb, NP * (size_t)rs) == 0;
+                    }
+                    CU_ASSERT_EQUAL(rc, BP_OK);
+                    CU_ASSERT(same);
+                    CU_ASSERT(worst_norm <= 1e-14);
+                    if (!same)
+                        fprintf(stderr, "optim update: kind %d rs %d isa %d "
+                                "chunks %d: differs from the step\n",
+                                (int)all_kinds[k], rs, isa, chunks);
+                    CU_ASSERT_EQUAL(b.step, 5);
+                    CU_ASSERT(memcmp(tb + (size_t)FLO * rs, t0 + (size_t)FLO * rs,
+                                     (size_t)(FHI - FLO) * rs) == 0);
+                    CU_ASSERT(memcmp(tb, t0, (size_t)rs) != 0);
+                    free(sa); free(sb); free(ta); free(tb); free(ga);
+                    free(gb); free(t0);
+                }
+    }
+    bp_isa_force(-1);
+    CU_ASSERT_EQUAL(bp_isa(), best);
+}
+
+/* bp_optim_update refuses what it cannot do and then changes nothing. */
+static void test_update_errors(void)
+{
+    bp_optim_config c = config(BP_ADAM, 0.1);
+    float st[8] = {0}, th[4] = {1, 2, 3, 4}, g[4] = {1, 1, 1, 1};
+    bp_optimizer o;
+    bp_optim_init(&o, &c, NULL, 4, 4, st);
+    CU_ASSERT_EQUAL(bp_optim_update(NULL, th, g, 0, 4), BP_ERR_ARG);
+    CU_ASSERT_EQUAL(bp_optim_update(&o, NULL, g, 0, 4), BP_ERR_ARG);
+    CU_ASSERT_EQUAL(bp_optim_update(&o, th, NULL, 0, 4), BP_ERR_ARG);
+    CU_ASSERT_EQUAL(bp_optim_update(&o, th, g, 0, 5), BP_ERR_ARG);
+    CU_ASSERT_EQUAL(bp_optim_update(&o, th, g, 5, 0), BP_ERR_ARG);
+    CU_ASSERT_EQUAL(bp_optim_update(&o, th, g, 2, (size_t)-1), BP_ERR_ARG);
+    o.state = NULL;
+    CU_ASSERT_EQUAL(bp_optim_update(&o, th, g, 0, 4), BP_ERR_ARG);
+    o.state = st;
+    bp_model m = fast_model(4);
+    m.num_params = 4;
+    m.num_param_tensors = 0;
+    m.abi_version = BP_ABI_VERSION + 1;
+    o.model = &m;
+    CU_ASSERT_EQUAL(bp_optim_update(&o, th, g, 0, 4), BP_ERR_ARG);
+    o.model = NULL;
+    CU_ASSERT(th[0] == 1 && th[1] == 2 && th[2] == 3 && th[3] == 4);
+    for (int i = 0; i < 8; i++)
+        CU_ASSERT_EQUAL(st[i], 0);
+    CU_ASSERT_EQUAL(o.step, 0);
+    /* An empty range at the end is fine; a real one moves theta only. */
+    CU_ASSERT_EQUAL(bp_optim_update(&o, th, g, 4, 0), BP_OK);
+    CU_ASSERT_EQUAL(bp_optim_update(&o, th, g + 1, 1, 2), BP_OK);
+    CU_ASSERT(th[0] == 1 && th[1] < 2 && th[2] < 3 && th[3] == 4);
+    CU_ASSERT_EQUAL(o.step, 0);
+    bp_optim_finish(&o);
+    CU_ASSERT_EQUAL(o.step, 1);
+    bp_optim_finish(NULL);
 }
 
 void register_optim(void);
@@ -527,4 +669,7 @@ void register_optim(void)
                 test_pytorch_differences);
     CU_add_test(s, "vector loops match the plain rules, every ISA",
                 test_fast_matches_reference);
+    CU_add_test(s, "update on ranges, then finish: the step's bits",
+                test_update_ranges_match_step);
+    CU_add_test(s, "update: errors change nothing", test_update_errors);
 }
