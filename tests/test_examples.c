@@ -288,14 +288,14 @@ static void test_fashion(void)
     free(text);
 }
 
-/* The short run (FASHION_CNN_SHORT) reaches 0.8103 (the full run
- * 0.9195: see README); 0.79 leaves room for other kernels'
+/* The short run (FASHION_CNN_SHORT) reaches 0.8181 from the image alone
+ * (the full run 0.9244: see README); 0.80 leaves room for other kernels'
  * rounding. The output must show the epochs with their times, the
  * accuracy from the image alone beside the result's (the image and its
  * mirror image), and the confusion matrix with names. */
 static void test_fashion_cnn(void)
 {
-    accuracy_case("fashion_cnn", "fashion_cnn", "test_accuracy", 0.79);
+    accuracy_case("fashion_cnn", "fashion_cnn", "test_accuracy", 0.80);
     char *text = example_output("fashion_cnn", "fashion_cnn");
     if (!text)
         return;
@@ -490,7 +490,7 @@ void register_examples(void)
     CU_add_test(s, "iris: test accuracy >= 0.95", test_iris);
     CU_add_test(s, "digits: test accuracy >= 0.95", test_digits);
     CU_add_test(s, "fashion (short run): test accuracy >= 0.82", test_fashion);
-    CU_add_test(s, "fashion_cnn (short run): test accuracy >= 0.79", test_fashion_cnn);
+    CU_add_test(s, "fashion_cnn (short run): test accuracy >= 0.80", test_fashion_cnn);
     CU_add_test(s, "classify_digit: ASCII art", test_classify_digit);
     CU_add_test(s, "digits_cnn: test accuracy >= 0.985", test_digits_cnn);
     CU_add_test(s, "finetune: frozen layer, accuracy on 5-9", test_finetune);
