@@ -259,6 +259,7 @@ int main(int argc, char **argv)
     cfg.optim.schedule = BP_LR_COSINE;     /* from 2e-3 down to 0 over the run */
     cfg.optim.total_steps = (long)epochs * (long)((train.rows + 63) / 64);
     cfg.optim.lr_min = 0;
+    cfg.forward_outputs = fashion_cnn_forward_outputs_any;   /* evaluation: one pass a batch */
     cfg.on_epoch = next_epoch;
     cfg.user = &aug;
     bp_epoch_report last;
