@@ -270,7 +270,7 @@ static void test_digits(void)
     accuracy_case("digits", "digits", "test_accuracy", 0.95);
 }
 
-/* The short run (FASHION_SHORT) reaches 0.8396 (the full run 0.8974: see
+/* The short run (FASHION_SHORT) reaches 0.8396 (the full run 0.8982: see
  * README); 0.82 leaves room for other kernels' rounding. The output must
  * show the epochs with their times and the confusion matrix with names. */
 static void test_fashion(void)
@@ -288,8 +288,8 @@ static void test_fashion(void)
     free(text);
 }
 
-/* The short run (FASHION_CNN_SHORT) reaches 0.8181 from the image alone
- * (the full run 0.9244: see README); 0.80 leaves room for other kernels'
+/* The short run (FASHION_CNN_SHORT) reaches 0.8182 from the image alone
+ * (the full run 0.9236: see README); 0.80 leaves room for other kernels'
  * rounding. The output must show the epochs with their times, the
  * accuracy from the image alone beside the result's (the image and its
  * mirror image), and the confusion matrix with names. */
