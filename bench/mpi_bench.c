@@ -16,7 +16,7 @@
  *   DATA: a path to digits.csv, or "synthetic"
  *   --save F      rank 0 saves the final weights to F (the 1-rank run)
  *   --compare F   rank 0 loads F and prints max_abs_diff; exits 1 when it
- *                 exceeds 1e-4 (results must agree before times count)
+ *                 exceeds 1e-3 (results must agree before times count)
  */
 #include <math.h>
 #include <stdio.h>
@@ -27,7 +27,14 @@
 #include "bp_mpi.h"
 #include BM_HEADER
 
-#define COMPARE_TOL 1e-4
+/* Two ranks sum the gradient in another order than one, so the weights
+ * differ by rounding; Adam, which divides each step by the root of the
+ * squared gradients' average, moves an entry with a tiny gradient by up to
+ * about lr (1e-3 here) whatever its size, so rounding can be amplified to
+ * a fraction of lr. Float models with float moments (since issue 11) reach
+ * 3.5e-4 on fashion; 1e-3 still catches any real disagreement (a missing
+ * or doubled share of the gradient moves weights by far more). */
+#define COMPARE_TOL 1e-3
 #define ISOLATED_CALLS 200
 
 static void die(const char *what)
