@@ -352,10 +352,9 @@ static bool direct_result(Lower *L, PlanFn f, const Node *y, long size)
 /* predict's (and outputs after forward's) outputs are written where the
  * caller wants them (later steps read them there), so predict copies
  * nothing but values it does not compute or that are not one row per
- * sample; a wrt input's gradient
- * computed by an elementwise loop and read by nothing else is written
- * into grad_inputs divided by n in that loop, when the caller asks for
- * it, so no pass only rescales. */
+ * sample; a wrt input's gradient computed by an elementwise loop and read
+ * by nothing else is written into grad_inputs divided by n in that loop,
+ * when the caller asks for it, so no pass only rescales. */
 static void place_results(Lower *L)
 {
     Plan *p = L->p;
