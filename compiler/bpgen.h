@@ -276,6 +276,8 @@ typedef struct {
      * batch_mean: what each sample adds), from its operands' shapes; for
      * --report (report.c). The rule is in a comment beside it. */
     double (*flops)(const Node *y);
+    const char *c_array_fn;   /* elementwise: the runtime's array form
+                                 ("bp_vtanh", float adds an f), or NULL */
 } OpInfo;
 
 extern const OpInfo op_info[OP__COUNT];
@@ -580,7 +582,11 @@ typedef enum {
     LOOP_FLAT,    /* i over every value: each operand has the loop's shape
                      and batching, or is a shared scalar */
     LOOP_NESTED,  /* s over the samples, j over one sample's elements */
-    LOOP_OUTER    /* per sample, k over a's and j over b's elements: a_k b_j */
+    LOOP_OUTER,   /* per sample, k over a's and j over b's elements: a_k b_j */
+    LOOP_ARRAY    /* y = f(x) over a whole stored buffer, one call of the
+                     runtime's array form (OpInfo.c_array_fn): vectorised
+                     in any build, where a loop calling f inline is so only
+                     at -O3 or with -march */
 } LoopForm;
 
 typedef struct {

@@ -372,7 +372,8 @@ static void place_results(Lower *L)
         Node *d = g->grad_inputs[k];
         LoopStep loop;
         if (d && direct_result(L, PF_BACKWARD, d, shape_size(m->inputs[k]->shape)) &&
-            p->info[d->id].uses[PF_BACKWARD] == 1 && loop_step_of(p, PF_BACKWARD, d, &loop)) {
+            p->info[d->id].uses[PF_BACKWARD] == 1 && loop_step_of(p, PF_BACKWARD, d, &loop) &&
+            loop.form != LOOP_ARRAY) {
             p->info[d->id].buf[PF_BACKWARD].pool = POOL_GRAD_INPUT;
             p->info[d->id].buf[PF_BACKWARD].offset = k;
         }

@@ -261,6 +261,36 @@ static bool flat_ok(const Plan *p, PlanFn f, const Node *n, bool top, bool batch
     return true;
 }
 
+/* Whether function f reads n from memory as it is: an input, a
+ * parameter, a buffer of its own, or what forward kept for it. */
+static bool stored_in(const Plan *p, PlanFn f, const Node *n)
+{
+    const NodeInfo *in = &p->info[n->id];
+    return n->op == OP_INPUT || n->op == OP_PARAM || in->mode[f] == NODE_BUFFER ||
+           (after_forward(f) && in->kept);
+}
+
+bool loop_step_of(const Plan *p, PlanFn f, const Node *y, LoopStep *loop);
+
+/* y = f(x), f with an array form in the runtime, x stored whole with y's
+ * size and batching and made by no elementwise loop of f: one call over
+ * the buffer (LOOP_ARRAY) instead of a loop. Where an elementwise loop
+ * makes x, y's loop merges with it instead (one pass, lower.c's
+ * join_loops); nor where y is written elsewhere (grad_inputs divided by
+ * n). */
+static bool array_call(const Plan *p, PlanFn f, const Node *y, long size)
+{
+    const Node *x = y->nin == 1 ? y->in[0] : NULL;
+    LoopStep made;
+    if (!op_info[y->op].c_array_fn || !x || x->batched != y->batched ||
+        shape_size(x->shape) != size || x->op == OP_CONST || !stored_in(p, f, x) ||
+        p->info[y->id].buf[f].pool == POOL_GRAD_INPUT)
+        return false;
+    bool own_loop = p->info[x->id].mode[f] == NODE_BUFFER && loop_step_of(p, f, x, &made) &&
+                    made.form != LOOP_ARRAY;
+    return !own_loop;
+}
+
 static void loop_of(const Plan *p, PlanFn f, Step *st, Node *y)
 {
     long size = shape_size(y->shape);
@@ -268,6 +298,8 @@ static void loop_of(const Plan *p, PlanFn f, Step *st, Node *y)
     st->loop.size = size;
     if (!y->batched && size == 1)
         st->loop.form = LOOP_SCALAR;
+    else if (array_call(p, f, y, size))
+        st->loop.form = LOOP_ARRAY;
     else
         st->loop.form = flat_ok(p, f, y, true, y->batched, size) ? LOOP_FLAT : LOOP_NESTED;
 }

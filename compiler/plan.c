@@ -434,7 +434,8 @@ static void dump_kernel(FILE *out, const KernelStep *k, const Node *factor)
 
 static void dump_detail(FILE *out, const Step *st)
 {
-    static const char *const loops[] = {"scalar", "flat", "nested", "outer product"};
+    static const char *const loops[] = {"scalar", "flat", "nested", "outer product",
+                                        "as one call"};
     static const char *const reductions[] = {"sum", "dot", "logsumexp", "softmax", "log_softmax",
                                              "batch mean", "loss"};
     const Node *y = st->node;

@@ -112,9 +112,9 @@ static void test_mlp_steps(void)
     CU_ASSERT_EQUAL(g->beta, SCALE_ONE);
     CU_ASSERT_PTR_NOT_NULL_FATAL(g->prefill);
     CU_ASSERT_STRING_EQUAL(p->graph->model->params[g->prefill->index]->name, "b1");
-    /* tanh reads only its own shape: one flat loop */
+    /* tanh of the gemm's stored result: one call of bp_vtanhf over it */
     CU_ASSERT_EQUAL(p->steps[PF_FORWARD][1].kind, STEP_LOOP);
-    CU_ASSERT_EQUAL(p->steps[PF_FORWARD][1].loop.form, LOOP_FLAT);
+    CU_ASSERT_EQUAL(p->steps[PF_FORWARD][1].loop.form, LOOP_ARRAY);
     /* forward ends returning the batch mean of the loss */
     const Step *last = &p->steps[PF_FORWARD][p->nsteps[PF_FORWARD] - 1];
     CU_ASSERT_TRUE(last->kind == STEP_REDUCE && last->reduce.form == REDUCE_LOSS && !last->node);
@@ -234,7 +234,13 @@ static void test_merged_loops(void)
     c->steps[PF_FORWARD][0].joined = true;   /* a gemm */
     assert_rejected(c, "a merged loop with a step that is not an elementwise loop");
     c->steps[PF_FORWARD][0].joined = false;
-    c->steps[PF_FORWARD][1].joined = true;   /* tanh, then a gemm */
+    c->steps[PF_FORWARD][1].joined = true;   /* tanh, one bp_vtanhf call */
+    assert_rejected(c, "a merged loop with a step that is not an elementwise loop");
+    c = lower("input x[3]\nparam w[3]\nparam v[2]\nh = x * w + 1\nk = v * v + 1\n"
+              "loss L = sum(h * h) + sum(k * k)\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_TRUE(plan_check(c));
+    c->steps[PF_FORWARD][0].joined = true;   /* h per sample, then k once */
     assert_rejected(c, "a merged loop over steps of different trip counts");
 }
 

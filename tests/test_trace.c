@@ -326,7 +326,7 @@ static void test_line_seen_by_the_compiler(void)
         "input t\n"
         "param W[2, 3]\n"
         "param v[2]\n"
-        "h = tanh(W · x)\n"              /* line 6: bp_tanhf, and gemm forward and backward */
+        "h = tanh(W · x)\n"              /* line 6: bp_vtanhf, and gemm forward and backward */
         "y = sigmoid(sum(v * h))\n"
         "g = 2 * h\n"                     /* line 8: one loop of h and g in predict */
         "u = 2 * v\n"                     /* no input: predict copies it to each row, */
@@ -339,6 +339,7 @@ static void test_line_seen_by_the_compiler(void)
         "{\n    printf(\"%s %s:%d\\n\", what, file, line);\n}\n"
         "#undef memcpy\n"
         "#define bp_tanhf(x) (seen(\"tanhf\", __FILE__, __LINE__), bp_tanhf(x))\n"
+        "#define bp_vtanhf(...) (seen(\"tanhf\", __FILE__, __LINE__), bp_vtanhf(__VA_ARGS__))\n"
         "#define bp_gemm_f(...) (seen(\"gemm\", __FILE__, __LINE__), bp_gemm_f(__VA_ARGS__))\n"
         "#define memcpy(d, s, k) (seen(\"memcpy\", __FILE__, __LINE__), memcpy(d, s, k))\n"
         "#include \"trace_m.c\"\n"

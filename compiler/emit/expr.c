@@ -144,6 +144,10 @@ Ex ref_buf(Emit *e, const Ctx *c, Node *n)
         return elem(e, n, "s", "j");
     case LOOP_OUTER:
         die("an expression in an outer product's loop");
+        break;
+    case LOOP_ARRAY:
+        die("an expression in an array call");
+        break;
     }
     return ex("0", PR_ATOM, true);
 }

@@ -226,11 +226,24 @@ static const char *statement(Emit *e, const Step *st, int d, int notes_at, char 
     return stmt;
 }
 
+/* y = f(x) over the whole buffer: one call of the runtime's array form. */
+static void array_call(Emit *e, const Step *st)
+{
+    Node *y = st->node;
+    comment(e, 1, equation(e, y));
+    line(e, 1, "%s(%s, %s, %s);", fn(e, op_info[y->op].c_array_fn),
+         loop_count(e, y, st->loop.size), buf_name(e, y->in[0]), buf_name(e, y));
+}
+
 /* The fused expression of the step's node, one value per index. */
 static void loop(Emit *e, const Step *st)
 {
     Node *y = st->node;
     LoopForm form = st->loop.form;
+    if (form == LOOP_ARRAY) {
+        array_call(e, st);
+        return;
+    }
     bool guarded = pool_of(e, y) == POOL_GRAD_INPUT;
     int d = guarded ? 2 : 1;
     int body = form == LOOP_NESTED ? d + 2 : form == LOOP_FLAT ? d + 1 : d;
@@ -262,6 +275,10 @@ static void loop(Emit *e, const Step *st)
         break;
     case LOOP_OUTER:
         die("an outer product as an expression");
+        break;
+    case LOOP_ARRAY:
+        die("an array call as a loop");
+        break;
     }
     if (guarded)
         line(e, 1, "}");

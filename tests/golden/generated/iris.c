@@ -55,9 +55,7 @@ float iris_forward(const float *theta, const float *const inputs[], int n, void 
         memcpy(t7 + s * 16, b1, 16 * sizeof(float));
     bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
     /* iris.net:9  h = tanh(t7) */
-    for (size_t i = 0; i < 16 * (size_t)n; i++) {
-        h[i] = bp_tanhf(t7[i]);
-    }
+    bp_vtanhf(16 * (size_t)n, t7, h);
     /* iris.net:10  z = W2 · h + b2 */
     for (size_t s = 0; s < (size_t)n; s++)
         memcpy(z + s * 3, b2, 3 * sizeof(float));
@@ -195,9 +193,7 @@ void iris_predict(const float *theta, const float *const inputs[], int n, void *
         memcpy(t7 + s * 16, b1, 16 * sizeof(float));
     bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
     /* iris.net:9  h = tanh(t7) */
-    for (size_t i = 0; i < 16 * (size_t)n; i++) {
-        h[i] = bp_tanhf(t7[i]);
-    }
+    bp_vtanhf(16 * (size_t)n, t7, h);
     /* iris.net:10  z = W2 · h + b2 */
     for (size_t s = 0; s < (size_t)n; s++)
         memcpy(z + s * 3, b2, 3 * sizeof(float));
