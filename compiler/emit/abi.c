@@ -117,11 +117,33 @@ static void tensor_table(Emit *e, FILE *out, const char *what, Symbol **syms, in
     fputs("};\n", out);
 }
 
+/* The typed arrays an untyped wrapper starts with: in[k] from inputs[k]
+ * (and out[j] from outputs[j]). */
+static void typed_inputs(Emit *e, FILE *out)
+{
+    const Model *m = e->m;
+    fprintf(out, "    const %s *in[%d];\n", e->real, m->ninputs ? m->ninputs : 1);
+    if (!m->ninputs)
+        fputs("    in[0] = NULL;\n    (void)inputs;\n", out);
+    for (int k = 0; k < m->ninputs; k++)
+        fprintf(out, "    in[%d] = (const %s *)inputs[%d];\n", k, e->real, k);
+}
+
+static void typed_outputs(Emit *e, FILE *out)
+{
+    const Model *m = e->m;
+    fprintf(out, "    %s *out[%d];\n", e->real, m->noutputs ? m->noutputs : 1);
+    if (!m->noutputs)
+        fputs("    out[0] = NULL;\n    (void)outputs;\n", out);
+    for (int j = 0; j < m->noutputs; j++)
+        fprintf(out, "    out[%d] = (%s *)outputs[%d];\n", j, e->real, j);
+}
+
 void emit_model(Emit *e, FILE *out)
 {
     Model *m = e->m;
     const char *M = e->M, *r = e->real;
-    int nin = m->ninputs ? m->ninputs : 1, nout = m->noutputs ? m->noutputs : 1;
+    int nin = m->ninputs ? m->ninputs : 1;
     fputs("/* ---- the model descriptor: untyped wrappers for the runtime ---- */\n\n", out);
     tensor_table(e, out, "param", m->params, m->nparams, true);
     tensor_table(e, out, "input", m->inputs, m->ninputs, false);
@@ -131,25 +153,15 @@ void emit_model(Emit *e, FILE *out)
     fprintf(out, "static void %s_init_any(void *theta, unsigned long long seed)\n{\n"
                  "    %s_init((%s *)theta, seed);\n}\n\n", M, M, r);
 
-    /* the typed array of input pointers every wrapper starts with */
-    char *conv = NULL;
-    size_t nconv = 0;
-    FILE *cv = open_memstream(&conv, &nconv);
-    if (!cv)
-        die("out of memory");
-    fprintf(cv, "    const %s *in[%d];\n", r, nin);
-    if (!m->ninputs)
-        fputs("    in[0] = NULL;\n    (void)inputs;\n", cv);
-    for (int k = 0; k < m->ninputs; k++)
-        fprintf(cv, "    in[%d] = (const %s *)inputs[%d];\n", k, r, k);
-    fclose(cv);
 
     fprintf(out, "static double %s_forward_any(const void *theta, const void *const inputs[], int n,\n"
-                 "    void *ws)\n{\n%s", M, conv);
+                 "    void *ws)\n{\n", M);
+    typed_inputs(e, out);
     fprintf(out, "    return (double)%s_forward((const %s *)theta, in, n, ws);\n}\n\n", M, r);
 
     fprintf(out, "static void %s_backward_any(const void *theta, const void *const inputs[], int n,\n"
-                 "    void *ws, void *grad, void *const grad_inputs[])\n{\n%s", M, conv);
+                 "    void *ws, void *grad, void *const grad_inputs[])\n{\n", M);
+    typed_inputs(e, out);
     fprintf(out, "    %s *gi[%d];\n", r, nin);
     if (!m->ninputs)
         fputs("    gi[0] = NULL;\n", out);
@@ -159,14 +171,10 @@ void emit_model(Emit *e, FILE *out)
                  "        grad_inputs != NULL ? gi : NULL);\n}\n\n", M, r, r);
 
     fprintf(out, "static void %s_predict_any(const void *theta, const void *const inputs[], int n,\n"
-                 "    void *ws, void *const outputs[])\n{\n%s", M, conv);
-    fprintf(out, "    %s *out[%d];\n", r, nout);
-    if (!m->noutputs)
-        fputs("    out[0] = NULL;\n    (void)outputs;\n", out);
-    for (int j = 0; j < m->noutputs; j++)
-        fprintf(out, "    out[%d] = (%s *)outputs[%d];\n", j, r, j);
+                 "    void *ws, void *const outputs[])\n{\n", M);
+    typed_inputs(e, out);
+    typed_outputs(e, out);
     fprintf(out, "    %s_predict((const %s *)theta, in, n, ws, out);\n}\n\n", M, r);
-    free(conv);
 
     fprintf(out, "const bp_model %s_model = {\n", M);
     fprintf(out, "    .abi_version = %d, /* BP_ABI_VERSION: checked by the header */\n",
@@ -191,9 +199,7 @@ void emit_model(Emit *e, FILE *out)
  * (bp_model has no slot for it: that would change the runtime ABI). */
 void emit_forward_outputs(Emit *e, FILE *out)
 {
-    Model *m = e->m;
     const char *M = e->M, *r = e->real;
-    int nin = m->ninputs ? m->ninputs : 1, nout = m->noutputs ? m->noutputs : 1;
     fprintf(out, "/* The batch loss, as forward returns it, and the outputs, as predict\n"
                  " * fills them, with the layers computed once. */\n");
     fprintf(out, "%s %s_forward_outputs(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
@@ -203,16 +209,8 @@ void emit_forward_outputs(Emit *e, FILE *out)
     fprintf(out, "    return loss;\n}\n\n");
     fprintf(out, "double %s_forward_outputs_any(const void *theta, const void *const inputs[], int n,\n"
                  "    void *ws, void *const outputs[])\n{\n", M);
-    fprintf(out, "    const %s *in[%d];\n", r, nin);
-    if (!m->ninputs)
-        fputs("    in[0] = NULL;\n    (void)inputs;\n", out);
-    for (int k = 0; k < m->ninputs; k++)
-        fprintf(out, "    in[%d] = (const %s *)inputs[%d];\n", k, r, k);
-    fprintf(out, "    %s *out[%d];\n", r, nout);
-    if (!m->noutputs)
-        fputs("    out[0] = NULL;\n    (void)outputs;\n", out);
-    for (int j = 0; j < m->noutputs; j++)
-        fprintf(out, "    out[%d] = (%s *)outputs[%d];\n", j, r, j);
+    typed_inputs(e, out);
+    typed_outputs(e, out);
     fprintf(out, "    return (double)%s_forward_outputs((const %s *)theta, in, n, ws, out);\n}\n\n",
             M, r);
 }
