@@ -557,7 +557,11 @@ typedef struct {
     Operand a, b, c;
     long lda, ldb, ldc;
     Node *prefill;        /* a bias copied into each of c's n rows first */
+    int loops_below;      /* a batch below this: loops, not a bp_gemm call
+                             (0 never; LOOPS_ALWAYS: no batch dimension) */
 } GemmStep;
+
+enum { LOOPS_ALWAYS = -1 };
 
 /* A convolution's shape, as the runtime's bp_conv2d_shape. */
 typedef struct {

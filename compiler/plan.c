@@ -79,6 +79,8 @@ static const char *check_gemm(const Reads *r, const GemmStep *g)
     if (!readable(r, g->a.node) || !readable(r, g->b.node) ||
         (g->prefill && g->prefill->op != OP_CONST && !readable(r, g->prefill)))
         return "a gemm operand read before it is computed";
+    if (g->loops_below != 0 && g->sample_loop)
+        return "a gemm written as loops inside a loop over the samples";
     /* the sizes at two batch sizes: an extent that should scale with n and
      * does not shows at the second */
     for (long n = 1; n <= 5; n += 4) {
@@ -381,7 +383,12 @@ static void dump_matrix(FILE *out, Operand o, bool trans, Extent rows, Extent co
 
 static void dump_gemm(FILE *out, const GemmStep *g, const Node *factor)
 {
-    fprintf(out, "      gemm%s: ", g->sample_loop ? " per sample s" : "");
+    fputs("      gemm", out);
+    if (g->loops_below == LOOPS_ALWAYS)
+        fputs(" as loops", out);
+    else if (g->loops_below > 0)
+        fprintf(out, " (loops below batch %d)", g->loops_below);
+    fprintf(out, "%s: ", g->sample_loop ? " per sample s" : "");
     dump_matrix(out, g->c, false, g->m, g->n, g->ldc);
     fputs(" = ", out);
     if (g->alpha != SCALE_ONE) {

@@ -792,6 +792,17 @@ static char *function_text(const char *name, const char *fn)
     return text;
 }
 
+static int occurrences(const char *text, const char *what)
+{
+    int k = 0;
+    for (const char *p = text; p && (p = strstr(p, what)); p += strlen(what))
+        k++;
+    return k;
+}
+
+/* The biases go into the products: into the gemm (beta = 1 over rows
+ * that start as the bias) and, in the loops that write these tiny
+ * products for batches below 8, added to each dot product. */
 static void test_bias_in_gemm(void)
 {
     run_model("em_mlp", mlp_net, mlp_body);
@@ -815,8 +826,11 @@ static void test_bias_in_gemm(void)
             /* no product in a temporary of its own, no loop adding a bias
              * to one; the comments name the equations */
             CU_ASSERT_PTR_NULL(strstr(text, "matmul_"));
-            CU_ASSERT_PTR_NULL(strstr(text, "b1[j]"));
-            CU_ASSERT_PTR_NULL(strstr(text, "b2[j]"));
+            CU_ASSERT_EQUAL(occurrences(text, "b1[j]"), 1);
+            CU_ASSERT_EQUAL(occurrences(text, "b2[j]"), 1);
+            CU_ASSERT_EQUAL(occurrences(text, "acc + b1[j];"), 1);
+            CU_ASSERT_EQUAL(occurrences(text, "acc + b2[j];"), 1);
+            CU_ASSERT_EQUAL(occurrences(text, "if (n < 8) {"), 2);
             CU_ASSERT_PTR_NOT_NULL(strstr(text, " = W1 · x + b1 */"));
             CU_ASSERT_PTR_NOT_NULL(strstr(text, "  z = W2 · h + b2 */"));
             if (gemms != 2 || beta_one != 2 || strstr(text, "matmul_"))
@@ -829,14 +843,6 @@ static void test_bias_in_gemm(void)
 /* ---------------------------------------------------------------- stored outputs, fast math */
 
 /* Occurrences of `what` in `text`. */
-static int occurrences(const char *text, const char *what)
-{
-    int k = 0;
-    for (const char *p = text; p && (p = strstr(p, what)); p += strlen(what))
-        k++;
-    return k;
-}
-
 /* `text` without its comments (which quote the chain rule), in place. */
 static char *code_only(char *text)
 {
@@ -1013,7 +1019,7 @@ static void test_merged_loops(void)
  * softmax) at other indices than the loop's. */
 static void test_loops_not_merged(void)
 {
-    const char *net = "input x[4]\nparam W[4, 4]\na = tanh(x)\nz = W · a\nb = exp(z)\n"
+    const char *net = "input x[32]\nparam W[32, 32]\na = tanh(x)\nz = W · a\nb = exp(z)\n"
                       "p = softmax(b)\nc = log(p)\nd = c * c\noutput b, d\n"
                       "loss L = sum(d) + sum(c)\n";
     CU_ASSERT_EQUAL_FATAL(generate("em_apart_f", net, "float", NULL), 0);
@@ -1022,8 +1028,8 @@ static void test_loops_not_merged(void)
     /* a and b one call each (bp_vtanhf, bp_vexpf: functions of stored
      * values), log_softmax's four loops (samples; max, sum, write) and d */
     CU_ASSERT_EQUAL(loops_in(text), 5);
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "bp_vtanhf(4 * (size_t)n, x, a);"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "bp_vexpf(4 * (size_t)n, z, b);"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "bp_vtanhf(32 * (size_t)n, x, a);"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "bp_vexpf(32 * (size_t)n, z, b);"));
     /* b (read by the softmax there) and d written straight into outputs:
      * no copy */
     CU_ASSERT_PTR_NULL(strstr(text, "memcpy"));

@@ -326,7 +326,8 @@ static void test_line_seen_by_the_compiler(void)
         "input t\n"
         "param W[2, 3]\n"
         "param v[2]\n"
-        "h = tanh(W · x)\n"              /* line 6: bp_vtanhf, and gemm forward and backward */
+        "h = tanh(W · x)\n"              /* line 6: bp_vtanhf, and gemm forward and backward
+                                           (a batch of 9: a call, not loops) */
         "y = sigmoid(sum(v * h))\n"
         "g = 2 * h\n"                     /* line 8: one loop of h and g in predict */
         "u = 2 * v\n"                     /* no input: predict copies it to each row, */
@@ -344,16 +345,18 @@ static void test_line_seen_by_the_compiler(void)
         "#define memcpy(d, s, k) (seen(\"memcpy\", __FILE__, __LINE__), memcpy(d, s, k))\n"
         "#include \"trace_m.c\"\n"
         "int main(void)\n{\n"
-        "    float theta[trace_m_NUM_PARAMS], grad[trace_m_NUM_PARAMS], h[4], g[4], u[4];\n"
-        "    const float x[6] = {0.1f, -0.2f, 0.3f, 0.5f, 0.4f, -0.6f}, t[2] = {0.25f, 0.75f};\n"
+        "    float theta[trace_m_NUM_PARAMS], grad[trace_m_NUM_PARAMS], h[18], g[18], u[18];\n"
+        "    float x[27], t[9];\n"
+        "    for (int i = 0; i < 27; i++)\n        x[i] = 0.1f * (float)(i % 7) - 0.3f;\n"
+        "    for (int i = 0; i < 9; i++)\n        t[i] = 0.1f * (float)i;\n"
         "    const float *const in[2] = {x, t};\n"
         "    float *const out[3] = {h, g, u};\n"
-        "    void *ws = malloc(trace_m_workspace_size(2));\n"
+        "    void *ws = malloc(trace_m_workspace_size(9));\n"
         "    if (!ws)\n        return 1;\n"
         "    trace_m_init(theta, 1);\n"
-        "    trace_m_forward(theta, in, 2, ws);\n"
-        "    trace_m_backward(theta, in, 2, ws, grad, NULL);\n"
-        "    trace_m_predict(theta, in, 2, ws, out);\n"
+        "    trace_m_forward(theta, in, 9, ws);\n"
+        "    trace_m_backward(theta, in, 9, ws, grad, NULL);\n"
+        "    trace_m_predict(theta, in, 9, ws, out);\n"
         "    free(ws);\n    return 0;\n}\n";
     char *args = test_format("-o %s/trace_m.c --line-directives", TEST_TMP);
     CU_ASSERT_EQUAL_FATAL(test_bpgen("trace_m", model, args, NULL, NULL), 0);
@@ -397,7 +400,7 @@ static void test_line_seen_by_the_compiler(void)
     /* forward and predict each: tanh and the product; backward: dL/dW */
     CU_ASSERT(tanhs >= 2);
     CU_ASSERT(gemms >= 3);
-    CU_ASSERT_EQUAL(copies, 2);    /* a row per sample */
+    CU_ASSERT_EQUAL(copies, 9);    /* a row per sample */
     free(at_net);
     free(c_text);
     free(c_path);

@@ -58,30 +58,111 @@ static int open_samples(Emit *e, bool batched)
 
 /* ---------------------------------------------------------------- gemm */
 
-static void gemm(Emit *e, const Step *st)
+/* A loop bound: the extent as a size_t. */
+static const char *bound(Emit *e, Extent x)
+{
+    if (!x.times_n)
+        return fmt(e, "%ld", x.count);
+    return x.count == 1 ? "(size_t)n" : fmt(e, "%ld * (size_t)n", x.count);
+}
+
+/* Element (row, col) of gemm operand o, transposed where trans. */
+static const char *entry(Emit *e, Operand o, bool trans, long ld, const char *row,
+                         const char *col)
+{
+    if (trans) {
+        const char *t = row;
+        row = col;
+        col = t;
+    }
+    return fmt(e, "%s[%s * %ld + %s]", operand(e, o), row, ld, col);
+}
+
+/* The product as loops at depth d (lowering chose it for a tiny product
+ * or batch). A weight gradient summed over the batch is built by one
+ * rank-1 update per sample; every other element is a dot product, with
+ * the bias or C's old value added after it. */
+static void gemm_loops(Emit *e, int d, const GemmStep *g, const Node *factor)
+{
+    const char *cij = fmt(e, "%s[i * %ld + j]", operand(e, g->c), g->ldc);
+    const char *aip = entry(e, g->a, g->ta, g->lda, "i", "p"),
+               *bpj = entry(e, g->b, g->tb, g->ldb, "p", "j");
+    const char *alpha = g->alpha == SCALE_ONE ? NULL : scale(e, g->alpha, factor);
+    const char *M = bound(e, g->m), *N = bound(e, g->n), *K = bound(e, g->k);
+    if (g->k.times_n && g->beta == SCALE_ZERO && !g->prefill) {
+        line(e, d, "for (size_t i = 0; i < %s; i++)", M);
+        line(e, d + 1, "for (size_t j = 0; j < %s; j++)", N);
+        line(e, d + 2, "%s = %s;", cij, lit_str(e, 0));
+        line(e, d, "for (size_t p = 0; p < %s; p++)", K);
+        line(e, d + 1, "for (size_t i = 0; i < %s; i++) {", M);
+        line(e, d + 2, "const %s aip = %s;", e->real, aip);
+        line(e, d + 2, "for (size_t j = 0; j < %s; j++)", N);
+        line(e, d + 3, "%s += aip * %s;", cij, bpj);
+        line(e, d + 1, "}");
+        if (alpha) {
+            line(e, d, "for (size_t i = 0; i < %s; i++)", M);
+            line(e, d + 1, "for (size_t j = 0; j < %s; j++)", N);
+            line(e, d + 2, "%s *= %s;", cij, alpha);
+        }
+        return;
+    }
+    const char *plus = "";
+    if (g->prefill && g->prefill->op == OP_CONST)
+        plus = fmt(e, " + %s", lit_str(e, g->prefill->value));
+    else if (g->prefill)
+        plus = fmt(e, " + %s[j]", buf_name(e, g->prefill));
+    else if (g->beta == SCALE_ONE)
+        plus = fmt(e, " + %s", cij);
+    line(e, d, "for (size_t i = 0; i < %s; i++)", M);
+    line(e, d + 1, "for (size_t j = 0; j < %s; j++) {", N);
+    line(e, d + 2, "%s acc = %s;", e->real, lit_str(e, 0));
+    line(e, d + 2, "for (size_t p = 0; p < %s; p++)", K);
+    line(e, d + 3, "acc += %s * %s;", aip, bpj);
+    line(e, d + 2, "%s = %s%s;", cij, alpha ? fmt(e, "%s * acc", alpha) : "acc", plus);
+    line(e, d + 1, "}");
+}
+
+/* The product as one bp_gemm call (or one per sample), at depth d. */
+static void gemm_call(Emit *e, int d, const Step *st)
 {
     const GemmStep *g = &st->gemm;
     Node *y = st->node;
-    comment(e, 1, equation(e, y));
     if (g->prefill) {
         /* each of y's n rows starts as the bias; the gemm adds (beta = 1) */
         long size = shape_size(y->shape);
-        line(e, 1, "for (size_t s = 0; s < (size_t)n; s++)");
+        line(e, d, "for (size_t s = 0; s < (size_t)n; s++)");
         if (g->prefill->op == OP_CONST) {
-            line(e, 2, "for (size_t j = 0; j < %ld; j++)", size);
-            line(e, 3, "%s = %s;", elem(e, y, "s", "j").s, lit_str(e, g->prefill->value));
+            line(e, d + 1, "for (size_t j = 0; j < %ld; j++)", size);
+            line(e, d + 2, "%s = %s;", elem(e, y, "s", "j").s, lit_str(e, g->prefill->value));
         } else {
-            line(e, 2, "memcpy(%s + s * %ld, %s, %ld * sizeof(%s));", buf_name(e, y), size,
+            line(e, d + 1, "memcpy(%s + s * %ld, %s, %ld * sizeof(%s));", buf_name(e, y), size,
                  buf_name(e, g->prefill), size, e->real);
         }
     }
-    int d = 1;
     if (g->sample_loop)
         line(e, d++, "for (size_t s = 0; s < (size_t)n; s++)");
     line(e, d, "%s(%d, %d, %s, %s, %s, %s, %s, %ld, %s, %ld, %s, %s, %ld);",
          e->dbl ? "bp_gemm_d" : "bp_gemm_f", g->ta, g->tb, extent(e, g->m), extent(e, g->n),
          extent(e, g->k), scale(e, g->alpha, st->factor), operand(e, g->a), g->lda,
          operand(e, g->b), g->ldb, scale(e, g->beta, NULL), operand(e, g->c), g->ldc);
+}
+
+static void gemm(Emit *e, const Step *st)
+{
+    const GemmStep *g = &st->gemm;
+    comment(e, 1, equation(e, st->node));
+    if (g->loops_below == 0) {
+        gemm_call(e, 1, st);
+    } else if (g->loops_below == LOOPS_ALWAYS) {
+        gemm_loops(e, 1, g, st->factor);
+    } else {
+        line(e, 1, "if (n < %d) { /* a batch this small: loops cost less than the call */",
+             g->loops_below);
+        gemm_loops(e, 2, g, st->factor);
+        line(e, 1, "} else {");
+        gemm_call(e, 2, st);
+        line(e, 1, "}");
+    }
 }
 
 /* Rows [k, k + rows) of gemm g's result into dst, a block of those rows

@@ -46,9 +46,9 @@ int main(void)
     bp_fill_uniform(&rng, theta_d, 8, np, -0.9, 0.9);
     for (size_t i = 0; i < np; i++)
         theta_f[i] = (float)theta_d[i];
-    const int sizes[2] = {1, 7};
+    const int sizes[3] = {1, 7, 9};   /* 9: tiny products by bp_gemm again */
     int status = 0;
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 3; t++) {
         int n = sizes[t];
         double *in_d[16] = {0}, *gi_d[16] = {0};
         float *in_f[16] = {0}, *gi_f[16] = {0};

@@ -2,7 +2,7 @@
  *
  * Compiled with -DMODEL=<name>_model. Sets every parameter and input to
  * pseudo-random values in (-0.9, 0.9), then compares M_backward with
- * finite differences (bp_gradcheck) for batches of 1 and of 7, printing
+ * finite differences (bp_gradcheck) for batches of 1, 7 and 9, printing
  * one line per batch size:  n=7 loss=0.123 err=1.2e-09 at W[3] ...  */
 #include <math.h>
 #include <stdio.h>
@@ -23,8 +23,10 @@ int main(int argc, char **argv)
     bp_rng_seed(&rng, 42);
     void *theta = malloc(m->num_params * (size_t)m->real_size + 8);
     bp_fill_uniform(&rng, theta, m->real_size, m->num_params, -0.9, 0.9);
-    const int sizes[2] = {1, 7};
-    for (int t = 0; t < 2; t++) {
+    /* 9: past the batch below which tiny products are written as loops
+     * (lower_steps.c), so both forms of such a product are checked */
+    const int sizes[3] = {1, 7, 9};
+    for (int t = 0; t < 3; t++) {
         int n = sizes[t];
         void *inputs[16] = {0};
         const void *cinputs[16] = {0};

@@ -51,15 +51,35 @@ float iris_forward(const float *theta, const float *const inputs[], int n, void 
     (void)ws;
 
     /* iris.net:9  t7 = W1 · x + b1 */
-    for (size_t s = 0; s < (size_t)n; s++)
-        memcpy(t7 + s * 16, b1, 16 * sizeof(float));
-    bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 16; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 4; p++)
+                    acc += x[i * 4 + p] * W1[j * 4 + p];
+                t7[i * 16 + j] = acc + b1[j];
+            }
+    } else {
+        for (size_t s = 0; s < (size_t)n; s++)
+            memcpy(t7 + s * 16, b1, 16 * sizeof(float));
+        bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
+    }
     /* iris.net:9  h = tanh(t7) */
     bp_vtanhf(16 * (size_t)n, t7, h);
     /* iris.net:10  z = W2 · h + b2 */
-    for (size_t s = 0; s < (size_t)n; s++)
-        memcpy(z + s * 3, b2, 3 * sizeof(float));
-    bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 3; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 16; p++)
+                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                z[i * 3 + j] = acc + b2[j];
+            }
+    } else {
+        for (size_t s = 0; s < (size_t)n; s++)
+            memcpy(z + s * 3, b2, 3 * sizeof(float));
+        bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
+    }
     /* iris.net:13  log_softmax_12 = log_softmax(z) */
     for (size_t s = 0; s < (size_t)n; s++) {
         float mx = z[s * 3 + 0];
@@ -145,9 +165,34 @@ void iris_backward(const float *theta, const float *const inputs[], int n, void 
         d_b2[j] /= (float)n;
     /* iris.net:10  dL/dW2 = batch_mean(outer(dL/dz, h))
      * chain rule: dL/dW2 = outer(dL/dz, h) */
-    bp_gemm_f(1, 0, 3, 16, n, 1.0f / (float)n, d_z, 3, h, 16, 0.0f, d_W2, 16);
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < 3; i++)
+            for (size_t j = 0; j < 16; j++)
+                d_W2[i * 16 + j] = 0.0f;
+        for (size_t p = 0; p < (size_t)n; p++)
+            for (size_t i = 0; i < 3; i++) {
+                const float aip = d_z[p * 3 + i];
+                for (size_t j = 0; j < 16; j++)
+                    d_W2[i * 16 + j] += aip * h[p * 16 + j];
+            }
+        for (size_t i = 0; i < 3; i++)
+            for (size_t j = 0; j < 16; j++)
+                d_W2[i * 16 + j] *= 1.0f / (float)n;
+    } else {
+        bp_gemm_f(1, 0, 3, 16, n, 1.0f / (float)n, d_z, 3, h, 16, 0.0f, d_W2, 16);
+    }
     /* iris.net:10  dL/dh = transpose(W2) · dL/dz */
-    bp_gemm_f(0, 0, n, 16, 3, 1.0f, d_z, 3, W2, 16, 0.0f, d_h, 16);
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 16; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 3; p++)
+                    acc += d_z[i * 3 + p] * W2[p * 16 + j];
+                d_h[i * 16 + j] = acc;
+            }
+    } else {
+        bp_gemm_f(0, 0, n, 16, 3, 1.0f, d_z, 3, W2, 16, 0.0f, d_h, 16);
+    }
     /* iris.net:9  t50 = dL/dh * (1 - h^2) */
     for (size_t i = 0; i < 16 * (size_t)n; i++) {
         t50[i] = (1.0f - h[i] * h[i]) * d_h[i];
@@ -165,7 +210,22 @@ void iris_backward(const float *theta, const float *const inputs[], int n, void 
         d_b1[j] /= (float)n;
     /* iris.net:9  dL/dW1 = batch_mean(outer(t50, x))
      * chain rule: dL/dW1 = outer(dL/dh * (1 - h^2), x) */
-    bp_gemm_f(1, 0, 16, 4, n, 1.0f / (float)n, t50, 16, x, 4, 0.0f, d_W1, 4);
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < 16; i++)
+            for (size_t j = 0; j < 4; j++)
+                d_W1[i * 4 + j] = 0.0f;
+        for (size_t p = 0; p < (size_t)n; p++)
+            for (size_t i = 0; i < 16; i++) {
+                const float aip = t50[p * 16 + i];
+                for (size_t j = 0; j < 4; j++)
+                    d_W1[i * 4 + j] += aip * x[p * 4 + j];
+            }
+        for (size_t i = 0; i < 16; i++)
+            for (size_t j = 0; j < 4; j++)
+                d_W1[i * 4 + j] *= 1.0f / (float)n;
+    } else {
+        bp_gemm_f(1, 0, 16, 4, n, 1.0f / (float)n, t50, 16, x, 4, 0.0f, d_W1, 4);
+    }
 }
 
 /* The outputs, n rows each. Reads only the inputs the outputs depend on. */
@@ -189,15 +249,35 @@ void iris_predict(const float *theta, const float *const inputs[], int n, void *
     (void)outputs;
 
     /* iris.net:9  t7 = W1 · x + b1 */
-    for (size_t s = 0; s < (size_t)n; s++)
-        memcpy(t7 + s * 16, b1, 16 * sizeof(float));
-    bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 16; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 4; p++)
+                    acc += x[i * 4 + p] * W1[j * 4 + p];
+                t7[i * 16 + j] = acc + b1[j];
+            }
+    } else {
+        for (size_t s = 0; s < (size_t)n; s++)
+            memcpy(t7 + s * 16, b1, 16 * sizeof(float));
+        bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
+    }
     /* iris.net:9  h = tanh(t7) */
     bp_vtanhf(16 * (size_t)n, t7, h);
     /* iris.net:10  z = W2 · h + b2 */
-    for (size_t s = 0; s < (size_t)n; s++)
-        memcpy(z + s * 3, b2, 3 * sizeof(float));
-    bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 3; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 16; p++)
+                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                z[i * 3 + j] = acc + b2[j];
+            }
+    } else {
+        for (size_t s = 0; s < (size_t)n; s++)
+            memcpy(z + s * 3, b2, 3 * sizeof(float));
+        bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
+    }
     /* iris.net:11  p = softmax(z) */
     for (size_t s = 0; s < (size_t)n; s++) {
         float mx = z[s * 3 + 0];
@@ -232,9 +312,19 @@ void iris_outputs_after_forward(const float *theta, const float *const inputs[],
     (void)outputs;
 
     /* iris.net:10  z = W2 · h + b2 */
-    for (size_t s = 0; s < (size_t)n; s++)
-        memcpy(z + s * 3, b2, 3 * sizeof(float));
-    bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 3; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 16; p++)
+                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                z[i * 3 + j] = acc + b2[j];
+            }
+    } else {
+        for (size_t s = 0; s < (size_t)n; s++)
+            memcpy(z + s * 3, b2, 3 * sizeof(float));
+        bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
+    }
     /* iris.net:11  p = softmax(z) */
     for (size_t s = 0; s < (size_t)n; s++) {
         float mx = z[s * 3 + 0];
