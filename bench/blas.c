@@ -120,9 +120,8 @@ float blas_step(const wl_arch *a, float *theta, const float *x,
         dz = d;
     }
 
-    /* update */
+    /* update: theta -= lr grad, by OpenBLAS (threaded as the products are) */
     if (lr != 0.0f)
-        for (size_t i = 0; i < off; i++)
-            theta[i] -= lr * grad[i];
+        cblas_saxpy((int)off, -lr, grad, 1, theta, 1);
     return (float)(loss / n);
 }

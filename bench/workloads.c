@@ -82,6 +82,7 @@ typedef struct {
     size_t np;
     float *theta0, *theta, *grad, *xs, *ys;
     float *ws_gen, *ws_blas;
+    bp_optimizer sgd;    /* the generated step's update: the runtime's SGD */
 } wl_data;
 
 static void wl_setup(wl_data *d, const workload *w)
@@ -106,6 +107,9 @@ static void wl_setup(wl_data *d, const workload *w)
         d->ys[i * no + bp_rng_next(&r) % (unsigned)no] = 1.0f;
     d->ws_gen = xmalloc(m->workspace_size(w->n));
     d->ws_blas = xmalloc(blas_ws_floats(&w->arch, w->n) * 4);
+    bp_optim_config sgd = bp_optim_defaults(BP_SGD);
+    sgd.lr = LR;
+    bp_optim_init(&d->sgd, &sgd, NULL, d->np, 4, NULL);
 }
 
 static void wl_free(wl_data *d)
@@ -128,9 +132,12 @@ static float step(wl_data *d, int impl, int b, float lr)
     const bp_model *m = w->model;
     float loss = (float)m->forward(d->theta, inputs, w->n, d->ws_gen);
     m->backward(d->theta, inputs, w->n, d->ws_gen, d->grad, NULL);
-    if (lr != 0.0f)
-        for (size_t i = 0; i < d->np; i++)
-            d->theta[i] -= lr * d->grad[i];
+    if (lr != 0.0f) {
+        /* theta -= lr grad by the runtime's SGD, as bp_train applies it
+         * (vectorised, and threaded for large models) */
+        d->sgd.cfg.lr = lr;
+        bp_optim_step(&d->sgd, d->theta, d->grad, NULL, 0);
+    }
     return loss;
 }
 
@@ -271,6 +278,20 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* With several threads, lets the other implementation's idle threads go
+ * to sleep before a timed loop: OpenBLAS's workers keep spinning (with
+ * sched_yield) for about 2^28 cycles, 0.1 s here, after their last call,
+ * and the runtime's for 0.3 ms; on a 2-core machine a spinning thread of
+ * one library took a core from the other's timed loop (a 784-128-10 step
+ * once took 1.3 ms instead of 0.3). */
+static void settle(int threads)
+{
+    if (threads > 1) {
+        struct timespec pause = {0, 150000000L};
+        nanosleep(&pause, NULL);
+    }
+}
+
 static void round_(int round, int threads, double ms, FILE *out,
                    const char *only)
 {
@@ -302,6 +323,7 @@ static void round_(int round, int threads, double ms, FILE *out,
         double times[2][3];
         for (int rep = 0; rep < 3; rep++)
             for (int impl = 0; impl < 2; impl++) {
+                settle(threads);
                 memcpy(d.theta, d.theta0, d.np * 4);
                 double t0 = now();
                 for (long i = 0; i < iters[impl]; i++)

@@ -474,12 +474,18 @@ static optim_coef coefficients(const bp_optimizer *o)
     u.b1 = c->beta1;
     u.b2 = c->beta2;
     u.eps = c->eps;
-    double t = (double)(o->step + 1);
-    /* Adam's bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t go
-     * into two coefficients, as in PyTorch, so that an element costs one
-     * division and one square root (the loop's throughput limit). */
-    u.step_size = u.lr / (1 - pow(c->beta1, t));
-    u.rsqrt_bc2 = 1 / sqrt(1 - pow(c->beta2, t));
+    u.step_size = u.lr;
+    u.rsqrt_bc2 = 1;
+    if (c->kind == BP_ADAM || c->kind == BP_ADAMW) {
+        /* Adam's bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t go
+         * into two coefficients, as in PyTorch, so that an element costs
+         * one division and one square root (the loop's throughput limit).
+         * Other kinds skip the two pow() calls: at a few hundred
+         * parameters they were a noticeable part of a step. */
+        double t = (double)(o->step + 1);
+        u.step_size = u.lr / (1 - pow(c->beta1, t));
+        u.rsqrt_bc2 = 1 / sqrt(1 - pow(c->beta2, t));
+    }
     return u;
 }
 
@@ -496,6 +502,53 @@ static void state_at(const bp_optimizer *o, size_t at, char **s1, char **s2)
     int arrays = o->state ? state_arrays(o->cfg.kind) : 0;
     *s1 = arrays >= 1 ? (char *)o->state + at * rs : NULL;
     *s2 = arrays >= 2 ? (char *)o->state + (o->num_params + at) * rs : NULL;
+}
+
+/* The update of a range runs in chunks of UPDATE_CHUNK entries, spread
+ * over the runtime's threads (bp_set_num_threads) when there are several;
+ * each chunk's sum of squares is kept apart and the sums added in chunk
+ * order, so the result is the same bits for any number of threads. */
+#define UPDATE_CHUNK 65536
+#define UPDATE_BATCH 64       /* chunks per parallel job */
+
+typedef struct {
+    const bp_optimizer *o;
+    const optim_loops *L;
+    const optim_coef *u;
+    char *th;
+    const char *g;
+    size_t lo, hi;            /* this job's entries */
+    double sumsq[UPDATE_BATCH];
+} update_job;
+
+static void update_chunk(void *ctx, int part)
+{
+    update_job *j = ctx;
+    size_t rs = real_bytes(j->o), lo = j->lo + (size_t)part * UPDATE_CHUNK;
+    size_t hi = j->hi - lo < UPDATE_CHUNK ? j->hi : lo + UPDATE_CHUNK;
+    char *s1, *s2;
+    state_at(j->o, lo, &s1, &s2);
+    j->sumsq[part] = j->L->update(j->u, hi - lo, j->th + lo * rs,
+                                  j->g + lo * rs, s1, s2);
+}
+
+/* The update of theta[lo, hi); returns the sum of the gradient's squares. */
+static double update_range(const bp_optimizer *o, const optim_loops *L,
+                           const optim_coef *u, char *th, const char *g,
+                           size_t lo, size_t hi)
+{
+    double sumsq = 0;
+    update_job j = {o, L, u, th, g, 0, 0, {0}};
+    for (size_t at = lo; at < hi; at = j.hi) {
+        size_t left = hi - at, most = (size_t)UPDATE_CHUNK * UPDATE_BATCH;
+        j.lo = at;
+        j.hi = at + (left < most ? left : most);
+        int parts = (int)((j.hi - j.lo + UPDATE_CHUNK - 1) / UPDATE_CHUNK);
+        bp_parallel_run(parts, update_chunk, &j);
+        for (int p = 0; p < parts; p++)
+            sumsq += j.sumsq[p];
+    }
+    return sumsq;
 }
 
 /* theta and grad are caller-owned, num_params long, of the optimizer's
@@ -538,11 +591,8 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
         }
     } else {
         /* The norm is only reported: the update sums it on the way. */
-        while (next_range(o, &next, &lo, &hi)) {
-            state_at(o, lo, &s1, &s2);
-            sumsq += L->update(&u, hi - lo, th + lo * rs, g + lo * rs, s1,
-                               s2);
-        }
+        while (next_range(o, &next, &lo, &hi))
+            sumsq += update_range(o, L, &u, th, g, lo, hi);
     }
     o->step++;
     o->grad_norm = sqrt(sumsq);
