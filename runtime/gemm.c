@@ -79,6 +79,8 @@
 #define PACK_BYTES_A 131072
 #define PACK_BYTES_B 1048576
 #define PACK_SCRATCH (PACK_BYTES_A + PACK_BYTES_B + 4096)
+/* The most of op(A) the threads pack once and share (gemm_packed.h) */
+#define PACK_SHARED_A 2097152
 /* The largest micro-tile of any kernel, in elements. */
 #define PACK_TILE 256
 

@@ -76,21 +76,30 @@ static void GEMM_(pack_b)(const GEMM_(packed_args) *g, int p0, int kc,
     }
 }
 
+/* k in equal blocks of at most PACK_KC (784 = 4 x 196, not 3 x 256 + 16):
+ * a short last block would load and store C for little work. The blocks
+ * depend on k alone, never on the threads. */
+static int GEMM_(k_block)(int k)
+{
+    int kblocks = (k + PACK_KC - 1) / PACK_KC;
+    return (k + kblocks - 1) / kblocks;
+}
+
 /* Rows [i0, i1) and columns [j0, j1) of C, with scratch `buf` (64-byte
- * aligned, PACK_SCRATCH bytes). */
+ * aligned, PACK_SCRATCH bytes). ashared: all of op(A) already packed
+ * (GEMM_(pack_a_all)), or NULL to pack it here. */
 static void GEMM_(packed_range)(const GEMM_(packed_args) *g, int i0, int i1,
-                                int j0, int j1, GEMM_T *buf)
+                                int j0, int j1, GEMM_T *buf,
+                                const GEMM_T *ashared)
 {
     const int mr = g->mr, nr = g->nr;
     const int mcb = (int)(PACK_BYTES_A / sizeof(GEMM_T) / PACK_KC) / mr * mr;
     const int ncb = (int)(PACK_BYTES_B / sizeof(GEMM_T) / PACK_KC) / nr * nr;
     GEMM_T *bpack = buf;
-    GEMM_T *apack = buf + PACK_BYTES_B / sizeof(GEMM_T);
-    /* k in equal blocks of at most PACK_KC (784 = 4 x 196, not 3 x 256
-     * + 16): a short last block would load and store C for little work.
-     * The blocks depend on k alone, never on the threads. */
-    const int kblocks = (g->k + PACK_KC - 1) / PACK_KC;
-    const int kcb = (g->k + kblocks - 1) / kblocks;
+    GEMM_T *const apack_own = buf + PACK_BYTES_B / sizeof(GEMM_T);
+    GEMM_T *apack = apack_own;
+    const int kcb = GEMM_(k_block)(g->k);
+    const size_t mpad = (size_t)(g->m + mr - 1) / mr * mr;
     for (int jc = j0; jc < j1; jc += ncb) {
         int nc = j1 - jc < ncb ? j1 - jc : ncb;
         for (int pc = 0; pc < g->k; pc += kcb) {
@@ -99,7 +108,10 @@ static void GEMM_(packed_range)(const GEMM_(packed_args) *g, int i0, int i1,
             GEMM_(pack_b)(g, pc, kc, jc, nc, bpack);
             for (int ic = i0; ic < i1; ic += mcb) {
                 int mc = i1 - ic < mcb ? i1 - ic : mcb;
-                GEMM_(pack_a)(g, ic, mc, pc, kc, apack);
+                if (ashared)
+                    apack = (GEMM_T *)ashared + mpad * pc + (size_t)ic * kc;
+                else
+                    GEMM_(pack_a)(g, ic, mc, pc, kc, apack);
                 for (int jr = 0; jr < nc; jr += nr) {
                     int cols = nc - jr < nr ? nc - jr : nr;
                     const GEMM_T *bp = bpack + (size_t)jr * kc;
@@ -139,7 +151,29 @@ typedef struct {
     const GEMM_(packed_args) *g;
     int split_n;      /* 1: pieces are column ranges, 0: row ranges */
     int tiles, parts;
+    GEMM_T *ashared;  /* op(A) packed once for every piece, or NULL */
 } GEMM_(packed_job);
+
+/* Piece `part` of packing all of op(A) into job->ashared: whole panels of
+ * rows, every block of k, in the layout packed_range reads (block by
+ * block of k, each the m rows' panels). */
+static void GEMM_(pack_a_part)(void *vjob, int part)
+{
+    const GEMM_(packed_job) *job = vjob;
+    const GEMM_(packed_args) *g = job->g;
+    int mr = g->mr, panels = (g->m + mr - 1) / mr;
+    int lo = (int)((long long)panels * part / job->parts) * mr;
+    int hi = (int)((long long)panels * (part + 1) / job->parts) * mr;
+    hi = hi < g->m ? hi : g->m;
+    if (lo >= hi)
+        return;
+    const int kcb = GEMM_(k_block)(g->k);
+    const size_t mpad = (size_t)panels * mr;
+    for (int pc = 0; pc < g->k; pc += kcb) {
+        int kc = g->k - pc < kcb ? g->k - pc : kcb;
+        GEMM_(pack_a)(g, lo, hi - lo, pc, kc, job->ashared + mpad * pc + (size_t)lo * kc);
+    }
+}
 
 static void GEMM_(packed_part)(void *vjob, int part)
 {
@@ -162,7 +196,7 @@ static void GEMM_(packed_part)(void *vjob, int part)
     }
     GEMM_T *buf = bp_thread_scratch(PACK_SCRATCH);
     if (buf) {
-        GEMM_(packed_range)(g, i0, i1, j0, j1, buf);
+        GEMM_(packed_range)(g, i0, i1, j0, j1, buf, job->ashared);
         return;
     }
     /* No scratch memory: the unpacked paths, on this piece. */
@@ -186,10 +220,26 @@ static void GEMM_(packed)(const GEMM_(packed_args) *g)
     job.split_n = (g->m <= g->n && tiles_n >= threads) || tiles_m < threads;
     job.tiles = job.split_n ? tiles_n : tiles_m;
     job.parts = threads < job.tiles ? threads : job.tiles;
+    job.ashared = NULL;
     if (job.parts <= 1) {
         job.parts = 1;
         GEMM_(packed_part)(&job, 0);
         return;
+    }
+    /* Column pieces each need all of op(A): the threads pack it once
+     * together, into the tail of the caller's scratch (the caller's own
+     * piece packs B into the head), then share it. The packed values are
+     * the ones each piece would make, so the bits do not change. */
+    size_t ashared = (size_t)tiles_m * g->mr * (size_t)g->k;
+    if (job.split_n && ashared <= PACK_SHARED_A / sizeof(GEMM_T)) {
+        GEMM_T *buf = bp_thread_scratch(PACK_SCRATCH + ashared * sizeof(GEMM_T));
+        if (buf) {
+            job.ashared = buf + PACK_SCRATCH / sizeof(GEMM_T);
+            int parts = job.parts;
+            job.parts = threads < tiles_m ? threads : tiles_m;
+            bp_parallel_run(job.parts, GEMM_(pack_a_part), &job);
+            job.parts = parts;
+        }
     }
     bp_parallel_run(job.parts, GEMM_(packed_part), &job);
 }
