@@ -4,7 +4,9 @@
  *
  * times bp_optim_step on N parameters (default 200 000, the size of the
  * Fashion MLP) with no model (nothing frozen, no clipping): Adam and SGD
- * on float parameters, Adam on double ones. Each round runs steps for
+ * on float parameters, Adam on double ones; and the floor of a float
+ * Adam step, its loads and stores with one addition each (traffic()).
+ * Each round runs steps for
  * about 20 ms of CPU time; the median over ROUNDS (default 7) rounds is
  * printed as nanoseconds per parameter per step, one `key value` line
  * per case.
@@ -75,6 +77,66 @@ static double time_kind(bp_optim_kind kind, int rs, size_t n, int rounds)
     return med;
 }
 
+/* The memory traffic of a float Adam step with next to no arithmetic:
+ * theta, g, m and v read, theta, m and v written (28 bytes a parameter),
+ * one addition each. Blocks of 32 with restrict pointers, so gcc
+ * vectorises it at -O2 (a fixed trip count, no alias checks). What this
+ * takes is a floor for any update rule that keeps two float moments. */
+static void traffic(size_t n, float *restrict th, const float *restrict g,
+                    float *restrict m, float *restrict v)
+{
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (size_t j = i; j < i + 32; j++) {
+            float gj = g[j];
+            m[j] += gj;
+            v[j] += gj;
+            th[j] += gj;
+        }
+    for (; i < n; i++) {
+        m[i] += g[i];
+        v[i] += g[i];
+        th[i] += g[i];
+    }
+}
+
+/* Median ns per parameter of `rounds` rounds of traffic(). */
+static double time_floor(size_t n, int rounds)
+{
+    float *th = calloc(n, 4), *g = calloc(n, 4), *m = calloc(n, 4),
+          *v = calloc(n, 4);
+    double *t = malloc((size_t)rounds * sizeof *t);
+    if (!th || !g || !m || !v || !t) {
+        fprintf(stderr, "bench optim: out of memory\n");
+        exit(1);
+    }
+    long steps = 1;
+    for (;;) {
+        double t0 = now();
+        for (long s = 0; s < steps; s++)
+            traffic(n, th, g, m, v);
+        if (now() - t0 > 0.02 || steps > (1L << 20))
+            break;
+        steps *= 2;
+    }
+    for (int k = 0; k < rounds; k++) {
+        double t0 = now();
+        for (long s = 0; s < steps; s++)
+            traffic(n, th, g, m, v);
+        t[k] = (now() - t0) / ((double)steps * (double)n) * 1e9;
+    }
+    qsort(t, (size_t)rounds, sizeof *t, cmp);
+    double med = t[rounds / 2];
+    volatile float sink = th[n / 2];
+    (void)sink;
+    free(th);
+    free(g);
+    free(m);
+    free(v);
+    free(t);
+    return med;
+}
+
 int main(int argc, char **argv)
 {
     size_t n = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 200000;
@@ -85,6 +147,7 @@ int main(int argc, char **argv)
     }
     printf("params %zu\n", n);
     printf("adam_float_ns %.3f\n", time_kind(BP_ADAM, 4, n, rounds));
+    printf("traffic_floor_float_ns %.3f\n", time_floor(n, rounds));
     printf("sgd_float_ns %.3f\n", time_kind(BP_SGD, 4, n, rounds));
     printf("adam_double_ns %.3f\n", time_kind(BP_ADAM, 8, n, rounds));
     return 0;

@@ -508,8 +508,8 @@ static void state_at(const bp_optimizer *o, size_t at, char **s1, char **s2)
  * over the runtime's threads (bp_set_num_threads) when there are several;
  * each chunk's sum of squares is kept apart and the sums added in chunk
  * order, so the result is the same bits for any number of threads. */
-#define UPDATE_CHUNK 65536
-#define UPDATE_BATCH 64       /* chunks per parallel job */
+#define UPDATE_CHUNK 16384
+#define UPDATE_BATCH 256      /* chunks per parallel job */
 
 typedef struct {
     const bp_optimizer *o;

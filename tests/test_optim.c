@@ -653,7 +653,7 @@ static void test_update_errors(void)
     bp_optim_finish(NULL);
 }
 
-/* A step over more than one chunk of the update (65 536 entries) runs on
+/* A step over many chunks of the update (16 384 entries each) runs on
  * the runtime's threads: with 1, 2 and 3 of them, every kind in float and
  * double gives the same theta, state and norm, bit for bit, over 3 steps
  * (the norm's partial sums are per chunk, added in chunk order). */
