@@ -6,7 +6,11 @@
  * For each shape: first the two results are compared (largest difference
  * relative to the largest entry, must be below 1e-5 · sqrt(k)); then
  * timed loops of about --ms milliseconds alternate between the two, --reps
- * times; the median gives GFLOP/s (2·m·n·k per product).
+ * times; the median gives GFLOP/s (2·m·n·k per product). run.sh sets
+ * OPENBLAS_THREAD_TIMEOUT=4: by default OpenBLAS's idle workers spin with
+ * sched_yield for about 0.1 s after its loop, and at 2 threads that took
+ * the second core from bp_gemm_f's loop (20 GFLOP/s instead of 90-160);
+ * OpenBLAS's own figures were the same either way.
  *
  * Usage: gemm [--reps R] [--ms T] [--threads 1,2] [--quick] [--kernels] */
 #include <cblas.h>

@@ -103,8 +103,11 @@ if [ "$workloads" != 0 ]; then
     for threads in 1 2; do
         r=1
         while [ "$r" -le "$rounds" ]; do
-            "$wl/workloads" --round "$r" --threads "$threads" --ms "$ms" \
-                --out "$wl/results.txt"
+            # each implementation in a process of its own (workloads.c)
+            for impl in bpgen openblas; do
+                "$wl/workloads" --round "$r" --threads "$threads" --ms "$ms" \
+                    --impl "$impl" --out "$wl/results.txt"
+            done
             OPENBLAS_NUM_THREADS=$threads /usr/bin/python3 bench/torch_step.py \
                 --data "$wl/data" --round "$r" --threads "$threads" --ms "$ms" \
                 --out "$wl/results.txt"
@@ -114,7 +117,10 @@ if [ "$workloads" != 0 ]; then
     /usr/bin/python3 bench/report.py "$wl/results.txt"
     if [ "${BENCH_GEMM:-1}" != 0 ]; then
         echo
-        "$wl/gemm" --threads 1,2 --ms 20
+        # OpenBLAS's idle workers would spin (sched_yield) for 0.1 s after
+        # each of its loops and take the second core from bp_gemm's
+        # (gemm.c); told to sleep at once, it does as well here
+        OPENBLAS_THREAD_TIMEOUT=4 "$wl/gemm" --threads 1,2 --ms 20
     fi
     echo
 fi

@@ -18,12 +18,19 @@
  *       the generated step's loss and gradient) for torch_step.py --check;
  *       checks the chain against the plain loop. Exit status 1 on any
  *       mismatch.
- *   workloads --round R --threads T [--ms MS] --out FILE
+ *   workloads --round R --threads T [--ms MS] [--impl bpgen|openblas]
+ *             --out FILE
  *       one round: for each workload, a timed loop of about MS ms of the
  *       generated step, then of the OpenBLAS one (chain: 3 calls of each,
  *       alternating), with bp_set_num_threads(T) and
  *       openblas_set_num_threads(T); appends "name impl threads round
- *       microseconds" lines to FILE. */
+ *       microseconds" lines to FILE. With --impl, only that
+ *       implementation's loops (bpgen: with the chain's). run.sh times
+ *       each in a process of its own: a library's idle threads spin for a
+ *       while after its last call (OpenBLAS's about 0.1 s, with
+ *       sched_yield; the runtime's 0.3 ms), and on 2 cores OpenBLAS's
+ *       took a core from the generated step's second thread (784-128-10
+ *       at 2 threads: 1.30x one thread in one process, 1.59x in its own). */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -278,23 +285,12 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* With several threads, lets the other implementation's idle threads go
- * to sleep before a timed loop: OpenBLAS's workers keep spinning (with
- * sched_yield) for about 2^28 cycles, 0.1 s here, after their last call,
- * and the runtime's for 0.3 ms; on a 2-core machine a spinning thread of
- * one library took a core from the other's timed loop (a 784-128-10 step
- * once took 1.3 ms instead of 0.3). */
-static void settle(int threads)
-{
-    if (threads > 1) {
-        struct timespec pause = {0, 150000000L};
-        nanosleep(&pause, NULL);
-    }
-}
-
+/* impl: -1 both implementations, 0 the generated step (and the chain),
+ * 1 the OpenBLAS one. */
 static void round_(int round, int threads, double ms, FILE *out,
-                   const char *only)
+                   const char *only, int impl_only)
 {
+    int first = impl_only == 1 ? 1 : 0, last = impl_only == 0 ? 0 : 1;
     bp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     for (int wi = 0; wi < NWL; wi++) {
@@ -303,7 +299,7 @@ static void round_(int round, int threads, double ms, FILE *out,
         wl_data d;
         wl_setup(&d, &workloads[wi]);
         long iters[2];
-        for (int impl = 0; impl < 2; impl++) {
+        for (int impl = first; impl <= last; impl++) {
             memcpy(d.theta, d.theta0, d.np * 4);
             long it = 1;
             double t;
@@ -323,14 +319,13 @@ static void round_(int round, int threads, double ms, FILE *out,
         double times[2][3];
         for (int rep = 0; rep < 3; rep++)
             for (int impl = 0; impl < 2; impl++) {
-                settle(threads);
                 memcpy(d.theta, d.theta0, d.np * 4);
                 double t0 = now();
                 for (long i = 0; i < iters[impl]; i++)
                     step(&d, impl, (int)(i % NBATCHES), LR);
                 times[impl][rep] = (now() - t0) / (double)iters[impl];
             }
-        for (int impl = 0; impl < 2; impl++) {
+        for (int impl = first; impl <= last; impl++) {
             qsort(times[impl], 3, sizeof(double), cmp_double);
             fprintf(out, "%s %s %d %d %.6g\n", d.w->name,
                     impl ? "openblas" : "bpgen", threads, round,
@@ -339,7 +334,7 @@ static void round_(int round, int threads, double ms, FILE *out,
         fflush(out);
         wl_free(&d);
     }
-    if (only && !strstr(only, "chain"))
+    if ((only && !strstr(only, "chain")) || impl_only == 1)
         return;
     double *L = chain_inputs();
     double *dL = xmalloc(CHAIN_N * sizeof(double));
@@ -367,7 +362,7 @@ static void round_(int round, int threads, double ms, FILE *out,
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *outpath = NULL, *only = NULL;
-    int round = -1, threads = 1;
+    int round = -1, threads = 1, impl = -1;
     double ms = 40;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--check") == 0 && i + 1 < argc)
@@ -382,9 +377,13 @@ int main(int argc, char **argv)
             outpath = argv[++i];
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
+        else if (strcmp(argv[i], "--impl") == 0 && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "bpgen") || !strcmp(argv[i + 1], "openblas")))
+            impl = strcmp(argv[++i], "bpgen") == 0 ? 0 : 1;
         else {
             fprintf(stderr, "usage: %s --check DIR | --round R --threads T "
-                    "[--ms MS] [--only NAMES] --out FILE\n", argv[0]);
+                    "[--ms MS] [--only NAMES] [--impl bpgen|openblas] --out FILE\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -399,7 +398,7 @@ int main(int argc, char **argv)
         perror(outpath);
         return 2;
     }
-    round_(round, threads, ms, out, only);
+    round_(round, threads, ms, out, only, impl);
     fclose(out);
     bp_threads_shutdown();
     return 0;
