@@ -1039,6 +1039,34 @@ static void test_loops_not_merged(void)
     free(text);
 }
 
+/* Tiny products are loops below batch 8 (the bias test above), but not in
+ * a function with more than 32 of them: 40 layers of width 4 keep every
+ * product a call, so the C compiler sees one form, not two. */
+static void test_deep_tiny_products_stay_calls(void)
+{
+    char net[8192];
+    int len = snprintf(net, sizeof net, "input x[4]\n");
+    const char *prev = "x";
+    char names[41][8];
+    for (int l = 1; l <= 40; l++) {
+        snprintf(names[l], sizeof names[l], "h%d", l);
+        len += snprintf(net + len, sizeof net - (size_t)len,
+                        "param W%d[4, 4]\n%s = tanh(W%d · %s)\n", l, names[l], l, prev);
+        prev = names[l];
+    }
+    snprintf(net + len, sizeof net - (size_t)len, "loss L = sum(%s)\n", prev);
+    CU_ASSERT_EQUAL_FATAL(generate("em_deep_f", net, "float", NULL), 0);
+    char *path = test_format("%s/em_deep_f.c", TEST_TMP);
+    char *text = test_read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    /* the functions are split into groups: count over the whole file */
+    CU_ASSERT_PTR_NULL(strstr(text, "if (n < 8)"));
+    /* forward's 40 products, backward's 40 + 39 (no outputs: no predict) */
+    CU_ASSERT(occurrences(text, "bp_gemm_f(") >= 119);
+    free(text);
+    free(path);
+}
+
 void register_emit(void)
 {
     CU_pSuite s = CU_add_suite("emit", NULL, NULL);
@@ -1052,6 +1080,7 @@ void register_emit(void)
     CU_add_test(s, "finite results for logits of +-1000", test_extreme_logits);
     CU_add_test(s, "a frozen layer costs backward nothing", test_frozen_backward_does_less);
     CU_add_test(s, "biases added by the gemm, not a pass of their own", test_bias_in_gemm);
+    CU_add_test(s, "40 tiny products in a function: all calls", test_deep_tiny_products_stay_calls);
     CU_add_test(s, "derivatives from stored outputs", test_derivatives_from_outputs);
     CU_add_test(s, "exp, log, tanh, sigmoid from bp.h", test_fast_math_calls);
     CU_add_test(s, "one loop for consecutive elementwise steps", test_merged_loops);
