@@ -71,6 +71,7 @@ static long start_generation[BP_MAX_THREADS];
 
 #if defined(__GNUC__) && defined(__ATOMIC_ACQUIRE)
 #define BP_SPIN 1
+#include <sched.h>
 #include <time.h>
 
 static long load_long(const long *x)
@@ -99,6 +100,10 @@ static void spin(const long *x, long value, int equal)
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
+        /* the thread waited for may be queued on this very CPU: let it
+         * run (spinning without this, a step at times took 10x longer) */
+        if (i % 32 == 0)
+            sched_yield();
         if (i % 256 == 0) {
             long t = monotonic_ns();
             if (start == 0)
