@@ -538,7 +538,14 @@ static double update_range(const bp_optimizer *o, const optim_loops *L,
                            size_t lo, size_t hi)
 {
     double sumsq = 0;
-    update_job j = {o, L, u, th, g, 0, 0, {0}};
+    update_job j;             /* sumsq[] is written before it is read: not
+                                 cleared, 2 KB a step for a tiny model */
+    j.o = o;
+    j.L = L;
+    j.u = u;
+    j.th = th;
+    j.g = g;
+    j.hi = lo;
     for (size_t at = lo; at < hi; at = j.hi) {
         size_t left = hi - at, most = (size_t)UPDATE_CHUNK * UPDATE_BATCH;
         j.lo = at;
