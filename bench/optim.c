@@ -34,30 +34,26 @@ static int cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median ns per parameter of `rounds` rounds of bp_optim_step. */
-static double time_kind(bp_optim_kind kind, int rs, size_t n, int rounds)
+static void *xalloc(size_t bytes)
 {
-    bp_optim_config c = bp_optim_defaults(kind);
-    size_t bytes = bp_optim_state_size(&c, n, rs);
-    void *state = malloc(bytes ? bytes : 1), *theta = malloc(n * (size_t)rs),
-         *grad = malloc(n * (size_t)rs);
-    double *t = malloc((size_t)rounds * sizeof *t);
-    if (!state || !theta || !grad || !t) {
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p) {
         fprintf(stderr, "bench optim: out of memory\n");
         exit(1);
     }
-    bp_rng r;
-    bp_rng_seed(&r, 1);
-    bp_fill_normal(&r, theta, rs, n, 0, 0.05);
-    bp_fill_normal(&r, grad, rs, n, 0, 1e-3);
-    bp_optimizer o;
-    bp_optim_init(&o, &c, NULL, n, rs, state);
-    /* how many steps take about 20 ms */
+    return p;
+}
+
+/* Median ns per parameter (n of them) over `rounds` rounds of run(ctx),
+ * each round as many runs as take about 20 ms. */
+static double median_ns(void (*run)(void *), void *ctx, size_t n, int rounds)
+{
+    double *t = xalloc((size_t)rounds * sizeof *t);
     long steps = 1;
     for (;;) {
         double t0 = now();
         for (long s = 0; s < steps; s++)
-            bp_optim_step(&o, theta, grad, NULL, 0);
+            run(ctx);
         if (now() - t0 > 0.02 || steps > (1L << 20))
             break;
         steps *= 2;
@@ -65,15 +61,43 @@ static double time_kind(bp_optim_kind kind, int rs, size_t n, int rounds)
     for (int k = 0; k < rounds; k++) {
         double t0 = now();
         for (long s = 0; s < steps; s++)
-            bp_optim_step(&o, theta, grad, NULL, 0);
+            run(ctx);
         t[k] = (now() - t0) / ((double)steps * (double)n) * 1e9;
     }
     qsort(t, (size_t)rounds, sizeof *t, cmp);
     double med = t[rounds / 2];
-    free(state);
-    free(theta);
-    free(grad);
     free(t);
+    return med;
+}
+
+typedef struct {
+    bp_optimizer o;
+    void *theta, *grad;
+} step_ctx;
+
+static void run_step(void *ctx)
+{
+    step_ctx *c = ctx;
+    bp_optim_step(&c->o, c->theta, c->grad, NULL, 0);
+}
+
+/* Median ns per parameter of bp_optim_step of this kind and precision. */
+static double time_kind(bp_optim_kind kind, int rs, size_t n, int rounds)
+{
+    bp_optim_config c = bp_optim_defaults(kind);
+    void *state = xalloc(bp_optim_state_size(&c, n, rs));
+    step_ctx s;
+    s.theta = xalloc(n * (size_t)rs);
+    s.grad = xalloc(n * (size_t)rs);
+    bp_rng r;
+    bp_rng_seed(&r, 1);
+    bp_fill_normal(&r, s.theta, rs, n, 0, 0.05);
+    bp_fill_normal(&r, s.grad, rs, n, 0, 1e-3);
+    bp_optim_init(&s.o, &c, NULL, n, rs, state);
+    double med = median_ns(run_step, &s, n, rounds);
+    free(state);
+    free(s.theta);
+    free(s.grad);
     return med;
 }
 
@@ -100,40 +124,28 @@ static void traffic(size_t n, float *restrict th, const float *restrict g,
     }
 }
 
-/* Median ns per parameter of `rounds` rounds of traffic(). */
+typedef struct {
+    size_t n;
+    float *th, *g, *m, *v;
+} traffic_ctx;
+
+static void run_traffic(void *ctx)
+{
+    traffic_ctx *c = ctx;
+    traffic(c->n, c->th, c->g, c->m, c->v);
+}
+
+/* Median ns per parameter of traffic() over n floats. */
 static double time_floor(size_t n, int rounds)
 {
-    float *th = calloc(n, 4), *g = calloc(n, 4), *m = calloc(n, 4),
-          *v = calloc(n, 4);
-    double *t = malloc((size_t)rounds * sizeof *t);
-    if (!th || !g || !m || !v || !t) {
-        fprintf(stderr, "bench optim: out of memory\n");
-        exit(1);
-    }
-    long steps = 1;
-    for (;;) {
-        double t0 = now();
-        for (long s = 0; s < steps; s++)
-            traffic(n, th, g, m, v);
-        if (now() - t0 > 0.02 || steps > (1L << 20))
-            break;
-        steps *= 2;
-    }
-    for (int k = 0; k < rounds; k++) {
-        double t0 = now();
-        for (long s = 0; s < steps; s++)
-            traffic(n, th, g, m, v);
-        t[k] = (now() - t0) / ((double)steps * (double)n) * 1e9;
-    }
-    qsort(t, (size_t)rounds, sizeof *t, cmp);
-    double med = t[rounds / 2];
-    volatile float sink = th[n / 2];
+    traffic_ctx c = {n, xalloc(n * 4), xalloc(n * 4), xalloc(n * 4), xalloc(n * 4)};
+    double med = median_ns(run_traffic, &c, n, rounds);
+    volatile float sink = c.th[n / 2];
     (void)sink;
-    free(th);
-    free(g);
-    free(m);
-    free(v);
-    free(t);
+    free(c.th);
+    free(c.g);
+    free(c.m);
+    free(c.v);
     return med;
 }
 
