@@ -87,7 +87,7 @@ static int GEMM_(k_block)(int k)
 
 /* Rows [i0, i1) and columns [j0, j1) of C, with scratch `buf` (64-byte
  * aligned, PACK_SCRATCH bytes). ashared: all of op(A) already packed
- * (GEMM_(pack_a_all)), or NULL to pack it here. */
+ * (GEMM_(pack_a_part)), or NULL to pack it here. */
 static void GEMM_(packed_range)(const GEMM_(packed_args) *g, int i0, int i1,
                                 int j0, int j1, GEMM_T *buf,
                                 const GEMM_T *ashared)
@@ -96,8 +96,7 @@ static void GEMM_(packed_range)(const GEMM_(packed_args) *g, int i0, int i1,
     const int mcb = (int)(PACK_BYTES_A / sizeof(GEMM_T) / PACK_KC) / mr * mr;
     const int ncb = (int)(PACK_BYTES_B / sizeof(GEMM_T) / PACK_KC) / nr * nr;
     GEMM_T *bpack = buf;
-    GEMM_T *const apack_own = buf + PACK_BYTES_B / sizeof(GEMM_T);
-    GEMM_T *apack = apack_own;
+    GEMM_T *apack = buf + PACK_BYTES_B / sizeof(GEMM_T);
     const int kcb = GEMM_(k_block)(g->k);
     const size_t mpad = (size_t)(g->m + mr - 1) / mr * mr;
     for (int jc = j0; jc < j1; jc += ncb) {

@@ -20,8 +20,9 @@
  *     piece itself. Results are the same either way, so concurrent
  *     callers are safe and never wait for each other.
  * Between jobs a worker first spins for up to SPIN_NS, watching for the
- * next job, and only then sleeps on a condition variable; the caller
- * likewise spins before it sleeps waiting for the workers. A training
+ * next job and yielding the CPU every few turns, and only then sleeps on
+ * a condition variable; the caller likewise spins before it sleeps
+ * waiting for the workers. A training
  * step is a few dozen products with short single-threaded passes between
  * them, and waking a sleeping thread costs tens of microseconds on a
  * virtual machine (the idle vCPU has halted; measured on the 2-core KVM
