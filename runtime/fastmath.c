@@ -20,12 +20,23 @@
 
 #define BLOCK 32
 
+/* A last block of at most BLOCK / 2 goes through a half-size buffer:
+ * a 16-value call (a tiny layer at batch 1) computes 16 lanes, not 32. */
 #define VLOOP(name, T, fn, attr)                                           \
     attr static void name(size_t n, const T *x, T *y)                      \
     {                                                                      \
         T buf[BLOCK];                                                      \
         for (size_t i = 0; i < n; i += BLOCK) {                            \
             size_t len = n - i < BLOCK ? n - i : BLOCK;                    \
+            if (len <= BLOCK / 2) {                                        \
+                T half[BLOCK / 2];                                         \
+                memset(half, 0, sizeof half);                              \
+                memcpy(half, x + i, len * sizeof(T));                      \
+                for (int j = 0; j < BLOCK / 2; j++)                        \
+                    half[j] = fn(half[j]);                                 \
+                memcpy(y + i, half, len * sizeof(T));                      \
+                break;                                                     \
+            }                                                              \
             if (len < BLOCK)                                               \
                 memset(buf, 0, sizeof buf);                                \
             memcpy(buf, x + i, len * sizeof(T));                           \

@@ -233,12 +233,13 @@ static void test_special_values(void)
 }
 
 /* The array forms, on every instruction set this CPU runs, at lengths
- * around the block size, in place and not: the scalar functions' bits
+ * around the block size and its half (the last block's two paths), in
+ * place and not: the scalar functions' bits
  * (gcc, which does not contract a * b + c into fused multiply-adds under
  * -std=c99), or within the stated bound of them (other compilers). */
 static void test_arrays(void)
 {
-    static const size_t lens[] = {0, 1, 31, 32, 33, 100, 1000};
+    static const size_t lens[] = {0, 1, 15, 16, 17, 31, 32, 33, 48, 49, 100, 1000};
     int best = bp_isa(), isas = 0, mismatches = 0;
     for (int isa = 0; isa < BP_ISA_COUNT; isa++) {
         if (bp_isa_force(isa) != 0)
