@@ -270,8 +270,6 @@ static bool stored_in(const Plan *p, PlanFn f, const Node *n)
            (after_forward(f) && in->kept);
 }
 
-bool loop_step_of(const Plan *p, PlanFn f, const Node *y, LoopStep *loop);
-
 /* y = f(x), f with an array form in the runtime, x stored whole with y's
  * size and batching and made by no elementwise loop of f: one call over
  * the buffer (LOOP_ARRAY) instead of a loop. Where an elementwise loop

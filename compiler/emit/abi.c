@@ -117,26 +117,26 @@ static void tensor_table(Emit *e, FILE *out, const char *what, Symbol **syms, in
     fputs("};\n", out);
 }
 
-/* The typed arrays an untyped wrapper starts with: in[k] from inputs[k]
- * (and out[j] from outputs[j]). */
+/* A typed array an untyped wrapper starts with: `name`[k] from
+ * `from`[k] for each of count pointers (one NULL when there are none). */
+static void typed_array(Emit *e, FILE *out, const char *qual, const char *name,
+                        const char *from, int count)
+{
+    fprintf(out, "    %s%s *%s[%d];\n", qual, e->real, name, count ? count : 1);
+    if (!count)
+        fprintf(out, "    %s[0] = NULL;\n    (void)%s;\n", name, from);
+    for (int k = 0; k < count; k++)
+        fprintf(out, "    %s[%d] = (%s%s *)%s[%d];\n", name, k, qual, e->real, from, k);
+}
+
 static void typed_inputs(Emit *e, FILE *out)
 {
-    const Model *m = e->m;
-    fprintf(out, "    const %s *in[%d];\n", e->real, m->ninputs ? m->ninputs : 1);
-    if (!m->ninputs)
-        fputs("    in[0] = NULL;\n    (void)inputs;\n", out);
-    for (int k = 0; k < m->ninputs; k++)
-        fprintf(out, "    in[%d] = (const %s *)inputs[%d];\n", k, e->real, k);
+    typed_array(e, out, "const ", "in", "inputs", e->m->ninputs);
 }
 
 static void typed_outputs(Emit *e, FILE *out)
 {
-    const Model *m = e->m;
-    fprintf(out, "    %s *out[%d];\n", e->real, m->noutputs ? m->noutputs : 1);
-    if (!m->noutputs)
-        fputs("    out[0] = NULL;\n    (void)outputs;\n", out);
-    for (int j = 0; j < m->noutputs; j++)
-        fprintf(out, "    out[%d] = (%s *)outputs[%d];\n", j, e->real, j);
+    typed_array(e, out, "", "out", "outputs", e->m->noutputs);
 }
 
 void emit_model(Emit *e, FILE *out)
