@@ -50,10 +50,27 @@ def main(path):
                 LABEL[name], med(name, "bpgen", th), med(name, "openblas", th),
                 med(name, "torch", th), ratio(name, "bpgen", "openblas", th),
                 ratio(name, "torch", "bpgen", th)))
+        for impl, what in (("handC99", "written by hand in C99 for this net "
+                             "(tiny.c), then bp_optim_step"),
+                            ("handC99_sgd", "the same with SGD folded into "
+                             "backward")):
+            name = "tanh_4-16-3_b1"
+            print("| 4-16-3 tanh, batch 1, %s | %.3f | | | bpgen / hand %.2f "
+                  "| |" % (what, med(name, impl, th),
+                          ratio(name, "bpgen", impl, th)))
         print("| scalar chain, 10M doubles (vs plain C -O3 -march=native "
               "-fno-math-errno) | %.0f | plain C %.0f | | %.2f | |" % (
                   med("chain_10M", "bpgen", th), med("chain_10M", "plainC", th),
                   ratio("chain_10M", "bpgen", "plainC", th)))
+        print("| chain, both built with cc -O2 | %.0f | plain C %.0f | | %.2f "
+              "| |" % (med("chain_10M", "bpgen", th),
+                       med("chain_10M", "plainC_O2", th),
+                       ratio("chain_10M", "bpgen", "plainC_O2", th)))
+        print("| chain, both built with -O3 -march=native -fno-math-errno "
+              "| %.0f | plain C %.0f | | %.2f | |" % (
+                  med("chain_10M", "bpgen_native", th),
+                  med("chain_10M", "plainC", th),
+                  ratio("chain_10M", "bpgen_native", "plainC", th)))
 
     print("\ntargets (issue 7)")
 
@@ -67,6 +84,10 @@ def main(path):
                "%.2f" % r, r <= 1.0)
     b1 = med("tanh_4-16-3_b1", "bpgen", 1)
     target("4-16-3 batch 1: <= 0.15 us per step", "%.3f" % b1, b1 <= 0.15)
+    print("  (yardsticks, not targets: batch 1 written by hand in C99 %.3f "
+          "us, with SGD folded in %.3f)" % (med("tanh_4-16-3_b1", "handC99", 1),
+                                             med("tanh_4-16-3_b1",
+                                                 "handC99_sgd", 1)))
     r = ratio("tanh_4-16-3_b1", "torch", "bpgen", 1)
     target("4-16-3 batch 1: PyTorch / bpgen >= 650", "%.0f" % r, r >= 650)
     r = ratio("tanh_4-16-3_b32", "bpgen", "openblas", 1)
@@ -78,6 +99,10 @@ def main(path):
                    "%.2fx" % r, r >= 1.8)
     r = ratio("chain_10M", "bpgen", "plainC", 1)
     target("scalar chain: bpgen / plain C <= 1.2", "%.2f" % r, r <= 1.2)
+    print("  (like against like, not targets: chain at -O2 both %.2f, at "
+          "the plain loop's flags both %.2f)" % (
+              ratio("chain_10M", "bpgen", "plainC_O2", 1),
+              ratio("chain_10M", "bpgen_native", "plainC", 1)))
     return 0
 
 

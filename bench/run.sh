@@ -78,15 +78,25 @@ if [ "$workloads" != 0 ]; then
     mlp wl_m128 relu 784 128 10
     mlp wl_m512 relu 784 512 512 10
     "$bpgen" examples/chain/chain.net --precision=double -o "$wl/chain.c"
+    # the chain like against like: the generated code built as the plain
+    # loop is (its own name, chain_native), the plain loop built with -O2
+    cp examples/chain/chain.net "$wl/chain_native.net"
+    "$bpgen" "$wl/chain_native.net" --precision=double -o "$wl/chain_native.c"
     for m in wl_iris wl_m128 wl_m512 chain; do
         $cc $warn -O2 $defs -Iruntime -c -o "$wl/$m.o" "$wl/$m.c"
     done
+    native="-O3 -march=native -fno-math-errno"
+    $cc $warn $native $defs -Iruntime -c -o "$wl/chain_native.o" "$wl/chain_native.c"
+    $cc $warn -Werror -O2 $defs -Ibench -Dchain_plain=chain_plain_o2 \
+        -c -o "$wl/chain_plain_o2.o" bench/chain_plain.c
     $cc $warn -Werror -O2 $defs -Iruntime -Ibench -c -o "$wl/blas.o" bench/blas.c
-    $cc $warn -Werror -O3 -march=native -fno-math-errno $defs -Ibench \
+    $cc $warn -Werror $native $defs -Ibench \
         -c -o "$wl/chain_plain.o" bench/chain_plain.c
     $cc $warn -Werror -O2 $defs -Iruntime -Ibench -c -o "$wl/workloads.o" bench/workloads.c
+    $cc $warn -Werror -O2 $defs -Iruntime -Ibench -c -o "$wl/tiny.o" bench/tiny.c
     $cc -O2 -o "$wl/workloads" "$wl/workloads.o" "$wl/blas.o" "$wl/chain_plain.o" \
-        "$wl/wl_iris.o" "$wl/wl_m128.o" "$wl/wl_m512.o" "$wl/chain.o" \
+        "$wl/chain_plain_o2.o" "$wl/wl_iris.o" "$wl/wl_m128.o" "$wl/wl_m512.o" \
+        "$wl/chain.o" "$wl/chain_native.o" "$wl/tiny.o" \
         "$build/libbp.a" -lopenblas -lm
     $cc $warn -Werror -O2 $defs -Iruntime -o "$wl/gemm" bench/gemm.c \
         "$build/libbp.a" -lopenblas -lm

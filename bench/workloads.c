@@ -7,7 +7,9 @@
  *     784-512-512-10 relu at batch 128,
  * and the scalar chain S = L^2 + 2, P = sqrt(S) (value and derivative,
  * 10 million doubles) against a plain C loop (chain_plain.c, built with
- * -O3 -march=native -fno-math-errno).
+ * -O3 -march=native -fno-math-errno); and, like against like, the
+ * generated chain built with those flags (chain_native) and the plain
+ * loop built with -O2 (chain_plain_o2).
  *
  * Modes:
  *   workloads --check DIR
@@ -16,16 +18,18 @@
  *       gradient entry first set to NaN) and the same parameters after 3
  *       SGD steps; writes DIR/wl_NAME.bin (parameters, the batches, and
  *       the generated step's loss and gradient) for torch_step.py --check;
- *       checks the chain against the plain loop. Exit status 1 on any
- *       mismatch.
+ *       checks the hand-written batch-1 steps (tiny.c) against the
+ *       generated one and the chain's three other builds against the
+ *       plain loop. Exit status 1 on any mismatch.
  *   workloads --round R --threads T [--ms MS] [--impl bpgen|openblas]
  *             --out FILE
- *       one round: for each workload, a timed loop of about MS ms of the
- *       generated step, then of the OpenBLAS one (chain: 3 calls of each,
- *       alternating), with bp_set_num_threads(T) and
- *       openblas_set_num_threads(T); appends "name impl threads round
- *       microseconds" lines to FILE. With --impl, only that
- *       implementation's loops (bpgen: with the chain's). run.sh times
+ *       one round: for each workload, timed loops of about MS ms of the
+ *       generated step, the OpenBLAS one and, at batch 1, tiny.c's two
+ *       (chain: 3 calls of each build, alternating), with
+ *       bp_set_num_threads(T) and openblas_set_num_threads(T); appends
+ *       "name impl threads round microseconds" lines to FILE. With --impl,
+ *       only that implementation's loops (bpgen: with tiny.c's and the
+ *       chain's, which use no library's threads). run.sh times
  *       each in a process of its own: a library's idle threads spin for a
  *       while after its last call (OpenBLAS's about 0.1 s, with
  *       sched_yield; the runtime's 0.3 ms), and on 2 cores OpenBLAS's
@@ -45,7 +49,7 @@
 void openblas_set_num_threads(int num_threads);
 
 extern const bp_model wl_iris_model, wl_m128_model, wl_m512_model,
-    chain_model;
+    chain_model, chain_native_model;
 
 typedef struct {
     const char *name;
@@ -125,20 +129,38 @@ static void wl_free(wl_data *d)
     free(d->ys); free(d->ws_gen); free(d->ws_blas);
 }
 
-/* One step of implementation `impl` (0 generated, 1 OpenBLAS) on batch b. */
+/* The implementations; the hand-written batch-1 steps (tiny.c) run only
+ * on the 4-16-3 net at batch 1. */
+enum { GEN, BLAS, TINY, TINY_SGD, NIMPL };
+static const char *const impl_name[NIMPL] = {"bpgen", "openblas", "handC99",
+                                             "handC99_sgd"};
+
+static int runs(const workload *w, int impl)
+{
+    return impl < TINY || (w->model == &wl_iris_model && w->n == 1);
+}
+
+/* One step of implementation `impl` on batch b. */
 static float step(wl_data *d, int impl, int b, float lr)
 {
     const workload *w = d->w;
     int ni = w->arch.size[0], no = w->arch.size[w->arch.layers];
     const float *x = d->xs + (size_t)b * w->n * ni;
     const float *y = d->ys + (size_t)b * w->n * no;
-    if (impl == 1)
+    if (impl == BLAS)
         return blas_step(&w->arch, d->theta, x, y, w->n, d->ws_blas, d->grad,
                          lr);
-    const void *inputs[2] = {x, y};
-    const bp_model *m = w->model;
-    float loss = (float)m->forward(d->theta, inputs, w->n, d->ws_gen);
-    m->backward(d->theta, inputs, w->n, d->ws_gen, d->grad, NULL);
+    if (impl == TINY_SGD)
+        return tiny_step_sgd(d->theta, x, y, lr);
+    float loss;
+    if (impl == TINY) {
+        loss = tiny_step(d->theta, x, y, d->grad);
+    } else {
+        const void *inputs[2] = {x, y};
+        const bp_model *m = w->model;
+        loss = (float)m->forward(d->theta, inputs, w->n, d->ws_gen);
+        m->backward(d->theta, inputs, w->n, d->ws_gen, d->grad, NULL);
+    }
     if (lr != 0.0f) {
         /* theta -= lr grad by the runtime's SGD, as bp_train applies it
          * (vectorised, and threaded for large models) */
@@ -206,13 +228,16 @@ static double *chain_inputs(void)
     return L;
 }
 
-static double chain_gen(const double *L, double *dL, void *ws)
+/* The chain's value and derivative by generated code: chain_model, or
+ * chain_native_model (the same code compiled as the plain loop is). */
+static double chain_gen(const bp_model *m, const double *L, double *dL,
+                        void *ws)
 {
     const void *inputs[1] = {L};
     void *grad_inputs[1] = {dL};
     double dummy;
-    double loss = chain_model.forward(NULL, inputs, (int)CHAIN_N, ws);
-    chain_model.backward(NULL, inputs, (int)CHAIN_N, ws, &dummy, grad_inputs);
+    double loss = m->forward(NULL, inputs, (int)CHAIN_N, ws);
+    m->backward(NULL, inputs, (int)CHAIN_N, ws, &dummy, grad_inputs);
     return loss;
 }
 
@@ -224,10 +249,13 @@ static int check(const char *dir)
     for (int wi = 0; wi < NWL; wi++) {
         wl_data d;
         wl_setup(&d, &workloads[wi]);
-        float loss[2];
-        float *grad[2] = {xmalloc(d.np * 4), xmalloc(d.np * 4)};
-        float *after[2] = {xmalloc(d.np * 4), xmalloc(d.np * 4)};
-        for (int impl = 0; impl < 2; impl++) {
+        float loss[NIMPL];
+        float *grad[NIMPL], *after[NIMPL];
+        for (int impl = 0; impl < NIMPL; impl++) {
+            grad[impl] = xmalloc(d.np * 4);
+            after[impl] = xmalloc(d.np * 4);
+            if (!runs(d.w, impl))
+                continue;
             memcpy(d.theta, d.theta0, d.np * 4);
             for (size_t i = 0; i < d.np; i++)
                 d.grad[i] = NAN;
@@ -238,42 +266,59 @@ static int check(const char *dir)
             for (size_t i = 0; i < d.np; i++)
                 after[impl][i] = d.theta[i] - d.theta0[i];
         }
-        double dl = fabs((double)loss[0] - loss[1]) / fmax(fabs(loss[1]), 1e-30);
-        double dg = rel_diff(d.w->model, grad[0], grad[1]);
-        double dt = rel_diff(d.w->model, after[0], after[1]);
-        int ok = dl <= 1e-4 && dg <= 1e-4 && dt <= 1e-4;
-        printf("  %-26s generated vs OpenBLAS: loss %.3g, gradients %.3g, "
-               "3 SGD steps %.3g  %s\n", d.w->name, dl, dg, dt,
-               ok ? "ok" : "MISMATCH");
-        if (!ok) {
-            fprintf(stderr, "bench: MISMATCH %s: generated and OpenBLAS "
-                    "steps differ\n", d.w->name);
-            bad = 1;
+        /* each against the generated step (TINY_SGD leaves no gradient) */
+        for (int impl = BLAS; impl < NIMPL; impl++) {
+            if (!runs(d.w, impl))
+                continue;
+            double dl = fabs((double)loss[GEN] - loss[impl])
+                        / fmax(fabs(loss[impl]), 1e-30);
+            double dg = impl == TINY_SGD ? 0
+                      : rel_diff(d.w->model, grad[GEN], grad[impl]);
+            double dt = rel_diff(d.w->model, after[GEN], after[impl]);
+            int ok = dl <= 1e-4 && dg <= 1e-4 && dt <= 1e-4;
+            printf("  %-26s generated vs %s: loss %.3g, gradients %.3g, "
+                   "3 SGD steps %.3g  %s\n", d.w->name, impl_name[impl], dl,
+                   dg, dt, ok ? "ok" : "MISMATCH");
+            if (!ok) {
+                fprintf(stderr, "bench: MISMATCH %s: generated and %s "
+                        "steps differ\n", d.w->name, impl_name[impl]);
+                bad = 1;
+            }
         }
-        bad |= write_data(dir, &d, loss[0], grad[0]);
-        free(grad[0]); free(grad[1]); free(after[0]); free(after[1]);
+        bad |= write_data(dir, &d, loss[GEN], grad[GEN]);
+        for (int impl = 0; impl < NIMPL; impl++) {
+            free(grad[impl]);
+            free(after[impl]);
+        }
         wl_free(&d);
     }
     double *L = chain_inputs();
     double *dg = xmalloc(CHAIN_N * sizeof(double)),
            *dp = xmalloc(CHAIN_N * sizeof(double));
     void *ws = xmalloc(chain_model.workspace_size((int)CHAIN_N));
-    for (long i = 0; i < CHAIN_N; i++)
-        dg[i] = NAN;
-    double lg = chain_gen(L, dg, ws), lp = chain_plain(L, dp, CHAIN_N);
-    double worst = 0;
-    for (long i = 0; i < CHAIN_N; i++) {
-        double e = fabs(dg[i] - dp[i]) / fmax(fabs(dp[i]), 1e-300);
-        worst = e > worst || e != e ? e : worst;
-    }
-    double dl = fabs(lg - lp) / fabs(lp);
-    int ok = dl <= 1e-12 && worst <= 1e-12;
-    printf("  %-26s generated vs plain loop: value %.3g, derivative %.3g  %s\n",
-           "chain_10M", dl, worst, ok ? "ok" : "MISMATCH");
-    if (!ok) {
-        fprintf(stderr, "bench: MISMATCH chain: generated and plain loop "
-                "differ\n");
-        bad = 1;
+    double lp = chain_plain(L, dp, CHAIN_N);
+    for (int v = 0; v < 3; v++) {
+        static const char *const what[3] = {
+            "generated vs plain loop", "generated (plain's flags) vs plain",
+            "plain loop at -O2 vs plain"};
+        for (long i = 0; i < CHAIN_N; i++)
+            dg[i] = NAN;
+        double lg = v == 0 ? chain_gen(&chain_model, L, dg, ws)
+                  : v == 1 ? chain_gen(&chain_native_model, L, dg, ws)
+                           : chain_plain_o2(L, dg, CHAIN_N);
+        double worst = 0;
+        for (long i = 0; i < CHAIN_N; i++) {
+            double e = fabs(dg[i] - dp[i]) / fmax(fabs(dp[i]), 1e-300);
+            worst = e > worst || e != e ? e : worst;
+        }
+        double dl = fabs(lg - lp) / fabs(lp);
+        int ok = dl <= 1e-12 && worst <= 1e-12;
+        printf("  %-26s %s: value %.3g, derivative %.3g  %s\n", "chain_10M",
+               what[v], dl, worst, ok ? "ok" : "MISMATCH");
+        if (!ok) {
+            fprintf(stderr, "bench: MISMATCH chain: %s differ\n", what[v]);
+            bad = 1;
+        }
     }
     free(L); free(dg); free(dp); free(ws);
     return bad;
@@ -285,21 +330,27 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* impl: -1 both implementations, 0 the generated step (and the chain),
- * 1 the OpenBLAS one. */
+/* impl_only: -1 every implementation, GEN the generated step (with the
+ * hand-written batch-1 steps, which use no library's threads, and the
+ * chain), BLAS the OpenBLAS one. */
 static void round_(int round, int threads, double ms, FILE *out,
                    const char *only, int impl_only)
 {
-    int first = impl_only == 1 ? 1 : 0, last = impl_only == 0 ? 0 : 1;
     bp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     for (int wi = 0; wi < NWL; wi++) {
         if (only && !strstr(only, workloads[wi].name))
             continue;
+        int impls[NIMPL], count = 0;
+        for (int impl = 0; impl < NIMPL; impl++)
+            if (runs(&workloads[wi], impl)
+                && (impl_only < 0 || (impl == BLAS) == (impl_only == BLAS)))
+                impls[count++] = impl;
         wl_data d;
         wl_setup(&d, &workloads[wi]);
-        long iters[2];
-        for (int impl = first; impl <= last; impl++) {
+        long iters[NIMPL];
+        for (int k = 0; k < count; k++) {
+            int impl = impls[k];
             memcpy(d.theta, d.theta0, d.np * 4);
             long it = 1;
             double t;
@@ -316,44 +367,52 @@ static void round_(int round, int threads, double ms, FILE *out,
             iters[impl] = iters[impl] < 1 ? 1 : iters[impl];
         }
         /* three timed loops each, alternating; the median goes out */
-        double times[2][3];
+        double times[NIMPL][3];
         for (int rep = 0; rep < 3; rep++)
-            for (int impl = 0; impl < 2; impl++) {
+            for (int k = 0; k < count; k++) {
+                int impl = impls[k];
                 memcpy(d.theta, d.theta0, d.np * 4);
                 double t0 = now();
                 for (long i = 0; i < iters[impl]; i++)
                     step(&d, impl, (int)(i % NBATCHES), LR);
                 times[impl][rep] = (now() - t0) / (double)iters[impl];
             }
-        for (int impl = first; impl <= last; impl++) {
+        for (int k = 0; k < count; k++) {
+            int impl = impls[k];
             qsort(times[impl], 3, sizeof(double), cmp_double);
-            fprintf(out, "%s %s %d %d %.6g\n", d.w->name,
-                    impl ? "openblas" : "bpgen", threads, round,
-                    times[impl][1] * 1e6);
+            fprintf(out, "%s %s %d %d %.6g\n", d.w->name, impl_name[impl],
+                    threads, round, times[impl][1] * 1e6);
         }
         fflush(out);
         wl_free(&d);
     }
-    if ((only && !strstr(only, "chain")) || impl_only == 1)
+    if ((only && !strstr(only, "chain")) || impl_only == BLAS)
         return;
     double *L = chain_inputs();
     double *dL = xmalloc(CHAIN_N * sizeof(double));
     void *ws = xmalloc(chain_model.workspace_size((int)CHAIN_N));
-    chain_gen(L, dL, ws);          /* touch every page first */
-    chain_plain(L, dL, CHAIN_N);
-    double times[2][3];
+    /* the target's pair (the generated code at the README's -O2, the plain
+     * loop at -O3 -march=native -fno-math-errno), then each compiled as the
+     * other is: like against like */
+    static const char *const names[4] = {"bpgen", "plainC", "bpgen_native",
+                                         "plainC_O2"};
+    double times[4][3];
     volatile double sink = 0;
-    for (int rep = 0; rep < 3; rep++)
-        for (int impl = 0; impl < 2; impl++) {
+    for (int rep = -1; rep < 3; rep++)     /* rep -1 touches every page */
+        for (int impl = 0; impl < 4; impl++) {
             double t0 = now();
-            sink += impl ? chain_plain(L, dL, CHAIN_N) : chain_gen(L, dL, ws);
-            times[impl][rep] = now() - t0;
+            sink += impl == 0 ? chain_gen(&chain_model, L, dL, ws)
+                  : impl == 1 ? chain_plain(L, dL, CHAIN_N)
+                  : impl == 2 ? chain_gen(&chain_native_model, L, dL, ws)
+                              : chain_plain_o2(L, dL, CHAIN_N);
+            if (rep >= 0)
+                times[impl][rep] = now() - t0;
         }
     (void)sink;
-    for (int impl = 0; impl < 2; impl++) {
+    for (int impl = 0; impl < 4; impl++) {
         qsort(times[impl], 3, sizeof(double), cmp_double);
-        fprintf(out, "chain_10M %s %d %d %.6g\n", impl ? "plainC" : "bpgen",
-                threads, round, times[impl][1] * 1e6);
+        fprintf(out, "chain_10M %s %d %d %.6g\n", names[impl], threads,
+                round, times[impl][1] * 1e6);
     }
     fflush(out);
     free(L); free(dL); free(ws);
@@ -379,7 +438,7 @@ int main(int argc, char **argv)
             only = argv[++i];
         else if (strcmp(argv[i], "--impl") == 0 && i + 1 < argc &&
                  (!strcmp(argv[i + 1], "bpgen") || !strcmp(argv[i + 1], "openblas")))
-            impl = strcmp(argv[++i], "bpgen") == 0 ? 0 : 1;
+            impl = strcmp(argv[++i], "bpgen") == 0 ? GEN : BLAS;
         else {
             fprintf(stderr, "usage: %s --check DIR | --round R --threads T "
                     "[--ms MS] [--only NAMES] [--impl bpgen|openblas] --out FILE\n",

@@ -299,7 +299,9 @@ static const char *statement(Emit *e, const Step *st, int d, int notes_at, char 
     if (pool_of(e, y) == POOL_LOCAL)
         stmt = fmt(e, "const %s %s = %s;", e->real, e->cname[y->id], value.s);
     else if (pool_of(e, y) == POOL_GRAD_INPUT)
-        stmt = fmt(e, "%s = %s / (%s)n;", ref_buf(e, &c, y).s, at(e, value, PR_MUL), e->real);
+        /* times 1/n, which the compiler hoists: a division per element
+         * would cost as much as the rest of a cheap derivative */
+        stmt = fmt(e, "%s = %s * (%s);", ref_buf(e, &c, y).s, at(e, value, PR_MUL), inv_n(e, NULL));
     else
         stmt = fmt(e, "%s = %s;", ref_buf(e, &c, y).s, value.s);
     close_ctx(e, &c, &notes, notes_at);

@@ -96,7 +96,7 @@ void logistic_backward(const float *theta, const float *const inputs[], int n, v
     /* into grad_inputs[0], divided by n (the batch mean), when the caller asks for it */
     if (d_x != NULL) {
         for (size_t i = 0; i < (size_t)n; i++) {
-            d_x[i] = theta1[0] * d_z[i] / (float)n;
+            d_x[i] = theta1[0] * d_z[i] * (1.0f / (float)n);
         }
     }
     /* logistic.net:8  dJ/dtheta1 = batch_mean(dJ/dz * x)
