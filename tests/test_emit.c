@@ -837,6 +837,14 @@ static void test_bias_in_gemm(void)
                 fprintf(stderr, "\n[%s]:\n%s\n", names[p], text);
             free(text);
         }
+        /* below batch 8 each weight gradient is written by its first
+         * sample's rank-1 update, the later samples' added: no pass
+         * clearing it first */
+        char *text = function_text(names[p], "backward");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+        CU_ASSERT_EQUAL(occurrences(text, "for (size_t p = 1; p < (size_t)n; p++)"), 2);
+        CU_ASSERT_PTR_NULL(strstr(text, " + j] = 0.0"));
+        free(text);
     }
 }
 

@@ -66,7 +66,8 @@ static const char *bound(Emit *e, Extent x)
     return x.count == 1 ? "(size_t)n" : fmt(e, "%ld * (size_t)n", x.count);
 }
 
-/* Element (row, col) of gemm operand o, transposed where trans. */
+/* Element (row, col) of gemm operand o, transposed where trans; an index
+ * "0" is left out of the address. */
 static const char *entry(Emit *e, Operand o, bool trans, long ld, const char *row,
                          const char *col)
 {
@@ -75,13 +76,18 @@ static const char *entry(Emit *e, Operand o, bool trans, long ld, const char *ro
         row = col;
         col = t;
     }
+    if (strcmp(row, "0") == 0)
+        return fmt(e, "%s[%s]", operand(e, o), col);
+    if (strcmp(col, "0") == 0)
+        return fmt(e, "%s[%s * %ld]", operand(e, o), row, ld);
     return fmt(e, "%s[%s * %ld + %s]", operand(e, o), row, ld, col);
 }
 
 /* The product as loops at depth d (lowering chose it for a tiny product
  * or batch). A weight gradient summed over the batch is built by one
- * rank-1 update per sample; every other element is a dot product, with
- * the bias or C's old value added after it. */
+ * rank-1 update per sample, the first writing it (a clearing pass cost
+ * more than the update at batch 1); every other element is a dot
+ * product, with the bias or C's old value added after it. */
 static void gemm_loops(Emit *e, int d, const GemmStep *g, const Node *factor)
 {
     const char *cij = fmt(e, "%s[i * %ld + j]", operand(e, g->c), g->ldc);
@@ -92,8 +98,9 @@ static void gemm_loops(Emit *e, int d, const GemmStep *g, const Node *factor)
     if (g->k.times_n && g->beta == SCALE_ZERO && !g->prefill) {
         line(e, d, "for (size_t i = 0; i < %s; i++)", M);
         line(e, d + 1, "for (size_t j = 0; j < %s; j++)", N);
-        line(e, d + 2, "%s = %s;", cij, lit_str(e, 0));
-        line(e, d, "for (size_t p = 0; p < %s; p++)", K);
+        line(e, d + 2, "%s = %s * %s;", cij, entry(e, g->a, g->ta, g->lda, "i", "0"),
+             entry(e, g->b, g->tb, g->ldb, "0", "j"));
+        line(e, d, "for (size_t p = 1; p < %s; p++)", K);
         line(e, d + 1, "for (size_t i = 0; i < %s; i++) {", M);
         line(e, d + 2, "const %s aip = %s;", e->real, aip);
         line(e, d + 2, "for (size_t j = 0; j < %s; j++)", N);

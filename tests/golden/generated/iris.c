@@ -168,8 +168,8 @@ void iris_backward(const float *theta, const float *const inputs[], int n, void 
     if (n < 8) { /* a batch this small: loops cost less than the call */
         for (size_t i = 0; i < 3; i++)
             for (size_t j = 0; j < 16; j++)
-                d_W2[i * 16 + j] = 0.0f;
-        for (size_t p = 0; p < (size_t)n; p++)
+                d_W2[i * 16 + j] = d_z[i] * h[j];
+        for (size_t p = 1; p < (size_t)n; p++)
             for (size_t i = 0; i < 3; i++) {
                 const float aip = d_z[p * 3 + i];
                 for (size_t j = 0; j < 16; j++)
@@ -213,8 +213,8 @@ void iris_backward(const float *theta, const float *const inputs[], int n, void 
     if (n < 8) { /* a batch this small: loops cost less than the call */
         for (size_t i = 0; i < 16; i++)
             for (size_t j = 0; j < 4; j++)
-                d_W1[i * 4 + j] = 0.0f;
-        for (size_t p = 0; p < (size_t)n; p++)
+                d_W1[i * 4 + j] = t50[i] * x[j];
+        for (size_t p = 1; p < (size_t)n; p++)
             for (size_t i = 0; i < 16; i++) {
                 const float aip = t50[p * 16 + i];
                 for (size_t j = 0; j < 4; j++)
