@@ -137,6 +137,8 @@ typedef void kern_f(int kc, const float *a, const float *b, float *c,
                     int ldc, float alpha, float beta);
 typedef void kern_d(int kc, const double *a, const double *b, double *c,
                     int ldc, double alpha, double beta);
+typedef void transpose8_f(const float *src, int lds, float *dst, int ldd);
+typedef void transpose8_d(const double *src, int lds, double *dst, int ldd);
 
 /* Portable: 4 x 8, plain C the compiler may vectorize. */
 #define PORT_MR 4
@@ -270,6 +272,35 @@ KERNEL2(kern_d_avx512, BP_TARGET_AVX512, double, 8, ROWS8)
 #undef KV
 #undef KW
 
+/* dst[c * ldd + r] = src[r * lds + c] for r, c < 8: the transposing
+ * packs (op(A) from A's rows, op(B) from Bᵀ's) move 8 x 8 blocks at a
+ * time instead of one element, with an element's load and store each.
+ * Unpacking pairs of rows, then pairs of pairs, leaves each 128-bit lane
+ * holding four rows of one column; joining lanes finishes the columns. */
+BP_TARGET_AVX2 static void transpose8_f_avx2(const float *src, int lds,
+                                             float *dst, int ldd)
+{
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + (size_t)i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        _mm256_storeu_ps(dst + (size_t)c * ldd,
+                         _mm256_permute2f128_ps(u[c], u[c + 4], 0x20));
+        _mm256_storeu_ps(dst + (size_t)(c + 4) * ldd,
+                         _mm256_permute2f128_ps(u[c], u[c + 4], 0x31));
+    }
+}
+
 #endif
 
 /* ---------------------------------------------------------------- packed */
@@ -292,11 +323,12 @@ static const struct {
     kern_f *kern;
     void (*small)(int, int, int, int, int, float, const float *, int,
                   const float *, int, float, float *, int);
+    transpose8_f *transpose8;
 } isa_f[BP_ISA_COUNT] = {
-    {PORT_MR, PORT_NR, kern_f_portable, small_f},
+    {PORT_MR, PORT_NR, kern_f_portable, small_f, NULL},
 #ifdef BP_X86_KERNELS
-    {6, 16, kern_f_avx2, small_f_avx2},
-    {8, 32, kern_f_avx512, small_f_avx512},
+    {6, 16, kern_f_avx2, small_f_avx2, transpose8_f_avx2},
+    {8, 32, kern_f_avx512, small_f_avx512, transpose8_f_avx2},
 #endif
 };
 
@@ -336,7 +368,8 @@ void bp_gemm_f(int trans_a, int trans_b, int m, int n, int k, float alpha,
     if (use_packed(trans_a, trans_b, m, n, k, alpha == 0, isa_f[isa].nr)) {
         packed_args_f g = {trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
                            beta, c, ldc, isa_f[isa].mr, isa_f[isa].nr,
-                           isa_f[isa].kern, isa_f[isa].small};
+                           isa_f[isa].kern, isa_f[isa].small,
+                           isa_f[isa].transpose8};
         packed_f(&g);
         return;
     }
@@ -354,7 +387,7 @@ void bp_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha,
     if (use_packed(trans_a, trans_b, m, n, k, alpha == 0, isa_d[isa].nr)) {
         packed_args_d g = {trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
                            beta, c, ldc, isa_d[isa].mr, isa_d[isa].nr,
-                           isa_d[isa].kern, isa_d[isa].small};
+                           isa_d[isa].kern, isa_d[isa].small, NULL};
         packed_d(&g);
         return;
     }

@@ -17,7 +17,29 @@ typedef struct {
                  int ldc, GEMM_T alpha, GEMM_T beta);
     void (*small)(int, int, int, int, int, GEMM_T, const GEMM_T *, int,
                   const GEMM_T *, int, GEMM_T, GEMM_T *, int);
+    /* an 8 x 8 block transposed (dst[c ldd + r] = src[r lds + c]), or
+     * NULL: element by element */
+    void (*transpose8)(const GEMM_T *src, int lds, GEMM_T *dst, int ldd);
 } GEMM_(packed_args);
+
+/* rows x kc of src (rows apart by lds) into dst[p * ldd + r]: by 8 x 8
+ * blocks where g has them and rows is a multiple of 8, the rest one by
+ * one. */
+static void GEMM_(transpose_rows)(const GEMM_(packed_args) *g, const GEMM_T *src,
+                                  int lds, int rows, int kc, GEMM_T *restrict dst,
+                                  int ldd)
+{
+    int p0 = 0;
+    if (g->transpose8 && rows % 8 == 0) {
+        for (; p0 + 8 <= kc; p0 += 8)
+            for (int r = 0; r < rows; r += 8)
+                g->transpose8(src + (size_t)r * lds + p0, lds,
+                              dst + (size_t)p0 * ldd + r, ldd);
+    }
+    for (int r = 0; r < rows; r++)
+        for (int p = p0; p < kc; p++)
+            dst[(size_t)p * ldd + r] = src[(size_t)r * lds + p];
+}
 
 /* op(A)[i0 + i][p0 + p] for i < mc, p < kc into panels of mr rows:
  * panel r holds rows r*mr.., row-major by p (mr values per p), rows past
@@ -32,18 +54,12 @@ static void GEMM_(pack_a)(const GEMM_(packed_args) *g, int i0, int mc,
         if (rows < mr)
             memset(d, 0, (size_t)kc * mr * sizeof *d);
         if (!g->ta) {
-            for (int i = 0; i < rows; i++) {
-                const GEMM_T *src = g->a + (size_t)(i0 + ir + i) * g->lda + p0;
-                for (int p = 0; p < kc; p++)
-                    d[(size_t)p * mr + i] = src[p];
-            }
+            GEMM_(transpose_rows)(g, g->a + (size_t)(i0 + ir) * g->lda + p0, g->lda,
+                                  rows, kc, d, mr);
         } else {
-            for (int p = 0; p < kc; p++) {
-                const GEMM_T *src = g->a + (size_t)(p0 + p) * g->lda + i0 + ir;
-                GEMM_T *dp = d + (size_t)p * mr;
-                for (int i = 0; i < rows; i++)
-                    dp[i] = src[i];
-            }
+            for (int p = 0; p < kc; p++)
+                memcpy(d + (size_t)p * mr, g->a + (size_t)(p0 + p) * g->lda + i0 + ir,
+                       (size_t)rows * sizeof *d);
         }
     }
 }
@@ -60,18 +76,12 @@ static void GEMM_(pack_b)(const GEMM_(packed_args) *g, int p0, int kc,
         if (cols < nr)
             memset(d, 0, (size_t)kc * nr * sizeof *d);
         if (!g->tb) {
-            for (int p = 0; p < kc; p++) {
-                const GEMM_T *src = g->b + (size_t)(p0 + p) * g->ldb + j0 + jr;
-                GEMM_T *dp = d + (size_t)p * nr;
-                for (int j = 0; j < cols; j++)
-                    dp[j] = src[j];
-            }
+            for (int p = 0; p < kc; p++)
+                memcpy(d + (size_t)p * nr, g->b + (size_t)(p0 + p) * g->ldb + j0 + jr,
+                       (size_t)cols * sizeof *d);
         } else {
-            for (int j = 0; j < cols; j++) {
-                const GEMM_T *src = g->b + (size_t)(j0 + jr + j) * g->ldb + p0;
-                for (int p = 0; p < kc; p++)
-                    d[(size_t)p * nr + j] = src[p];
-            }
+            GEMM_(transpose_rows)(g, g->b + (size_t)(j0 + jr) * g->ldb + p0, g->ldb,
+                                  cols, kc, d, nr);
         }
     }
 }
