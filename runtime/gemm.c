@@ -301,6 +301,27 @@ BP_TARGET_AVX2 static void transpose8_f_avx2(const float *src, int lds,
     }
 }
 
+/* The same for doubles, as four 4 x 4 blocks: unpacking pairs of rows
+ * leaves each lane two rows of a column; joining lanes finishes them. */
+BP_TARGET_AVX2 static void transpose8_d_avx2(const double *src, int lds,
+                                             double *dst, int ldd)
+{
+    for (int rb = 0; rb < 8; rb += 4)
+        for (int cb = 0; cb < 8; cb += 4) {
+            const double *s0 = src + (size_t)rb * lds + cb;
+            double *d0 = dst + (size_t)cb * ldd + rb;
+            __m256d r0 = _mm256_loadu_pd(s0), r1 = _mm256_loadu_pd(s0 + lds),
+                    r2 = _mm256_loadu_pd(s0 + 2 * (size_t)lds),
+                    r3 = _mm256_loadu_pd(s0 + 3 * (size_t)lds);
+            __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1),
+                    t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+            _mm256_storeu_pd(d0, _mm256_permute2f128_pd(t0, t2, 0x20));
+            _mm256_storeu_pd(d0 + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+            _mm256_storeu_pd(d0 + 2 * (size_t)ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+            _mm256_storeu_pd(d0 + 3 * (size_t)ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+        }
+}
+
 #endif
 
 /* ---------------------------------------------------------------- packed */
@@ -337,11 +358,12 @@ static const struct {
     kern_d *kern;
     void (*small)(int, int, int, int, int, double, const double *, int,
                   const double *, int, double, double *, int);
+    transpose8_d *transpose8;
 } isa_d[BP_ISA_COUNT] = {
-    {PORT_MR, PORT_NR, kern_d_portable, small_d},
+    {PORT_MR, PORT_NR, kern_d_portable, small_d, NULL},
 #ifdef BP_X86_KERNELS
-    {6, 8, kern_d_avx2, small_d_avx2},
-    {8, 16, kern_d_avx512, small_d_avx512},
+    {6, 8, kern_d_avx2, small_d_avx2, transpose8_d_avx2},
+    {8, 16, kern_d_avx512, small_d_avx512, transpose8_d_avx2},
 #endif
 };
 
@@ -387,7 +409,8 @@ void bp_gemm_d(int trans_a, int trans_b, int m, int n, int k, double alpha,
     if (use_packed(trans_a, trans_b, m, n, k, alpha == 0, isa_d[isa].nr)) {
         packed_args_d g = {trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
                            beta, c, ldc, isa_d[isa].mr, isa_d[isa].nr,
-                           isa_d[isa].kern, isa_d[isa].small, NULL};
+                           isa_d[isa].kern, isa_d[isa].small,
+                           isa_d[isa].transpose8};
         packed_d(&g);
         return;
     }
