@@ -81,8 +81,8 @@ static void test_deep_model_split(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(dump, ", in the caller\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(
         c, "/* forward, steps 1 to 16 of 84: h1 to h8. */\n"
-           "static grp_deep_NOINLINE void grp_deep_forward_h1(const float *theta, "
-           "const float *const inputs[], int n, void *ws)\n{\n"));
+           "static grp_deep_NOINLINE void grp_deep_forward_h1(const float *restrict theta, "
+           "const float *const inputs[], int n, void *restrict ws)\n{\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(c, "#if defined(__GNUC__)\n"
                                      "#define grp_deep_NOINLINE __attribute__((noinline))\n"));
     /* forward calls its groups in order, then returns the loss itself */

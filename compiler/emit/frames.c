@@ -10,16 +10,22 @@
 
 /* ---------------------------------------------------------------- functions */
 
-/* The parameters every function of f takes, after its name. */
+/* The parameters every function of f takes, after its name. theta, ws
+ * and grad are restrict: the caller's buffers do not overlap (results
+ * already depended on it), and gcc -O2 may then vectorise a loop with
+ * constant bounds that reads one and writes another (the 4-16-3 backward
+ * at batch 1: 0.108 -> 0.091 us). The header's prototypes, the contract's,
+ * have the same types: restrict on a parameter is not part of them. */
 static const char *fn_params(Emit *e, PlanFn f)
 {
     const char *r = e->real;
-    const char *common = fmt(e, "const %s *theta, const %s *const inputs[], int n, void *ws", r, r);
+    const char *common = fmt(e, "const %s *restrict theta, const %s *const inputs[], int n, "
+                                "void *restrict ws", r, r);
     switch (f) {
     case PF_FORWARD:
         return common;
     case PF_BACKWARD:
-        return fmt(e, "%s,\n    %s *grad, %s *const grad_inputs[]", common, r, r);
+        return fmt(e, "%s,\n    %s *restrict grad, %s *const grad_inputs[]", common, r, r);
     default:
         return fmt(e, "%s,\n    %s *const outputs[]", common, r);
     }
@@ -442,8 +448,8 @@ void emit_fused_step(Emit *e, FILE *out)
             p->ws_fused, M, M, p->ws_fused, r);
     e->f = PF_BACKWARD;
     e->fused = true;
-    const char *params = fmt(e, "%s *theta, const %s *const inputs[], int n, void *ws,\n"
-                                "    bp_optimizer *%s", r, r, o);
+    const char *params = fmt(e, "%s *restrict theta, const %s *const inputs[], int n, "
+                                "void *restrict ws,\n    bp_optimizer *%s", r, r, o);
     const char *args = fmt(e, "theta, inputs, n, ws, %s", o);
     const char **names = arena_alloc(e->a, sizeof(char *) * (size_t)(p->nfused_groups + 1));
     for (int k = 0; k < p->nfused_groups; k++) {

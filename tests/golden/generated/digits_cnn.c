@@ -31,7 +31,7 @@ size_t digits_cnn_workspace_size(int n)
 
 /* The batch loss: the mean over the n samples of the per-sample loss.
  * Keeps in ws what backward needs. */
-float digits_cnn_forward(const float *theta, const float *const inputs[], int n, void *ws)
+float digits_cnn_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws)
 {
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
@@ -105,8 +105,8 @@ float digits_cnn_forward(const float *theta, const float *const inputs[], int n,
 
 /* Every gradient of the batch loss. Call after forward, with the same
  * arguments: it reads what forward left in ws. */
-void digits_cnn_backward(const float *theta, const float *const inputs[], int n, void *ws,
-    float *grad, float *const grad_inputs[])
+void digits_cnn_backward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
+    float *restrict grad, float *const grad_inputs[])
 {
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
@@ -191,7 +191,7 @@ void digits_cnn_backward(const float *theta, const float *const inputs[], int n,
 }
 
 /* The outputs, n rows each. Reads only the inputs the outputs depend on. */
-void digits_cnn_predict(const float *theta, const float *const inputs[], int n, void *ws,
+void digits_cnn_predict(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
     float *const wsr = (float *)ws;
@@ -250,7 +250,7 @@ void digits_cnn_predict(const float *theta, const float *const inputs[], int n, 
 /* The outputs, as predict gives them, from what forward left in ws: call
  * after forward, with the same arguments. Evaluation (a loss and the
  * outputs) then runs the layers once. */
-void digits_cnn_outputs_after_forward(const float *theta, const float *const inputs[], int n, void *ws,
+void digits_cnn_outputs_after_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
     float *const wsr = (float *)ws;

@@ -31,7 +31,7 @@ size_t digits_cnn_workspace_size(int n)
 
 /* The batch loss: the mean over the n samples of the per-sample loss.
  * Keeps in ws what backward needs. */
-double digits_cnn_forward(const double *theta, const double *const inputs[], int n, void *ws)
+double digits_cnn_forward(const double *restrict theta, const double *const inputs[], int n, void *restrict ws)
 {
     double *const wsr = (double *)ws;
     const double *const x = inputs[0];
@@ -105,8 +105,8 @@ double digits_cnn_forward(const double *theta, const double *const inputs[], int
 
 /* Every gradient of the batch loss. Call after forward, with the same
  * arguments: it reads what forward left in ws. */
-void digits_cnn_backward(const double *theta, const double *const inputs[], int n, void *ws,
-    double *grad, double *const grad_inputs[])
+void digits_cnn_backward(const double *restrict theta, const double *const inputs[], int n, void *restrict ws,
+    double *restrict grad, double *const grad_inputs[])
 {
     double *const wsr = (double *)ws;
     const double *const x = inputs[0];
@@ -191,7 +191,7 @@ void digits_cnn_backward(const double *theta, const double *const inputs[], int 
 }
 
 /* The outputs, n rows each. Reads only the inputs the outputs depend on. */
-void digits_cnn_predict(const double *theta, const double *const inputs[], int n, void *ws,
+void digits_cnn_predict(const double *restrict theta, const double *const inputs[], int n, void *restrict ws,
     double *const outputs[])
 {
     double *const wsr = (double *)ws;
@@ -250,7 +250,7 @@ void digits_cnn_predict(const double *theta, const double *const inputs[], int n
 /* The outputs, as predict gives them, from what forward left in ws: call
  * after forward, with the same arguments. Evaluation (a loss and the
  * outputs) then runs the layers once. */
-void digits_cnn_outputs_after_forward(const double *theta, const double *const inputs[], int n, void *ws,
+void digits_cnn_outputs_after_forward(const double *restrict theta, const double *const inputs[], int n, void *restrict ws,
     double *const outputs[])
 {
     double *const wsr = (double *)ws;

@@ -31,7 +31,7 @@ size_t iris_workspace_size(int n)
 
 /* The batch loss: the mean over the n samples of the per-sample loss.
  * Keeps in ws what backward needs. */
-float iris_forward(const float *theta, const float *const inputs[], int n, void *ws)
+float iris_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws)
 {
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
@@ -113,8 +113,8 @@ float iris_forward(const float *theta, const float *const inputs[], int n, void 
 
 /* Every gradient of the batch loss. Call after forward, with the same
  * arguments: it reads what forward left in ws. */
-void iris_backward(const float *theta, const float *const inputs[], int n, void *ws,
-    float *grad, float *const grad_inputs[])
+void iris_backward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
+    float *restrict grad, float *const grad_inputs[])
 {
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
@@ -229,7 +229,7 @@ void iris_backward(const float *theta, const float *const inputs[], int n, void 
 }
 
 /* The outputs, n rows each. Reads only the inputs the outputs depend on. */
-void iris_predict(const float *theta, const float *const inputs[], int n, void *ws,
+void iris_predict(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
     float *const wsr = (float *)ws;
@@ -296,7 +296,7 @@ void iris_predict(const float *theta, const float *const inputs[], int n, void *
 /* The outputs, as predict gives them, from what forward left in ws: call
  * after forward, with the same arguments. Evaluation (a loss and the
  * outputs) then runs the layers once. */
-void iris_outputs_after_forward(const float *theta, const float *const inputs[], int n, void *ws,
+void iris_outputs_after_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
     float *const wsr = (float *)ws;

@@ -27,7 +27,7 @@ size_t logistic_workspace_size(int n)
 
 /* The batch loss: the mean over the n samples of the per-sample loss.
  * Keeps in ws what backward needs. */
-float logistic_forward(const float *theta, const float *const inputs[], int n, void *ws)
+float logistic_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws)
 {
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
@@ -59,8 +59,8 @@ float logistic_forward(const float *theta, const float *const inputs[], int n, v
 
 /* Every gradient of the batch loss. Call after forward, with the same
  * arguments: it reads what forward left in ws. */
-void logistic_backward(const float *theta, const float *const inputs[], int n, void *ws,
-    float *grad, float *const grad_inputs[])
+void logistic_backward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
+    float *restrict grad, float *const grad_inputs[])
 {
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
@@ -111,7 +111,7 @@ void logistic_backward(const float *theta, const float *const inputs[], int n, v
 }
 
 /* The outputs, n rows each. Reads only the inputs the outputs depend on. */
-void logistic_predict(const float *theta, const float *const inputs[], int n, void *ws,
+void logistic_predict(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
     const float *const x = inputs[0];
@@ -135,7 +135,7 @@ void logistic_predict(const float *theta, const float *const inputs[], int n, vo
 /* The outputs, as predict gives them, from what forward left in ws: call
  * after forward, with the same arguments. Evaluation (a loss and the
  * outputs) then runs the layers once. */
-void logistic_outputs_after_forward(const float *theta, const float *const inputs[], int n, void *ws,
+void logistic_outputs_after_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
     float *const wsr = (float *)ws;
