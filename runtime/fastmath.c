@@ -30,18 +30,11 @@
             size_t len = n - i < BLOCK ? n - i : BLOCK;                    \
             if (len <= BLOCK / 2) {                                        \
                 T half[BLOCK / 2];                                         \
-                if (len == BLOCK / 2) {     /* copies of constant size */  \
-                    memcpy(half, x + i, sizeof half);                      \
-                } else {                                                   \
-                    memset(half, 0, sizeof half);                          \
-                    memcpy(half, x + i, len * sizeof(T));                  \
-                }                                                          \
+                memset(half, 0, sizeof half);                              \
+                memcpy(half, x + i, len * sizeof(T));                      \
                 for (int j = 0; j < BLOCK / 2; j++)                        \
                     half[j] = fn(half[j]);                                 \
-                if (len == BLOCK / 2)                                      \
-                    memcpy(y + i, half, sizeof half);                      \
-                else                                                       \
-                    memcpy(y + i, half, len * sizeof(T));                  \
+                memcpy(y + i, half, len * sizeof(T));                      \
                 break;                                                     \
             }                                                              \
             if (len < BLOCK)                                               \
