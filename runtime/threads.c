@@ -11,10 +11,15 @@
  *     workers (n - 1 of them: the calling thread does a share too) are
  *     started on the first job that wants them, and joined by
  *     bp_threads_shutdown() or at exit.
- *   - A job is `parts` independent pieces; piece p runs on thread
- *     p % T (T = threads used, the caller being thread 0). The pieces
- *     never share a sum, so the result does not depend on T: gemm.c
- *     splits the rows or columns of C, never the k dimension.
+ *   - A job is `parts` independent pieces, which the threads take in
+ *     turn from a shared counter, the caller too. The pieces never share
+ *     a sum, so the result depends neither on T (the threads used) nor
+ *     on which thread ran which piece: gemm.c splits the rows or columns
+ *     of C, never the k dimension. When the caller has run out of pieces
+ *     it closes the job and waits only for the workers that took it: a
+ *     worker whose CPU the host has given to someone else no longer holds
+ *     the step up (with a piece fixed per thread, 2-thread steps ran up to
+ *     1.3x slower than one thread in such minutes).
  *   - One job at a time: when the pool is busy (another application
  *     thread, or a job started from inside a job) the caller runs every
  *     piece itself. Results are the same either way, so concurrent
@@ -60,7 +65,9 @@ static long generation;              /* bumped for every job (atomic) */
 static bp_part_fn *job_fn;
 static void *job_ctx;
 static int job_parts, job_threads;
-static long job_pending;             /* workers still running (atomic) */
+static int job_open;                 /* workers may still take the job */
+static long job_claimed;             /* workers that took it (atomic) */
+static long job_next;                /* the next piece to run (atomic) */
 /* The generation each worker was started at: a worker started for a job
  * must not take that job's bump of `generation` for one already seen. */
 static long start_generation[BP_MAX_THREADS];
@@ -126,6 +133,26 @@ static void store_long(long *x, long v)
 }
 #endif
 
+/* The next piece of the current job, or job_parts and above when none
+ * is left. */
+static long claim_piece(void)
+{
+#ifdef BP_SPIN
+    return __atomic_fetch_add(&job_next, 1, __ATOMIC_RELAXED);
+#else
+    pthread_mutex_lock(&pool_lock);
+    long p = job_next++;
+    pthread_mutex_unlock(&pool_lock);
+    return p;
+#endif
+}
+
+static void run_pieces(bp_part_fn *fn, void *ctx, int parts)
+{
+    for (long p; (p = claim_piece()) < parts;)
+        fn(ctx, (int)p);
+}
+
 static void *worker_main(void *arg)
 {
     int self = (int)(size_t)arg;     /* 1..num_workers */
@@ -144,17 +171,17 @@ static void *worker_main(void *arg)
         if (pool_stopping)
             break;
         seen = generation;
-        if (self >= job_threads)
-            continue;                /* this job uses fewer threads */
+        if (!job_open || self >= job_threads)
+            continue;                /* closed already, or fewer threads */
+        store_long(&job_claimed, job_claimed + 1);
         bp_part_fn *fn = job_fn;
         void *ctx = job_ctx;
-        int parts = job_parts, step = job_threads;
+        int parts = job_parts;
         pthread_mutex_unlock(&pool_lock);
-        for (int p = self; p < parts; p += step)
-            fn(ctx, p);
+        run_pieces(fn, ctx, parts);
         pthread_mutex_lock(&pool_lock);
-        store_long(&job_pending, job_pending - 1);
-        if (job_pending == 0)     /* the caller and bp_threads_shutdown wait */
+        store_long(&job_claimed, job_claimed - 1);
+        if (job_claimed == 0)     /* the caller waits for it */
             pthread_cond_broadcast(&pool_done);
     }
     pthread_mutex_unlock(&pool_lock);
@@ -255,25 +282,33 @@ void bp_parallel_run(int parts, bp_part_fn *fn, void *ctx)
             job_ctx = ctx;
             job_parts = parts;
             job_threads = threads;
-            store_long(&job_pending, threads - 1);
+            store_long(&job_next, 0);
+            job_open = 1;
             store_long(&generation, generation + 1);
             pthread_cond_broadcast(&pool_wake);
         }
         pthread_mutex_unlock(&pool_lock);
     }
-    for (int p = 0; p < parts; p += threads)
-        fn(ctx, p);
-    if (threads > 1) {
-#ifdef BP_SPIN
-        spin(&job_pending, 0, 0);
-#endif
-        pthread_mutex_lock(&pool_lock);
-        while (job_pending > 0)
-            pthread_cond_wait(&pool_done, &pool_lock);
-        pool_busy = 0;
-        pthread_cond_broadcast(&pool_done);
-        pthread_mutex_unlock(&pool_lock);
+    if (threads == 1) {
+        for (int p = 0; p < parts; p++)
+            fn(ctx, p);
+        return;
     }
+    run_pieces(fn, ctx, parts);
+    /* Every piece is taken: no worker may take the job from now on, and
+     * the ones that did are finishing theirs. */
+    pthread_mutex_lock(&pool_lock);
+    job_open = 0;
+    pthread_mutex_unlock(&pool_lock);
+#ifdef BP_SPIN
+    spin(&job_claimed, 0, 0);
+#endif
+    pthread_mutex_lock(&pool_lock);
+    while (job_claimed > 0)
+        pthread_cond_wait(&pool_done, &pool_lock);
+    pool_busy = 0;
+    pthread_cond_broadcast(&pool_done);
+    pthread_mutex_unlock(&pool_lock);
 }
 
 /* Per-thread scratch: one block per thread, behind a key whose destructor
