@@ -606,6 +606,29 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
     return BP_OK;
 }
 
+/* The tensor that is exactly theta[offset, offset + len), or NULL: a
+ * binary search by offset (a generated model's tensors lie in theta in
+ * their order), with the match checked, so that any other model still
+ * gets the scan below. M_step updates one tensor at a time: scanning
+ * every tensor for each made a 300-layer model's M_step 4x slower than
+ * forward + backward + bp_optim_step. */
+static const bp_tensor_info *tensor_at(const bp_model *m, size_t offset,
+                                       size_t len)
+{
+    int lo = 0, hi = m->num_param_tensors;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (m->params[mid].offset < offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < m->num_param_tensors && m->params[lo].offset == offset
+        && m->params[lo].size == len)
+        return &m->params[lo];
+    return NULL;
+}
+
 /* The step's rule on theta[offset, offset + len), entries not frozen,
  * for the fused training step M_step (bpgen --step), which updates each
  * parameter as soon as its gradient is final. Clipping is refused: it
@@ -626,6 +649,14 @@ int bp_optim_update(bp_optimizer *o, void *theta, const void *grad,
     char *th = theta, *s1, *s2;
     const char *g = grad;
     int next = 0;
+    const bp_tensor_info *t = o->model ? tensor_at(o->model, offset, len) : NULL;
+    if (t) {
+        if (!t->frozen && len > 0) {
+            state_at(o, offset, &s1, &s2);
+            L->update(&u, len, th + offset * rs, g, s1, s2);
+        }
+        return BP_OK;
+    }
     /* The ranges that may change, cut to [offset, end). */
     while (next_range(o, &next, &lo, &hi)) {
         lo = lo > offset ? lo : offset;

@@ -101,6 +101,56 @@ static void test_update_refusals(void)
     CU_ASSERT(memcmp(theta, before, sizeof theta) == 0);
 }
 
+/* With a model: per-tensor updates (found by a binary search over the
+ * tensors, M_step's case), one update spanning every tensor (the scan),
+ * and bp_optim_step give the same bits, a frozen tensor untouched; also
+ * when the descriptor lists its tensors out of theta's order, where the
+ * search may miss and the scan must answer. */
+static void test_update_model(void)
+{
+    static const bp_tensor_info in_order[] = {
+        {"a", 1, {3, 1, 1, 1}, 3, 0, 0, 0}, {"b", 1, {2, 1, 1, 1}, 2, 3, 1, 0},
+        {"c", 1, {2, 1, 1, 1}, 2, 5, 0, 0}};
+    static const bp_tensor_info shuffled[] = {
+        {"c", 1, {2, 1, 1, 1}, 2, 5, 0, 0}, {"a", 1, {3, 1, 1, 1}, 3, 0, 0, 0},
+        {"b", 1, {2, 1, 1, 1}, 2, 3, 1, 0}};
+    for (int order = 0; order < 2; order++) {
+        const bp_tensor_info *params = order ? shuffled : in_order;
+        bp_model m;
+        memset(&m, 0, sizeof m);
+        m.abi_version = BP_ABI_VERSION;
+        m.name = "upd";
+        m.real_size = 8;
+        m.num_params = NP;
+        m.num_param_tensors = 3;
+        m.params = params;
+        bp_optim_config c = bp_optim_defaults(BP_ADAM);
+        double st[3][2 * NP], th[3][NP], g[NP];
+        bp_optimizer o[3];
+        for (int k = 0; k < 3; k++) {
+            bp_optim_init(&o[k], &c, &m, NP, 8, st[k]);
+            for (int i = 0; i < NP; i++)
+                th[k][i] = 0.25 * i - 1;
+        }
+        for (int t = 0; t < ROUNDS; t++) {
+            for (int i = 0; i < NP; i++)
+                g[i] = 0.5 - 0.2 * i + 0.1 * t;
+            for (int p = 0; p < 3; p++)
+                CU_ASSERT_EQUAL(bp_optim_update(&o[0], th[0], g + params[p].offset,
+                                                params[p].offset, params[p].size), BP_OK);
+            bp_optim_finish(&o[0]);
+            CU_ASSERT_EQUAL(bp_optim_update(&o[1], th[1], g, 0, NP), BP_OK);
+            bp_optim_finish(&o[1]);
+            CU_ASSERT_EQUAL(bp_optim_step(&o[2], th[2], g, NULL, 0), BP_OK);
+        }
+        CU_ASSERT(memcmp(th[0], th[2], sizeof th[0]) == 0);
+        CU_ASSERT(memcmp(th[1], th[2], sizeof th[0]) == 0);
+        CU_ASSERT_EQUAL(th[0][3], 0.25 * 3 - 1);      /* b is frozen */
+        CU_ASSERT_EQUAL(th[0][4], 0.25 * 4 - 1);
+        CU_ASSERT(th[0][0] != -1.0 && th[0][6] != 0.5);
+    }
+}
+
 /* ---------------------------------------------------------------- M_step */
 
 typedef struct {
@@ -371,6 +421,7 @@ void register_step(void)
     CU_add_test(s, "per-tensor updates equal bp_optim_step (float)", test_update_float);
     CU_add_test(s, "per-tensor updates equal bp_optim_step (double)", test_update_double);
     CU_add_test(s, "per-tensor update refusals", test_update_refusals);
+    CU_add_test(s, "per-tensor updates with a model, in order or not", test_update_model);
     CU_add_test(s, "M_step equals forward + backward + bp_optim_step (double)", test_step_double);
     CU_add_test(s, "M_step equals forward + backward + bp_optim_step (float)", test_step_float);
     CU_add_test(s, "an update comes after its parameter's last read", test_update_after_last_read);
