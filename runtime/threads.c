@@ -210,6 +210,8 @@ static void fork_child(void)
     num_workers = 0;
     pool_busy = 0;
     pool_stopping = 0;
+    job_open = 0;                    /* a job the parent's workers held */
+    job_claimed = 0;
     pthread_mutex_unlock(&pool_lock);
 }
 
