@@ -241,6 +241,27 @@ static double chain_gen(const bp_model *m, const double *L, double *dL,
     return loss;
 }
 
+/* The chain's four builds: the target's pair (the generated code at the
+ * README's -O2, the plain loop at -O3 -march=native -fno-math-errno),
+ * then each compiled as the other is, like against like. */
+enum { CHAIN_GEN, CHAIN_PLAIN, CHAIN_GEN_NATIVE, CHAIN_PLAIN_O2, NCHAIN };
+static const char *const chain_name[NCHAIN] = {"bpgen", "plainC",
+                                               "bpgen_native", "plainC_O2"};
+
+static double chain_run(int build, const double *L, double *dL, void *ws)
+{
+    switch (build) {
+    case CHAIN_GEN:
+        return chain_gen(&chain_model, L, dL, ws);
+    case CHAIN_GEN_NATIVE:
+        return chain_gen(&chain_native_model, L, dL, ws);
+    case CHAIN_PLAIN_O2:
+        return chain_plain_o2(L, dL, CHAIN_N);
+    default:
+        return chain_plain(L, dL, CHAIN_N);
+    }
+}
+
 static int check(const char *dir)
 {
     int bad = 0;
@@ -296,16 +317,13 @@ static int check(const char *dir)
     double *dg = xmalloc(CHAIN_N * sizeof(double)),
            *dp = xmalloc(CHAIN_N * sizeof(double));
     void *ws = xmalloc(chain_model.workspace_size((int)CHAIN_N));
-    double lp = chain_plain(L, dp, CHAIN_N);
-    for (int v = 0; v < 3; v++) {
-        static const char *const what[3] = {
-            "generated vs plain loop", "generated (plain's flags) vs plain",
-            "plain loop at -O2 vs plain"};
+    double lp = chain_run(CHAIN_PLAIN, L, dp, ws);
+    for (int v = 0; v < NCHAIN; v++) {
+        if (v == CHAIN_PLAIN)
+            continue;
         for (long i = 0; i < CHAIN_N; i++)
             dg[i] = NAN;
-        double lg = v == 0 ? chain_gen(&chain_model, L, dg, ws)
-                  : v == 1 ? chain_gen(&chain_native_model, L, dg, ws)
-                           : chain_plain_o2(L, dg, CHAIN_N);
+        double lg = chain_run(v, L, dg, ws);
         double worst = 0;
         for (long i = 0; i < CHAIN_N; i++) {
             double e = fabs(dg[i] - dp[i]) / fmax(fabs(dp[i]), 1e-300);
@@ -313,10 +331,11 @@ static int check(const char *dir)
         }
         double dl = fabs(lg - lp) / fabs(lp);
         int ok = dl <= 1e-12 && worst <= 1e-12;
-        printf("  %-26s %s: value %.3g, derivative %.3g  %s\n", "chain_10M",
-               what[v], dl, worst, ok ? "ok" : "MISMATCH");
+        printf("  %-26s %s vs plainC: value %.3g, derivative %.3g  %s\n",
+               "chain_10M", chain_name[v], dl, worst, ok ? "ok" : "MISMATCH");
         if (!ok) {
-            fprintf(stderr, "bench: MISMATCH chain: %s differ\n", what[v]);
+            fprintf(stderr, "bench: MISMATCH chain: %s and plainC differ\n",
+                    chain_name[v]);
             bad = 1;
         }
     }
@@ -391,28 +410,20 @@ static void round_(int round, int threads, double ms, FILE *out,
     double *L = chain_inputs();
     double *dL = xmalloc(CHAIN_N * sizeof(double));
     void *ws = xmalloc(chain_model.workspace_size((int)CHAIN_N));
-    /* the target's pair (the generated code at the README's -O2, the plain
-     * loop at -O3 -march=native -fno-math-errno), then each compiled as the
-     * other is: like against like */
-    static const char *const names[4] = {"bpgen", "plainC", "bpgen_native",
-                                         "plainC_O2"};
-    double times[4][3];
+    double times[NCHAIN][3];
     volatile double sink = 0;
     for (int rep = -1; rep < 3; rep++)     /* rep -1 touches every page */
-        for (int impl = 0; impl < 4; impl++) {
+        for (int build = 0; build < NCHAIN; build++) {
             double t0 = now();
-            sink += impl == 0 ? chain_gen(&chain_model, L, dL, ws)
-                  : impl == 1 ? chain_plain(L, dL, CHAIN_N)
-                  : impl == 2 ? chain_gen(&chain_native_model, L, dL, ws)
-                              : chain_plain_o2(L, dL, CHAIN_N);
+            sink += chain_run(build, L, dL, ws);
             if (rep >= 0)
-                times[impl][rep] = now() - t0;
+                times[build][rep] = now() - t0;
         }
     (void)sink;
-    for (int impl = 0; impl < 4; impl++) {
-        qsort(times[impl], 3, sizeof(double), cmp_double);
-        fprintf(out, "chain_10M %s %d %d %.6g\n", names[impl], threads,
-                round, times[impl][1] * 1e6);
+    for (int build = 0; build < NCHAIN; build++) {
+        qsort(times[build], 3, sizeof(double), cmp_double);
+        fprintf(out, "chain_10M %s %d %d %.6g\n", chain_name[build], threads,
+                round, times[build][1] * 1e6);
     }
     fflush(out);
     free(L); free(dL); free(ws);

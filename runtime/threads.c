@@ -18,8 +18,8 @@
  *     of C, never the k dimension. When the caller has run out of pieces
  *     it closes the job and waits only for the workers that took it: a
  *     worker whose CPU the host has given to someone else no longer holds
- *     the step up (with a piece fixed per thread, 2-thread steps ran up to
- *     1.3x slower than one thread in such minutes).
+ *     the step up (with a piece fixed per thread, 784-128-10 at 2 threads
+ *     beside a CPU hog took 1.18x one thread's time; now 1.0x).
  *   - One job at a time: when the pool is busy (another application
  *     thread, or a job started from inside a job) the caller runs every
  *     piece itself. Results are the same either way, so concurrent
