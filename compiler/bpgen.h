@@ -725,6 +725,15 @@ typedef struct Plan {
     long ws_fused;                /* the gradient pool's reals */
     long *fused_grad;             /* by node id: its place in the pool (a
                                      POOL_GRAD buffer of backward), or -1 */
+    /* M_forward_backward (lower.c, lower_forward_backward): forward's
+     * steps, then backward's, with forward's last merged loop (from step
+     * fb_first, summing the loss) also running backward's first fb_joined
+     * steps, elementwise loops over the same values. fb_joined 0: no loop
+     * is shared, and the function calls M_forward, then M_backward.
+     * fb_local (by node id, or NULL): a value forward stores that only
+     * that loop reads, a local of the loop there. */
+    int fb_first, fb_joined;
+    bool *fb_local;
 } Plan;
 
 /* Decides what forward, backward and predict compute, in what order, which

@@ -957,24 +957,24 @@ static void allocate_outputs(Lower *L)
 
 /* ---------------------------------------------------------------- fused step */
 
-/* What one step of backward reads, for lower_fused: the parameters and the
- * stored values (buffers, kept values) it evaluates its node from,
- * walking through what is fused into it (inline and virtual nodes). Each
- * step's reads are listed once, so planning M_step is linear in the size
- * of backward. */
+/* What one step of function f reads, for lower_fused (backward's steps)
+ * and lower_forward_backward: the parameters and the stored values
+ * (buffers, kept values) it evaluates its node from, walking through what
+ * is fused into it (inline and virtual nodes). Each step's reads are
+ * listed once, so planning M_step is linear in the size of backward. */
 typedef struct {
     Node **read;      /* parameters and stored values read, with duplicates */
     int count, cap;
 } StepReads;
 
-static void read_node(const Plan *p, StepReads *r, Node *x)
+static void read_node(const Plan *p, PlanFn f, StepReads *r, Node *x)
 {
     if (x->op == OP_INPUT || x->op == OP_CONST)
         return;
-    NodeMode mode = p->info[x->id].mode[PF_BACKWARD];
+    NodeMode mode = p->info[x->id].mode[f];
     if (x->op != OP_PARAM && (mode == NODE_INLINE || mode == NODE_VIRTUAL)) {
         for (int k = 0; k < x->nin; k++)
-            read_node(p, r, x->in[k]);
+            read_node(p, f, r, x->in[k]);
         return;
     }
     if (r->count == r->cap) {
@@ -988,14 +988,14 @@ static void read_node(const Plan *p, StepReads *r, Node *x)
     r->read[r->count++] = x;
 }
 
-static void step_reads(const Plan *p, const Step *st, StepReads *r)
+static void step_reads(const Plan *p, PlanFn f, const Step *st, StepReads *r)
 {
     r->count = 0;
     if (st->node)
         for (int k = 0; k < st->node->nin; k++)
-            read_node(p, r, st->node->in[k]);
+            read_node(p, f, r, st->node->in[k]);
     else if (st->kind == STEP_COPY && st->copy.src)
-        read_node(p, r, st->copy.src);
+        read_node(p, f, r, st->copy.src);
 }
 
 /* The reals of the block a large gradient computed by a gemm is made in,
@@ -1046,7 +1046,7 @@ static bool overlap(Buffer a, long asize, Buffer b, long bsize)
  * (their values, their kernels' scratch). st reads no parameter. */
 static bool may_defer(const Plan *p, const Step *const *kept, int t, int u, StepReads *r)
 {
-    step_reads(p, kept[t], r);
+    step_reads(p, PF_BACKWARD, kept[t], r);
     int nread = r->count;
     Buffer *b = arena_alloc(p->arena, sizeof(Buffer) * (size_t)(nread + 1));
     long *size = arena_alloc(p->arena, sizeof(long) * (size_t)(nread + 1));
@@ -1133,7 +1133,7 @@ static void lower_fused(Plan *p)
     for (int id = 0; id < g->nnodes; id++)
         read_end[id] = -1;
     for (int t = 0; t < nk; t++) {
-        step_reads(p, kept[t], &r);
+        step_reads(p, PF_BACKWARD, kept[t], &r);
         for (int k = 0; k < r.count; k++) {
             if (r.read[k]->op == OP_PARAM)
                 last[r.read[k]->index] = t;
@@ -1281,7 +1281,7 @@ static void keep_for_fused(Lower *L)
         Node *y = g->nodes[id];
         r.count = 0;
         for (int k = 0; k < y->nin; k++)
-            read_node(p, &r, y->in[k]);
+            read_node(p, PF_BACKWARD, &r, y->in[k]);
         for (int k = 0; k < r.count; k++)
             if (r.read[k]->op == OP_PARAM)
                 last[r.read[k]->index] = max_l(last[r.read[k]->index], L->step_time[PF_BACKWARD][id]);
@@ -1296,7 +1296,7 @@ static void keep_for_fused(Lower *L)
             continue;
         r.count = 0;
         for (int k = 0; k < d->nin; k++)
-            read_node(p, &r, d->in[k]);
+            read_node(p, PF_BACKWARD, &r, d->in[k]);
         bool reads_param = false;
         for (int k = 0; k < r.count; k++)
             reads_param = reads_param || r.read[k]->op == OP_PARAM;
@@ -1308,6 +1308,114 @@ static void keep_for_fused(Lower *L)
                 L->read_end[PF_BACKWARD][x] = max_l(L->read_end[PF_BACKWARD][x], last[i] + 1);
             else if (p->info[x].kept)
                 L->read_end[PF_FORWARD][x] = max_l(L->read_end[PF_FORWARD][x], last[i] + 1);
+        }
+    }
+}
+
+/* ------------------------------------------------- forward and backward in one call */
+
+/* Marks in `seen` (by node id, bit 1 << f) the value step st of function f
+ * computes and the stored values it reads. */
+static void mark_step(const Plan *p, PlanFn f, const Step *st, StepReads *r, unsigned char *seen)
+{
+    step_reads(p, f, st, r);
+    for (int k = 0; k < r->count; k++)
+        seen[r->read[k]->id] |= (unsigned char)(1u << f);
+    seen[st->node->id] |= (unsigned char)(1u << f);
+}
+
+/* M_forward_backward: where forward ends in a merged loop that sums the
+ * loss over the samples, and backward begins with elementwise loops of the
+ * same form over the same values, backward's loops run inside forward's:
+ * a value such as P = sqrt(S) is then read back while it is still in a
+ * register, and its inputs are read from memory once, not twice.
+ *
+ * It is legal for the reason merged loops are (join_loops): each
+ * statement of the one loop reads the values it shares with the others at
+ * the index the loop is at, after the statement that wrote them. Backward's
+ * statements read what forward keeps for them, and forward's loss is not
+ * one of them (its gradient's seed is 1/n), so they need nothing forward
+ * has not written by then. Two more conditions: no value is a buffer of
+ * both functions (it has one C name), and backward's statements write no
+ * workspace place forward's statements read or write (backward's places
+ * were chosen for after forward, not during it). */
+static void lower_forward_backward(Plan *p)
+{
+    p->fb_first = p->fb_joined = 0;
+    p->fb_local = NULL;
+    const Step *fw = p->steps[PF_FORWARD], *bw = p->steps[PF_BACKWARD];
+    int nf = p->nsteps[PF_FORWARD], nb = p->nsteps[PF_BACKWARD];
+    /* --check-finite checks each function's buffers after its loops */
+    if (p->opt.check_finite || nf < 2 || nb < 1 || fw[nf - 1].kind != STEP_REDUCE ||
+        fw[nf - 1].reduce.form != REDUCE_LOSS || !fw[nf - 2].joined)
+        return;
+    int first = nf - 2;
+    while (first > 0 && fw[first - 1].joined)
+        first--;
+    const Step *lead = &fw[first];
+    int k = 0;
+    while (k < nb && k < p->groups[PF_BACKWARD][0].count && (nf - 1 - first) + k < JOIN_STEPS &&
+           bw[k].kind == STEP_LOOP && bw[k].loop.form == lead->loop.form &&
+           bw[k].loop.size == lead->loop.size && bw[k].node->batched == lead->node->batched)
+        k++;
+    /* a merged loop of backward's is taken whole: its locals are its own */
+    while (k > 0 && k < nb && bw[k - 1].joined)
+        k--;
+    if (k == 0)
+        return;
+
+    const Graph *g = p->graph;
+    unsigned char *seen = arena_alloc(p->arena, (size_t)g->nnodes + 1);
+    memset(seen, 0, (size_t)g->nnodes + 1);
+    StepReads r = {NULL, 0, 0};
+    for (int t = first; t < nf - 1; t++)
+        mark_step(p, PF_FORWARD, &fw[t], &r, seen);
+    for (int t = 0; t < k; t++)
+        mark_step(p, PF_BACKWARD, &bw[t], &r, seen);
+    const unsigned char both = (1u << PF_FORWARD) | (1u << PF_BACKWARD);
+    for (int id = 0; id < g->nnodes; id++) {
+        const NodeInfo *in = &p->info[id];
+        if (seen[id] == both && in->mode[PF_FORWARD] == NODE_BUFFER &&
+            in->mode[PF_BACKWARD] == NODE_BUFFER)
+            return;
+    }
+    for (int t = 0; t < k; t++) {
+        const NodeInfo *w = &p->info[bw[t].node->id];
+        Buffer wb = w->buf[PF_BACKWARD];
+        if (wb.pool != POOL_BATCHED && wb.pool != POOL_SHARED)
+            continue;
+        long wsize = shape_size(bw[t].node->shape);
+        for (int id = 0; id < g->nnodes; id++) {
+            if (!(seen[id] & (1u << PF_FORWARD)) || is_leaf(g->nodes[id]))
+                continue;
+            const NodeInfo *in = &p->info[id];
+            if (in->mode[PF_FORWARD] == NODE_BUFFER &&
+                overlap(wb, wsize, in->buf[PF_FORWARD], shape_size(g->nodes[id]->shape)))
+                return;
+        }
+    }
+    p->fb_first = first;
+    p->fb_joined = k;
+
+    /* what forward stores only for the joined statements is a local of
+     * the loop there: nothing after it reads it, and the workspace after
+     * M_forward_backward is scratch */
+    unsigned char *later = arena_alloc(p->arena, (size_t)g->nnodes + 1);
+    memset(later, 0, (size_t)g->nnodes + 1);
+    for (int t = k; t < nb; t++) {
+        step_reads(p, PF_BACKWARD, &bw[t], &r);
+        for (int j = 0; j < r.count; j++)
+            later[r.read[j]->id] = 1;
+    }
+    for (int t = first; t < nf - 1; t++) {
+        const Node *y = fw[t].node;
+        Pool pool = p->info[y->id].buf[PF_FORWARD].pool;
+        if (!later[y->id] && (pool == POOL_BATCHED || pool == POOL_SHARED)) {
+            if (!p->fb_local) {
+                p->fb_local = arena_alloc(p->arena, (size_t)g->nnodes + 1);
+                memset(p->fb_local, 0, (size_t)g->nnodes + 1);
+            }
+            p->fb_local[y->id] = true;
         }
     }
 }
@@ -1391,6 +1499,7 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
     allocate_outputs(&L);
     allocate(&L, infer, 1);
     lower_steps(p);
+    lower_forward_backward(p);
     if (opt->step)
         lower_fused(p);
     return p;

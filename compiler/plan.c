@@ -324,6 +324,22 @@ bool plan_check(const Plan *p)
             }
         }
     }
+    /* M_forward_backward's loop: forward's last merged loop, then
+     * backward's first steps, all of one form and trip count */
+    if (p->fb_joined) {
+        const Step *fw = p->steps[PF_FORWARD], *bw = p->steps[PF_BACKWARD];
+        int nf = p->nsteps[PF_FORWARD];
+        if (p->fb_first < 0 || p->fb_first >= nf - 1 || p->fb_joined > p->nsteps[PF_BACKWARD])
+            return fail(PF_BACKWARD, 0, NULL, "a forward_backward loop out of range");
+        for (int k = p->fb_first; k < nf - 1; k++)
+            if (!fw[k].joined)
+                return fail(PF_FORWARD, k, fw[k].node, "a forward_backward loop not forward's last");
+        for (int k = 0; k < p->fb_joined; k++) {
+            const char *why = check_join(&fw[p->fb_first], &bw[k]);
+            if (why)
+                return fail(PF_BACKWARD, k, bw[k].node, why);
+        }
+    }
     return true;
 }
 
@@ -587,6 +603,18 @@ void plan_dump(const Plan *p, FILE *out)
                 fputc('\n', out);
         }
     }
+    /* M_forward_backward */
+    if (p->fb_joined) {
+        fputs("forward_backward: ", out);
+        if (p->fb_first > 0)
+            fprintf(out, "forward's steps 1 to %d, then ", p->fb_first);
+        fprintf(out, "one loop of forward's steps %d to %d and backward's 1 to %d",
+                p->fb_first + 1, p->nsteps[PF_FORWARD], p->fb_joined);
+        if (p->fb_joined < p->nsteps[PF_BACKWARD])
+            fprintf(out, ", then backward's %d to %d", p->fb_joined + 1, p->nsteps[PF_BACKWARD]);
+        fputc('\n', out);
+    } else
+        fputs("forward_backward: forward, then backward (no loop of both)\n", out);
     if (!p->fused_steps)
         return;
     /* --step: M_step after its call of forward */

@@ -908,6 +908,14 @@ typedef struct {
      * in bp_model: that would change the ABI). */
     double (*forward_outputs)(const void *theta, const void *const inputs[],
                               int n, void *ws, void *const outputs[]);
+    /* NULL (default), or the model's forward and backward in one call: the
+     * batch loss returned and grad filled as backward fills it. Each
+     * training step then makes one call instead of forward and backward.
+     * bpgen generates M_forward_backward_any for every model (outside
+     * bp_model, as M_forward_outputs_any). */
+    double (*forward_backward)(const void *theta, const void *const inputs[],
+                               int n, void *ws, void *grad,
+                               void *const grad_inputs[]);
 } bp_train_config;
 
 bp_train_config bp_train_defaults(void);

@@ -48,6 +48,8 @@ bp_train_config bp_train_defaults(void)
     c.user = NULL;
     c.scratch = NULL;
     c.scratch_size = 0;
+    c.forward_outputs = NULL;
+    c.forward_backward = NULL;
     return c;
 }
 
@@ -557,13 +559,20 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
             if (par)
                 bp_par_share(par, (size_t)n, &lo, &share);
             double loss = 0;
+            /* with forward_backward, the gradient comes with the loss; a
+             * diverged loss then stops training all the same, before
+             * the update */
+            const int one_call = c.forward_backward != NULL;
             if (share > 0) {
                 bp_batch_fill(train, r.idx + at + lo, (int)share,
                               m->real_size, r.x, r.y);
-                loss = m->forward(theta, r.inputs, (int)share, r.ws);
+                loss = one_call
+                       ? c.forward_backward(theta, r.inputs, (int)share,
+                                            r.ws, r.grad, NULL)
+                       : m->forward(theta, r.inputs, (int)share, r.ws);
             }
             if (par) {
-                if (share > 0)
+                if (share > 0 && !one_call)
                     m->backward(theta, r.inputs, (int)share, r.ws, r.grad,
                                 NULL);
                 int st = bp_par_step(par, r.grad, m->num_params,
@@ -585,7 +594,7 @@ int bp_train(const bp_model *m, void *theta, const bp_dataset *train,
                           opt->step + 1);
                 goto out;
             }
-            if (!par)
+            if (!par && !one_call)
                 m->backward(theta, r.inputs, n, r.ws, r.grad, NULL);
             lr = bp_optim_lr(opt);
             if ((rc = bp_optim_step(opt, theta, r.grad, err, err_size)) != 0)

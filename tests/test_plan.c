@@ -244,6 +244,51 @@ static void test_merged_loops(void)
     assert_rejected(c, "a merged loop over steps of different trip counts");
 }
 
+/* M_forward_backward: forward's loss loop runs backward's first loops too
+ * where they have its form and trip count; a value only they read is a
+ * local there; not where backward would write over what forward's loop
+ * reads, nor after a loop of another form. */
+static void test_forward_backward_loop(void)
+{
+    /* the chain: forward's one loop and backward's input gradient */
+    Plan *p = lower("input L\nwrt L\nS = L^2 + 2\nloss P = sqrt(S)\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(plan_check(p));
+    CU_ASSERT_EQUAL(p->fb_first, 0);
+    CU_ASSERT_EQUAL(p->fb_joined, 1);
+    Node *P = p->steps[PF_FORWARD][0].node;
+    CU_ASSERT_TRUE(P == p->graph->loss && p->info[P->id].kept);
+    CU_ASSERT_TRUE(p->fb_local != NULL && p->fb_local[P->id]);
+    /* a reduction first (forward's steps before the loop); backward's rest
+     * reads its first loop's value from the workspace: not a local */
+    p = lower("input x[3]\ninput y\nparam w[3]\nparam c\nwrt y\nh = dot(w, x)\n"
+              "loss L = (c * sin(h) - y)^2\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(plan_check(p));
+    CU_ASSERT_EQUAL(p->fb_first, 1);
+    CU_ASSERT_EQUAL(p->fb_joined, 2);
+    CU_ASSERT_TRUE(p->fb_joined < p->nsteps[PF_BACKWARD]);
+    /* backward's first value would lie over h, which forward's loop reads */
+    p = lower("input x[3]\ninput y\nparam w[3]\nparam c\nwrt x, y\nh = dot(w, x)\n"
+              "loss L = (tanh(h + c) - y)^2\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(p->fb_joined, 0);
+    /* the MLP: backward starts with a softmax's gradient, no loop of forward's */
+    p = lower(mlp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(p->fb_joined, 0);
+    CU_ASSERT_PTR_NULL(p->fb_local);
+
+    /* plan_check: the loop must be forward's last and of one trip count */
+    p = lower("input L\nwrt L\nS = L^2 + 2\nloss P = sqrt(S)\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    p->fb_joined = 2;
+    assert_rejected(p, "a forward_backward loop out of range");
+    p->fb_joined = 1;
+    p->steps[PF_BACKWARD][0].loop.form = LOOP_NESTED;
+    assert_rejected(p, "a merged loop over steps of different trip counts");
+}
+
 /* mse's 2/k scales each gradient: c · batch_mean(...) is the mean's own
  * step, alpha c/n of the gemm and c times the bias mean's division, with
  * no pass only rescaling and no buffer for the unscaled mean. */
@@ -456,6 +501,7 @@ void register_plan(void)
     CU_add_test(s, "an MLP's steps", test_mlp_steps);
     CU_add_test(s, "merged loops: the chain", test_merged_loops);
     CU_add_test(s, "a constant factor folded into a batch mean's step", test_scale_folded);
+    CU_add_test(s, "forward_backward: one loop of both", test_forward_backward_loop);
     CU_add_test(s, "per-sample gemm, frozen and input gradients", test_per_sample_steps);
     CU_add_test(s, "kernel steps", test_kernel_steps);
     CU_add_test(s, "check: reads before writes", test_check_catches_reads_before_writes);

@@ -234,6 +234,33 @@ static void sm_p_counted(const void *th, const void *const in[], int n, void *ws
     sm_p_d(th, in, n, ws, out);
 }
 
+/* Forward and backward in one call (bp_train_config.forward_backward),
+ * counting its calls: training must use it and call neither alone. */
+static int one_call_calls, alone_calls;
+
+static double lin_fb_f(const void *th, const void *const in[], int n, void *ws, void *g,
+                       void *const gi[])
+{
+    one_call_calls++;
+    double L = lin_forward(4, th, in, n, ws);
+    lin_backward(4, th, in, n, ws, g);
+    (void)gi;
+    return L;
+}
+
+static double lin_f_counted(const void *th, const void *const in[], int n, void *ws)
+{
+    alone_calls++;
+    return lin_f_f(th, in, n, ws);
+}
+
+static void lin_b_counted(const void *th, const void *const in[], int n, void *ws, void *g,
+                          void *const gi[])
+{
+    alone_calls++;
+    lin_b_f(th, in, n, ws, g, gi);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Data */
 
@@ -635,6 +662,24 @@ static void test_buffers(void)
     CU_ASSERT_STRING_EQUAL(err, "the optimiser was set up for 3 parameters "
                                 "of 4 bytes, but model 'linreg' has 3 of 8");
     free(state);
+    bp_data_free(&d);
+
+    /* forward_backward: one call a step, the same theta bit for bit */
+    d = line_data(30, 6);
+    float fa[3] = {0, 0, 0}, fb[3] = {0, 0, 0};
+    c = quiet();
+    c.epochs = 3;
+    c.batch_size = 7;
+    CU_ASSERT_EQUAL_FATAL(bp_train(&m, fa, &d, NULL, &c, NULL, err, sizeof err), 0);
+    bp_model counted = m;
+    counted.forward = lin_f_counted;
+    counted.backward = lin_b_counted;
+    c.forward_backward = lin_fb_f;
+    one_call_calls = alone_calls = 0;
+    CU_ASSERT_EQUAL_FATAL(bp_train(&counted, fb, &d, NULL, &c, NULL, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(one_call_calls, 3 * 5);   /* 30 rows in batches of 7: 5 a epoch */
+    CU_ASSERT_EQUAL(alone_calls, 0);
+    CU_ASSERT(memcmp(fa, fb, sizeof fa) == 0);
     bp_data_free(&d);
 }
 

@@ -77,6 +77,13 @@ void emit_header(Emit *e, FILE *h)
     fprintf(h, "/* %s_forward_outputs for bp_train_config.forward_outputs */\n", M);
     fprintf(h, "double %s_forward_outputs_any(const void *theta, const void *const inputs[], int n,\n"
                "                              void *ws, void *const outputs[]);\n", M);
+    fprintf(h, "/* Training in one pass: the batch loss, as forward returns it, and every\n"
+               " * gradient, as backward writes them, in one call (loops both need run once). */\n");
+    fprintf(h, "%s %s_forward_backward(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
+               "                           %s *grad, %s *const grad_inputs[]);\n", r, M, r, r, r, r);
+    fprintf(h, "/* %s_forward_backward for bp_train_config.forward_backward */\n", M);
+    fprintf(h, "double %s_forward_backward_any(const void *theta, const void *const inputs[], int n,\n"
+               "                               void *ws, void *grad, void *const grad_inputs[]);\n", M);
     fprintf(h, "extern const bp_model %s_model;\n\n", M);
     if (e->p->opt.step)
         fprintf(h, "/* --step: one training step, forward + backward + the update, without a\n"
@@ -139,11 +146,22 @@ static void typed_outputs(Emit *e, FILE *out)
     typed_array(e, out, "", "out", "outputs", e->m->noutputs);
 }
 
+/* gi[k] from grad_inputs[k], all NULL when grad_inputs is */
+static void typed_grad_inputs(Emit *e, FILE *out)
+{
+    int count = e->m->ninputs;
+    fprintf(out, "    %s *gi[%d];\n", e->real, count ? count : 1);
+    if (!count)
+        fputs("    gi[0] = NULL;\n", out);
+    for (int k = 0; k < count; k++)
+        fprintf(out, "    gi[%d] = grad_inputs != NULL ? (%s *)grad_inputs[%d] : NULL;\n", k,
+                e->real, k);
+}
+
 void emit_model(Emit *e, FILE *out)
 {
     Model *m = e->m;
     const char *M = e->M, *r = e->real;
-    int nin = m->ninputs ? m->ninputs : 1;
     fputs("/* ---- the model descriptor: untyped wrappers for the runtime ---- */\n\n", out);
     tensor_table(e, out, "param", m->params, m->nparams, true);
     tensor_table(e, out, "input", m->inputs, m->ninputs, false);
@@ -162,11 +180,7 @@ void emit_model(Emit *e, FILE *out)
     fprintf(out, "static void %s_backward_any(const void *theta, const void *const inputs[], int n,\n"
                  "    void *ws, void *grad, void *const grad_inputs[])\n{\n", M);
     typed_inputs(e, out);
-    fprintf(out, "    %s *gi[%d];\n", r, nin);
-    if (!m->ninputs)
-        fputs("    gi[0] = NULL;\n", out);
-    for (int k = 0; k < m->ninputs; k++)
-        fprintf(out, "    gi[%d] = grad_inputs != NULL ? (%s *)grad_inputs[%d] : NULL;\n", k, r, k);
+    typed_grad_inputs(e, out);
     fprintf(out, "    %s_backward((const %s *)theta, in, n, ws, (%s *)grad,\n"
                  "        grad_inputs != NULL ? gi : NULL);\n}\n\n", M, r, r);
 
@@ -213,4 +227,17 @@ void emit_forward_outputs(Emit *e, FILE *out)
     typed_outputs(e, out);
     fprintf(out, "    return (double)%s_forward_outputs((const %s *)theta, in, n, ws, out);\n}\n\n",
             M, r);
+}
+
+/* M_forward_backward's untyped form, which bp_train_config.forward_backward
+ * takes (as M_forward_outputs_any, outside bp_model). */
+void emit_forward_backward_any(Emit *e, FILE *out)
+{
+    const char *M = e->M, *r = e->real;
+    fprintf(out, "double %s_forward_backward_any(const void *theta, const void *const inputs[], int n,\n"
+                 "    void *ws, void *grad, void *const grad_inputs[])\n{\n", M);
+    typed_inputs(e, out);
+    typed_grad_inputs(e, out);
+    fprintf(out, "    return (double)%s_forward_backward((const %s *)theta, in, n, ws, (%s *)grad,\n"
+                 "        grad_inputs != NULL ? gi : NULL);\n}\n\n", M, r, r);
 }

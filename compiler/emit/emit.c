@@ -130,10 +130,11 @@ bool emit_c(const Plan *p, FILE *c_file, FILE *h_out)
     assign_names(&e);
     if (p->opt.check_finite)    /* after every .net name, so it takes none */
         e.found = unique_name(&e, "found");
-    if (p->opt.step) {
+    /* M_forward_backward's and M_step's locals */
+    e.loss_name = unique_name(&e, "loss");
+    e.inv_n_name = unique_name(&e, "inv_n");
+    if (p->opt.step)
         e.opt_name = unique_name(&e, "opt");
-        e.loss_name = unique_name(&e, "loss");
-    }
 
     /* the functions first, into memory: they decide which helpers exist */
     char *fns = NULL;
@@ -154,6 +155,8 @@ bool emit_c(const Plan *p, FILE *c_file, FILE *h_out)
                   " * after forward, with the same arguments. Evaluation (a loss and the\n"
                   " * outputs) then runs the layers once. */");
     emit_forward_outputs(&e, body);
+    emit_forward_backward(&e, body);
+    emit_forward_backward_any(&e, body);
     if (p->opt.step)
         emit_fused_step(&e, body);
     fclose(body);

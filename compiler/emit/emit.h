@@ -74,6 +74,12 @@ typedef struct {
      * argument's and loss's C names */
     bool fused;
     const char *opt_name, *loss_name;
+    /* M_forward_backward: the local holding 1/n that gradients into
+     * grad_inputs are scaled by, or NULL (each says 1/n itself); the
+     * static functions of each function's groups (NULL: in the caller) */
+    const char *inv_n, *inv_n_name;
+    const bool *fb_local;   /* Plan.fb_local, while its loop is written */
+    const char **group_names[PF__COUNT];
     /* the function being written */
     PlanFn f;
     FILE *out;
@@ -106,6 +112,8 @@ const char *lit_str(Emit *e, double v);
 const char *dlit(Emit *e, double v);
 const NodeInfo *info(const Emit *e, const Node *n);
 bool is_leaf(const Node *n);
+/* Whether n is a local of the merged loop being written, never stored. */
+bool is_local(const Emit *e, const Node *n);
 const char *buf_name(Emit *e, Node *n);
 Ex elem(Emit *e, Node *n, const char *s, const char *j);
 Ex ref_buf(Emit *e, const Ctx *c, Node *n);
@@ -120,10 +128,19 @@ void gemm_rows(Emit *e, int depth, const Step *st, const char *rows, const char 
 /* Steps st[0 .. count): one step (traced), or a merged loop (Step.joined
  * on all but the last), forward's loss perhaps its last. */
 void emit_run(Emit *e, const Step *st, int count);
+/* M_forward_backward's loop: forward's last merged loop fw[0 .. nfw)
+ * (fw[nfw - 1] the loss summed in it), then backward's first steps
+ * bw[0 .. nbw) at the same index; the loss into a local named `loss`.
+ * Leaves e->f at PF_BACKWARD. */
+void emit_joined_run(Emit *e, const Step *fw, int nfw, const Step *bw, int nbw,
+                     const char *loss);
 
 /* ---- frames.c */
 long param_offset(const Model *m, int index);
 void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc);
+/* M_forward_backward: forward's steps, the loop lowering joined, backward's
+ * steps (after forward's and backward's functions, whose groups it calls) */
+void emit_forward_backward(Emit *e, FILE *out);
 void emit_init(Emit *e, FILE *out);
 /* --step: M_step and M_step_workspace_size; the update step; a place in
  * M_step's gradient pool (a real * expression) */
@@ -135,6 +152,7 @@ const char *fused_place(Emit *e, long offset);
 void emit_header(Emit *e, FILE *h);
 void emit_model(Emit *e, FILE *out);
 void emit_forward_outputs(Emit *e, FILE *out);
+void emit_forward_backward_any(Emit *e, FILE *out);
 
 /* ---- driver.c */
 void emit_main(Emit *e, FILE *out);

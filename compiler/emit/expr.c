@@ -96,6 +96,16 @@ bool is_leaf(const Node *n)
     return n->op == OP_INPUT || n->op == OP_PARAM;
 }
 
+bool is_local(const Emit *e, const Node *n)
+{
+    if (is_leaf(n))
+        return false;
+    if (e->fb_local && e->fb_local[n->id])
+        return true;
+    const NodeInfo *in = info(e, n);
+    return in->mode[e->f] == NODE_BUFFER && in->buf[e->f].pool == POOL_LOCAL;
+}
+
 /* The buffer holding n in the current function, noted as used. */
 const char *buf_name(Emit *e, Node *n)
 {
@@ -127,8 +137,7 @@ Ex elem(Emit *e, Node *n, const char *s, const char *j)
 /* n's buffer at the index of loop c (a local of a merged loop: itself). */
 Ex ref_buf(Emit *e, const Ctx *c, Node *n)
 {
-    if (!is_leaf(n) && info(e, n)->mode[e->f] == NODE_BUFFER &&
-        info(e, n)->buf[e->f].pool == POOL_LOCAL)
+    if (is_local(e, n))
         return ex(e->cname[n->id], PR_ATOM, true);
     switch (c->mode) {
     case LOOP_SCALAR:

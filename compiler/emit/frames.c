@@ -182,12 +182,16 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
  * value the group computes first (`M_forward_h3`), else its number. Value
  * names are unique and none starts with the model's prefix, so only a
  * numbered name can meet another (`names` holds the earlier groups'), or
- * a value named `any` the untyped wrapper M_forward_any (abi.c). */
+ * a value named `any` the untyped wrapper M_forward_any (abi.c), or one
+ * whose name starts with `backward` M_forward_backward's functions. */
 static const char *group_fn_name(Emit *e, PlanFn f, int k, const char *const *names)
 {
     const StepGroup *g = &e->p->groups[f][k];
-    const char *what = g->title && strcmp(e->cname[g->title->id], "any") != 0
-                       ? e->cname[g->title->id] : fmt(e, "part%d", k + 1);
+    const char *title = g->title ? e->cname[g->title->id] : NULL;
+    /* M_forward_any, M_forward_backward and its parts are taken */
+    bool taken = title && (!strcmp(title, "any") ||
+                           (f == PF_FORWARD && !strncmp(title, "backward", 8)));
+    const char *what = title && !taken ? title : fmt(e, "part%d", k + 1);
     const char *name = fmt(e, "%s_%s_%s", e->M, fn_suffix[f], what);
     for (int j = 0; j < k; j++)
         if (names[j] && !strcmp(names[j], name))
@@ -256,6 +260,7 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
                                     fn_params(e, f));
         close_frame(e, out, f, group_doc(e, f, g), signature, body, nbody);
     }
+    e->group_names[f] = names;
     char *body = NULL;
     size_t nbody = 0;
     open_body(e, &body, &nbody);
@@ -271,6 +276,93 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
     }
     fclose(e->out);
     close_frame(e, out, f, doc, fn_signature(e, f), body, nbody);
+}
+
+/* ---------------------------------------------------------------- M_forward_backward */
+
+/* Steps [from, to) of function f as its groups run them: a group wholly
+ * inside as a call of its static function, the rest as steps. Lowering
+ * cuts no merged loop at `from` or `to`. */
+static void emit_step_range(Emit *e, PlanFn f, int from, int to)
+{
+    for (int k = 0; k < e->p->ngroups[f]; k++) {
+        const StepGroup *g = &e->p->groups[f][k];
+        int first = g->first > from ? g->first : from;
+        int end = g->first + g->count < to ? g->first + g->count : to;
+        if (first >= end)
+            continue;
+        if (!g->in_caller && first == g->first && end == g->first + g->count)
+            line(e, 1, "%s(%s);", e->group_names[f][k], fn_args(f));
+        else
+            emit_steps(e, f, first, end - first);
+    }
+}
+
+/* A static function of M_forward_backward running steps [from, to) of f. */
+static const char *emit_part(Emit *e, FILE *out, PlanFn f, int from, int to, const char *what)
+{
+    const char *name = fmt(e, "%s_forward_backward_%s", e->M, what);
+    e->f = f;
+    char *body = NULL;
+    size_t nbody = 0;
+    open_body(e, &body, &nbody);
+    emit_step_range(e, f, from, to);
+    fclose(e->out);
+    const char *doc = fmt(e, "/* %s. */", comment_text(e, fmt(e, "M_forward_backward: %s's steps "
+                                                               "%d to %d", fn_suffix[f], from + 1,
+                                                               to)));
+    close_frame(e, out, f, doc, fmt(e, "static void %s(%s)", name, fn_params(e, f)), body, nbody);
+    return name;
+}
+
+void emit_forward_backward(Emit *e, FILE *out)
+{
+    const Plan *p = e->p;
+    const char *doc =
+        "/* The batch loss, as forward returns it, and every gradient, as backward\n"
+        " * writes them, in one call.%s */";
+    const char *signature = fmt(e, "%s %s_forward_backward(%s)", e->real, e->M,
+                                fn_params(e, PF_BACKWARD));
+    char *body = NULL;
+    size_t nbody = 0;
+    if (!p->fb_joined) {
+        e->f = PF_BACKWARD;
+        open_body(e, &body, &nbody);
+        line(e, 1, "const %s loss = %s_forward(theta, inputs, n, ws);", e->real, e->M);
+        line(e, 1, "%s_backward(theta, inputs, n, ws, grad, grad_inputs);", e->M);
+        line(e, 1, "return loss;");
+        fclose(e->out);
+        close_frame(e, out, PF_BACKWARD, fmt(e, doc, ""), signature, body, nbody);
+        return;
+    }
+    int nf = p->nsteps[PF_FORWARD], nb = p->nsteps[PF_BACKWARD], k = p->fb_joined;
+    const char *head = p->fb_first > 0 ? emit_part(e, out, PF_FORWARD, 0, p->fb_first, "head")
+                                       : NULL;
+    const char *tail = k < nb ? emit_part(e, out, PF_BACKWARD, k, nb, "tail") : NULL;
+    const Step *bw = p->steps[PF_BACKWARD];
+    bool scaled = false;
+    for (int t = 0; t < k; t++)
+        scaled = scaled || info(e, bw[t].node)->buf[PF_BACKWARD].pool == POOL_GRAD_INPUT;
+    e->f = PF_BACKWARD;
+    open_body(e, &body, &nbody);
+    if (head)
+        line(e, 1, "%s(%s);", head, fn_args(PF_FORWARD));
+    if (scaled) {
+        /* a local: in a loop that may call a math function's error path,
+         * gcc -O2 does not hoist the division itself */
+        e->inv_n = e->inv_n_name;
+        line(e, 1, "const %s %s = %s / (%s)n;", e->real, e->inv_n, lit_str(e, 1), e->real);
+    }
+    emit_joined_run(e, &p->steps[PF_FORWARD][p->fb_first], nf - p->fb_first, bw, k, e->loss_name);
+    e->inv_n = NULL;
+    if (tail)
+        line(e, 1, "%s(%s);", tail, fn_args(PF_BACKWARD));
+    line(e, 1, "return %s;", e->loss_name);
+    fclose(e->out);
+    close_frame(e, out, PF_BACKWARD,
+                fmt(e, doc, "\n * Forward's last loop runs backward's first steps too: each value\n"
+                            " * they read is still in a register."),
+                signature, body, nbody);
 }
 
 /* ---------------------------------------------------------------- init */

@@ -258,7 +258,7 @@ static void kernel(Emit *e, const Step *st)
  * (lower.c's place_results) the caller's grad_inputs. */
 static Pool pool_of(Emit *e, const Node *y)
 {
-    return info(e, y)->buf[e->f].pool;
+    return is_local(e, y) ? POOL_LOCAL : info(e, y)->buf[e->f].pool;
 }
 
 static const char *loop_count(Emit *e, const Node *y, long size)
@@ -305,6 +305,8 @@ static const char *statement(Emit *e, const Step *st, int d, int notes_at, char 
     const char *stmt;
     if (pool_of(e, y) == POOL_LOCAL)
         stmt = fmt(e, "const %s %s = %s;", e->real, e->cname[y->id], value.s);
+    else if (pool_of(e, y) == POOL_GRAD_INPUT && e->inv_n)
+        stmt = fmt(e, "%s = %s * %s;", ref_buf(e, &c, y).s, at(e, value, PR_MUL), e->inv_n);
     else if (pool_of(e, y) == POOL_GRAD_INPUT)
         /* times 1/n, which the compiler hoists: a division per element
          * would cost as much as the rest of a cheap derivative */
@@ -375,22 +377,11 @@ static void loop(Emit *e, const Step *st)
     free(pre);
 }
 
-/* A merged loop (Step.joined): steps st[0 .. count) as statements of one
- * loop, each under its own comment, in order; with `summed`, forward's
- * loss (st[count]) accumulated in it too. Each statement's code is traced
- * to its own .net line. */
-static void merged_loop(Emit *e, const Step *st, int count, bool summed)
+/* Steps st[0 .. count) as statements of one loop whose body is at depth
+ * `body`, each under its own comment, in order, its code traced to its
+ * own .net line. */
+static void merged_statements(Emit *e, const Step *st, int count, int body)
 {
-    Node *y0 = st[0].node, *L = summed ? st[count].reduce.x : NULL;
-    LoopForm form = st[0].loop.form;
-    int body = form == LOOP_NESTED ? 3 : 2;
-    if (summed) {
-        const char *name = e->m->loss ? e->m->loss->name : "loss";
-        comment(e, 1, comment_text(e, fmt(e, "the batch loss: the mean of %s over the samples, "
-                                          "summed in the loop that computes it", name)));
-        line(e, 1, "double acc = 0;");
-    }
-    open_loop(e, form, 1, y0, st[0].loop.size);
     for (int k = 0; k < count; k++) {
         FILE *out = e->out;
         char *text = NULL, *pre = NULL;
@@ -398,27 +389,80 @@ static void merged_loop(Emit *e, const Step *st, int count, bool summed)
         e->out = open_memstream(&text, &len);
         if (!e->out)
             die("out of memory");
-        const char *stmt = statement(e, &st[k], body, body, &pre);
+        /* a gradient into grad_inputs, in M_forward_backward's loop: only
+         * when the caller asks for it */
+        bool guarded = pool_of(e, st[k].node) == POOL_GRAD_INPUT;
+        int d = guarded ? body + 1 : body;
+        const char *stmt = statement(e, &st[k], d, body, &pre);
         comment(e, body, equation(e, st[k].node));
+        if (guarded)
+            line(e, body, "if (%s != NULL) {", buf_name(e, st[k].node));
         fputs(pre ? pre : "", e->out);
-        line(e, body, "%s", stmt);
+        line(e, d, "%s", stmt);
+        if (guarded)
+            line(e, body, "}");
         fclose(e->out);
         e->out = out;
         emit_traced_text(e, st[k].node->line, text, len);
         free(text);
         free(pre);
     }
-    if (summed) {
-        Ctx c;
-        memset(&c, 0, sizeof c);
-        c.mode = LOOP_FLAT;
-        c.batched = true;
-        c.size = 1;
-        line(e, body, "acc += %s;", ref_buf(e, &c, L).s);
-    }
+}
+
+/* The batch loss summed in its loop: its declaration before the loop, its
+ * statement in it. */
+static void loss_sum_start(Emit *e)
+{
+    const char *name = e->m->loss ? e->m->loss->name : "loss";
+    comment(e, 1, comment_text(e, fmt(e, "the batch loss: the mean of %s over the samples, "
+                                      "summed in the loop that computes it", name)));
+    line(e, 1, "double acc = 0;");
+}
+
+static void loss_sum_add(Emit *e, Node *L, int body)
+{
+    Ctx c;
+    memset(&c, 0, sizeof c);
+    c.mode = LOOP_FLAT;
+    c.batched = true;
+    c.size = 1;
+    line(e, body, "acc += %s;", ref_buf(e, &c, L).s);
+}
+
+/* A merged loop (Step.joined): steps st[0 .. count) as statements of one
+ * loop; with `summed`, forward's loss (st[count]) accumulated in it too. */
+static void merged_loop(Emit *e, const Step *st, int count, bool summed)
+{
+    LoopForm form = st[0].loop.form;
+    int body = form == LOOP_NESTED ? 3 : 2;
+    if (summed)
+        loss_sum_start(e);
+    open_loop(e, form, 1, st[0].node, st[0].loop.size);
+    merged_statements(e, st, count, body);
+    if (summed)
+        loss_sum_add(e, st[count].reduce.x, body);
     close_loop(e, form, 1);
     if (summed)
         line(e, 1, "return (%s)(acc / n);", e->real);
+}
+
+void emit_joined_run(Emit *e, const Step *fw, int nfw, const Step *bw, int nbw,
+                     const char *loss)
+{
+    LoopForm form = fw[0].loop.form;
+    int body = form == LOOP_NESTED ? 3 : 2;
+    loss_sum_start(e);
+    open_loop(e, form, 1, fw[0].node, fw[0].loop.size);
+    e->fb_local = e->p->fb_local;
+    e->f = PF_FORWARD;
+    merged_statements(e, fw, nfw - 1, body);
+    loss_sum_add(e, fw[nfw - 1].reduce.x, body);
+    e->f = PF_BACKWARD;
+    comment(e, body, "backward, at the same index, from forward's values while they are at hand");
+    merged_statements(e, bw, nbw, body);
+    e->fb_local = NULL;
+    close_loop(e, form, 1);
+    line(e, 1, "const %s %s = (%s)(acc / n);", e->real, loss, e->real);
 }
 
 /* y[k, j] = a[k] · b[j], per sample */

@@ -54,6 +54,13 @@ float digits_cnn_forward_outputs(const float *theta, const float *const inputs[]
 /* digits_cnn_forward_outputs for bp_train_config.forward_outputs */
 double digits_cnn_forward_outputs_any(const void *theta, const void *const inputs[], int n,
                               void *ws, void *const outputs[]);
+/* Training in one pass: the batch loss, as forward returns it, and every
+ * gradient, as backward writes them, in one call (loops both need run once). */
+float digits_cnn_forward_backward(const float *theta, const float *const inputs[], int n, void *ws,
+                           float *grad, float *const grad_inputs[]);
+/* digits_cnn_forward_backward for bp_train_config.forward_backward */
+double digits_cnn_forward_backward_any(const void *theta, const void *const inputs[], int n,
+                               void *ws, void *grad, void *const grad_inputs[]);
 extern const bp_model digits_cnn_model;
 
 #ifdef __cplusplus

@@ -361,6 +361,36 @@ double iris_forward_outputs_any(const void *theta, const void *const inputs[], i
     return (double)iris_forward_outputs((const float *)theta, in, n, ws, out);
 }
 
+/* The batch loss, as forward returns it, and every gradient, as backward
+ * writes them, in one call. */
+float iris_forward_backward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
+    float *restrict grad, float *const grad_inputs[])
+{
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)grad;
+    (void)grad_inputs;
+
+    const float loss = iris_forward(theta, inputs, n, ws);
+    iris_backward(theta, inputs, n, ws, grad, grad_inputs);
+    return loss;
+}
+
+double iris_forward_backward_any(const void *theta, const void *const inputs[], int n,
+    void *ws, void *grad, void *const grad_inputs[])
+{
+    const float *in[2];
+    in[0] = (const float *)inputs[0];
+    in[1] = (const float *)inputs[1];
+    float *gi[2];
+    gi[0] = grad_inputs != NULL ? (float *)grad_inputs[0] : NULL;
+    gi[1] = grad_inputs != NULL ? (float *)grad_inputs[1] : NULL;
+    return (double)iris_forward_backward((const float *)theta, in, n, ws, (float *)grad,
+        grad_inputs != NULL ? gi : NULL);
+}
+
 /* ---- the model descriptor: untyped wrappers for the runtime ---- */
 
 static const bp_tensor_info iris_param_info[4] = {

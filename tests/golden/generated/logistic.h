@@ -50,6 +50,13 @@ float logistic_forward_outputs(const float *theta, const float *const inputs[], 
 /* logistic_forward_outputs for bp_train_config.forward_outputs */
 double logistic_forward_outputs_any(const void *theta, const void *const inputs[], int n,
                               void *ws, void *const outputs[]);
+/* Training in one pass: the batch loss, as forward returns it, and every
+ * gradient, as backward writes them, in one call (loops both need run once). */
+float logistic_forward_backward(const float *theta, const float *const inputs[], int n, void *ws,
+                           float *grad, float *const grad_inputs[]);
+/* logistic_forward_backward for bp_train_config.forward_backward */
+double logistic_forward_backward_any(const void *theta, const void *const inputs[], int n,
+                               void *ws, void *grad, void *const grad_inputs[]);
 extern const bp_model logistic_model;
 
 #ifdef __cplusplus
