@@ -71,6 +71,21 @@ def main(path):
                   med("chain_10M", "bpgen_native", th),
                   med("chain_10M", "plainC", th),
                   ratio("chain_10M", "bpgen_native", "plainC", th)))
+        print("| chain by M_forward_backward (vs plain C -O3 -march=native "
+              "-fno-math-errno) | %.0f | plain C %.0f | | %.2f | |" % (
+                  med("chain_10M", "bpgen_fb", th),
+                  med("chain_10M", "plainC", th),
+                  ratio("chain_10M", "bpgen_fb", "plainC", th)))
+        print("| chain by M_forward_backward, both built with cc -O2 | %.0f "
+              "| plain C %.0f | | %.2f | |" % (
+                  med("chain_10M", "bpgen_fb", th),
+                  med("chain_10M", "plainC_O2", th),
+                  ratio("chain_10M", "bpgen_fb", "plainC_O2", th)))
+        print("| chain by M_forward_backward, both built with -O3 "
+              "-march=native -fno-math-errno | %.0f | plain C %.0f | | %.2f "
+              "| |" % (med("chain_10M", "bpgen_fb_native", th),
+                       med("chain_10M", "plainC", th),
+                       ratio("chain_10M", "bpgen_fb_native", "plainC", th)))
 
     print("\ntargets (issue 7)")
 
@@ -97,10 +112,16 @@ def main(path):
             r = ratio(name, "bpgen", "bpgen", 1, 2)
             target("%s: 2 threads >= 1.8x faster" % LABEL[name],
                    "%.2fx" % r, r >= 1.8)
-    r = ratio("chain_10M", "bpgen", "plainC", 1)
+    r = ratio("chain_10M", "bpgen_fb", "plainC", 1)
     target("scalar chain: bpgen / plain C <= 1.2", "%.2f" % r, r <= 1.2)
-    print("  (like against like, not targets: chain at -O2 both %.2f, at "
-          "the plain loop's flags both %.2f)" % (
+    print("  (bpgen's value and derivative by M_forward_backward, built with "
+          "cc -O2;\n   by M_forward + M_backward %.2f)" % (
+              ratio("chain_10M", "bpgen", "plainC", 1)))
+    print("  (like against like, not targets: M_forward_backward at -O2 both "
+          "%.2f, at\n   the plain loop's flags both %.2f; M_forward + "
+          "M_backward %.2f and %.2f)" % (
+              ratio("chain_10M", "bpgen_fb", "plainC_O2", 1),
+              ratio("chain_10M", "bpgen_fb_native", "plainC", 1),
               ratio("chain_10M", "bpgen", "plainC_O2", 1),
               ratio("chain_10M", "bpgen_native", "plainC", 1)))
     return 0

@@ -9,7 +9,9 @@
  * 10 million doubles) against a plain C loop (chain_plain.c, built with
  * -O3 -march=native -fno-math-errno); and, like against like, the
  * generated chain built with those flags (chain_native) and the plain
- * loop built with -O2 (chain_plain_o2).
+ * loop built with -O2 (chain_plain_o2). The generated chain runs both by
+ * M_forward then M_backward and by M_forward_backward (one call, one
+ * loop).
  *
  * Modes:
  *   workloads --check DIR
@@ -19,7 +21,7 @@
  *       SGD steps; writes DIR/wl_NAME.bin (parameters, the batches, and
  *       the generated step's loss and gradient) for torch_step.py --check;
  *       checks the hand-written batch-1 steps (tiny.c) against the
- *       generated one and the chain's three other builds against the
+ *       generated one and the chain's five other builds against the
  *       plain loop. Exit status 1 on any mismatch.
  *   workloads --round R --threads T [--ms MS] [--impl bpgen|openblas]
  *             --out FILE
@@ -50,6 +52,11 @@ void openblas_set_num_threads(int num_threads);
 
 extern const bp_model wl_iris_model, wl_m128_model, wl_m512_model,
     chain_model, chain_native_model;
+typedef double chain_fb_fn(const void *theta, const void *const inputs[],
+                           int n, void *ws, void *grad,
+                           void *const grad_inputs[]);
+extern chain_fb_fn chain_forward_backward_any,
+    chain_native_forward_backward_any;
 
 typedef struct {
     const char *name;
@@ -229,32 +236,43 @@ static double *chain_inputs(void)
 }
 
 /* The chain's value and derivative by generated code: chain_model, or
- * chain_native_model (the same code compiled as the plain loop is). */
-static double chain_gen(const bp_model *m, const double *L, double *dL,
-                        void *ws)
+ * chain_native_model (the same code compiled as the plain loop is), by
+ * M_forward then M_backward, or (fb) by M_forward_backward in one call. */
+static double chain_gen(const bp_model *m, chain_fb_fn *fb, const double *L,
+                        double *dL, void *ws)
 {
     const void *inputs[1] = {L};
     void *grad_inputs[1] = {dL};
     double dummy;
+    if (fb)
+        return fb(NULL, inputs, (int)CHAIN_N, ws, &dummy, grad_inputs);
     double loss = m->forward(NULL, inputs, (int)CHAIN_N, ws);
     m->backward(NULL, inputs, (int)CHAIN_N, ws, &dummy, grad_inputs);
     return loss;
 }
 
-/* The chain's four builds: the target's pair (the generated code at the
- * README's -O2, the plain loop at -O3 -march=native -fno-math-errno),
- * then each compiled as the other is, like against like. */
-enum { CHAIN_GEN, CHAIN_PLAIN, CHAIN_GEN_NATIVE, CHAIN_PLAIN_O2, NCHAIN };
+/* The chain's builds: the target's pair (the generated code at the
+ * README's -O2, the plain loop at -O3 -march=native -fno-math-errno), then
+ * each compiled as the other is, like against like; the generated code by
+ * M_forward + M_backward and by M_forward_backward. */
+enum { CHAIN_GEN, CHAIN_PLAIN, CHAIN_GEN_NATIVE, CHAIN_PLAIN_O2, CHAIN_FB,
+       CHAIN_FB_NATIVE, NCHAIN };
 static const char *const chain_name[NCHAIN] = {"bpgen", "plainC",
-                                               "bpgen_native", "plainC_O2"};
+                                               "bpgen_native", "plainC_O2",
+                                               "bpgen_fb", "bpgen_fb_native"};
 
 static double chain_run(int build, const double *L, double *dL, void *ws)
 {
     switch (build) {
     case CHAIN_GEN:
-        return chain_gen(&chain_model, L, dL, ws);
+        return chain_gen(&chain_model, NULL, L, dL, ws);
     case CHAIN_GEN_NATIVE:
-        return chain_gen(&chain_native_model, L, dL, ws);
+        return chain_gen(&chain_native_model, NULL, L, dL, ws);
+    case CHAIN_FB:
+        return chain_gen(&chain_model, chain_forward_backward_any, L, dL, ws);
+    case CHAIN_FB_NATIVE:
+        return chain_gen(&chain_native_model, chain_native_forward_backward_any,
+                         L, dL, ws);
     case CHAIN_PLAIN_O2:
         return chain_plain_o2(L, dL, CHAIN_N);
     default:

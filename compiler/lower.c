@@ -1396,6 +1396,22 @@ static void lower_forward_backward(Plan *p)
     }
     p->fb_first = first;
     p->fb_joined = k;
+    /* a split backward's first group is cut after the joined steps, so
+     * that M_forward_backward calls the rest rather than repeating it */
+    const StepGroup *g0 = &p->groups[PF_BACKWARD][0];
+    if (!g0->in_caller && k < g0->count) {
+        int ng = p->ngroups[PF_BACKWARD];
+        StepGroup *groups = arena_alloc(p->arena, sizeof(StepGroup) * (size_t)(ng + 1));
+        groups[0] = (StepGroup){0, k, NULL, false};
+        groups[1] = (StepGroup){k, g0->count - k, NULL, false};
+        for (int j = 0; j < 2; j++)
+            for (int t = groups[j].first; t < groups[j].first + groups[j].count; t++)
+                if (!groups[j].title && bw[t].node && (bw[t].node->name || bw[t].node->label))
+                    groups[j].title = bw[t].node;
+        memcpy(groups + 2, p->groups[PF_BACKWARD] + 1, sizeof(StepGroup) * (size_t)(ng - 1));
+        p->groups[PF_BACKWARD] = groups;
+        p->ngroups[PF_BACKWARD] = ng + 1;
+    }
 
     /* what forward stores only for the joined statements is a local of
      * the loop there: nothing after it reads it, and the workspace after

@@ -1016,8 +1016,19 @@ static void test_merged_loops(void)
         CU_ASSERT_PTR_NULL(strstr(fwd, "S[i]"));
         CU_ASSERT_PTR_NOT_NULL(strstr(fwd, "acc += P[i];"));
         CU_ASSERT_PTR_NOT_NULL(strstr(bwd, "grad_inputs[0]"));
-        if (loops_in(fwd) != 1 || loops_in(bwd) != 1)
-            fprintf(stderr, "\n[%s]:\n%s\n%s\n", names[p], fwd, bwd);
+        /* M_forward_backward: one loop of both; P a local there, the
+         * gradient under its NULL test, times a hoisted 1/n */
+        char *fb = function_text(names[p], "forward_backward");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fb);
+        CU_ASSERT_EQUAL(loops_in(fb), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(fb, p ? "const double P = sqrt(S);" : "const float P = sqrtf(S);"));
+        CU_ASSERT_PTR_NULL(strstr(fb, "P[i]"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(fb, "acc += P;"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(fb, "if (d_L != NULL) {"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(fb, "d_L[i] = L[i] / P * inv_n;"));
+        if (loops_in(fwd) != 1 || loops_in(bwd) != 1 || loops_in(fb) != 1)
+            fprintf(stderr, "\n[%s]:\n%s\n%s\n%s\n", names[p], fwd, bwd, fb);
+        free(fb);
         free(fwd);
         free(bwd);
     }

@@ -129,6 +129,14 @@ static const Case cases[] = {
                           "i = int * n + theta\nloss L = sum(i * i) * ws\n"},
 };
 
+static int occurrences(const char *text, const char *what)
+{
+    int k = 0;
+    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+        k++;
+    return k;
+}
+
 /* Worst of the err= values in the harness output, or -1 when absent. */
 static double worst_error(const char *out, int *lines)
 {
@@ -307,6 +315,38 @@ static void test_split_model(void)
         free(names[i]);
     free(whole);
     free(source);
+
+    /* scalar layers (as the 20 000-statement model of test_cli.c): split,
+     * M_forward_backward's loop is the last layer's forward and backward;
+     * forward's groups run before it and backward's after it, each group
+     * called, none repeated (backward's first group is cut after the
+     * joined steps) */
+    source = test_format("%s", "input x\ninput t\nwrt x\n");
+    for (int i = 1; i <= 40; i++) {
+        char *more = test_format("%sparam w%d\nparam b%d\nh%d = tanh(w%d * %s + b%d)\n", source,
+                                 i, i, i, i, names[0] ? names[0] : "x", i);
+        free(source);
+        source = more;
+        free(names[0]);
+        names[0] = test_format("h%d", i);
+    }
+    whole = test_format("%sloss L = (h40 - t)^2\n", source);
+    Case layers = {"split_layers", whole};
+    run_case(&layers, "double", 1e-6, NULL);
+    path = test_format("%s/g_split_layers_double.c", TEST_TMP);
+    text = test_read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    const char *fb = strstr(text, "double g_split_layers_double_forward_backward(const");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fb);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fb, "    g_split_layers_double_forward_backward_head("));
+    CU_ASSERT_PTR_NOT_NULL(strstr(fb, "    g_split_layers_double_forward_backward_tail("));
+    CU_ASSERT_EQUAL(occurrences(text, "  dL/dw1 = "), 1);
+    CU_ASSERT_EQUAL(occurrences(text, "  dL/dw40 = "), 1);
+    free(text);
+    free(path);
+    free(whole);
+    free(source);
+    free(names[0]);
 }
 
 /* Every example model, read from examples/: double against finite
