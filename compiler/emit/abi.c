@@ -77,8 +77,9 @@ void emit_header(Emit *e, FILE *h)
     fprintf(h, "/* %s_forward_outputs for bp_train_config.forward_outputs */\n", M);
     fprintf(h, "double %s_forward_outputs_any(const void *theta, const void *const inputs[], int n,\n"
                "                              void *ws, void *const outputs[]);\n", M);
-    fprintf(h, "/* Training in one pass: the batch loss, as forward returns it, and every\n"
-               " * gradient, as backward writes them, in one call (loops both need run once). */\n");
+    fprintf(h, "/* Training in one call: the batch loss, as forward returns it, and every\n"
+               " * gradient, as backward writes them; where backward's first loops fit\n"
+               " * forward's last, one loop runs both. ws is scratch afterwards. */\n");
     fprintf(h, "%s %s_forward_backward(const %s *theta, const %s *const inputs[], int n, void *ws,\n"
                "                           %s *grad, %s *const grad_inputs[]);\n", r, M, r, r, r, r);
     fprintf(h, "/* %s_forward_backward for bp_train_config.forward_backward */\n", M);

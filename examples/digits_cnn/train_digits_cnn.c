@@ -63,6 +63,7 @@ int main(int argc, char **argv)
     cfg.seed = 3;
     cfg.optim = bp_optim_defaults(BP_ADAM);
     cfg.forward_outputs = digits_cnn_forward_outputs_any;   /* evaluation: one pass a batch */
+    cfg.forward_backward = digits_cnn_forward_backward_any;   /* training: one call a step */
     cfg.optim.lr = 0.005;
     if (bp_train(&digits_cnn_model, theta, &train, &test, &cfg, NULL, err, sizeof err) != 0 ||
         bp_weights_save(weights_path, &digits_cnn_model, theta, err, sizeof err) != 0 ||

@@ -125,6 +125,7 @@ int main(int argc, char **argv)
     cfg.seed = 1;
     cfg.optim = bp_optim_defaults(BP_ADAM);
     cfg.forward_outputs = fashion_forward_outputs_any;   /* evaluation: one pass a batch */
+    cfg.forward_backward = fashion_forward_backward_any;   /* training: one call a step */
     cfg.optim.lr = 0.001;
     cfg.optim.schedule = BP_LR_COSINE;     /* from 1e-3 down to 0 over the run */
     cfg.optim.total_steps = (long)epochs * (long)((train.rows + 63) / 64);

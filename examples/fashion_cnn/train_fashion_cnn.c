@@ -262,6 +262,7 @@ int main(int argc, char **argv)
     cfg.optim.total_steps = (long)epochs * (long)((train.rows + 63) / 64);
     cfg.optim.lr_min = 0;
     cfg.forward_outputs = fashion_cnn_forward_outputs_any;   /* evaluation: one pass a batch */
+    cfg.forward_backward = fashion_cnn_forward_backward_any;   /* training: one call a step */
     cfg.on_epoch = next_epoch;
     cfg.user = &aug;
     bp_epoch_report last;

@@ -75,6 +75,7 @@ int main(int argc, char **argv)
     cfg.seed = 7;
     cfg.optim = bp_optim_defaults(BP_ADAM);
     cfg.forward_outputs = iris_forward_outputs_any;   /* evaluation: one pass a batch */
+    cfg.forward_backward = iris_forward_backward_any;   /* training: one call a step */
     cfg.optim.lr = 0.01;
     cfg.eval_train = 1;   /* the training split's loss and accuracy after each epoch */
     /* Each epoch's report is recorded for the curves, then printed. */

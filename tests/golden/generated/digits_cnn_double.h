@@ -54,8 +54,9 @@ double digits_cnn_forward_outputs(const double *theta, const double *const input
 /* digits_cnn_forward_outputs for bp_train_config.forward_outputs */
 double digits_cnn_forward_outputs_any(const void *theta, const void *const inputs[], int n,
                               void *ws, void *const outputs[]);
-/* Training in one pass: the batch loss, as forward returns it, and every
- * gradient, as backward writes them, in one call (loops both need run once). */
+/* Training in one call: the batch loss, as forward returns it, and every
+ * gradient, as backward writes them; where backward's first loops fit
+ * forward's last, one loop runs both. ws is scratch afterwards. */
 double digits_cnn_forward_backward(const double *theta, const double *const inputs[], int n, void *ws,
                            double *grad, double *const grad_inputs[]);
 /* digits_cnn_forward_backward for bp_train_config.forward_backward */

@@ -50,8 +50,9 @@ float logistic_forward_outputs(const float *theta, const float *const inputs[], 
 /* logistic_forward_outputs for bp_train_config.forward_outputs */
 double logistic_forward_outputs_any(const void *theta, const void *const inputs[], int n,
                               void *ws, void *const outputs[]);
-/* Training in one pass: the batch loss, as forward returns it, and every
- * gradient, as backward writes them, in one call (loops both need run once). */
+/* Training in one call: the batch loss, as forward returns it, and every
+ * gradient, as backward writes them; where backward's first loops fit
+ * forward's last, one loop runs both. ws is scratch afterwards. */
 float logistic_forward_backward(const float *theta, const float *const inputs[], int n, void *ws,
                            float *grad, float *const grad_inputs[]);
 /* logistic_forward_backward for bp_train_config.forward_backward */
