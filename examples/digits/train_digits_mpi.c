@@ -76,6 +76,7 @@ int main(int argc, char **argv)
     cfg.optim = bp_optim_defaults(BP_ADAM);
     cfg.optim.lr = 0.005;
     cfg.parallel = &mpi.parallel;
+    cfg.forward_backward = digits_forward_backward_any;   /* one call a step, each rank */
     if (rank == 0)
         printf("digits_mpi: %d rank%s; global batch %d (%d to %d rows per rank); "
                "%zu images for training, %zu for testing\n",
