@@ -25,6 +25,9 @@
  *   peak memory of a function: that workspace plus the caller's arrays
  *          it reads or writes (theta, the inputs it reads, grad and
  *          grad_inputs, outputs).
+ * Where M_forward_backward runs forward's last loop and backward's first
+ * as one loop, a last line gives that loop's bytes (each value read once,
+ * the values only it reads never stored) against its steps' apart.
  */
 #include "bpgen.h"
 
@@ -43,6 +46,7 @@ typedef struct {
     double flops, read, written;
     double ws_end;      /* reals of workspace reached by the function */
     bool *input_read;   /* by input index */
+    const bool *fb_local;   /* M_forward_backward's loop: Plan.fb_local */
 } Count;
 
 /* Values of node x in memory: one sample's, times n when per sample. */
@@ -81,6 +85,8 @@ static const Buffer *buffer_of(const Count *c, const Node *x)
 static bool is_local(const Count *c, const Node *x)
 {
     const NodeInfo *in = &c->p->info[x->id];
+    if (!is_leaf(x) && c->fb_local && c->fb_local[x->id])
+        return true;
     return !is_leaf(x) && in->mode[c->f] == NODE_BUFFER && in->buf[c->f].pool == POOL_LOCAL;
 }
 
@@ -173,6 +179,56 @@ static void describe(FILE *out, const Plan *p, const Step *st)
     }
 }
 
+/* Adds step st of function c->f to c's FLOPs and values read and written
+ * (reads already counted under the same c->step are not counted again). */
+static void count_step(Count *c, const Step *st)
+{
+    if (!st->node) {
+        finish(c, st);
+        return;
+    }
+    evaluate(c, st->node);
+    const NodeInfo *in = &c->p->info[st->node->id];
+    double written = is_local(c, st->node) ? 0 : values_of(c, st->node);
+    c->written += written;
+    if (in->buf[c->f].pool == POOL_GRAD_INPUT)
+        c->flops += written;    /* each divided by n */
+    reach(c, &in->buf[c->f], (double)shape_size(st->node->shape));
+    if (in->scratch_size > 0)
+        reach(c, &in->scratch[c->f], (double)in->scratch_size);
+}
+
+/* M_forward_backward's one loop (lower.c, lower_forward_backward), as its
+ * steps count in forward and backward apart and as the one loop moves
+ * them: each value read once, forward's values that only the loop reads
+ * never stored. */
+static void report_joined(Count *c, FILE *out)
+{
+    const Plan *p = c->p;
+    int nf = p->nsteps[PF_FORWARD];
+    double apart = 0, flops = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        memset(c->seen, 0, sizeof(int) * (size_t)(p->graph->nnodes + 1));
+        c->fb_local = pass ? p->fb_local : NULL;
+        c->flops = c->read = c->written = 0;
+        c->step = 1;
+        for (int k = p->fb_first; k < nf + p->fb_joined; k++) {
+            c->f = k < nf ? PF_FORWARD : PF_BACKWARD;
+            c->step = pass ? 1 : c->step + 1;
+            count_step(c, k < nf ? &p->steps[PF_FORWARD][k] : &p->steps[PF_BACKWARD][k - nf]);
+        }
+        if (!pass) {
+            apart = (c->read + c->written) * c->real;
+            flops = c->flops;
+        }
+    }
+    double joined = (c->read + c->written) * c->real;
+    c->fb_local = NULL;
+    fprintf(out, "\nforward_backward: forward's steps %d to %d and backward's 1 to %d run as one "
+                 "loop\n  (%.0f FLOPs): %.0f bytes where they move %.0f apart\n",
+            p->fb_first + 1, nf, p->fb_joined, flops, joined, apart);
+}
+
 static void print_intensity(FILE *out, double flops, double bytes)
 {
     if (bytes > 0)
@@ -241,18 +297,7 @@ bool report_plan(const Plan *p, long batch, bool batch_given, FILE *out)
             const Step *st = &p->steps[f][k];
             c.step = k + 1;
             c.flops = c.read = c.written = 0;
-            if (st->node) {
-                evaluate(&c, st->node);
-                const NodeInfo *in = &p->info[st->node->id];
-                c.written = is_local(&c, st->node) ? 0 : values_of(&c, st->node);
-                if (in->buf[f].pool == POOL_GRAD_INPUT)
-                    c.flops += c.written;    /* each divided by n */
-                reach(&c, &in->buf[f], (double)shape_size(st->node->shape));
-                if (in->scratch_size > 0)
-                    reach(&c, &in->scratch[f], (double)in->scratch_size);
-            } else {
-                finish(&c, st);
-            }
+            count_step(&c, st);
             double bytes = (c.read + c.written) * real;
             fprintf(out, "  %4d  %-6s %14.0f %14.0f ", k + 1, kinds[st->kind], c.flops, bytes);
             print_intensity(out, c.flops, bytes);
@@ -279,5 +324,7 @@ bool report_plan(const Plan *p, long batch, bool batch_given, FILE *out)
         fprintf(out, "%.3f FLOP/byte\n", train_flops / train_bytes);
     else
         fputs("- FLOP/byte\n", out);
+    if (p->fb_joined)
+        report_joined(&c, out);
     return fflush(out) == 0 && !ferror(out);
 }

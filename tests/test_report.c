@@ -226,6 +226,31 @@ static void test_default_and_double(void)
     free(out);
 }
 
+/* The chain S = L^2 + 2, P = sqrt(S), d/dL by M_forward_backward's one
+ * loop, at n = 10, double. Apart: forward's loop reads L and writes P
+ * (160 bytes), the loss reads P (80), backward reads L and P and writes
+ * dP/dL (240): 480. As one loop: L read once, dP/dL written, P a local:
+ * 160, the plain C loop's traffic. FLOPs: S (mul, add), sqrt: 3 a sample;
+ * the loss 10 adds and a division; dP/dL a division and the 1/n: 2 a
+ * sample, plus its scaling by 1/n: 30 + 11 + 30 = 71. */
+static void test_forward_backward_loop(void)
+{
+    const char *src = "input L\nwrt L\nS = L^2 + 2\nloss P = sqrt(S)\n";
+    char *out = report("rep_fb", src, "--report --batch 10 --precision=double");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    STEP(out, "forward", 1, "loop", "P = sqrt(S)", 30, 160);
+    STEP(out, "backward", 1, "loop", "dP/dL = L / P", 30, 240);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nforward_backward: forward's steps 1 to 2 and "
+                                       "backward's 1 to 1 run as one loop\n  (71 FLOPs): "
+                                       "160 bytes where they move 480 apart\n"));
+    free(out);
+    /* no line where no loop is shared */
+    out = report("rep_fb_none", "input x[3]\nparam w[3]\nloss L = sum(w * x)\n", "--report");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_PTR_NULL(strstr(out, "forward_backward"));
+    free(out);
+}
+
 static void test_bad_batch(void)
 {
     const char *src = "input x\nloss L = x^2\n";
@@ -263,5 +288,6 @@ void register_report(void)
     CU_add_test(s, "the iris MLP, counted by hand", test_iris);
     CU_add_test(s, "a convolution and a pool, counted by hand", test_conv);
     CU_add_test(s, "the default batch size; double", test_default_and_double);
+    CU_add_test(s, "forward_backward's one loop, counted by hand", test_forward_backward_loop);
     CU_add_test(s, "bad --batch values", test_bad_batch);
 }
