@@ -58,34 +58,24 @@ def main(path):
             print("| 4-16-3 tanh, batch 1, %s | %.3f | | | bpgen / hand %.2f "
                   "| |" % (what, med(name, impl, th),
                           ratio(name, "bpgen", impl, th)))
-        print("| scalar chain, 10M doubles (vs plain C -O3 -march=native "
-              "-fno-math-errno) | %.0f | plain C %.0f | | %.2f | |" % (
-                  med("chain_10M", "bpgen", th), med("chain_10M", "plainC", th),
-                  ratio("chain_10M", "bpgen", "plainC", th)))
-        print("| chain, both built with cc -O2 | %.0f | plain C %.0f | | %.2f "
-              "| |" % (med("chain_10M", "bpgen", th),
-                       med("chain_10M", "plainC_O2", th),
-                       ratio("chain_10M", "bpgen", "plainC_O2", th)))
-        print("| chain, both built with -O3 -march=native -fno-math-errno "
-              "| %.0f | plain C %.0f | | %.2f | |" % (
-                  med("chain_10M", "bpgen_native", th),
-                  med("chain_10M", "plainC", th),
-                  ratio("chain_10M", "bpgen_native", "plainC", th)))
-        print("| chain by M_forward_backward (vs plain C -O3 -march=native "
-              "-fno-math-errno) | %.0f | plain C %.0f | | %.2f | |" % (
-                  med("chain_10M", "bpgen_fb", th),
-                  med("chain_10M", "plainC", th),
-                  ratio("chain_10M", "bpgen_fb", "plainC", th)))
-        print("| chain by M_forward_backward, both built with cc -O2 | %.0f "
-              "| plain C %.0f | | %.2f | |" % (
-                  med("chain_10M", "bpgen_fb", th),
-                  med("chain_10M", "plainC_O2", th),
-                  ratio("chain_10M", "bpgen_fb", "plainC_O2", th)))
-        print("| chain by M_forward_backward, both built with -O3 "
-              "-march=native -fno-math-errno | %.0f | plain C %.0f | | %.2f "
-              "| |" % (med("chain_10M", "bpgen_fb_native", th),
-                       med("chain_10M", "plainC", th),
-                       ratio("chain_10M", "bpgen_fb_native", "plainC", th)))
+        # the chain's builds, each against the plain loop at the target's
+        # flags or built as it is (bench/workloads.c, chain_run)
+        native = "-O3 -march=native -fno-math-errno"
+        for label, impl, base in (
+                ("scalar chain, 10M doubles (vs plain C %s)" % native,
+                 "bpgen", "plainC"),
+                ("chain, both built with cc -O2", "bpgen", "plainC_O2"),
+                ("chain, both built with %s" % native, "bpgen_native",
+                 "plainC"),
+                ("chain by M_forward_backward (vs plain C %s)" % native,
+                 "bpgen_fb", "plainC"),
+                ("chain by M_forward_backward, both built with cc -O2",
+                 "bpgen_fb", "plainC_O2"),
+                ("chain by M_forward_backward, both built with %s" % native,
+                 "bpgen_fb_native", "plainC")):
+            print("| %s | %.0f | plain C %.0f | | %.2f | |" % (
+                label, med("chain_10M", impl, th), med("chain_10M", base, th),
+                ratio("chain_10M", impl, base, th)))
 
     print("\ntargets (issue 7)")
 
