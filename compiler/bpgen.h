@@ -728,10 +728,11 @@ typedef struct Plan {
     /* M_forward_backward (lower.c, lower_forward_backward): forward's
      * steps, then backward's, with forward's last merged loop (from step
      * fb_first, summing the loss) also running backward's first fb_joined
-     * steps, elementwise loops over the same values. fb_joined 0: no loop
-     * is shared, and the function calls M_forward, then M_backward.
-     * fb_local (by node id, or NULL): a value forward stores that only
-     * that loop reads, a local of the loop there. */
+     * steps, elementwise loops over the same values and batch means of
+     * one value per sample (summed in the loop, divided after it).
+     * fb_joined 0: no loop is shared, and the function calls M_forward,
+     * then M_backward. fb_local (by node id, or NULL): a value forward or
+     * backward stores that only that loop reads, a local of it there. */
     int fb_first, fb_joined;
     bool *fb_local;
 } Plan;

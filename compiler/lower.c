@@ -1324,9 +1324,29 @@ static void mark_step(const Plan *p, PlanFn f, const Step *st, StepReads *r, uns
     seen[st->node->id] |= (unsigned char)(1u << f);
 }
 
+/* Most statements M_forward_backward's loop holds, forward's and
+ * backward's together (below GROUP_STEPS: backward's part lies in its first
+ * group). */
+enum { FB_STEPS = 24 };
+
+/* Whether backward's step st may run in forward's loss loop, whose first
+ * step is `lead` (a flat loop over the samples, one value each): a loop of
+ * the same form and trip count, or a batch mean of one value per sample,
+ * summed in the loop and divided after it. */
+static bool joins_loss_loop(const Step *st, const Step *lead)
+{
+    if (st->kind == STEP_LOOP)
+        return st->loop.form == lead->loop.form && st->loop.size == lead->loop.size &&
+               st->node->batched == lead->node->batched;
+    return st->kind == STEP_REDUCE && st->reduce.form == REDUCE_BATCH_MEAN &&
+           st->reduce.size == 1 && st->reduce.x->batched && !st->node->batched &&
+           lead->loop.form == LOOP_FLAT && lead->loop.size == 1 && lead->node->batched;
+}
+
 /* M_forward_backward: where forward ends in a merged loop that sums the
  * loss over the samples, and backward begins with elementwise loops of the
- * same form over the same values, backward's loops run inside forward's:
+ * same form over the same values (or batch means of one value per sample,
+ * summed there as the loss is), backward's steps run inside forward's:
  * a value such as P = sqrt(S) is then read back while it is still in a
  * register, and its inputs are read from memory once, not twice.
  *
@@ -1354,9 +1374,8 @@ static void lower_forward_backward(Plan *p)
         first--;
     const Step *lead = &fw[first];
     int k = 0;
-    while (k < nb && k < p->groups[PF_BACKWARD][0].count && (nf - 1 - first) + k < JOIN_STEPS &&
-           bw[k].kind == STEP_LOOP && bw[k].loop.form == lead->loop.form &&
-           bw[k].loop.size == lead->loop.size && bw[k].node->batched == lead->node->batched)
+    while (k < nb && k < p->groups[PF_BACKWARD][0].count && (nf - 1 - first) + k < FB_STEPS &&
+           joins_loss_loop(&bw[k], lead))
         k++;
     /* a merged loop of backward's is taken whole: its locals are its own */
     while (k > 0 && k < nb && bw[k - 1].joined)
@@ -1365,9 +1384,22 @@ static void lower_forward_backward(Plan *p)
         return;
 
     const Graph *g = p->graph;
+    StepReads r = {NULL, 0, 0};
+    /* a batch mean is final only after the loop: no statement in it may
+     * read one */
+    for (int t = 0; t < k; t++) {
+        step_reads(p, PF_BACKWARD, &bw[t], &r);
+        for (int j = 0; j < r.count; j++)
+            for (int u = 0; u < t; u++)
+                if (bw[u].kind == STEP_REDUCE && r.read[j] == bw[u].node)
+                    k = u;   /* stop before the mean it reads */
+    }
+    while (k > 0 && k < nb && bw[k - 1].joined)
+        k--;
+    if (k == 0)
+        return;
     unsigned char *seen = arena_alloc(p->arena, (size_t)g->nnodes + 1);
     memset(seen, 0, (size_t)g->nnodes + 1);
-    StepReads r = {NULL, 0, 0};
     for (int t = first; t < nf - 1; t++)
         mark_step(p, PF_FORWARD, &fw[t], &r, seen);
     for (int t = 0; t < k; t++)
@@ -1389,8 +1421,16 @@ static void lower_forward_backward(Plan *p)
             if (!(seen[id] & (1u << PF_FORWARD)) || is_leaf(g->nodes[id]))
                 continue;
             const NodeInfo *in = &p->info[id];
-            if (in->mode[PF_FORWARD] == NODE_BUFFER &&
-                overlap(wb, wsize, in->buf[PF_FORWARD], shape_size(g->nodes[id]->shape)))
+            Buffer fb = in->buf[PF_FORWARD];
+            long fsize = shape_size(g->nodes[id]->shape);
+            /* the very same places, a loop's step writing each at the
+             * index its loop is at: the value there is dead in backward
+             * from this step on (placement put one over the other), and
+             * every statement before it in the loop has read it */
+            bool in_place = bw[t].kind == STEP_LOOP && wb.pool == POOL_BATCHED &&
+                            fb.pool == POOL_BATCHED && wb.offset == fb.offset && wsize == fsize;
+            if (in->mode[PF_FORWARD] == NODE_BUFFER && !in_place &&
+                overlap(wb, wsize, fb, fsize))
                 return;
         }
     }
@@ -1413,9 +1453,9 @@ static void lower_forward_backward(Plan *p)
         p->ngroups[PF_BACKWARD] = ng + 1;
     }
 
-    /* what forward stores only for the joined statements is a local of
-     * the loop there: nothing after it reads it, and the workspace after
-     * M_forward_backward is scratch */
+    /* what a loop of forward's or backward's stores only for the joined
+     * statements is a local of the loop there: nothing after it reads it,
+     * and the workspace after M_forward_backward is scratch */
     unsigned char *later = arena_alloc(p->arena, (size_t)g->nnodes + 1);
     memset(later, 0, (size_t)g->nnodes + 1);
     for (int t = k; t < nb; t++) {
@@ -1423,10 +1463,13 @@ static void lower_forward_backward(Plan *p)
         for (int j = 0; j < r.count; j++)
             later[r.read[j]->id] = 1;
     }
-    for (int t = first; t < nf - 1; t++) {
-        const Node *y = fw[t].node;
-        Pool pool = p->info[y->id].buf[PF_FORWARD].pool;
-        if (!later[y->id] && (pool == POOL_BATCHED || pool == POOL_SHARED)) {
+    for (int t = first; t < nf - 1 + k; t++) {
+        bool forward = t < nf - 1;
+        const Step *st = forward ? &fw[t] : &bw[t - (nf - 1)];
+        const Node *y = st->node;
+        Pool pool = p->info[y->id].buf[forward ? PF_FORWARD : PF_BACKWARD].pool;
+        if (st->kind == STEP_LOOP && !later[y->id] &&
+            (pool == POOL_BATCHED || pool == POOL_SHARED)) {
             if (!p->fb_local) {
                 p->fb_local = arena_alloc(p->arena, (size_t)g->nnodes + 1);
                 memset(p->fb_local, 0, (size_t)g->nnodes + 1);

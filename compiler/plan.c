@@ -334,8 +334,16 @@ bool plan_check(const Plan *p)
         for (int k = p->fb_first; k < nf - 1; k++)
             if (!fw[k].joined)
                 return fail(PF_FORWARD, k, fw[k].node, "a forward_backward loop not forward's last");
+        const Step *lead = &fw[p->fb_first];
         for (int k = 0; k < p->fb_joined; k++) {
-            const char *why = check_join(&fw[p->fb_first], &bw[k]);
+            /* a batch mean of one value per sample is summed in the loop */
+            bool summed = bw[k].kind == STEP_REDUCE && bw[k].reduce.form == REDUCE_BATCH_MEAN &&
+                          bw[k].reduce.size == 1 && lead->loop.form == LOOP_FLAT &&
+                          lead->loop.size == 1;
+            const char *why = bw[k].kind == STEP_REDUCE
+                              ? (summed ? NULL : "a forward_backward loop with a reduction it "
+                                                 "cannot sum")
+                              : check_join(lead, &bw[k]);
             if (why)
                 return fail(PF_BACKWARD, k, bw[k].node, why);
         }

@@ -182,13 +182,15 @@ static void test_large_model_compiles(void)
     char *count = test_format("#define big_NUM_PARAMS %d\n", 2 * LAYERS);
     CU_ASSERT_PTR_NOT_NULL(strstr(h, count));
     /* the first and the last layer's gradients, each computed once (its
-     * comment names the statement, then the equation) */
+     * comment names the statement, then the equation), the last layer's
+     * again in M_forward_backward's one loop of forward and backward */
     static const char *const grads[] = {"  dL/dw1 = ", "  dL/db1 = ", "  dL/dw6665 = ",
                                         "  dL/db6665 = "};
     for (size_t i = 0; i < sizeof grads / sizeof grads[0]; i++) {
-        const char *at = strstr(c, grads[i]);
-        CU_ASSERT_PTR_NOT_NULL(at);
-        CU_ASSERT_PTR_NULL(at ? strstr(at + 1, grads[i]) : "");
+        int count = 0;
+        for (const char *at = c; (at = strstr(at, grads[i])); at++)
+            count++;
+        CU_ASSERT_EQUAL(count, i < 2 ? 1 : 2);
     }
     free(count);
     free(c);

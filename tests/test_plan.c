@@ -259,20 +259,27 @@ static void test_forward_backward_loop(void)
     Node *P = p->steps[PF_FORWARD][0].node;
     CU_ASSERT_TRUE(P == p->graph->loss && p->info[P->id].kept);
     CU_ASSERT_TRUE(p->fb_local != NULL && p->fb_local[P->id]);
-    /* a reduction first (forward's steps before the loop); backward's rest
-     * reads its first loop's value from the workspace: not a local */
+    /* a reduction first (forward's steps before the loop); in the loop
+     * backward's first loops and the batch mean dL/dc (summed there), not
+     * dL/dw (three values a sample), which reads cos(h) and 2·(...) from
+     * the workspace after the loop: not locals. cos(h) lies over h, at the
+     * same places: it writes each at the loop's index after every read
+     * of h there. */
     p = lower("input x[3]\ninput y\nparam w[3]\nparam c\nwrt y\nh = dot(w, x)\n"
               "loss L = (c * sin(h) - y)^2\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     CU_ASSERT_TRUE(plan_check(p));
     CU_ASSERT_EQUAL(p->fb_first, 1);
-    CU_ASSERT_EQUAL(p->fb_joined, 2);
-    CU_ASSERT_TRUE(p->fb_joined < p->nsteps[PF_BACKWARD]);
-    /* backward's first value would lie over h, which forward's loop reads */
-    p = lower("input x[3]\ninput y\nparam w[3]\nparam c\nwrt x, y\nh = dot(w, x)\n"
-              "loss L = (tanh(h + c) - y)^2\n");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-    CU_ASSERT_EQUAL(p->fb_joined, 0);
+    CU_ASSERT_EQUAL_FATAL(p->fb_joined, 4);
+    CU_ASSERT_EQUAL(p->nsteps[PF_BACKWARD], 5);
+    const Step *b = p->steps[PF_BACKWARD];
+    CU_ASSERT_TRUE(b[2].kind == STEP_REDUCE && b[2].reduce.form == REDUCE_BATCH_MEAN);
+    CU_ASSERT_TRUE(b[3].kind == STEP_LOOP && !p->fb_local[b[3].node->id]);
+    CU_ASSERT_TRUE(b[0].kind == STEP_LOOP && !p->fb_local[b[0].node->id]);   /* dL/dw's */
+    CU_ASSERT_TRUE(p->fb_local[p->steps[PF_FORWARD][1].node->id]);           /* sin(h) */
+    Node *h = p->steps[PF_FORWARD][0].node;
+    CU_ASSERT_EQUAL(p->info[b[3].node->id].buf[PF_BACKWARD].offset,
+                    p->info[h->id].buf[PF_FORWARD].offset);
     /* the MLP: backward starts with a softmax's gradient, no loop of forward's */
     p = lower(mlp);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);

@@ -377,10 +377,30 @@ static void loop(Emit *e, const Step *st)
     free(pre);
 }
 
+/* A batch mean's step in M_forward_backward's loop: its sample's value
+ * added to the local `acc` (rendered at depth d, temporaries into *pre). */
+static const char *summand(Emit *e, const Step *st, int d, const char *acc, char **pre)
+{
+    Ctx c;
+    memset(&c, 0, sizeof c);
+    c.mode = LOOP_FLAT;
+    c.batched = true;
+    c.size = 1;
+    c.depth = d;
+    char *notes = NULL;
+    size_t npre = 0, nnotes = 0;
+    open_ctx(&c, pre, &npre, &notes, &nnotes);
+    Ex v = render(e, &c, st->reduce.x, false);
+    close_ctx(e, &c, &notes, d);
+    free(notes);
+    return fmt(e, "%s += %s;", acc, v.s);
+}
+
 /* Steps st[0 .. count) as statements of one loop whose body is at depth
  * `body`, each under its own comment, in order, its code traced to its
  * own .net line. */
-static void merged_statements(Emit *e, const Step *st, int count, int body)
+static void merged_statements(Emit *e, const Step *st, int count, int body,
+                              const char *const *acc)
 {
     for (int k = 0; k < count; k++) {
         FILE *out = e->out;
@@ -391,9 +411,10 @@ static void merged_statements(Emit *e, const Step *st, int count, int body)
             die("out of memory");
         /* a gradient into grad_inputs, in M_forward_backward's loop: only
          * when the caller asks for it */
-        bool guarded = pool_of(e, st[k].node) == POOL_GRAD_INPUT;
+        bool guarded = st[k].kind == STEP_LOOP && pool_of(e, st[k].node) == POOL_GRAD_INPUT;
         int d = guarded ? body + 1 : body;
-        const char *stmt = statement(e, &st[k], d, body, &pre);
+        const char *stmt = st[k].kind == STEP_REDUCE ? summand(e, &st[k], d, acc[k], &pre)
+                                                     : statement(e, &st[k], d, body, &pre);
         comment(e, body, equation(e, st[k].node));
         if (guarded)
             line(e, body, "if (%s != NULL) {", buf_name(e, st[k].node));
@@ -438,7 +459,7 @@ static void merged_loop(Emit *e, const Step *st, int count, bool summed)
     if (summed)
         loss_sum_start(e);
     open_loop(e, form, 1, st[0].node, st[0].loop.size);
-    merged_statements(e, st, count, body);
+    merged_statements(e, st, count, body, NULL);
     if (summed)
         loss_sum_add(e, st[count].reduce.x, body);
     close_loop(e, form, 1);
@@ -451,18 +472,37 @@ void emit_joined_run(Emit *e, const Step *fw, int nfw, const Step *bw, int nbw,
 {
     LoopForm form = fw[0].loop.form;
     int body = form == LOOP_NESTED ? 3 : 2;
+    /* each batch mean's sum, in the precision and order of its own loop */
+    const char **acc = arena_alloc(e->a, sizeof(char *) * (size_t)(nbw + 1));
+    for (int k = 0; k < nbw; k++)
+        acc[k] = bw[k].kind == STEP_REDUCE
+                 ? unique_name(e, fmt(e, "sum_%s", e->cname[bw[k].node->id])) : NULL;
     loss_sum_start(e);
+    for (int k = 0; k < nbw; k++)
+        if (acc[k])
+            line(e, 1, "%s %s = %s;", e->real, acc[k], lit_str(e, 0));
     open_loop(e, form, 1, fw[0].node, fw[0].loop.size);
     e->fb_local = e->p->fb_local;
     e->f = PF_FORWARD;
-    merged_statements(e, fw, nfw - 1, body);
+    merged_statements(e, fw, nfw - 1, body, NULL);
     loss_sum_add(e, fw[nfw - 1].reduce.x, body);
     e->f = PF_BACKWARD;
     comment(e, body, "backward, at the same index, from forward's values while they are at hand");
-    merged_statements(e, bw, nbw, body);
+    merged_statements(e, bw, nbw, body, acc);
     e->fb_local = NULL;
     close_loop(e, form, 1);
     line(e, 1, "const %s %s = (%s)(acc / n);", e->real, loss, e->real);
+    /* the batch means, divided as their own steps divide them */
+    for (int k = 0; k < nbw; k++) {
+        if (!acc[k])
+            continue;
+        const char *dest = buf_name(e, bw[k].node);
+        if (bw[k].factor)
+            line(e, 1, "%s[0] = %s * (%s / (%s)n);", dest, lit_str(e, bw[k].factor->value), acc[k],
+                 e->real);
+        else
+            line(e, 1, "%s[0] = %s / (%s)n;", dest, acc[k], e->real);
+    }
 }
 
 /* y[k, j] = a[k] · b[j], per sample */
