@@ -171,14 +171,17 @@ double logistic_forward_outputs_any(const void *theta, const void *const inputs[
     return (double)logistic_forward_outputs((const float *)theta, in, n, ws, out);
 }
 
-/* M_forward_backward: backward's steps 2 to 4. */
-static void logistic_forward_backward_tail(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
+/* The batch loss, as forward returns it, and every gradient, as backward
+ * writes them, in one call.
+ * Forward's last loop runs backward's first steps too: each value
+ * they read is still in a register. */
+float logistic_forward_backward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *restrict grad, float *const grad_inputs[])
 {
-    float *const wsr = (float *)ws;
     const float *const x = inputs[0];
+    const float *const t = inputs[1];
     const float *const theta1 = theta;
-    float *const d_z = wsr + 2 * (size_t)n;
+    const float *const theta2 = theta + 1;
     float *const d_theta2 = grad + 1;
     float *const d_x = grad_inputs != NULL ? grad_inputs[0] : NULL;
     float *const d_theta1 = grad;
@@ -189,55 +192,11 @@ static void logistic_forward_backward_tail(const float *restrict theta, const fl
     (void)grad;
     (void)grad_inputs;
 
-    /* logistic.net:8  dJ/dtheta2 = batch_mean(dJ/dz)
-     * chain rule: dJ/dtheta2 = dJ/dz */
-    {
-        float acc = 0.0f;
-        for (size_t s = 0; s < (size_t)n; s++) {
-            acc += d_z[s];
-        }
-        d_theta2[0] = acc / (float)n;
-    }
-    /* logistic.net:8  dJ/dx = dJ/dz * theta1 */
-    /* into grad_inputs[0], divided by n (the batch mean), when the caller asks for it */
-    if (d_x != NULL) {
-        for (size_t i = 0; i < (size_t)n; i++) {
-            d_x[i] = theta1[0] * d_z[i] * (1.0f / (float)n);
-        }
-    }
-    /* logistic.net:8  dJ/dtheta1 = batch_mean(dJ/dz * x)
-     * chain rule: dJ/dtheta1 = dJ/dz * x */
-    {
-        float acc = 0.0f;
-        for (size_t s = 0; s < (size_t)n; s++) {
-            acc += x[s] * d_z[s];
-        }
-        d_theta1[0] = acc / (float)n;
-    }
-}
-
-/* The batch loss, as forward returns it, and every gradient, as backward
- * writes them, in one call.
- * Forward's last loop runs backward's first steps too: each value
- * they read is still in a register. */
-float logistic_forward_backward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
-    float *restrict grad, float *const grad_inputs[])
-{
-    float *const wsr = (float *)ws;
-    const float *const x = inputs[0];
-    const float *const t = inputs[1];
-    const float *const theta1 = theta;
-    const float *const theta2 = theta + 1;
-    float *const d_z = wsr + 2 * (size_t)n;
-    (void)theta;
-    (void)inputs;
-    (void)n;
-    (void)ws;
-    (void)grad;
-    (void)grad_inputs;
-
+    const float inv_n = 1.0f / (float)n;
     /* the batch loss: the mean of J over the samples, summed in the loop that computes it */
     double acc = 0;
+    float sum_d_theta2 = 0.0f;
+    float sum_d_theta1 = 0.0f;
     for (size_t i = 0; i < (size_t)n; i++) {
         /* logistic.net:8  z = theta1 * x + theta2 */
         /* logistic.net:9  y = sigmoid(z) */
@@ -251,10 +210,21 @@ float logistic_forward_backward(const float *restrict theta, const float *const 
         /* backward, at the same index, from forward's values while they are at hand */
         /* logistic.net:9  dJ/dz = (1 - y) * t10 * y
          * chain rule: dJ/dz = dJ/dy * y * (1 - y) */
-        d_z[i] = (1.0f - y) * (y * t10);
+        const float d_z = (1.0f - y) * (y * t10);
+        /* logistic.net:8  dJ/dtheta2 = batch_mean(dJ/dz)
+         * chain rule: dJ/dtheta2 = dJ/dz */
+        sum_d_theta2 += d_z;
+        /* logistic.net:8  dJ/dx = dJ/dz * theta1 */
+        if (d_x != NULL) {
+            d_x[i] = theta1[0] * d_z * inv_n;
+        }
+        /* logistic.net:8  dJ/dtheta1 = batch_mean(dJ/dz * x)
+         * chain rule: dJ/dtheta1 = dJ/dz * x */
+        sum_d_theta1 += x[i] * d_z;
     }
     const float loss = (float)(acc / n);
-    logistic_forward_backward_tail(theta, inputs, n, ws, grad, grad_inputs);
+    d_theta2[0] = sum_d_theta2 / (float)n;
+    d_theta1[0] = sum_d_theta1 / (float)n;
     return loss;
 }
 
