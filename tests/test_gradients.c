@@ -462,18 +462,18 @@ static void gen_expr(Gen *g, int shape, int depth)
     } else if (r < 8) {                /* a quotient that stays away from 0 */
         emit(g, "(");
         gen_expr(g, shape, depth - 1);
-        emit(g, " / (");
+        emit(g, " / ((");              /* parenthesised: ^ groups to the right */
         gen_expr(g, shape, depth - 1);
-        emit(g, " ^ 2 + 1.5))");
+        emit(g, ") ^ 2 + 1.5))");
     } else if (r < 12) {
         emit(g, funcs[pick(g, 8)]);
         emit(g, "(");
         gen_expr(g, shape, depth - 1);
         emit(g, ")");
     } else if (r < 13) {
-        emit(g, pick(g, 2) ? "log(" : "sqrt(");
+        emit(g, pick(g, 2) ? "log((" : "sqrt((");
         gen_expr(g, shape, depth - 1);
-        emit(g, " ^ 2 + 0.5)");
+        emit(g, ") ^ 2 + 0.5)");
     } else if (r < 14) {
         emit(g, pick(g, 2) ? "max(" : "min(");
         gen_expr(g, shape, depth - 1);
@@ -541,6 +541,47 @@ static void test_random_models(void)
     free(g.text);
 }
 
+/* Random models of per-sample scalars (the generator's scalar expressions
+ * over the inputs s and p and the parameters t and u, with reductions of
+ * vectors and images among them): most end in a loop whose loss M_forward_backward shares
+ * with backward's first steps (lower.c, lower_forward_backward), and the
+ * harness checks each bit for bit against M_forward + M_backward besides
+ * finite differences. At least half of them must share the loop, or the
+ * test would not be testing it. */
+static void test_random_scalar_models(void)
+{
+    Gen g = {77, NULL, 0, 0};
+    enum { MODELS = 30 };
+    int joined = 0;
+    for (int i = 0; i < MODELS; i++) {
+        g.len = 0;
+        emit(&g, "input x[3]\ninput y[3]\ninput s\ninput p\ninput q[4]\nparam r[4]\n"
+                 "param w[3]\nparam v[3]\nparam M[3, 4]\nparam t\nparam u\nconst c = -1.25\n"
+                 "input im[2, 4, 4]\nparam G[2, 4, 4]\nparam Kr[3, 2, 3, 3]\nparam br[3]\n"
+                 "wrt s, p, x\na = ");
+        gen_expr(&g, 0, 3);
+        emit(&g, " + p * t\nb = ");
+        gen_expr(&g, 0, 3);
+        emit(&g, " * a\nloss L = ");
+        gen_expr(&g, 0, 3);
+        emit(&g, " + b * b + a * u\n");
+        char *name = test_format("rscalar_%d", i);
+        Case c = {name, g.text};
+        run_case(&c, "double", 1e-6, NULL);
+        char *path = test_format("%s/g_%s_double.c", TEST_TMP, name);
+        char *text = test_read_file(path, NULL);
+        if (text && strstr(text, "from forward's values while they are at hand"))
+            joined++;
+        free(text);
+        free(path);
+        free(name);
+    }
+    CU_ASSERT(joined >= MODELS / 2);
+    if (joined < MODELS / 2)
+        fprintf(stderr, "\n%d of %d random scalar models share a loop\n", joined, MODELS);
+    free(g.text);
+}
+
 /* maxpool2d passes each window's gradient to its first maximal element in
  * row-major order (CONTRACT v2): exact ties, checked through --main in
  * both precisions. Two samples, windows 2x2 over x[1, 2, 4]:
@@ -590,5 +631,6 @@ void register_gradients(void)
     CU_add_test(s, "a model split into groups", test_split_model);
     CU_add_test(s, "every example model against finite differences", test_every_example);
     CU_add_test(s, "random models against finite differences", test_random_models);
+    CU_add_test(s, "random scalar models: forward_backward's one loop", test_random_scalar_models);
     CU_add_test(s, "maxpool2d ties go to the first maximum", test_maxpool_ties);
 }
