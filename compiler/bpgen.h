@@ -737,13 +737,27 @@ typedef struct Plan {
     bool *fb_local;
 } Plan;
 
+/* Whether n is a local of a merged loop of function f, never stored; with
+ * fb_local (Plan.fb_local, while M_forward_backward's loop is concerned),
+ * also a value that loop keeps as a local. */
+static inline bool loop_local(const Plan *p, PlanFn f, const Node *n, const bool *fb_local)
+{
+    if (n->op == OP_INPUT || n->op == OP_PARAM)
+        return false;
+    if (fb_local && fb_local[n->id])
+        return true;
+    return p->info[n->id].mode[f] == NODE_BUFFER && p->info[n->id].buf[f].pool == POOL_LOCAL;
+}
+
 /* Decides what forward, backward and predict compute, in what order, which
  * nodes are fused into one loop and where each buffer lives in the
  * workspace (lower.c), then each function's steps (lower_steps.c). */
 Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt);
 /* lower_steps.c: the steps of every function, from the modes and places
- * lower_graph() decided. */
+ * lower_graph() decided; then their groups (after lower_graph has decided
+ * M_forward_backward's loop, where backward's groups are cut). */
 void lower_steps(Plan *p);
+void lower_groups(Plan *p);
 /* Whether node y's step in function f is an elementwise loop (not a bias
  * gemm, not an outer product); if so, its form and size (lower_steps.c). */
 bool loop_step_of(const Plan *p, PlanFn f, const Node *y, LoopStep *loop);

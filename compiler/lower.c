@@ -1325,8 +1325,8 @@ static void mark_step(const Plan *p, PlanFn f, const Step *st, StepReads *r, uns
 }
 
 /* Most statements M_forward_backward's loop holds, forward's and
- * backward's together (below GROUP_STEPS: backward's part lies in its first
- * group). */
+ * backward's together (below GROUP_STEPS: group_steps cuts backward's
+ * groups after its part, which then lies in one or two groups). */
 enum { FB_STEPS = 24 };
 
 /* Whether backward's step st may run in forward's loss loop, whose first
@@ -1374,8 +1374,7 @@ static void lower_forward_backward(Plan *p)
         first--;
     const Step *lead = &fw[first];
     int k = 0;
-    while (k < nb && k < p->groups[PF_BACKWARD][0].count && (nf - 1 - first) + k < FB_STEPS &&
-           joins_loss_loop(&bw[k], lead))
+    while (k < nb && (nf - 1 - first) + k < FB_STEPS && joins_loss_loop(&bw[k], lead))
         k++;
     /* a merged loop of backward's is taken whole: its locals are its own */
     while (k > 0 && k < nb && bw[k - 1].joined)
@@ -1436,23 +1435,6 @@ static void lower_forward_backward(Plan *p)
     }
     p->fb_first = first;
     p->fb_joined = k;
-    /* a split backward's first group is cut after the joined steps, so
-     * that M_forward_backward calls the rest rather than repeating it */
-    const StepGroup *g0 = &p->groups[PF_BACKWARD][0];
-    if (!g0->in_caller && k < g0->count) {
-        int ng = p->ngroups[PF_BACKWARD];
-        StepGroup *groups = arena_alloc(p->arena, sizeof(StepGroup) * (size_t)(ng + 1));
-        groups[0] = (StepGroup){0, k, NULL, false};
-        groups[1] = (StepGroup){k, g0->count - k, NULL, false};
-        for (int j = 0; j < 2; j++)
-            for (int t = groups[j].first; t < groups[j].first + groups[j].count; t++)
-                if (!groups[j].title && bw[t].node && (bw[t].node->name || bw[t].node->label))
-                    groups[j].title = bw[t].node;
-        memcpy(groups + 2, p->groups[PF_BACKWARD] + 1, sizeof(StepGroup) * (size_t)(ng - 1));
-        p->groups[PF_BACKWARD] = groups;
-        p->ngroups[PF_BACKWARD] = ng + 1;
-    }
-
     /* what a loop of forward's or backward's stores only for the joined
      * statements is a local of the loop there: nothing after it reads it,
      * and the workspace after M_forward_backward is scratch */
@@ -1559,6 +1541,7 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
     allocate(&L, infer, 1);
     lower_steps(p);
     lower_forward_backward(p);
+    lower_groups(p);
     if (opt->step)
         lower_fused(p);
     return p;

@@ -580,7 +580,9 @@ static bool names_a_value(const Step *st)
  * steps, each cut preferably just after a step that completes a named
  * value (the end of a layer) once the run holds half its maximum, so
  * that a group is a few whole layers; forward's loss, which the public
- * function returns, is a group of its own in the caller. */
+ * function returns, is a group of its own in the caller. Backward's groups
+ * are also cut after the steps M_forward_backward runs in its loop
+ * (Plan.fb_joined, a merged loop's end), which then calls the rest. */
 static void group_steps(Plan *p, PlanFn f)
 {
     int total = p->nsteps[f];
@@ -597,13 +599,16 @@ static void group_steps(Plan *p, PlanFn f)
         while (f == PF_FORWARD && body > 0 && p->steps[f][body - 1].joined)
             body--;
         Step *steps = p->steps[f];
+        /* M_forward_backward calls backward's groups after its loop */
+        int cut = f == PF_BACKWARD ? p->fb_joined : 0;
         for (int k = 0; k < body;) {
             StepGroup *g = &groups[count++];
             g->first = k;
             g->in_caller = false;
             do {
                 const Step *st = &steps[k++];
-                if (k - g->first >= GROUP_STEPS / 2 && names_a_value(st) && !st->joined)
+                if (k == cut ||
+                    (k - g->first >= GROUP_STEPS / 2 && names_a_value(st) && !st->joined))
                     break;
             } while (k < body && k - g->first < GROUP_STEPS);
             /* a merged loop is never cut: back up to where it starts */
@@ -642,6 +647,11 @@ void lower_steps(Plan *p)
         }
         p->nsteps[f] = epilogue(p, (PlanFn)f, p->steps[f], count);
         limit_inline_products(p->steps[f], p->nsteps[f]);
-        group_steps(p, (PlanFn)f);
     }
+}
+
+void lower_groups(Plan *p)
+{
+    for (int f = 0; f < PF__COUNT; f++)
+        group_steps(p, (PlanFn)f);
 }

@@ -84,10 +84,7 @@ static const Buffer *buffer_of(const Count *c, const Node *x)
 /* Whether x is a local of a merged loop: never in memory. */
 static bool is_local(const Count *c, const Node *x)
 {
-    const NodeInfo *in = &c->p->info[x->id];
-    if (!is_leaf(x) && c->fb_local && c->fb_local[x->id])
-        return true;
-    return !is_leaf(x) && in->mode[c->f] == NODE_BUFFER && in->buf[c->f].pool == POOL_LOCAL;
+    return loop_local(c->p, c->f, x, c->fb_local);
 }
 
 /* One read of x from memory, counted once per step. */

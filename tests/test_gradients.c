@@ -519,16 +519,20 @@ static void gen_expr(Gen *g, int shape, int depth)
     }
 }
 
+/* The names gen_expr and gen_image use. */
+static const char *const random_names =
+    "input x[3]\ninput y[3]\ninput s\ninput q[4]\nparam r[4]\nparam w[3]\n"
+    "param v[3]\nparam M[3, 4]\nparam t\nparam u\nconst c = -1.25\n"
+    "input im[2, 4, 4]\nparam G[2, 4, 4]\nparam Kr[3, 2, 3, 3]\nparam br[3]\n";
+
 static void test_random_models(void)
 {
     Gen g = {2026, NULL, 0, 0};
     char *clang = NULL; /* the hand-written cases already check clang */
     for (int i = 0; i < 25; i++) {
         g.len = 0;
-        emit(&g, "input x[3]\ninput y[3]\ninput s\ninput q[4]\nparam r[4]\nparam w[3]\n"
-                 "param v[3]\nparam M[3, 4]\nparam t\nparam u\nconst c = -1.25\n"
-                 "input im[2, 4, 4]\nparam G[2, 4, 4]\nparam Kr[3, 2, 3, 3]\nparam br[3]\n"
-                 "wrt x, y, s, q, im\nh = ");
+        emit(&g, random_names);
+        emit(&g, "wrt x, y, s, q, im\nh = ");
         gen_expr(&g, 3, 3);
         emit(&g, "\nloss L = ");
         gen_expr(&g, 0, 5);
@@ -555,10 +559,8 @@ static void test_random_scalar_models(void)
     int joined = 0;
     for (int i = 0; i < MODELS; i++) {
         g.len = 0;
-        emit(&g, "input x[3]\ninput y[3]\ninput s\ninput p\ninput q[4]\nparam r[4]\n"
-                 "param w[3]\nparam v[3]\nparam M[3, 4]\nparam t\nparam u\nconst c = -1.25\n"
-                 "input im[2, 4, 4]\nparam G[2, 4, 4]\nparam Kr[3, 2, 3, 3]\nparam br[3]\n"
-                 "wrt s, p, x\na = ");
+        emit(&g, random_names);
+        emit(&g, "input p\nwrt s, p, x\na = ");
         gen_expr(&g, 0, 3);
         emit(&g, " + p * t\nb = ");
         gen_expr(&g, 0, 3);

@@ -98,12 +98,7 @@ bool is_leaf(const Node *n)
 
 bool is_local(const Emit *e, const Node *n)
 {
-    if (is_leaf(n))
-        return false;
-    if (e->fb_local && e->fb_local[n->id])
-        return true;
-    const NodeInfo *in = info(e, n);
-    return in->mode[e->f] == NODE_BUFFER && in->buf[e->f].pool == POOL_LOCAL;
+    return loop_local(e->p, e->f, n, e->fb_local);
 }
 
 /* The buffer holding n in the current function, noted as used. */
