@@ -735,6 +735,12 @@ typedef struct Plan {
      * backward stores that only that loop reads, a local of it there. */
     int fb_first, fb_joined;
     bool *fb_local;
+    /* Functions also printed for one sample (lower.c, lower_one_sample):
+     * their body again as a static function with n the constant 1, which
+     * the public function calls when n is 1; for forward, backward,
+     * predict and outputs_after_forward by PlanFn, and M_step. */
+    bool one_sample[PF__COUNT];
+    bool one_sample_step;
 } Plan;
 
 /* Whether n is a local of a merged loop of function f, never stored; with

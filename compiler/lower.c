@@ -1463,6 +1463,20 @@ static void lower_forward_backward(Plan *p)
 
 /* ---------------------------------------------------------------- entry */
 
+/* Which functions are also printed for one sample (Plan.one_sample): those
+ * of one group in the public function's body, so a small model's. With n
+ * the constant 1, the C compiler unrolls and folds the loops over the
+ * batch, its sums over samples and its divisions by n, where a tiny model
+ * at batch 1 spends most of its time; a split function's groups would need
+ * copies of their own, and its model is large enough not to notice. */
+static void lower_one_sample(Plan *p)
+{
+    for (int f = 0; f < PF__COUNT; f++)
+        p->one_sample[f] = p->ngroups[f] == 1 && p->groups[f][0].in_caller;
+    p->one_sample_step = p->fused_steps && p->nfused_groups == 1 &&
+                         p->fused_groups[0].in_caller;
+}
+
 Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
 {
     Plan *p = arena_alloc(a, sizeof *p);
@@ -1544,5 +1558,6 @@ Plan *lower_graph(Arena *a, Graph *g, const EmitOptions *opt)
     lower_groups(p);
     if (opt->step)
         lower_fused(p);
+    lower_one_sample(p);
     return p;
 }

@@ -290,6 +290,8 @@ bool plan_check(const Plan *p)
         if (p->nsteps[f] < p->norder[f])
             return fail((PlanFn)f, p->nsteps[f], NULL, "fewer steps than buffers");
         const char *group_why = check_groups(p, (PlanFn)f);
+        if (!group_why && p->one_sample[f] && !(p->ngroups[f] == 1 && p->groups[f][0].in_caller))
+            group_why = "a split function copied for one sample";
         if (group_why)
             return fail((PlanFn)f, 0, NULL, group_why);
         Reads r = {p, (PlanFn)f, done[f], done[PF_FORWARD]};
@@ -348,6 +350,9 @@ bool plan_check(const Plan *p)
                 return fail(PF_BACKWARD, k, bw[k].node, why);
         }
     }
+    if (p->one_sample_step &&
+        !(p->fused_steps && p->nfused_groups == 1 && p->fused_groups[0].in_caller))
+        return fail(PF_BACKWARD, 0, NULL, "a split M_step copied for one sample");
     return true;
 }
 
@@ -623,6 +628,15 @@ void plan_dump(const Plan *p, FILE *out)
         fputc('\n', out);
     } else
         fputs("forward_backward: forward, then backward (no loop of both)\n", out);
+    /* the functions printed again with n = 1 */
+    fputs("one_sample:", out);
+    int copies = 0;
+    for (int f = 0; f < PF__COUNT; f++)
+        if (p->one_sample[f])
+            fprintf(out, "%s %s", copies++ ? "," : "", fn_names[f]);
+    if (p->one_sample_step)
+        fprintf(out, "%s step", copies++ ? "," : "");
+    fputs(copies ? "\n" : " none\n", out);
     if (!p->fused_steps)
         return;
     /* --step: M_step after its call of forward */

@@ -98,6 +98,11 @@ static void test_deep_model_split(void)
         free(call);
     }
     CU_ASSERT_PTR_NOT_NULL(strstr(at, "return (float)(acc / n);"));
+    /* a split function gets no copy for one sample (lower_one_sample);
+     * outputs_after_forward, one group, does */
+    CU_ASSERT_PTR_NOT_NULL(strstr(dump, "one_sample: outputs after forward\n"));
+    CU_ASSERT_PTR_NULL(strstr(c, "grp_deep_forward_one("));
+    CU_ASSERT_PTR_NULL(strstr(c, "grp_deep_backward_one("));
     /* every group function of each public function is defined once and
      * called once */
     static const char *const fns[] = {"forward", "backward", "predict"};
@@ -166,7 +171,9 @@ static void test_name_any(void)
     free(net);
 }
 
-/* The examples are not split: their functions are printed as they were. */
+/* The examples are not split: their functions are printed as they were,
+ * each also as a copy for one sample (M_forward_one ...), which the public
+ * function calls when n is 1. */
 static void test_small_models_whole(void)
 {
     static const char *const models[] = {"iris", "digits_cnn", "fashion", "xor"};
@@ -178,6 +185,15 @@ static void test_small_models_whole(void)
         char *text = test_read_file(out, NULL);
         CU_ASSERT_PTR_NOT_NULL(text);
         CU_ASSERT_PTR_NULL(text ? strstr(text, "NOINLINE") : "");
+        char *call = test_format("    if (n == 1)   /* the same steps, n a constant: below */\n"
+                                 "        return %s_forward_one(theta, inputs, ws);\n", models[i]);
+        char *copy = test_format("\nstatic float %s_forward_one(const float *restrict theta, "
+                                 "const float *const inputs[], void *restrict ws)\n{\n"
+                                 "    const int n = 1;\n", models[i]);
+        CU_ASSERT_PTR_NOT_NULL(text ? strstr(text, call) : NULL);
+        CU_ASSERT_PTR_NOT_NULL(text ? strstr(text, copy) : NULL);
+        free(copy);
+        free(call);
         free(text);
         free(cmd);
         free(out);

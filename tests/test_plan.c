@@ -296,6 +296,20 @@ static void test_forward_backward_loop(void)
     assert_rejected(p, "a merged loop over steps of different trip counts");
 }
 
+/* Functions of one group are also printed for one sample; plan_check
+ * refuses a copy of a split function. */
+static void test_one_sample(void)
+{
+    Plan *p = lower(mlp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(plan_check(p));
+    for (int f = 0; f < PF__COUNT; f++)
+        CU_ASSERT_TRUE(p->one_sample[f]);
+    CU_ASSERT_FALSE(p->one_sample_step);    /* no --step */
+    p->groups[PF_BACKWARD][0].in_caller = false;
+    assert_rejected(p, "a split function copied for one sample");
+}
+
 /* mse's 2/k scales each gradient: c · batch_mean(...) is the mean's own
  * step, alpha c/n of the gemm and c times the bias mean's division, with
  * no pass only rescaling and no buffer for the unscaled mean. */
@@ -509,6 +523,7 @@ void register_plan(void)
     CU_add_test(s, "merged loops: the chain", test_merged_loops);
     CU_add_test(s, "a constant factor folded into a batch mean's step", test_scale_folded);
     CU_add_test(s, "forward_backward: one loop of both", test_forward_backward_loop);
+    CU_add_test(s, "copies for one sample", test_one_sample);
     CU_add_test(s, "per-sample gemm, frozen and input gradients", test_per_sample_steps);
     CU_add_test(s, "kernel steps", test_kernel_steps);
     CU_add_test(s, "check: reads before writes", test_check_catches_reads_before_writes);

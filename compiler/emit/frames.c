@@ -41,6 +41,20 @@ static const char *fn_args(PlanFn f)
     }
 }
 
+/* Parameters or arguments without n, for a function's copy with n = 1. */
+static const char *without_n(Emit *e, const char *list)
+{
+    const char *at = strstr(list, " int n, ");
+    size_t skip = 7;
+    if (!at) {
+        at = strstr(list, " n, ");
+        skip = 3;
+    }
+    if (!at)
+        die("a parameter list without n");
+    return fmt(e, "%.*s%s", (int)(at - list), list, at + skip);
+}
+
 static const char *const fn_suffix[PF__COUNT] = {"forward", "backward", "predict",
                                                  "outputs_after_forward"};
 
@@ -135,13 +149,13 @@ static int by_declaration_order(const void *pa, const void *pb)
     return (ka > kb) - (ka < kb);
 }
 
-/* Writes a whole C function of f: its comment and signature, the
- * declarations of what its body (written by open_body's stream) names,
- * and the body. */
+/* Writes a whole C function of f: its comment and signature, `lead` (lines
+ * before everything else, or NULL), the declarations of what its body
+ * (written by open_body's stream) names, and the body. */
 static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const char *signature,
-                        char *body, size_t nbody)
+                        const char *lead, char *body, size_t nbody)
 {
-    fprintf(out, "%s\n%s\n{\n", doc, signature);
+    fprintf(out, "%s\n%s\n{\n%s", doc, signature, lead ? lead : "");
     sorting_graph = e->g;
     qsort(e->used_ids, (size_t)e->nused, sizeof *e->used_ids, by_declaration_order);
     bool ws_used = false;
@@ -176,6 +190,35 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
     fwrite(body, 1, nbody, out);
     fputs("}\n\n", out);
     free(body);
+}
+
+/* A function that lowering specialised for one sample (Plan.one_sample):
+ * the public function NAME, which calls NAME_one when n is 1, then its
+ * body again as the static function NAME_one, with n the constant 1,
+ * which lets the C compiler unroll and fold every loop over the batch
+ * (the 4-16-3 step at batch 1: 0.25 -> 0.18 us for forward and backward).
+ * `params` and `args` are NAME's, with n. */
+static void close_frames_one(Emit *e, FILE *out, PlanFn f, const char *doc, const char *ret,
+                             const char *name, const char *params, const char *args,
+                             char *body, size_t nbody)
+{
+    char *copy = malloc(nbody + 1);
+    if (!copy)
+        die("out of memory");
+    memcpy(copy, body, nbody + 1);
+    const char *one = fmt(e, "%s_one", name);
+    const char *one_signature = fmt(e, "static %s %s(%s)", ret, one, without_n(e, params));
+    fprintf(out, "%s;\n\n", one_signature);
+    const char *call = fmt(e, "%s(%s)", one, without_n(e, args));
+    const char *lead = strcmp(ret, "void") != 0
+                       ? fmt(e, "    if (n == 1)   /* the same steps, n a constant: below */\n"
+                                "        return %s;\n", call)
+                       : fmt(e, "    if (n == 1) {   /* the same steps, n a constant: below */\n"
+                                "        %s;\n        return;\n    }\n", call);
+    close_frame(e, out, f, doc, fmt(e, "%s %s(%s)", ret, name, params), lead, body, nbody);
+    close_frame(e, out, f,
+                fmt(e, "/* %s for one sample: the same steps, with n the constant 1. */", name),
+                one_signature, "    const int n = 1;\n", copy, nbody);
 }
 
 /* The name of group k's static function: the public function's, then the
@@ -258,7 +301,7 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
         fclose(e->out);
         const char *signature = fmt(e, "static %s_NOINLINE void %s(%s)", e->M, names[k],
                                     fn_params(e, f));
-        close_frame(e, out, f, group_doc(e, f, g), signature, body, nbody);
+        close_frame(e, out, f, group_doc(e, f, g), signature, NULL, body, nbody);
     }
     e->group_names[f] = names;
     char *body = NULL;
@@ -275,7 +318,12 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
         emit_steps(e, f, g->first, g->count);
     }
     fclose(e->out);
-    close_frame(e, out, f, doc, fn_signature(e, f), body, nbody);
+    if (p->one_sample[f])
+        close_frames_one(e, out, f, doc, f == PF_FORWARD ? e->real : "void",
+                         fmt(e, "%s_%s", e->M, fn_suffix[f]), fn_params(e, f), fn_args(f), body,
+                         nbody);
+    else
+        close_frame(e, out, f, doc, fn_signature(e, f), NULL, body, nbody);
 }
 
 /* ---------------------------------------------------------------- M_forward_backward */
@@ -311,7 +359,8 @@ static const char *emit_part(Emit *e, FILE *out, PlanFn f, int from, int to, con
     const char *doc = fmt(e, "/* %s. */", comment_text(e, fmt(e, "M_forward_backward: %s's steps "
                                                                "%d to %d", fn_suffix[f], from + 1,
                                                                to)));
-    close_frame(e, out, f, doc, fmt(e, "static void %s(%s)", name, fn_params(e, f)), body, nbody);
+    close_frame(e, out, f, doc, fmt(e, "static void %s(%s)", name, fn_params(e, f)), NULL,
+                body, nbody);
     return name;
 }
 
@@ -332,7 +381,7 @@ void emit_forward_backward(Emit *e, FILE *out)
         line(e, 1, "%s_backward(theta, inputs, n, ws, grad, grad_inputs);", e->M);
         line(e, 1, "return loss;");
         fclose(e->out);
-        close_frame(e, out, PF_BACKWARD, fmt(e, doc, ""), signature, body, nbody);
+        close_frame(e, out, PF_BACKWARD, fmt(e, doc, ""), signature, NULL, body, nbody);
         return;
     }
     int nf = p->nsteps[PF_FORWARD], nb = p->nsteps[PF_BACKWARD], k = p->fb_joined;
@@ -345,6 +394,14 @@ void emit_forward_backward(Emit *e, FILE *out)
         scaled = scaled || info(e, bw[t].node)->buf[PF_BACKWARD].pool == POOL_GRAD_INPUT;
     e->f = PF_BACKWARD;
     open_body(e, &body, &nbody);
+    const char *lead = NULL;
+    if (p->one_sample[PF_FORWARD] && p->one_sample[PF_BACKWARD])
+        lead = fmt(e, "    if (n == 1) {\n"
+                      "        const %s %s = %s_forward_one(%s);\n"
+                      "        %s_backward_one(%s);\n"
+                      "        return %s;\n"
+                      "    }\n", e->real, e->loss_name, e->M, without_n(e, fn_args(PF_FORWARD)),
+                   e->M, without_n(e, fn_args(PF_BACKWARD)), e->loss_name);
     if (head)
         line(e, 1, "%s(%s);", head, fn_args(PF_FORWARD));
     if (scaled) {
@@ -362,7 +419,7 @@ void emit_forward_backward(Emit *e, FILE *out)
     close_frame(e, out, PF_BACKWARD,
                 fmt(e, doc, "\n * Forward's last loop runs backward's first steps too: each value\n"
                             " * they read is still in a register."),
-                signature, body, nbody);
+                signature, lead, body, nbody);
 }
 
 /* ---------------------------------------------------------------- init */
@@ -558,7 +615,7 @@ void emit_fused_step(Emit *e, FILE *out)
                                                                    g->first + 1, g->first + g->count,
                                                                    p->nfused_steps)));
         close_frame(e, out, PF_BACKWARD, doc, fmt(e, "static %s_NOINLINE void %s(%s)", M, names[k],
-                                                  params), body, nbody);
+                                                  params), NULL, body, nbody);
     }
     char *body = NULL;
     size_t nbody = 0;
@@ -577,14 +634,19 @@ void emit_fused_step(Emit *e, FILE *out)
     line(e, 1, "bp_optim_finish(%s);", o);
     line(e, 1, "return %s;", e->loss_name);
     fclose(e->out);
-    close_frame(e, out, PF_BACKWARD,
-                "/* One training step: forward, backward and the optimiser's update of each\n"
-                " * parameter as soon as its gradient is final and nothing reads it any\n"
-                " * more, so that no whole gradient vector exists. Returns the batch loss\n"
-                " * (M_forward's) before the update; theta and opt's state change as\n"
-                " * M_forward, M_backward and bp_optim_step would change them. ws holds\n"
-                " * M_step_workspace_size(n) bytes. NAN, and nothing changes, when opt is\n"
-                " * NULL or clips by the global norm (clip_norm > 0). */",
-                fmt(e, "%s %s_step(%s)", r, M, params), body, nbody);
+    const char *doc =
+        "/* One training step: forward, backward and the optimiser's update of each\n"
+        " * parameter as soon as its gradient is final and nothing reads it any\n"
+        " * more, so that no whole gradient vector exists. Returns the batch loss\n"
+        " * (M_forward's) before the update; theta and opt's state change as\n"
+        " * M_forward, M_backward and bp_optim_step would change them. ws holds\n"
+        " * M_step_workspace_size(n) bytes. NAN, and nothing changes, when opt is\n"
+        " * NULL or clips by the global norm (clip_norm > 0). */";
+    if (p->one_sample_step)
+        close_frames_one(e, out, PF_BACKWARD, doc, r, fmt(e, "%s_step", M), params, args, body,
+                         nbody);
+    else
+        close_frame(e, out, PF_BACKWARD, doc, fmt(e, "%s %s_step(%s)", r, M, params), NULL, body,
+                    nbody);
     e->fused = false;
 }

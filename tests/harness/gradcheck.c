@@ -6,7 +6,11 @@
  * one line per batch size:  n=7 loss=0.123 err=1.2e-09 at W[3] ...
  * With -DFORWARD_BACKWARD=<name>_forward_backward_any, also compares
  * M_forward_backward with M_forward then M_backward, bit for bit:
- *   n=7 forward_backward same  */
+ *   n=7 forward_backward same
+ * At batch 1 a small model runs copies of its functions with n the
+ * constant 1 (lowering's one_sample); the harness also compares them with
+ * the general functions on that sample twice, up to round-off:
+ *   n=1 one_sample agrees  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +68,70 @@ static const char *forward_backward_differs(const bp_model *m, const void *theta
 }
 #endif
 
+/* Largest |a[i] - b[i] * scale| over the largest |b[i] * scale|, of count
+ * reals of size rs. */
+static double relative_difference(const void *a, const void *b, double scale, size_t count,
+                                  size_t rs)
+{
+    double worst = 0, largest = 0;
+    for (size_t i = 0; i < count; i++) {
+        double x = rs == 8 ? ((const double *)a)[i] : ((const float *)a)[i];
+        double y = (rs == 8 ? ((const double *)b)[i] : ((const float *)b)[i]) * scale;
+        double d = fabs(x - y);
+        worst = d > worst || d != d ? d : worst;
+        largest = fabs(y) > largest ? fabs(y) : largest;
+    }
+    return largest > 0 ? worst / largest : worst;
+}
+
+/* The loss and gradients at batch 1 against those of the same sample
+ * twice, which no copy for one sample computes: the same mean, and each
+ * input gradient twice the batch of two's first row (1/n of a sample's),
+ * up to round-off (a sum over two samples' terms may round otherwise).
+ * Returns the first difference's name, or NULL. */
+static const char *one_sample_differs(const bp_model *m, const void *theta,
+                                      const void *const inputs[])
+{
+    size_t rs = (size_t)m->real_size, gbytes = m->num_params * rs + 1;
+    double tol = rs == 8 ? 1e-12 : 2e-5;
+    void *ws[2] = {malloc(m->workspace_size(1) + 1), malloc(m->workspace_size(2) + 1)};
+    void *grad[2] = {calloc(1, gbytes), calloc(1, gbytes)};
+    void *gi[2][16] = {{0}};
+    void *twice[16] = {0};
+    const void *twice_in[16] = {0};
+    for (int k = 0; k < m->num_inputs && k < 16; k++) {
+        size_t row = m->inputs[k].size * rs;
+        twice[k] = malloc(2 * row + 1);
+        memcpy(twice[k], inputs[k], row);
+        memcpy((char *)twice[k] + row, inputs[k], row);
+        twice_in[k] = twice[k];
+        gi[0][k] = calloc(1, row + 1);
+        gi[1][k] = calloc(1, 2 * row + 1);
+    }
+    double one = m->forward(theta, inputs, 1, ws[0]);
+    m->backward(theta, inputs, 1, ws[0], grad[0], gi[0]);
+    double two = m->forward(theta, twice_in, 2, ws[1]);
+    m->backward(theta, twice_in, 2, ws[1], grad[1], gi[1]);
+    const char *why = NULL;
+    if (!(fabs(one - two) <= tol * fmax(1, fabs(two))))
+        why = "the loss";
+    else if (!(relative_difference(grad[0], grad[1], 1, m->num_params, rs) <= tol))
+        why = "the gradient";
+    for (int k = 0; k < m->num_inputs && k < 16 && !why; k++)
+        if (!(relative_difference(gi[0][k], gi[1][k], 2, m->inputs[k].size, rs) <= tol))
+            why = "an input gradient";
+    for (int k = 0; k < 16; k++) {
+        free(twice[k]);
+        free(gi[0][k]);
+        free(gi[1][k]);
+    }
+    for (int v = 0; v < 2; v++) {
+        free(grad[v]);
+        free(ws[v]);
+    }
+    return why;
+}
+
 /* argv[1], when given, is the finite-difference step (0: the runtime's
  * default for the model's precision). */
 int main(int argc, char **argv)
@@ -96,6 +164,12 @@ int main(int argc, char **argv)
         printf("n=%d loss=%.17g err=%.3g at %s\n", n, loss, err, where);
         if (!isfinite(loss) || rc != BP_OK || !(err >= 0))
             status = 1;
+        if (n == 1) {
+            const char *why = one_sample_differs(m, theta, cinputs);
+            printf("n=1 one_sample %s%s\n", why ? "differs in " : "agrees", why ? why : "");
+            if (why)
+                status = 1;
+        }
 #ifdef FORWARD_BACKWARD
         const char *why = forward_backward_differs(m, theta, cinputs, n);
         printf("n=%d forward_backward %s%s\n", n, why ? "differs in " : "same", why ? why : "");

@@ -29,10 +29,14 @@ size_t digits_cnn_workspace_size(int n)
     return (2304 * rows + 576) * sizeof(float);
 }
 
+static float digits_cnn_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws);
+
 /* The batch loss: the mean over the n samples of the per-sample loss.
  * Keeps in ws what backward needs. */
 float digits_cnn_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws)
 {
+    if (n == 1)   /* the same steps, n a constant: below */
+        return digits_cnn_forward_one(theta, inputs, ws);
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
     const float *const y = inputs[1];
@@ -103,11 +107,92 @@ float digits_cnn_forward(const float *restrict theta, const float *const inputs[
     return (float)(acc / n);
 }
 
+/* digits_cnn_forward for one sample: the same steps, with n the constant 1. */
+static float digits_cnn_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws)
+{
+    const int n = 1;
+    float *const wsr = (float *)ws;
+    const float *const x = inputs[0];
+    const float *const y = inputs[1];
+    const float *const K = theta;
+    const float *const c = theta + 144;
+    const float *const W = theta + 160;
+    const float *const b = theta + 2720;
+    float *const conv2d_6 = wsr;
+    float *const t7 = wsr;
+    float *const h = wsr + 1024 * (size_t)n;
+    float *const t9 = wsr + 1024 * (size_t)n;
+    float *const z = wsr + 1280 * (size_t)n;
+    float *const log_softmax_13 = wsr + 1290 * (size_t)n;
+    float *const sum_15 = wsr + 1280 * (size_t)n;
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+
+    /* digits_cnn.net:10  conv2d_6 = conv2d(x, K, c, stride=1, pad=1) */
+    {
+        const bp_conv2d_shape cs = {.c = 1, .h = 8, .w = 8, .o = 16, .kh = 3, .kw = 3,
+                                     .stride = 1, .pad = 1, .oh = 8, .ow = 8};
+        bp_conv2d_f(&cs, n, x, K, c, conv2d_6, wsr + 2304 * (size_t)n);
+    }
+    /* digits_cnn.net:10  t7 = relu(conv2d_6) */
+    for (size_t i = 0; i < 1024 * (size_t)n; i++) {
+        t7[i] = (conv2d_6[i] > 0.0f ? conv2d_6[i] : 0.0f);
+    }
+    /* digits_cnn.net:10  h = maxpool2d(t7, 2) */
+    bp_maxpool2d_f(n, 16, 8, 8, 2, t7, h);
+    /* digits_cnn.net:11  t9 = flatten(h) */
+    for (size_t i = 0; i < 256 * (size_t)n; i++) {
+        t9[i] = h[i];
+    }
+    /* digits_cnn.net:11  z = W · t9 + b */
+    for (size_t s = 0; s < (size_t)n; s++)
+        memcpy(z + s * 10, b, 10 * sizeof(float));
+    bp_gemm_f(0, 1, n, 10, 256, 1.0f, t9, 256, W, 256, 1.0f, z, 10);
+    /* digits_cnn.net:14  log_softmax_13 = log_softmax(z) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        float mx = z[s * 10 + 0];
+        for (size_t j = 1; j < 10; j++)
+            mx = z[s * 10 + j] > mx ? z[s * 10 + j] : mx;
+        float acc = 0.0f;
+        for (size_t j = 0; j < 10; j++) {
+            acc += bp_expf(z[s * 10 + j] - mx);
+        }
+        const float lacc = bp_logf(acc);
+        for (size_t j = 0; j < 10; j++)
+            log_softmax_13[s * 10 + j] = z[s * 10 + j] - mx - lacc;
+    }
+    /* digits_cnn.net:14  sum_15 = sum(log_softmax_13 * y) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        float acc = 0.0f;
+        for (size_t j = 0; j < 10; j++) {
+            acc += y[s * 10 + j] * log_softmax_13[s * 10 + j];
+        }
+        sum_15[s] = acc;
+    }
+    /* the batch loss: the mean of L over the samples, summed in the loop that computes it */
+    double acc = 0;
+    for (size_t i = 0; i < (size_t)n; i++) {
+        /* digits_cnn.net:14  L = -sum_15 */
+        const float L = -sum_15[i];
+        acc += L;
+    }
+    return (float)(acc / n);
+}
+
+static void digits_cnn_backward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *restrict grad, float *const grad_inputs[]);
+
 /* Every gradient of the batch loss. Call after forward, with the same
  * arguments: it reads what forward left in ws. */
 void digits_cnn_backward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *restrict grad, float *const grad_inputs[])
 {
+    if (n == 1) {   /* the same steps, n a constant: below */
+        digits_cnn_backward_one(theta, inputs, ws, grad, grad_inputs);
+        return;
+    }
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
     const float *const y = inputs[1];
@@ -190,10 +275,104 @@ void digits_cnn_backward(const float *restrict theta, const float *const inputs[
     }
 }
 
+/* digits_cnn_backward for one sample: the same steps, with n the constant 1. */
+static void digits_cnn_backward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *restrict grad, float *const grad_inputs[])
+{
+    const int n = 1;
+    float *const wsr = (float *)ws;
+    const float *const x = inputs[0];
+    const float *const y = inputs[1];
+    const float *const W = theta + 160;
+    float *const t7 = wsr;
+    float *const t9 = wsr + 1024 * (size_t)n;
+    float *const log_softmax_13 = wsr + 1290 * (size_t)n;
+    float *const sum_23 = wsr + 1300 * (size_t)n;
+    float *const d_z = wsr + 1280 * (size_t)n;
+    float *const d_b = grad + 2720;
+    float *const d_W = grad + 160;
+    float *const matmul_48 = wsr + 1024 * (size_t)n;
+    float *const d_h = wsr + 2048 * (size_t)n;
+    float *const maxpool2d_grad_50 = wsr + 1024 * (size_t)n;
+    float *const t51 = wsr + 1024 * (size_t)n;
+    float *const d_K = grad;
+    float *const d_c = grad + 144;
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)grad;
+    (void)grad_inputs;
+
+    /* digits_cnn.net:14  sum_23 = sum(y) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        float acc = 0.0f;
+        for (size_t j = 0; j < 10; j++) {
+            acc += y[s * 10 + j];
+        }
+        sum_23[s] = acc;
+    }
+    /* digits_cnn.net:14  dL/dz = sum_23 * exp(log_softmax_13) - y
+     * chain rule: dL/dz = dL/dL * (p * sum(y) - y) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        for (size_t j = 0; j < 10; j++) {
+            d_z[s * 10 + j] = bp_expf(log_softmax_13[s * 10 + j]) * sum_23[s] - y[s * 10 + j];
+        }
+    }
+    /* digits_cnn.net:11  dL/db = batch_mean(dL/dz)
+     * chain rule: dL/db = dL/dz */
+    for (size_t j = 0; j < 10; j++)
+        d_b[j] = 0.0f;
+    for (size_t s = 0; s < (size_t)n; s++) {
+        for (size_t j = 0; j < 10; j++) {
+            d_b[j] += d_z[s * 10 + j];
+        }
+    }
+    for (size_t j = 0; j < 10; j++)
+        d_b[j] /= (float)n;
+    /* digits_cnn.net:11  dL/dW = batch_mean(outer(dL/dz, t9))
+     * chain rule: dL/dW = outer(dL/dz, flatten(h)) */
+    bp_gemm_f(1, 0, 10, 256, n, 1.0f / (float)n, d_z, 10, t9, 256, 0.0f, d_W, 256);
+    /* digits_cnn.net:11  matmul_48 = transpose(W) · dL/dz */
+    bp_gemm_f(0, 0, n, 256, 10, 1.0f, d_z, 10, W, 256, 0.0f, matmul_48, 256);
+    /* digits_cnn.net:11  dL/dh = reshape(matmul_48, d0=16, d1=4, d2=4)
+     * chain rule: dL/dh = reshape(transpose(W) · dL/dz, d0=16, d1=4, d2=4, d3=1) */
+    for (size_t i = 0; i < 256 * (size_t)n; i++) {
+        d_h[i] = matmul_48[i];
+    }
+    /* digits_cnn.net:10  maxpool2d_grad_50 = maxpool2d_grad(t7, dL/dh, k=2) */
+    bp_maxpool2d_grad_f(n, 16, 8, 8, 2, t7, d_h, maxpool2d_grad_50);
+    /* digits_cnn.net:10  t51 = maxpool2d_grad_50 * step(t7) */
+    for (size_t i = 0; i < 1024 * (size_t)n; i++) {
+        t51[i] = (t7[i] > 0.0f ? 1.0f : 0.0f) * maxpool2d_grad_50[i];
+    }
+    /* digits_cnn.net:10  dL/dK = batch_mean(conv2d_grad_kernel(t51, x, stride=1, pad=1, kh=3, kw=3))
+     * chain rule: dL/dK = conv2d_grad_kernel(maxpool2d_grad(relu(conv2d(x, K, c, stride=1, pad=1)), dL/dh, k=2) * step(conv2d(x, K, c, stride=1, pad=1)), x, stride=1, pad=1, kh=3 ... */
+    {
+        const bp_conv2d_shape cs = {.c = 1, .h = 8, .w = 8, .o = 16, .kh = 3, .kw = 3,
+                                     .stride = 1, .pad = 1, .oh = 8, .ow = 8};
+        bp_conv2d_grad_kernel_f(&cs, n, t51, x, 1.0f / (float)n, 0.0f, d_K, wsr + 2304 * (size_t)n);
+    }
+    /* digits_cnn.net:10  dL/dc = batch_mean(conv2d_grad_bias(t51))
+     * chain rule: dL/dc = conv2d_grad_bias(maxpool2d_grad(relu(conv2d(x, K, c, stride=1, pad=1)), dL/dh, k=2) * step(conv2d(x, K, c, stride=1, pad=1))) */
+    {
+        const bp_conv2d_shape cs = {.c = 1, .h = 8, .w = 8, .o = 16, .kh = 1, .kw = 1,
+                                     .stride = 1, .pad = 0, .oh = 8, .ow = 8};
+        bp_conv2d_grad_bias_f(&cs, n, t51, 1.0f / (float)n, 0.0f, d_c);
+    }
+}
+
+static void digits_cnn_predict_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[]);
+
 /* The outputs, n rows each. Reads only the inputs the outputs depend on. */
 void digits_cnn_predict(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
+    if (n == 1) {   /* the same steps, n a constant: below */
+        digits_cnn_predict_one(theta, inputs, ws, outputs);
+        return;
+    }
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
     const float *const K = theta;
@@ -247,12 +426,113 @@ void digits_cnn_predict(const float *restrict theta, const float *const inputs[]
     }
 }
 
+/* digits_cnn_predict for one sample: the same steps, with n the constant 1. */
+static void digits_cnn_predict_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[])
+{
+    const int n = 1;
+    float *const wsr = (float *)ws;
+    const float *const x = inputs[0];
+    const float *const K = theta;
+    const float *const c = theta + 144;
+    const float *const W = theta + 160;
+    const float *const b = theta + 2720;
+    float *const conv2d_6 = wsr;
+    float *const t7 = wsr;
+    float *const h = wsr + 1024 * (size_t)n;
+    float *const t9 = wsr + 1024 * (size_t)n;
+    float *const z = wsr;
+    float *const p = outputs[0];
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)outputs;
+
+    /* digits_cnn.net:10  conv2d_6 = conv2d(x, K, c, stride=1, pad=1) */
+    {
+        const bp_conv2d_shape cs = {.c = 1, .h = 8, .w = 8, .o = 16, .kh = 3, .kw = 3,
+                                     .stride = 1, .pad = 1, .oh = 8, .ow = 8};
+        bp_conv2d_f(&cs, n, x, K, c, conv2d_6, wsr + 2304 * (size_t)n);
+    }
+    /* digits_cnn.net:10  t7 = relu(conv2d_6) */
+    for (size_t i = 0; i < 1024 * (size_t)n; i++) {
+        t7[i] = (conv2d_6[i] > 0.0f ? conv2d_6[i] : 0.0f);
+    }
+    /* digits_cnn.net:10  h = maxpool2d(t7, 2) */
+    bp_maxpool2d_f(n, 16, 8, 8, 2, t7, h);
+    /* digits_cnn.net:11  t9 = flatten(h) */
+    for (size_t i = 0; i < 256 * (size_t)n; i++) {
+        t9[i] = h[i];
+    }
+    /* digits_cnn.net:11  z = W · t9 + b */
+    for (size_t s = 0; s < (size_t)n; s++)
+        memcpy(z + s * 10, b, 10 * sizeof(float));
+    bp_gemm_f(0, 1, n, 10, 256, 1.0f, t9, 256, W, 256, 1.0f, z, 10);
+    /* digits_cnn.net:12  p = softmax(z) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        float mx = z[s * 10 + 0];
+        for (size_t j = 1; j < 10; j++)
+            mx = z[s * 10 + j] > mx ? z[s * 10 + j] : mx;
+        float acc = 0.0f;
+        for (size_t j = 0; j < 10; j++) {
+            p[s * 10 + j] = bp_expf(z[s * 10 + j] - mx);
+            acc += p[s * 10 + j];
+        }
+        for (size_t j = 0; j < 10; j++)
+            p[s * 10 + j] /= acc;
+    }
+}
+
+static void digits_cnn_outputs_after_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[]);
+
 /* The outputs, as predict gives them, from what forward left in ws: call
  * after forward, with the same arguments. Evaluation (a loss and the
  * outputs) then runs the layers once. */
 void digits_cnn_outputs_after_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
+    if (n == 1) {   /* the same steps, n a constant: below */
+        digits_cnn_outputs_after_forward_one(theta, inputs, ws, outputs);
+        return;
+    }
+    float *const wsr = (float *)ws;
+    const float *const W = theta + 160;
+    const float *const b = theta + 2720;
+    float *const t9 = wsr + 1024 * (size_t)n;
+    float *const z = wsr;
+    float *const p = outputs[0];
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)outputs;
+
+    /* digits_cnn.net:11  z = W · t9 + b */
+    for (size_t s = 0; s < (size_t)n; s++)
+        memcpy(z + s * 10, b, 10 * sizeof(float));
+    bp_gemm_f(0, 1, n, 10, 256, 1.0f, t9, 256, W, 256, 1.0f, z, 10);
+    /* digits_cnn.net:12  p = softmax(z) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        float mx = z[s * 10 + 0];
+        for (size_t j = 1; j < 10; j++)
+            mx = z[s * 10 + j] > mx ? z[s * 10 + j] : mx;
+        float acc = 0.0f;
+        for (size_t j = 0; j < 10; j++) {
+            p[s * 10 + j] = bp_expf(z[s * 10 + j] - mx);
+            acc += p[s * 10 + j];
+        }
+        for (size_t j = 0; j < 10; j++)
+            p[s * 10 + j] /= acc;
+    }
+}
+
+/* digits_cnn_outputs_after_forward for one sample: the same steps, with n the constant 1. */
+static void digits_cnn_outputs_after_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[])
+{
+    const int n = 1;
     float *const wsr = (float *)ws;
     const float *const W = theta + 160;
     const float *const b = theta + 2720;

@@ -29,10 +29,14 @@ size_t iris_workspace_size(int n)
     return (35 * rows + 0) * sizeof(float);
 }
 
+static float iris_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws);
+
 /* The batch loss: the mean over the n samples of the per-sample loss.
  * Keeps in ws what backward needs. */
 float iris_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws)
 {
+    if (n == 1)   /* the same steps, n a constant: below */
+        return iris_forward_one(theta, inputs, ws);
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
     const float *const y = inputs[1];
@@ -111,11 +115,100 @@ float iris_forward(const float *restrict theta, const float *const inputs[], int
     return (float)(acc / n);
 }
 
+/* iris_forward for one sample: the same steps, with n the constant 1. */
+static float iris_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws)
+{
+    const int n = 1;
+    float *const wsr = (float *)ws;
+    const float *const x = inputs[0];
+    const float *const y = inputs[1];
+    const float *const W1 = theta;
+    const float *const b1 = theta + 64;
+    const float *const W2 = theta + 80;
+    const float *const b2 = theta + 128;
+    float *const t7 = wsr;
+    float *const h = wsr;
+    float *const z = wsr + 16 * (size_t)n;
+    float *const log_softmax_12 = wsr + 19 * (size_t)n;
+    float *const sum_14 = wsr + 16 * (size_t)n;
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+
+    /* iris.net:9  t7 = W1 · x + b1 */
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 16; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 4; p++)
+                    acc += x[i * 4 + p] * W1[j * 4 + p];
+                t7[i * 16 + j] = acc + b1[j];
+            }
+    } else {
+        for (size_t s = 0; s < (size_t)n; s++)
+            memcpy(t7 + s * 16, b1, 16 * sizeof(float));
+        bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
+    }
+    /* iris.net:9  h = tanh(t7) */
+    bp_vtanhf(16 * (size_t)n, t7, h);
+    /* iris.net:10  z = W2 · h + b2 */
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 3; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 16; p++)
+                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                z[i * 3 + j] = acc + b2[j];
+            }
+    } else {
+        for (size_t s = 0; s < (size_t)n; s++)
+            memcpy(z + s * 3, b2, 3 * sizeof(float));
+        bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
+    }
+    /* iris.net:13  log_softmax_12 = log_softmax(z) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        float mx = z[s * 3 + 0];
+        for (size_t j = 1; j < 3; j++)
+            mx = z[s * 3 + j] > mx ? z[s * 3 + j] : mx;
+        float acc = 0.0f;
+        for (size_t j = 0; j < 3; j++) {
+            acc += bp_expf(z[s * 3 + j] - mx);
+        }
+        const float lacc = bp_logf(acc);
+        for (size_t j = 0; j < 3; j++)
+            log_softmax_12[s * 3 + j] = z[s * 3 + j] - mx - lacc;
+    }
+    /* iris.net:13  sum_14 = sum(log_softmax_12 * y) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        float acc = 0.0f;
+        for (size_t j = 0; j < 3; j++) {
+            acc += y[s * 3 + j] * log_softmax_12[s * 3 + j];
+        }
+        sum_14[s] = acc;
+    }
+    /* the batch loss: the mean of L over the samples, summed in the loop that computes it */
+    double acc = 0;
+    for (size_t i = 0; i < (size_t)n; i++) {
+        /* iris.net:13  L = -sum_14 */
+        const float L = -sum_14[i];
+        acc += L;
+    }
+    return (float)(acc / n);
+}
+
+static void iris_backward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *restrict grad, float *const grad_inputs[]);
+
 /* Every gradient of the batch loss. Call after forward, with the same
  * arguments: it reads what forward left in ws. */
 void iris_backward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *restrict grad, float *const grad_inputs[])
 {
+    if (n == 1) {   /* the same steps, n a constant: below */
+        iris_backward_one(theta, inputs, ws, grad, grad_inputs);
+        return;
+    }
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
     const float *const y = inputs[1];
@@ -228,10 +321,134 @@ void iris_backward(const float *restrict theta, const float *const inputs[], int
     }
 }
 
+/* iris_backward for one sample: the same steps, with n the constant 1. */
+static void iris_backward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *restrict grad, float *const grad_inputs[])
+{
+    const int n = 1;
+    float *const wsr = (float *)ws;
+    const float *const x = inputs[0];
+    const float *const y = inputs[1];
+    const float *const W2 = theta + 80;
+    float *const h = wsr;
+    float *const log_softmax_12 = wsr + 19 * (size_t)n;
+    float *const sum_22 = wsr + 16 * (size_t)n;
+    float *const d_z = wsr + 32 * (size_t)n;
+    float *const d_b2 = grad + 128;
+    float *const d_W2 = grad + 80;
+    float *const d_h = wsr + 16 * (size_t)n;
+    float *const t50 = wsr + 16 * (size_t)n;
+    float *const d_b1 = grad + 64;
+    float *const d_W1 = grad;
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)grad;
+    (void)grad_inputs;
+
+    /* iris.net:13  sum_22 = sum(y) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        float acc = 0.0f;
+        for (size_t j = 0; j < 3; j++) {
+            acc += y[s * 3 + j];
+        }
+        sum_22[s] = acc;
+    }
+    /* iris.net:13  dL/dz = sum_22 * exp(log_softmax_12) - y
+     * chain rule: dL/dz = dL/dL * (p * sum(y) - y) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        for (size_t j = 0; j < 3; j++) {
+            d_z[s * 3 + j] = bp_expf(log_softmax_12[s * 3 + j]) * sum_22[s] - y[s * 3 + j];
+        }
+    }
+    /* iris.net:10  dL/db2 = batch_mean(dL/dz)
+     * chain rule: dL/db2 = dL/dz */
+    for (size_t j = 0; j < 3; j++)
+        d_b2[j] = 0.0f;
+    for (size_t s = 0; s < (size_t)n; s++) {
+        for (size_t j = 0; j < 3; j++) {
+            d_b2[j] += d_z[s * 3 + j];
+        }
+    }
+    for (size_t j = 0; j < 3; j++)
+        d_b2[j] /= (float)n;
+    /* iris.net:10  dL/dW2 = batch_mean(outer(dL/dz, h))
+     * chain rule: dL/dW2 = outer(dL/dz, h) */
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < 3; i++)
+            for (size_t j = 0; j < 16; j++)
+                d_W2[i * 16 + j] = d_z[i] * h[j];
+        for (size_t p = 1; p < (size_t)n; p++)
+            for (size_t i = 0; i < 3; i++) {
+                const float aip = d_z[p * 3 + i];
+                for (size_t j = 0; j < 16; j++)
+                    d_W2[i * 16 + j] += aip * h[p * 16 + j];
+            }
+        for (size_t i = 0; i < 3; i++)
+            for (size_t j = 0; j < 16; j++)
+                d_W2[i * 16 + j] *= 1.0f / (float)n;
+    } else {
+        bp_gemm_f(1, 0, 3, 16, n, 1.0f / (float)n, d_z, 3, h, 16, 0.0f, d_W2, 16);
+    }
+    /* iris.net:10  dL/dh = transpose(W2) · dL/dz */
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 16; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 3; p++)
+                    acc += d_z[i * 3 + p] * W2[p * 16 + j];
+                d_h[i * 16 + j] = acc;
+            }
+    } else {
+        bp_gemm_f(0, 0, n, 16, 3, 1.0f, d_z, 3, W2, 16, 0.0f, d_h, 16);
+    }
+    /* iris.net:9  t50 = dL/dh * (1 - h^2) */
+    for (size_t i = 0; i < 16 * (size_t)n; i++) {
+        t50[i] = (1.0f - h[i] * h[i]) * d_h[i];
+    }
+    /* iris.net:9  dL/db1 = batch_mean(t50)
+     * chain rule: dL/db1 = dL/dh * (1 - h^2) */
+    for (size_t j = 0; j < 16; j++)
+        d_b1[j] = 0.0f;
+    for (size_t s = 0; s < (size_t)n; s++) {
+        for (size_t j = 0; j < 16; j++) {
+            d_b1[j] += t50[s * 16 + j];
+        }
+    }
+    for (size_t j = 0; j < 16; j++)
+        d_b1[j] /= (float)n;
+    /* iris.net:9  dL/dW1 = batch_mean(outer(t50, x))
+     * chain rule: dL/dW1 = outer(dL/dh * (1 - h^2), x) */
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < 16; i++)
+            for (size_t j = 0; j < 4; j++)
+                d_W1[i * 4 + j] = t50[i] * x[j];
+        for (size_t p = 1; p < (size_t)n; p++)
+            for (size_t i = 0; i < 16; i++) {
+                const float aip = t50[p * 16 + i];
+                for (size_t j = 0; j < 4; j++)
+                    d_W1[i * 4 + j] += aip * x[p * 4 + j];
+            }
+        for (size_t i = 0; i < 16; i++)
+            for (size_t j = 0; j < 4; j++)
+                d_W1[i * 4 + j] *= 1.0f / (float)n;
+    } else {
+        bp_gemm_f(1, 0, 16, 4, n, 1.0f / (float)n, t50, 16, x, 4, 0.0f, d_W1, 4);
+    }
+}
+
+static void iris_predict_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[]);
+
 /* The outputs, n rows each. Reads only the inputs the outputs depend on. */
 void iris_predict(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
+    if (n == 1) {   /* the same steps, n a constant: below */
+        iris_predict_one(theta, inputs, ws, outputs);
+        return;
+    }
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
     const float *const W1 = theta;
@@ -293,12 +510,131 @@ void iris_predict(const float *restrict theta, const float *const inputs[], int 
     }
 }
 
+/* iris_predict for one sample: the same steps, with n the constant 1. */
+static void iris_predict_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[])
+{
+    const int n = 1;
+    float *const wsr = (float *)ws;
+    const float *const x = inputs[0];
+    const float *const W1 = theta;
+    const float *const b1 = theta + 64;
+    const float *const W2 = theta + 80;
+    const float *const b2 = theta + 128;
+    float *const t7 = wsr;
+    float *const h = wsr;
+    float *const z = wsr + 16 * (size_t)n;
+    float *const p = outputs[0];
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)outputs;
+
+    /* iris.net:9  t7 = W1 · x + b1 */
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 16; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 4; p++)
+                    acc += x[i * 4 + p] * W1[j * 4 + p];
+                t7[i * 16 + j] = acc + b1[j];
+            }
+    } else {
+        for (size_t s = 0; s < (size_t)n; s++)
+            memcpy(t7 + s * 16, b1, 16 * sizeof(float));
+        bp_gemm_f(0, 1, n, 16, 4, 1.0f, x, 4, W1, 4, 1.0f, t7, 16);
+    }
+    /* iris.net:9  h = tanh(t7) */
+    bp_vtanhf(16 * (size_t)n, t7, h);
+    /* iris.net:10  z = W2 · h + b2 */
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 3; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 16; p++)
+                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                z[i * 3 + j] = acc + b2[j];
+            }
+    } else {
+        for (size_t s = 0; s < (size_t)n; s++)
+            memcpy(z + s * 3, b2, 3 * sizeof(float));
+        bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
+    }
+    /* iris.net:11  p = softmax(z) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        float mx = z[s * 3 + 0];
+        for (size_t j = 1; j < 3; j++)
+            mx = z[s * 3 + j] > mx ? z[s * 3 + j] : mx;
+        float acc = 0.0f;
+        for (size_t j = 0; j < 3; j++) {
+            p[s * 3 + j] = bp_expf(z[s * 3 + j] - mx);
+            acc += p[s * 3 + j];
+        }
+        for (size_t j = 0; j < 3; j++)
+            p[s * 3 + j] /= acc;
+    }
+}
+
+static void iris_outputs_after_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[]);
+
 /* The outputs, as predict gives them, from what forward left in ws: call
  * after forward, with the same arguments. Evaluation (a loss and the
  * outputs) then runs the layers once. */
 void iris_outputs_after_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
+    if (n == 1) {   /* the same steps, n a constant: below */
+        iris_outputs_after_forward_one(theta, inputs, ws, outputs);
+        return;
+    }
+    float *const wsr = (float *)ws;
+    const float *const W2 = theta + 80;
+    const float *const b2 = theta + 128;
+    float *const h = wsr;
+    float *const z = wsr + 16 * (size_t)n;
+    float *const p = outputs[0];
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)outputs;
+
+    /* iris.net:10  z = W2 · h + b2 */
+    if (n < 8) { /* a batch this small: loops cost less than the call */
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t j = 0; j < 3; j++) {
+                float acc = 0.0f;
+                for (size_t p = 0; p < 16; p++)
+                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                z[i * 3 + j] = acc + b2[j];
+            }
+    } else {
+        for (size_t s = 0; s < (size_t)n; s++)
+            memcpy(z + s * 3, b2, 3 * sizeof(float));
+        bp_gemm_f(0, 1, n, 3, 16, 1.0f, h, 16, W2, 16, 1.0f, z, 3);
+    }
+    /* iris.net:11  p = softmax(z) */
+    for (size_t s = 0; s < (size_t)n; s++) {
+        float mx = z[s * 3 + 0];
+        for (size_t j = 1; j < 3; j++)
+            mx = z[s * 3 + j] > mx ? z[s * 3 + j] : mx;
+        float acc = 0.0f;
+        for (size_t j = 0; j < 3; j++) {
+            p[s * 3 + j] = bp_expf(z[s * 3 + j] - mx);
+            acc += p[s * 3 + j];
+        }
+        for (size_t j = 0; j < 3; j++)
+            p[s * 3 + j] /= acc;
+    }
+}
+
+/* iris_outputs_after_forward for one sample: the same steps, with n the constant 1. */
+static void iris_outputs_after_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[])
+{
+    const int n = 1;
     float *const wsr = (float *)ws;
     const float *const W2 = theta + 80;
     const float *const b2 = theta + 128;

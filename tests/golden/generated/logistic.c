@@ -25,10 +25,14 @@ size_t logistic_workspace_size(int n)
     return (3 * rows + 0) * sizeof(float);
 }
 
+static float logistic_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws);
+
 /* The batch loss: the mean over the n samples of the per-sample loss.
  * Keeps in ws what backward needs. */
 float logistic_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws)
 {
+    if (n == 1)   /* the same steps, n a constant: below */
+        return logistic_forward_one(theta, inputs, ws);
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
     const float *const t = inputs[1];
@@ -57,11 +61,50 @@ float logistic_forward(const float *restrict theta, const float *const inputs[],
     return (float)(acc / n);
 }
 
+/* logistic_forward for one sample: the same steps, with n the constant 1. */
+static float logistic_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws)
+{
+    const int n = 1;
+    float *const wsr = (float *)ws;
+    const float *const x = inputs[0];
+    const float *const t = inputs[1];
+    const float *const theta1 = theta;
+    const float *const theta2 = theta + 1;
+    float *const y = wsr;
+    float *const t10 = wsr + 1 * (size_t)n;
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+
+    /* the batch loss: the mean of J over the samples, summed in the loop that computes it */
+    double acc = 0;
+    for (size_t i = 0; i < (size_t)n; i++) {
+        /* logistic.net:8  z = theta1 * x + theta2 */
+        /* logistic.net:9  y = sigmoid(z) */
+        const float z = theta2[0] + x[i] * theta1[0];
+        y[i] = bp_sigmoidf(z);
+        /* logistic.net:11  t10 = y - t */
+        t10[i] = y[i] - t[i];
+        /* logistic.net:11  J = 0.5 * t10^2 */
+        const float J = 0.5f * (t10[i] * t10[i]);
+        acc += J;
+    }
+    return (float)(acc / n);
+}
+
+static void logistic_backward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *restrict grad, float *const grad_inputs[]);
+
 /* Every gradient of the batch loss. Call after forward, with the same
  * arguments: it reads what forward left in ws. */
 void logistic_backward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *restrict grad, float *const grad_inputs[])
 {
+    if (n == 1) {   /* the same steps, n a constant: below */
+        logistic_backward_one(theta, inputs, ws, grad, grad_inputs);
+        return;
+    }
     float *const wsr = (float *)ws;
     const float *const x = inputs[0];
     const float *const theta1 = theta;
@@ -110,10 +153,70 @@ void logistic_backward(const float *restrict theta, const float *const inputs[],
     }
 }
 
+/* logistic_backward for one sample: the same steps, with n the constant 1. */
+static void logistic_backward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *restrict grad, float *const grad_inputs[])
+{
+    const int n = 1;
+    float *const wsr = (float *)ws;
+    const float *const x = inputs[0];
+    const float *const theta1 = theta;
+    float *const y = wsr;
+    float *const t10 = wsr + 1 * (size_t)n;
+    float *const d_z = wsr + 2 * (size_t)n;
+    float *const d_theta2 = grad + 1;
+    float *const d_x = grad_inputs != NULL ? grad_inputs[0] : NULL;
+    float *const d_theta1 = grad;
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)grad;
+    (void)grad_inputs;
+
+    /* logistic.net:9  dJ/dz = (1 - y) * t10 * y
+     * chain rule: dJ/dz = dJ/dy * y * (1 - y) */
+    for (size_t i = 0; i < (size_t)n; i++) {
+        d_z[i] = (1.0f - y[i]) * (y[i] * t10[i]);
+    }
+    /* logistic.net:8  dJ/dtheta2 = batch_mean(dJ/dz)
+     * chain rule: dJ/dtheta2 = dJ/dz */
+    {
+        float acc = 0.0f;
+        for (size_t s = 0; s < (size_t)n; s++) {
+            acc += d_z[s];
+        }
+        d_theta2[0] = acc / (float)n;
+    }
+    /* logistic.net:8  dJ/dx = dJ/dz * theta1 */
+    /* into grad_inputs[0], divided by n (the batch mean), when the caller asks for it */
+    if (d_x != NULL) {
+        for (size_t i = 0; i < (size_t)n; i++) {
+            d_x[i] = theta1[0] * d_z[i] * (1.0f / (float)n);
+        }
+    }
+    /* logistic.net:8  dJ/dtheta1 = batch_mean(dJ/dz * x)
+     * chain rule: dJ/dtheta1 = dJ/dz * x */
+    {
+        float acc = 0.0f;
+        for (size_t s = 0; s < (size_t)n; s++) {
+            acc += x[s] * d_z[s];
+        }
+        d_theta1[0] = acc / (float)n;
+    }
+}
+
+static void logistic_predict_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[]);
+
 /* The outputs, n rows each. Reads only the inputs the outputs depend on. */
 void logistic_predict(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
+    if (n == 1) {   /* the same steps, n a constant: below */
+        logistic_predict_one(theta, inputs, ws, outputs);
+        return;
+    }
     const float *const x = inputs[0];
     const float *const theta1 = theta;
     const float *const theta2 = theta + 1;
@@ -132,12 +235,59 @@ void logistic_predict(const float *restrict theta, const float *const inputs[], 
     }
 }
 
+/* logistic_predict for one sample: the same steps, with n the constant 1. */
+static void logistic_predict_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[])
+{
+    const int n = 1;
+    const float *const x = inputs[0];
+    const float *const theta1 = theta;
+    const float *const theta2 = theta + 1;
+    float *const y = outputs[0];
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)outputs;
+
+    /* logistic.net:8  z = theta1 * x + theta2 */
+    /* logistic.net:9  y = sigmoid(z) */
+    for (size_t i = 0; i < (size_t)n; i++) {
+        const float z = theta2[0] + x[i] * theta1[0];
+        y[i] = bp_sigmoidf(z);
+    }
+}
+
+static void logistic_outputs_after_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[]);
+
 /* The outputs, as predict gives them, from what forward left in ws: call
  * after forward, with the same arguments. Evaluation (a loss and the
  * outputs) then runs the layers once. */
 void logistic_outputs_after_forward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *const outputs[])
 {
+    if (n == 1) {   /* the same steps, n a constant: below */
+        logistic_outputs_after_forward_one(theta, inputs, ws, outputs);
+        return;
+    }
+    float *const wsr = (float *)ws;
+    float *const y = wsr;
+    (void)theta;
+    (void)inputs;
+    (void)n;
+    (void)ws;
+    (void)outputs;
+
+    /* output y */
+    memcpy(outputs[0], y, (size_t)n * sizeof(float));
+}
+
+/* logistic_outputs_after_forward for one sample: the same steps, with n the constant 1. */
+static void logistic_outputs_after_forward_one(const float *restrict theta, const float *const inputs[], void *restrict ws,
+    float *const outputs[])
+{
+    const int n = 1;
     float *const wsr = (float *)ws;
     float *const y = wsr;
     (void)theta;
@@ -178,6 +328,11 @@ double logistic_forward_outputs_any(const void *theta, const void *const inputs[
 float logistic_forward_backward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *restrict grad, float *const grad_inputs[])
 {
+    if (n == 1) {
+        const float loss = logistic_forward_one(theta, inputs, ws);
+        logistic_backward_one(theta, inputs, ws, grad, grad_inputs);
+        return loss;
+    }
     const float *const x = inputs[0];
     const float *const t = inputs[1];
     const float *const theta1 = theta;
