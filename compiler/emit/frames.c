@@ -204,7 +204,7 @@ static void close_frames_one(Emit *e, FILE *out, PlanFn f, const char *doc, cons
 {
     char *copy = malloc(nbody + 1);
     if (!copy)
-        die("out of memory");
+        arena_out_of_memory();
     memcpy(copy, body, nbody + 1);
     const char *one = fmt(e, "%s_one", name);
     const char *one_signature = fmt(e, "static %s %s(%s)", ret, one, without_n(e, params));
