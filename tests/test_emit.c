@@ -1026,6 +1026,14 @@ static void test_merged_loops(void)
         CU_ASSERT_PTR_NOT_NULL(strstr(fb, "acc += P;"));
         CU_ASSERT_PTR_NOT_NULL(strstr(fb, "if (d_L != NULL) {"));
         CU_ASSERT_PTR_NOT_NULL(strstr(fb, "d_L[i] = L[i] / P * inv_n;"));
+        /* at batch 1, the copies of forward and backward for one sample */
+        char *one = test_format("    if (n == 1) {   /* the copies of forward and backward for one "
+                                "sample */\n        const %s loss = %s_forward_one(theta, inputs, "
+                                "ws);\n        %s_backward_one(theta, inputs, ws, grad, "
+                                "grad_inputs);\n        return loss;\n    }\n",
+                                p ? "double" : "float", names[p], names[p]);
+        CU_ASSERT_PTR_NOT_NULL(strstr(fb, one));
+        free(one);
         if (loops_in(fwd) != 1 || loops_in(bwd) != 1 || loops_in(fb) != 1)
             fprintf(stderr, "\n[%s]:\n%s\n%s\n%s\n", names[p], fwd, bwd, fb);
         free(fb);

@@ -396,7 +396,7 @@ void emit_forward_backward(Emit *e, FILE *out)
     open_body(e, &body, &nbody);
     const char *lead = NULL;
     if (p->one_sample[PF_FORWARD] && p->one_sample[PF_BACKWARD])
-        lead = fmt(e, "    if (n == 1) {\n"
+        lead = fmt(e, "    if (n == 1) {   /* the copies of forward and backward for one sample */\n"
                       "        const %s %s = %s_forward_one(%s);\n"
                       "        %s_backward_one(%s);\n"
                       "        return %s;\n"

@@ -328,7 +328,7 @@ double logistic_forward_outputs_any(const void *theta, const void *const inputs[
 float logistic_forward_backward(const float *restrict theta, const float *const inputs[], int n, void *restrict ws,
     float *restrict grad, float *const grad_inputs[])
 {
-    if (n == 1) {
+    if (n == 1) {   /* the copies of forward and backward for one sample */
         const float loss = logistic_forward_one(theta, inputs, ws);
         logistic_backward_one(theta, inputs, ws, grad, grad_inputs);
         return loss;
