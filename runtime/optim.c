@@ -537,6 +537,13 @@ static double update_range(const bp_optimizer *o, const optim_loops *L,
                            const optim_coef *u, char *th, const char *g,
                            size_t lo, size_t hi)
 {
+    if (hi - lo <= UPDATE_CHUNK) {
+        /* one chunk: no job for the threads */
+        char *s1, *s2;
+        size_t rs = real_bytes(o);
+        state_at(o, lo, &s1, &s2);
+        return L->update(u, hi - lo, th + lo * rs, g + lo * rs, s1, s2);
+    }
     double sumsq = 0;
     update_job j;             /* sumsq[] is written before it is read: not
                                  cleared, 2 KB a step for a tiny model */
