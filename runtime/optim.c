@@ -546,7 +546,7 @@ static double update_range(const bp_optimizer *o, const optim_loops *L,
     }
     double sumsq = 0;
     update_job j;             /* sumsq[] is written before it is read: not
-                                 cleared, 2 KB a step for a tiny model */
+                                 cleared */
     j.o = o;
     j.L = L;
     j.u = u;
