@@ -559,6 +559,8 @@ typedef struct {
     Node *prefill;        /* a bias copied into each of c's n rows first */
     int loops_below;      /* a batch below this: loops, not a bp_gemm call
                              (0 never; LOOPS_ALWAYS: no batch dimension) */
+    int partial_sums;     /* as loops: each dot product in this many
+                             partial sums, added pairwise (0 or 1: one) */
 } GemmStep;
 
 enum { LOOPS_ALWAYS = -1 };

@@ -81,6 +81,8 @@ static const char *check_gemm(const Reads *r, const GemmStep *g)
         return "a gemm operand read before it is computed";
     if (g->loops_below != 0 && g->sample_loop)
         return "a gemm written as loops inside a loop over the samples";
+    if (g->partial_sums > 1 && (g->k.times_n || g->k.count % g->partial_sums != 0))
+        return "a dot product in partial sums that do not divide it";
     /* the sizes at two batch sizes: an extent that should scale with n and
      * does not shows at the second */
     for (long n = 1; n <= 5; n += 4) {
@@ -413,10 +415,15 @@ static void dump_matrix(FILE *out, Operand o, bool trans, Extent rows, Extent co
 static void dump_gemm(FILE *out, const GemmStep *g, const Node *factor)
 {
     fputs("      gemm", out);
+    const char *sums = g->loops_below != 0 && g->partial_sums > 1 ? ", dot products in" : "";
     if (g->loops_below == LOOPS_ALWAYS)
-        fputs(" as loops", out);
+        fprintf(out, " as loops%s", sums);
     else if (g->loops_below > 0)
-        fprintf(out, " (loops below batch %d)", g->loops_below);
+        fprintf(out, " (loops below batch %d%s", g->loops_below, sums);
+    if (*sums)
+        fprintf(out, " %d partial sums", g->partial_sums);
+    if (g->loops_below > 0)
+        fputc(')', out);
     fprintf(out, "%s: ", g->sample_loop ? " per sample s" : "");
     dump_matrix(out, g->c, false, g->m, g->n, g->ldc);
     fputs(" = ", out);

@@ -842,7 +842,7 @@ static void test_bias_in_gemm(void)
          * clearing it first */
         char *text = function_text(names[p], "backward");
         CU_ASSERT_PTR_NOT_NULL_FATAL(text);
-        CU_ASSERT_EQUAL(occurrences(text, "for (size_t p = 1; p < (size_t)n; p++)"), 2);
+        CU_ASSERT_EQUAL(occurrences(text, "for (size_t k = 1; k < (size_t)n; k++)"), 2);
         CU_ASSERT_PTR_NULL(strstr(text, " + j] = 0.0"));
         free(text);
     }

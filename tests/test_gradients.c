@@ -127,6 +127,13 @@ static const Case cases[] = {
                       "loss L = sqrt(p * p + q * q + 1) * sigmoid(p - q)\n"},
     {"keywords_as_names", "input int[3]\ninput theta[3]\nparam n[3]\nparam ws\nwrt int\n"
                           "i = int * n + theta\nloss L = sum(i * i) * ws\n"},
+    /* the names of the generated code's own locals: the small products'
+     * loops (k, q, aik, part; W · p is a dot product of 8 in partial
+     * sums) and a convolution's shape (cs) */
+    {"locals_as_names", "input p[8]\ninput y[3]\ninput im[1, 4, 4]\nparam W[3, 8]\n"
+                        "param part[3, 3]\nparam K[2, 1, 3, 3]\nwrt p\nq = tanh(W · p)\n"
+                        "aik = part · q\ncs = conv2d(im, K)\n"
+                        "loss L = sum((aik - y)^2) + mean(cs * cs)\n"},
 };
 
 static int occurrences(const char *text, const char *what)

@@ -310,6 +310,34 @@ static void test_one_sample(void)
     assert_rejected(p, "a split function copied for one sample");
 }
 
+/* A small product written as loops sums each dot product of a constant
+ * length of 8 or more, a multiple of 4, in 4 partial sums: the MLP's
+ * z = W2 · h (16 long) does, h's W1 · x (4 long) does not; plan_check
+ * refuses partial sums that do not divide the length. */
+static void test_partial_sums(void)
+{
+    Plan *p = lower(mlp);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_TRUE(plan_check(p));
+    int four = 0, one = 0;
+    Step *z = NULL;
+    for (int k = 0; k < p->nsteps[PF_FORWARD]; k++) {
+        Step *st = &p->steps[PF_FORWARD][k];
+        if (st->kind != STEP_GEMM)
+            continue;
+        CU_ASSERT_TRUE(st->gemm.loops_below != 0);
+        if (st->gemm.k.count == 16 && st->gemm.partial_sums == 4)
+            four++, z = st;
+        if (st->gemm.k.count == 4 && st->gemm.partial_sums == 1)
+            one++;
+    }
+    CU_ASSERT_EQUAL(four, 1);
+    CU_ASSERT_EQUAL(one, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+    z->gemm.partial_sums = 3;
+    assert_rejected(p, "a dot product in partial sums that do not divide it");
+}
+
 /* mse's 2/k scales each gradient: c · batch_mean(...) is the mean's own
  * step, alpha c/n of the gemm and c times the bias mean's division, with
  * no pass only rescaling and no buffer for the unscaled mean. */
@@ -524,6 +552,7 @@ void register_plan(void)
     CU_add_test(s, "a constant factor folded into a batch mean's step", test_scale_folded);
     CU_add_test(s, "forward_backward: one loop of both", test_forward_backward_loop);
     CU_add_test(s, "copies for one sample", test_one_sample);
+    CU_add_test(s, "partial sums of small products", test_partial_sums);
     CU_add_test(s, "per-sample gemm, frozen and input gradients", test_per_sample_steps);
     CU_add_test(s, "kernel steps", test_kernel_steps);
     CU_add_test(s, "check: reads before writes", test_check_catches_reads_before_writes);

@@ -25,7 +25,8 @@ static const char *const reserved[] = {
     "linux", "unix", "i386", "i686", "x86_64", "amd64", "sun", "vax",
     /* what the generated code names itself */
     "theta", "inputs", "n", "ws", "grad", "grad_inputs", "outputs", "seed",
-    "rng", "wsr", "s", "i", "j", "k", "acc", "mx", "lacc", "main",
+    "rng", "wsr", "s", "i", "j", "k", "q", "acc", "aik", "part", "mx", "lacc",
+    "cs", "main",
     /* the C library: types, macros and functions the code uses */
     "size_t", "ptrdiff_t", "NULL", "offsetof", "wchar_t", "FILE", "EOF",
     "errno", "stdin", "stdout", "stderr", "assert", "memcpy", "memset",

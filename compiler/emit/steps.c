@@ -83,6 +83,17 @@ static const char *entry(Emit *e, Operand o, bool trans, long ld, const char *ro
     return fmt(e, "%s[%s * %ld + %s]", operand(e, o), row, ld, col);
 }
 
+/* part[from] + ... + part[from + count - 1], added pairwise. */
+static const char *pairwise(Emit *e, int from, int count)
+{
+    if (count == 1)
+        return fmt(e, "part[%d]", from);
+    int half = count / 2;
+    const char *l = pairwise(e, from, half), *r = pairwise(e, from + half, count - half);
+    return fmt(e, "%s%s%s + %s%s%s", half > 1 ? "(" : "", l, half > 1 ? ")" : "",
+               count - half > 1 ? "(" : "", r, count - half > 1 ? ")" : "");
+}
+
 /* The product as loops at depth d (lowering chose it for a tiny product
  * or batch). A weight gradient summed over the batch is built by one
  * rank-1 update per sample, the first writing it (a clearing pass cost
@@ -91,8 +102,8 @@ static const char *entry(Emit *e, Operand o, bool trans, long ld, const char *ro
 static void gemm_loops(Emit *e, int d, const GemmStep *g, const Node *factor)
 {
     const char *cij = fmt(e, "%s[i * %ld + j]", operand(e, g->c), g->ldc);
-    const char *aip = entry(e, g->a, g->ta, g->lda, "i", "p"),
-               *bpj = entry(e, g->b, g->tb, g->ldb, "p", "j");
+    const char *aik = entry(e, g->a, g->ta, g->lda, "i", "k"),
+               *bkj = entry(e, g->b, g->tb, g->ldb, "k", "j");
     const char *alpha = g->alpha == SCALE_ONE ? NULL : scale(e, g->alpha, factor);
     const char *M = bound(e, g->m), *N = bound(e, g->n), *K = bound(e, g->k);
     if (g->k.times_n && g->beta == SCALE_ZERO && !g->prefill) {
@@ -100,11 +111,11 @@ static void gemm_loops(Emit *e, int d, const GemmStep *g, const Node *factor)
         line(e, d + 1, "for (size_t j = 0; j < %s; j++)", N);
         line(e, d + 2, "%s = %s * %s;", cij, entry(e, g->a, g->ta, g->lda, "i", "0"),
              entry(e, g->b, g->tb, g->ldb, "0", "j"));
-        line(e, d, "for (size_t p = 1; p < %s; p++)", K);
+        line(e, d, "for (size_t k = 1; k < %s; k++)", K);
         line(e, d + 1, "for (size_t i = 0; i < %s; i++) {", M);
-        line(e, d + 2, "const %s aip = %s;", e->real, aip);
+        line(e, d + 2, "const %s aik = %s;", e->real, aik);
         line(e, d + 2, "for (size_t j = 0; j < %s; j++)", N);
-        line(e, d + 3, "%s += aip * %s;", cij, bpj);
+        line(e, d + 3, "%s += aik * %s;", cij, bkj);
         line(e, d + 1, "}");
         if (alpha) {
             line(e, d, "for (size_t i = 0; i < %s; i++)", M);
@@ -122,9 +133,23 @@ static void gemm_loops(Emit *e, int d, const GemmStep *g, const Node *factor)
         plus = fmt(e, " + %s", cij);
     line(e, d, "for (size_t i = 0; i < %s; i++)", M);
     line(e, d + 1, "for (size_t j = 0; j < %s; j++) {", N);
-    line(e, d + 2, "%s acc = %s;", e->real, lit_str(e, 0));
-    line(e, d + 2, "for (size_t p = 0; p < %s; p++)", K);
-    line(e, d + 3, "acc += %s * %s;", aip, bpj);
+    if (g->partial_sums > 1) {
+        /* lowering's partial sums: short add chains, added pairwise */
+        int parts = g->partial_sums;
+        const char *zeros = lit_str(e, 0);
+        for (int q = 1; q < parts; q++)
+            zeros = fmt(e, "%s, %s", zeros, lit_str(e, 0));
+        line(e, d + 2, "%s part[%d] = {%s};", e->real, parts, zeros);
+        line(e, d + 2, "for (size_t k = 0; k < %s; k += %d)", K, parts);
+        line(e, d + 3, "for (size_t q = 0; q < %d; q++)", parts);
+        line(e, d + 4, "part[q] += %s * %s;", entry(e, g->a, g->ta, g->lda, "i", "(k + q)"),
+             entry(e, g->b, g->tb, g->ldb, "(k + q)", "j"));
+        line(e, d + 2, "const %s acc = %s;", e->real, pairwise(e, 0, parts));
+    } else {
+        line(e, d + 2, "%s acc = %s;", e->real, lit_str(e, 0));
+        line(e, d + 2, "for (size_t k = 0; k < %s; k++)", K);
+        line(e, d + 3, "acc += %s * %s;", aik, bkj);
+    }
     line(e, d + 2, "%s = %s%s;", cij, alpha ? fmt(e, "%s * acc", alpha) : "acc", plus);
     line(e, d + 1, "}");
 }

@@ -59,8 +59,8 @@ float iris_forward(const float *restrict theta, const float *const inputs[], int
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 16; j++) {
                 float acc = 0.0f;
-                for (size_t p = 0; p < 4; p++)
-                    acc += x[i * 4 + p] * W1[j * 4 + p];
+                for (size_t k = 0; k < 4; k++)
+                    acc += x[i * 4 + k] * W1[j * 4 + k];
                 t7[i * 16 + j] = acc + b1[j];
             }
     } else {
@@ -74,9 +74,11 @@ float iris_forward(const float *restrict theta, const float *const inputs[], int
     if (n < 8) { /* a batch this small: loops cost less than the call */
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 3; j++) {
-                float acc = 0.0f;
-                for (size_t p = 0; p < 16; p++)
-                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (size_t k = 0; k < 16; k += 4)
+                    for (size_t q = 0; q < 4; q++)
+                        part[q] += h[i * 16 + (k + q)] * W2[j * 16 + (k + q)];
+                const float acc = (part[0] + part[1]) + (part[2] + part[3]);
                 z[i * 3 + j] = acc + b2[j];
             }
     } else {
@@ -141,8 +143,8 @@ static float iris_forward_one(const float *restrict theta, const float *const in
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 16; j++) {
                 float acc = 0.0f;
-                for (size_t p = 0; p < 4; p++)
-                    acc += x[i * 4 + p] * W1[j * 4 + p];
+                for (size_t k = 0; k < 4; k++)
+                    acc += x[i * 4 + k] * W1[j * 4 + k];
                 t7[i * 16 + j] = acc + b1[j];
             }
     } else {
@@ -156,9 +158,11 @@ static float iris_forward_one(const float *restrict theta, const float *const in
     if (n < 8) { /* a batch this small: loops cost less than the call */
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 3; j++) {
-                float acc = 0.0f;
-                for (size_t p = 0; p < 16; p++)
-                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (size_t k = 0; k < 16; k += 4)
+                    for (size_t q = 0; q < 4; q++)
+                        part[q] += h[i * 16 + (k + q)] * W2[j * 16 + (k + q)];
+                const float acc = (part[0] + part[1]) + (part[2] + part[3]);
                 z[i * 3 + j] = acc + b2[j];
             }
     } else {
@@ -262,11 +266,11 @@ void iris_backward(const float *restrict theta, const float *const inputs[], int
         for (size_t i = 0; i < 3; i++)
             for (size_t j = 0; j < 16; j++)
                 d_W2[i * 16 + j] = d_z[i] * h[j];
-        for (size_t p = 1; p < (size_t)n; p++)
+        for (size_t k = 1; k < (size_t)n; k++)
             for (size_t i = 0; i < 3; i++) {
-                const float aip = d_z[p * 3 + i];
+                const float aik = d_z[k * 3 + i];
                 for (size_t j = 0; j < 16; j++)
-                    d_W2[i * 16 + j] += aip * h[p * 16 + j];
+                    d_W2[i * 16 + j] += aik * h[k * 16 + j];
             }
         for (size_t i = 0; i < 3; i++)
             for (size_t j = 0; j < 16; j++)
@@ -279,8 +283,8 @@ void iris_backward(const float *restrict theta, const float *const inputs[], int
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 16; j++) {
                 float acc = 0.0f;
-                for (size_t p = 0; p < 3; p++)
-                    acc += d_z[i * 3 + p] * W2[p * 16 + j];
+                for (size_t k = 0; k < 3; k++)
+                    acc += d_z[i * 3 + k] * W2[k * 16 + j];
                 d_h[i * 16 + j] = acc;
             }
     } else {
@@ -307,11 +311,11 @@ void iris_backward(const float *restrict theta, const float *const inputs[], int
         for (size_t i = 0; i < 16; i++)
             for (size_t j = 0; j < 4; j++)
                 d_W1[i * 4 + j] = t50[i] * x[j];
-        for (size_t p = 1; p < (size_t)n; p++)
+        for (size_t k = 1; k < (size_t)n; k++)
             for (size_t i = 0; i < 16; i++) {
-                const float aip = t50[p * 16 + i];
+                const float aik = t50[k * 16 + i];
                 for (size_t j = 0; j < 4; j++)
-                    d_W1[i * 4 + j] += aip * x[p * 4 + j];
+                    d_W1[i * 4 + j] += aik * x[k * 4 + j];
             }
         for (size_t i = 0; i < 16; i++)
             for (size_t j = 0; j < 4; j++)
@@ -379,11 +383,11 @@ static void iris_backward_one(const float *restrict theta, const float *const in
         for (size_t i = 0; i < 3; i++)
             for (size_t j = 0; j < 16; j++)
                 d_W2[i * 16 + j] = d_z[i] * h[j];
-        for (size_t p = 1; p < (size_t)n; p++)
+        for (size_t k = 1; k < (size_t)n; k++)
             for (size_t i = 0; i < 3; i++) {
-                const float aip = d_z[p * 3 + i];
+                const float aik = d_z[k * 3 + i];
                 for (size_t j = 0; j < 16; j++)
-                    d_W2[i * 16 + j] += aip * h[p * 16 + j];
+                    d_W2[i * 16 + j] += aik * h[k * 16 + j];
             }
         for (size_t i = 0; i < 3; i++)
             for (size_t j = 0; j < 16; j++)
@@ -396,8 +400,8 @@ static void iris_backward_one(const float *restrict theta, const float *const in
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 16; j++) {
                 float acc = 0.0f;
-                for (size_t p = 0; p < 3; p++)
-                    acc += d_z[i * 3 + p] * W2[p * 16 + j];
+                for (size_t k = 0; k < 3; k++)
+                    acc += d_z[i * 3 + k] * W2[k * 16 + j];
                 d_h[i * 16 + j] = acc;
             }
     } else {
@@ -424,11 +428,11 @@ static void iris_backward_one(const float *restrict theta, const float *const in
         for (size_t i = 0; i < 16; i++)
             for (size_t j = 0; j < 4; j++)
                 d_W1[i * 4 + j] = t50[i] * x[j];
-        for (size_t p = 1; p < (size_t)n; p++)
+        for (size_t k = 1; k < (size_t)n; k++)
             for (size_t i = 0; i < 16; i++) {
-                const float aip = t50[p * 16 + i];
+                const float aik = t50[k * 16 + i];
                 for (size_t j = 0; j < 4; j++)
-                    d_W1[i * 4 + j] += aip * x[p * 4 + j];
+                    d_W1[i * 4 + j] += aik * x[k * 4 + j];
             }
         for (size_t i = 0; i < 16; i++)
             for (size_t j = 0; j < 4; j++)
@@ -470,8 +474,8 @@ void iris_predict(const float *restrict theta, const float *const inputs[], int 
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 16; j++) {
                 float acc = 0.0f;
-                for (size_t p = 0; p < 4; p++)
-                    acc += x[i * 4 + p] * W1[j * 4 + p];
+                for (size_t k = 0; k < 4; k++)
+                    acc += x[i * 4 + k] * W1[j * 4 + k];
                 t7[i * 16 + j] = acc + b1[j];
             }
     } else {
@@ -485,9 +489,11 @@ void iris_predict(const float *restrict theta, const float *const inputs[], int 
     if (n < 8) { /* a batch this small: loops cost less than the call */
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 3; j++) {
-                float acc = 0.0f;
-                for (size_t p = 0; p < 16; p++)
-                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (size_t k = 0; k < 16; k += 4)
+                    for (size_t q = 0; q < 4; q++)
+                        part[q] += h[i * 16 + (k + q)] * W2[j * 16 + (k + q)];
+                const float acc = (part[0] + part[1]) + (part[2] + part[3]);
                 z[i * 3 + j] = acc + b2[j];
             }
     } else {
@@ -536,8 +542,8 @@ static void iris_predict_one(const float *restrict theta, const float *const inp
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 16; j++) {
                 float acc = 0.0f;
-                for (size_t p = 0; p < 4; p++)
-                    acc += x[i * 4 + p] * W1[j * 4 + p];
+                for (size_t k = 0; k < 4; k++)
+                    acc += x[i * 4 + k] * W1[j * 4 + k];
                 t7[i * 16 + j] = acc + b1[j];
             }
     } else {
@@ -551,9 +557,11 @@ static void iris_predict_one(const float *restrict theta, const float *const inp
     if (n < 8) { /* a batch this small: loops cost less than the call */
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 3; j++) {
-                float acc = 0.0f;
-                for (size_t p = 0; p < 16; p++)
-                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (size_t k = 0; k < 16; k += 4)
+                    for (size_t q = 0; q < 4; q++)
+                        part[q] += h[i * 16 + (k + q)] * W2[j * 16 + (k + q)];
+                const float acc = (part[0] + part[1]) + (part[2] + part[3]);
                 z[i * 3 + j] = acc + b2[j];
             }
     } else {
@@ -605,9 +613,11 @@ void iris_outputs_after_forward(const float *restrict theta, const float *const 
     if (n < 8) { /* a batch this small: loops cost less than the call */
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 3; j++) {
-                float acc = 0.0f;
-                for (size_t p = 0; p < 16; p++)
-                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (size_t k = 0; k < 16; k += 4)
+                    for (size_t q = 0; q < 4; q++)
+                        part[q] += h[i * 16 + (k + q)] * W2[j * 16 + (k + q)];
+                const float acc = (part[0] + part[1]) + (part[2] + part[3]);
                 z[i * 3 + j] = acc + b2[j];
             }
     } else {
@@ -651,9 +661,11 @@ static void iris_outputs_after_forward_one(const float *restrict theta, const fl
     if (n < 8) { /* a batch this small: loops cost less than the call */
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t j = 0; j < 3; j++) {
-                float acc = 0.0f;
-                for (size_t p = 0; p < 16; p++)
-                    acc += h[i * 16 + p] * W2[j * 16 + p];
+                float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (size_t k = 0; k < 16; k += 4)
+                    for (size_t q = 0; q < 4; q++)
+                        part[q] += h[i * 16 + (k + q)] * W2[j * 16 + (k + q)];
+                const float acc = (part[0] + part[1]) + (part[2] + part[3]);
                 z[i * 3 + j] = acc + b2[j];
             }
     } else {
