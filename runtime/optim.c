@@ -504,6 +504,18 @@ static void state_at(const bp_optimizer *o, size_t at, char **s1, char **s2)
     *s2 = arrays >= 2 ? (char *)o->state + (o->num_params + at) * rs : NULL;
 }
 
+/* The kernel's update of theta[lo, hi), g pointing at entry lo's
+ * gradient, with the state from entry lo; returns the sum of the
+ * gradient's squares. */
+static double update_entries(const bp_optimizer *o, const optim_loops *L,
+                             const optim_coef *u, char *th, const char *g,
+                             size_t lo, size_t hi)
+{
+    char *s1, *s2;
+    state_at(o, lo, &s1, &s2);
+    return L->update(u, hi - lo, th + lo * real_bytes(o), g, s1, s2);
+}
+
 /* The update of a range runs in chunks of UPDATE_CHUNK entries, spread
  * over the runtime's threads (bp_set_num_threads) when there are several;
  * each chunk's sum of squares is kept apart and the sums added in chunk
@@ -526,10 +538,7 @@ static void update_chunk(void *ctx, int part)
     update_job *j = ctx;
     size_t rs = real_bytes(j->o), lo = j->lo + (size_t)part * UPDATE_CHUNK;
     size_t hi = j->hi - lo < UPDATE_CHUNK ? j->hi : lo + UPDATE_CHUNK;
-    char *s1, *s2;
-    state_at(j->o, lo, &s1, &s2);
-    j->sumsq[part] = j->L->update(j->u, hi - lo, j->th + lo * rs,
-                                  j->g + lo * rs, s1, s2);
+    j->sumsq[part] = update_entries(j->o, j->L, j->u, j->th, j->g + lo * rs, lo, hi);
 }
 
 /* The update of theta[lo, hi); returns the sum of the gradient's squares. */
@@ -537,13 +546,8 @@ static double update_range(const bp_optimizer *o, const optim_loops *L,
                            const optim_coef *u, char *th, const char *g,
                            size_t lo, size_t hi)
 {
-    if (hi - lo <= UPDATE_CHUNK) {
-        /* one chunk: no job for the threads */
-        char *s1, *s2;
-        size_t rs = real_bytes(o);
-        state_at(o, lo, &s1, &s2);
-        return L->update(u, hi - lo, th + lo * rs, g + lo * rs, s1, s2);
-    }
+    if (hi - lo <= UPDATE_CHUNK)   /* one chunk: no job for the threads */
+        return update_entries(o, L, u, th, g + lo * real_bytes(o), lo, hi);
     double sumsq = 0;
     update_job j;             /* sumsq[] is written before it is read: not
                                  cleared */
@@ -586,7 +590,7 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
     const optim_loops *L = &loops[bp_isa()][o->real_size == 8];
     optim_coef u = coefficients(o);
     size_t rs = real_bytes(o), lo = 0, hi = 0;
-    char *th = theta, *g = grad, *s1, *s2;
+    char *th = theta, *g = grad;
     int next = 0;
     double sumsq = 0;
     if (o->cfg.clip_norm > 0) {
@@ -600,8 +604,7 @@ int bp_optim_step(bp_optimizer *o, void *theta, void *grad, char *err,
         while (next_range(o, &next, &lo, &hi)) {
             if (scale != 0)
                 L->scale(g + lo * rs, hi - lo, scale);
-            state_at(o, lo, &s1, &s2);
-            L->update(&u, hi - lo, th + lo * rs, g + lo * rs, s1, s2);
+            update_entries(o, L, &u, th, g + lo * rs, lo, hi);
         }
     } else {
         /* The norm is only reported: the update sums it on the way. */
@@ -653,15 +656,13 @@ int bp_optim_update(bp_optimizer *o, void *theta, const void *grad,
     const optim_loops *L = &loops[bp_isa()][o->real_size == 8];
     optim_coef u = coefficients(o);
     size_t rs = real_bytes(o), end = offset + len, lo = 0, hi = 0;
-    char *th = theta, *s1, *s2;
+    char *th = theta;
     const char *g = grad;
     int next = 0;
     const bp_tensor_info *t = o->model ? tensor_at(o->model, offset, len) : NULL;
     if (t) {
-        if (!t->frozen && len > 0) {
-            state_at(o, offset, &s1, &s2);
-            L->update(&u, len, th + offset * rs, g, s1, s2);
-        }
+        if (!t->frozen && len > 0)
+            update_entries(o, L, &u, th, g, offset, end);
         return BP_OK;
     }
     /* The ranges that may change, cut to [offset, end). */
@@ -670,8 +671,7 @@ int bp_optim_update(bp_optimizer *o, void *theta, const void *grad,
         hi = hi < end ? hi : end;
         if (lo >= hi)
             continue;
-        state_at(o, lo, &s1, &s2);
-        L->update(&u, hi - lo, th + lo * rs, g + (lo - offset) * rs, s1, s2);
+        update_entries(o, L, &u, th, g + (lo - offset) * rs, lo, hi);
     }
     return BP_OK;
 }
