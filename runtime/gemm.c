@@ -16,7 +16,10 @@
  *                  micro-kernel: an MR x NR tile of C, kept in registers
  *                  over the whole KC block, then C = alpha * acc + beta C
  *    Packing takes care of transposes and leading dimensions, so one
- *    kernel serves all four cases, and reads contiguous memory only. Edge
+ *    kernel serves all four cases. The kernel broadcasts A an element at
+ *    a time, from any strides, so an A whose rows lie along k (not
+ *    transposed: the samples of X·Wᵀ) is read in place, not transposed
+ *    into panels; only its last, short panel is packed. Edge
  *    tiles are padded with zeros in the packed panels; the kernel then
  *    writes a tile-sized copy of C's edge (copied in and out), so every
  *    element of C is computed by exactly the same operations wherever it
@@ -129,14 +132,16 @@
 
 /* ---------------------------------------------------------------- kernels */
 /* Every micro-kernel computes, for an MR x NR tile,
- *   C = alpha * sum_p a[p][0..MR) (x) b[p][0..NR) + beta * C
- * from packed panels a (kc x MR, row p at a + p MR) and b (kc x NR), with
- * beta == 0 storing without reading C. */
+ *   C = alpha * sum_p a(0..MR, p) (x) b[p][0..NR) + beta * C
+ * from a packed panel b (kc x NR) and A's element (i, p) at
+ * a[i * ars + p * aps]: a packed panel (ars 1, aps MR), or A's own rows
+ * where they lie along k (ars lda, aps 1: no transposing pack, see
+ * gemm_packed.h), with beta == 0 storing without reading C. */
 
-typedef void kern_f(int kc, const float *a, const float *b, float *c,
-                    int ldc, float alpha, float beta);
-typedef void kern_d(int kc, const double *a, const double *b, double *c,
-                    int ldc, double alpha, double beta);
+typedef void kern_f(int kc, const float *a, int ars, int aps, const float *b,
+                    float *c, int ldc, float alpha, float beta);
+typedef void kern_d(int kc, const double *a, int ars, int aps, const double *b,
+                    double *c, int ldc, double alpha, double beta);
 typedef void transpose8_f(const float *src, int lds, float *dst, int ldd);
 typedef void transpose8_d(const double *src, int lds, double *dst, int ldd);
 
@@ -144,16 +149,17 @@ typedef void transpose8_d(const double *src, int lds, double *dst, int ldd);
 #define PORT_MR 4
 #define PORT_NR 8
 #define PORT_KERNEL(T, name)                                               \
-    static void name(int kc, const T *restrict a, const T *restrict b,     \
-                     T *restrict c, int ldc, T alpha, T beta)              \
+    static void name(int kc, const T *restrict a, int ars, int aps,        \
+                     const T *restrict b, T *restrict c, int ldc, T alpha, \
+                     T beta)                                               \
     {                                                                      \
         T acc[PORT_MR][PORT_NR];                                           \
         memset(acc, 0, sizeof acc);                                        \
         for (int p = 0; p < kc; p++) {                                     \
             for (int i = 0; i < PORT_MR; i++)                              \
                 for (int j = 0; j < PORT_NR; j++)                          \
-                    acc[i][j] += a[i] * b[j];                              \
-            a += PORT_MR;                                                  \
+                    acc[i][j] += a[(size_t)i * ars] * b[j];                \
+            a += aps;                                                      \
             b += PORT_NR;                                                  \
         }                                                                  \
         for (int i = 0; i < PORT_MR; i++) {                                \
@@ -218,14 +224,15 @@ PORT_KERNEL(double, kern_d_portable)
 /* A kernel MR rows tall and two registers (KW elements each) wide, for
  * the vector kind KV of type KT; ROWS(X) lists X(0) .. X(MR-1). */
 #define KERNEL2(name, attr, T, MR, ROWS)                                   \
-    attr static void name(int kc, const T *restrict a, const T *restrict b, \
-                          T *restrict c, int ldc, T alpha, T beta)         \
+    attr static void name(int kc, const T *restrict a, int ars, int aps,   \
+                          const T *restrict b, T *restrict c, int ldc,     \
+                          T alpha, T beta)                                 \
     {                                                                      \
         ROWS(KDECL)                                                        \
         for (int p = 0; p < kc; p++) {                                     \
             KT b0 = KOP(_load)(b), b1 = KOP(_load)(b + KW), ai;            \
             ROWS(KFMA)                                                     \
-            a += MR;                                                       \
+            a += aps;                                                      \
             b += 2 * KW;                                                   \
         }                                                                  \
         KT va = KOP(_set1)(alpha), vb = KOP(_set1)(beta);                  \
@@ -233,7 +240,7 @@ PORT_KERNEL(double, kern_d_portable)
     }
 #define KDECL(i) KT c##i##0 = KOP(_zero)(), c##i##1 = KOP(_zero)();
 #define KFMA(i)                                                            \
-    ai = KOP(_set1)(a[i]);                                                 \
+    ai = KOP(_set1)(a[(size_t)(i) * ars]);                                                 \
     c##i##0 = KOP(_fmadd)(ai, b0, c##i##0);                                \
     c##i##1 = KOP(_fmadd)(ai, b1, c##i##1);
 #define KOUT(i)                                                            \
