@@ -9,17 +9,17 @@
  *        for each block of NC columns of C
  *          for each block of KC of the k dimension
  *            pack op(B)[KC x NC] into panels NR columns wide  (L3/L2)
- *            for each block of MC rows of C
- *              pack op(A)[MC x KC] into panels MR rows tall  (L2)
+ *            for each block of MC rows of C            (A's, L2)
  *              for each NR-wide panel of B                     (L1)
  *                for each MR-tall panel of A
  *                  micro-kernel: an MR x NR tile of C, kept in registers
  *                  over the whole KC block, then C = alpha * acc + beta C
- *    Packing takes care of transposes and leading dimensions, so one
- *    kernel serves all four cases. The kernel broadcasts A an element at
- *    a time, from any strides, so an A whose rows lie along k (not
- *    transposed: the samples of X·Wᵀ) is read in place, not transposed
- *    into panels; only its last, short panel is packed. Edge
+ *    Packing B takes care of its transpose and leading dimension. The
+ *    kernel broadcasts A an element at a time, which costs the same from
+ *    any address, so A is read in place with its own strides, never
+ *    transposed into panels (as the samples of X·Wᵀ were); only a last
+ *    panel of fewer than MR rows is packed, with zeros. So one kernel
+ *    serves all four cases. Edge
  *    tiles are padded with zeros in the packed panels; the kernel then
  *    writes a tile-sized copy of C's edge (copied in and out), so every
  *    element of C is computed by exactly the same operations wherever it
@@ -45,7 +45,7 @@
  * Threads: a product of GEMM_PAR_MIN multiply-adds or more is cut into as
  * many pieces as bp_set_num_threads() allows, by whole MR x NR tiles of C,
  * along n (each thread packs its own columns of B) or along m (its own
- * rows of A) — never along k. Each thread packs into its own scratch
+ * rows of A, and all of B) — never along k. Each thread packs into its own scratch
  * (bp_thread_scratch: about 1.1 MiB per thread, allocated on first use);
  * when that memory cannot be had, the piece runs the unpacked paths.
  * Several application threads may call bp_gemm_* at once. */
@@ -76,14 +76,13 @@
 #define GEMM_PACK_MIN 32768
 #define GEMM_PAR_MIN 1048576
 /* Block sizes of the packed path, in elements: KC deep; MC rows of A
- * (about 128 KiB, in L2) and NC columns of B (about 1 MiB) per block,
- * rounded down to multiples of the kernel's MR and NR. */
+ * (about 128 KiB, in L2, read in place) and NC columns of B (about 1 MiB,
+ * packed) per block, rounded down to multiples of the kernel's MR and
+ * NR. The scratch holds B's block and A's short last panel. */
 #define PACK_KC 256
 #define PACK_BYTES_A 131072
 #define PACK_BYTES_B 1048576
 #define PACK_SCRATCH (PACK_BYTES_A + PACK_BYTES_B + 4096)
-/* The most of op(A) the threads pack once and share (gemm_packed.h) */
-#define PACK_SHARED_A 2097152
 /* The largest micro-tile of any kernel, in elements. */
 #define PACK_TILE 256
 
@@ -280,8 +279,8 @@ KERNEL2(kern_d_avx512, BP_TARGET_AVX512, double, 8, ROWS8)
 #undef KW
 
 /* dst[c * ldd + r] = src[r * lds + c] for r, c < 8: the transposing
- * packs (op(A) from A's rows, op(B) from Bᵀ's) move 8 x 8 blocks at a
- * time instead of one element, with an element's load and store each.
+ * pack (op(B) from Bᵀ's rows) moves 8 x 8 blocks at a time instead of
+ * one element, with an element's load and store each.
  * Unpacking pairs of rows, then pairs of pairs, leaves each 128-bit lane
  * holding four rows of one column; joining lanes finishes the columns. */
 BP_TARGET_AVX2 static void transpose8_f_avx2(const float *src, int lds,

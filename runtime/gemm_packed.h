@@ -41,26 +41,22 @@ static void GEMM_(transpose_rows)(const GEMM_(packed_args) *g, const GEMM_T *src
             dst[(size_t)p * ldd + r] = src[(size_t)r * lds + p];
 }
 
-/* op(A)[i0 + i][p0 + p] for i < mc, p < kc into panels of mr rows:
- * panel r holds rows r*mr.., row-major by p (mr values per p), rows past
- * mc zero. */
-static void GEMM_(pack_a)(const GEMM_(packed_args) *g, int i0, int mc,
-                          int p0, int kc, GEMM_T *restrict dst)
+/* The last panel of op(A) when it has fewer than mr rows: op(A)[i0 + i]
+ * [p0 + p] for i < rows, p < kc, row-major by p (mr values per p), the
+ * rows past `rows` zero. Every other panel is read in place (see
+ * packed_range). */
+static void GEMM_(pack_a_short)(const GEMM_(packed_args) *g, int i0, int rows,
+                                int p0, int kc, GEMM_T *restrict dst)
 {
     int mr = g->mr;
-    for (int ir = 0; ir < mc; ir += mr) {
-        int rows = mc - ir < mr ? mc - ir : mr;
-        GEMM_T *d = dst + (size_t)ir * kc;
-        if (rows < mr)
-            memset(d, 0, (size_t)kc * mr * sizeof *d);
-        if (!g->ta) {
-            GEMM_(transpose_rows)(g, g->a + (size_t)(i0 + ir) * g->lda + p0, g->lda,
-                                  rows, kc, d, mr);
-        } else {
-            for (int p = 0; p < kc; p++)
-                memcpy(d + (size_t)p * mr, g->a + (size_t)(p0 + p) * g->lda + i0 + ir,
-                       (size_t)rows * sizeof *d);
-        }
+    memset(dst, 0, (size_t)kc * mr * sizeof *dst);
+    if (!g->ta) {
+        GEMM_(transpose_rows)(g, g->a + (size_t)i0 * g->lda + p0, g->lda, rows, kc,
+                              dst, mr);
+    } else {
+        for (int p = 0; p < kc; p++)
+            memcpy(dst + (size_t)p * mr, g->a + (size_t)(p0 + p) * g->lda + i0,
+                   (size_t)rows * sizeof *dst);
     }
 }
 
@@ -96,28 +92,28 @@ static int GEMM_(k_block)(int k)
 }
 
 /* Rows [i0, i1) and columns [j0, j1) of C, with scratch `buf` (64-byte
- * aligned, PACK_SCRATCH bytes). ashared: all of op(A) already packed
- * (GEMM_(pack_a_part)), or NULL to pack it here.
- * A not transposed (its rows along k, as x in X·Wᵀ, every dense layer's
- * forward product) is not packed: the kernel reads its rows where they
- * are (a broadcast costs the same from any address), which spares
- * transposing all of A into panels, a fifth of X·W1ᵀ's time at 784-128-10
- * (147 -> 135 µs), and at two threads the shared pack and its cross-core
- * reads (92 -> 72 µs). Only a last panel of fewer than MR rows is packed,
- * with zeros, so the kernel never reads past A. The products, and so the
- * bits, are the packed path's. */
+ * aligned, PACK_SCRATCH bytes).
+ * op(A) is not packed: the kernel broadcasts A an element at a time, and
+ * a broadcast costs the same from any address, so it reads each panel of
+ * MR rows where it lies, with A's strides (along k: 1 where A is not
+ * transposed, lda where it is). Packing had transposed all of X in every
+ * dense layer's X·Wᵀ (784-128-10's X·W1ᵀ: 148 -> 136 µs on one thread),
+ * and at two threads the threads packed A together and then read each
+ * other's halves (X·W1ᵀ 99 -> 72 µs; dH2ᵀ·H1 at 784-512-512-10 349 ->
+ * 303 µs). Only a last panel of fewer than MR rows is packed, with zeros,
+ * so the kernel never reads past A. The products, and so the bits, are
+ * the ones packed panels gave. */
 static void GEMM_(packed_range)(const GEMM_(packed_args) *g, int i0, int i1,
-                                int j0, int j1, GEMM_T *buf,
-                                const GEMM_T *ashared)
+                                int j0, int j1, GEMM_T *buf)
 {
     const int mr = g->mr, nr = g->nr;
     const int mcb = (int)(PACK_BYTES_A / sizeof(GEMM_T) / PACK_KC) / mr * mr;
     const int ncb = (int)(PACK_BYTES_B / sizeof(GEMM_T) / PACK_KC) / nr * nr;
     GEMM_T *bpack = buf;
-    GEMM_T *apack = buf + PACK_BYTES_B / sizeof(GEMM_T);
+    GEMM_T *ashort = buf + PACK_BYTES_B / sizeof(GEMM_T);
     const int kcb = GEMM_(k_block)(g->k);
-    const size_t mpad = (size_t)(g->m + mr - 1) / mr * mr;
-    const int direct = !g->ta;
+    /* A's element (i, p) at a[i * ars + p * aps] */
+    const int ars = g->ta ? 1 : g->lda, aps = g->ta ? g->lda : 1;
     for (int jc = j0; jc < j1; jc += ncb) {
         int nc = j1 - jc < ncb ? j1 - jc : ncb;
         for (int pc = 0; pc < g->k; pc += kcb) {
@@ -126,32 +122,24 @@ static void GEMM_(packed_range)(const GEMM_(packed_args) *g, int i0, int i1,
             GEMM_(pack_b)(g, pc, kc, jc, nc, bpack);
             for (int ic = i0; ic < i1; ic += mcb) {
                 int mc = i1 - ic < mcb ? i1 - ic : mcb;
-                int mfull = mc / mr * mr;   /* rows read in place when direct */
-                if (direct) {
-                    if (mfull < mc)
-                        GEMM_(pack_a)(g, ic + mfull, mc - mfull, pc, kc, apack);
-                } else if (ashared) {
-                    apack = (GEMM_T *)ashared + mpad * pc + (size_t)ic * kc;
-                } else {
-                    GEMM_(pack_a)(g, ic, mc, pc, kc, apack);
-                }
+                int mfull = mc / mr * mr;   /* rows of whole panels */
+                if (mfull < mc)
+                    GEMM_(pack_a_short)(g, ic + mfull, mc - mfull, pc, kc, ashort);
                 for (int jr = 0; jr < nc; jr += nr) {
                     int cols = nc - jr < nr ? nc - jr : nr;
                     const GEMM_T *bp = bpack + (size_t)jr * kc;
                     for (int ir = 0; ir < mc; ir += mr) {
                         int rows = mc - ir < mr ? mc - ir : mr;
-                        const GEMM_T *ap = apack + (size_t)ir * kc;
-                        int ars = 1, aps = mr;
-                        if (direct && ir < mfull) {
-                            ap = g->a + (size_t)(ic + ir) * g->lda + pc;
-                            ars = g->lda;
-                            aps = 1;
-                        } else if (direct) {
-                            ap = apack;
+                        const GEMM_T *ap = ashort;
+                        int rs = 1, ps = mr;
+                        if (ir < mfull) {
+                            ap = g->a + (size_t)(ic + ir) * ars + (size_t)pc * aps;
+                            rs = ars;
+                            ps = aps;
                         }
                         GEMM_T *cp = g->c + (size_t)(ic + ir) * g->ldc + jc + jr;
                         if (rows == mr && cols == nr) {
-                            g->kern(kc, ap, ars, aps, bp, cp, g->ldc, g->alpha, be);
+                            g->kern(kc, ap, rs, ps, bp, cp, g->ldc, g->alpha, be);
                             continue;
                         }
                         /* An edge tile: the kernel works on a full-size
@@ -164,7 +152,7 @@ static void GEMM_(packed_range)(const GEMM_(packed_args) *g, int i0, int i1,
                                 memcpy(tile + (size_t)i * nr,
                                        cp + (size_t)i * g->ldc,
                                        (size_t)cols * sizeof *cp);
-                        g->kern(kc, ap, ars, aps, bp, tile, nr, g->alpha, be);
+                        g->kern(kc, ap, rs, ps, bp, tile, nr, g->alpha, be);
                         for (int i = 0; i < rows; i++)
                             memcpy(cp + (size_t)i * g->ldc,
                                    tile + (size_t)i * nr,
@@ -182,29 +170,7 @@ typedef struct {
     const GEMM_(packed_args) *g;
     int split_n;      /* 1: pieces are column ranges, 0: row ranges */
     int tiles, parts;
-    GEMM_T *ashared;  /* op(A) packed once for every piece, or NULL */
 } GEMM_(packed_job);
-
-/* Piece `part` of packing all of op(A) into job->ashared: whole panels of
- * rows, every block of k, in the layout packed_range reads (block by
- * block of k, each the m rows' panels). */
-static void GEMM_(pack_a_part)(void *vjob, int part)
-{
-    const GEMM_(packed_job) *job = vjob;
-    const GEMM_(packed_args) *g = job->g;
-    int mr = g->mr, panels = (g->m + mr - 1) / mr;
-    int lo = (int)((long long)panels * part / job->parts) * mr;
-    int hi = (int)((long long)panels * (part + 1) / job->parts) * mr;
-    hi = hi < g->m ? hi : g->m;
-    if (lo >= hi)
-        return;
-    const int kcb = GEMM_(k_block)(g->k);
-    const size_t mpad = (size_t)panels * mr;
-    for (int pc = 0; pc < g->k; pc += kcb) {
-        int kc = g->k - pc < kcb ? g->k - pc : kcb;
-        GEMM_(pack_a)(g, lo, hi - lo, pc, kc, job->ashared + mpad * pc + (size_t)lo * kc);
-    }
-}
 
 static void GEMM_(packed_part)(void *vjob, int part)
 {
@@ -227,7 +193,7 @@ static void GEMM_(packed_part)(void *vjob, int part)
     }
     GEMM_T *buf = bp_thread_scratch(PACK_SCRATCH);
     if (buf) {
-        GEMM_(packed_range)(g, i0, i1, j0, j1, buf, job->ashared);
+        GEMM_(packed_range)(g, i0, i1, j0, j1, buf);
         return;
     }
     /* No scratch memory: the unpacked paths, on this piece. */
@@ -245,33 +211,16 @@ static void GEMM_(packed)(const GEMM_(packed_args) *g)
     int tiles_n = (g->n + g->nr - 1) / g->nr;
     int threads = (double)g->m * g->n * g->k >= GEMM_PAR_MIN
                       ? bp_get_num_threads() : 1;
-    /* Split the dimension whose other operand is the smaller to pack
-     * again in every thread (A is m x k, B is k x n), if it has a tile
-     * per thread. */
+    /* Split the dimension whose other operand is the smaller, as every
+     * thread goes through all of that one (reads all of A, or packs all of
+     * B), if it has a tile per thread. */
     job.split_n = (g->m <= g->n && tiles_n >= threads) || tiles_m < threads;
     job.tiles = job.split_n ? tiles_n : tiles_m;
     job.parts = threads < job.tiles ? threads : job.tiles;
-    job.ashared = NULL;
     if (job.parts <= 1) {
         job.parts = 1;
         GEMM_(packed_part)(&job, 0);
         return;
-    }
-    /* Column pieces each need all of op(A): the threads pack it once
-     * together, into the tail of the caller's scratch (the caller's own
-     * piece packs B into the head), then share it. The packed values are
-     * the ones each piece would make, so the bits do not change. An A
-     * read in place (not transposed) needs no such pack. */
-    size_t ashared = (size_t)tiles_m * g->mr * (size_t)g->k;
-    if (job.split_n && g->ta && ashared <= PACK_SHARED_A / sizeof(GEMM_T)) {
-        GEMM_T *buf = bp_thread_scratch(PACK_SCRATCH + ashared * sizeof(GEMM_T));
-        if (buf) {
-            job.ashared = buf + PACK_SCRATCH / sizeof(GEMM_T);
-            int parts = job.parts;
-            job.parts = threads < tiles_m ? threads : tiles_m;
-            bp_parallel_run(job.parts, GEMM_(pack_a_part), &job);
-            job.parts = parts;
-        }
     }
     bp_parallel_run(job.parts, GEMM_(packed_part), &job);
 }
