@@ -162,7 +162,7 @@ void bp_fill_normal(bp_rng *r, void *dst, int real_size, size_t count,
  * or k == 0 leaves beta * C. A, B and C are caller-owned, and C must not
  * overlap A or B. Safe to call from several threads at once.
  * Large products (see gemm.c) pack their operands into a scratch block
- * per calling thread (about 1.1 MiB, allocated on first use and freed
+ * per calling thread (about 1 MiB, allocated on first use and freed
  * when the thread exits) and use up to bp_get_num_threads() threads.
  * The result is bit-identical for every thread count and every run on a
  * given machine; the kernels (AVX-512, AVX2+FMA or portable, chosen at

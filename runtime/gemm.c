@@ -46,7 +46,7 @@
  * many pieces as bp_set_num_threads() allows, by whole MR x NR tiles of C,
  * along n (each thread packs its own columns of B) or along m (its own
  * rows of A, and all of B) — never along k. Each thread packs into its own scratch
- * (bp_thread_scratch: about 1.1 MiB per thread, allocated on first use);
+ * (bp_thread_scratch: about 1 MiB per thread, allocated on first use);
  * when that memory cannot be had, the piece runs the unpacked paths.
  * Several application threads may call bp_gemm_* at once. */
 #include "bp.h"
@@ -82,7 +82,8 @@
 #define PACK_KC 256
 #define PACK_BYTES_A 131072
 #define PACK_BYTES_B 1048576
-#define PACK_SCRATCH (PACK_BYTES_A + PACK_BYTES_B + 4096)
+#define PACK_MR_MAX 8           /* the tallest kernel's MR */
+#define PACK_SCRATCH (PACK_BYTES_B + PACK_KC * PACK_MR_MAX * sizeof(double) + 4096)
 /* The largest micro-tile of any kernel, in elements. */
 #define PACK_TILE 256
 
