@@ -233,19 +233,25 @@ static void test_special_values(void)
 }
 
 /* The array forms, on every instruction set this CPU runs, at lengths
- * around the block size and its half (the last block's two paths), in
- * place and not: the scalar functions' bits
+ * around the block size and its half (the last block's two paths) and
+ * past the length that is split among threads (at 1, 2 and 3 threads),
+ * in place and not: the scalar functions' bits
  * (gcc, which does not contract a * b + c into fused multiply-adds under
  * -std=c99), or within the stated bound of them (other compilers). */
 static void test_arrays(void)
 {
-    static const size_t lens[] = {0, 1, 15, 16, 17, 31, 32, 33, 48, 49, 100, 1000};
+    static const size_t lens[] = {0, 1, 15, 16, 17, 31, 32, 33, 48, 49, 100, 1000,
+                                  16383, 16384, 40001};
     int best = bp_isa(), isas = 0, mismatches = 0;
     for (int isa = 0; isa < BP_ISA_COUNT; isa++) {
         if (bp_isa_force(isa) != 0)
             continue;
         isas++;
-        for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        for (size_t run = 0; run < sizeof lens / sizeof *lens + 6; run++) {
+            /* every length at one thread, then the three longest at 2 and 3 */
+            size_t nlens = sizeof lens / sizeof *lens;
+            size_t li = run < nlens ? run : nlens - 3 + (run - nlens) % 3;
+            bp_set_num_threads(run < nlens ? 1 : run < nlens + 3 ? 2 : 3);
             size_t n = lens[li];
             float *xf = malloc((n + 1) * 4), *yf = malloc((n + 1) * 4);
             double *xd = malloc((n + 1) * 8), *yd = malloc((n + 1) * 8);
@@ -289,6 +295,7 @@ static void test_arrays(void)
             free(xf); free(yf); free(xd); free(yd);
         }
     }
+    bp_set_num_threads(1);
     bp_isa_force(-1);
     CU_ASSERT_EQUAL(bp_isa(), best);
     CU_ASSERT(isas >= 1);
