@@ -647,18 +647,19 @@ typedef struct {
     Node *src;            /* NULL: a frozen parameter's zero gradient */
 } CopyStep;
 
-/* M_step's update of parameter `index` (its `size` reals) from its
- * gradient, which lies at `offset` in M_step's gradient pool. With
+/* M_step's update of parameters index .. index + count - 1 (consecutive
+ * in theta; `size` reals in all) from their gradients, which lie at
+ * `offset` in M_step's gradient pool, in the same order. With
  * `gemm`, the gradient's own step (a gemm that nothing after it reads)
  * runs here instead, `tile_rows` rows of the gradient at a time into a
  * block at `offset`, each block's update right after it: the pool holds
  * one block, not the whole gradient. */
 typedef struct Step Step;
 typedef struct {
-    int index;
+    int index, count;
     long offset;
     long size;
-    const Step *gemm;
+    const Step *gemm;   /* count is 1 */
     long tile_rows;
 } UpdateStep;
 
@@ -719,12 +720,16 @@ typedef struct Plan {
      * copy's offset, and fused_grad of a POOL_GRAD node, are places in
      * that pool), input gradients left out, and a STEP_UPDATE right after
      * the last step that writes a parameter's gradient or reads the
-     * parameter. Gradients whose lifetimes do not overlap share the pool. */
+     * parameter. Gradients whose lifetimes do not overlap share the pool.
+     * A small model's (fused_whole) instead lie as their parameters do in
+     * theta, and are applied after backward's last step, a run of
+     * consecutive parameters per update. */
     Step *fused_steps;
     int nfused_steps;
     StepGroup *fused_groups;
     int nfused_groups;
     long ws_fused;                /* the gradient pool's reals */
+    bool fused_whole;             /* the whole gradient, updated at the end */
     long *fused_grad;             /* by node id: its place in the pool (a
                                      POOL_GRAD buffer of backward), or -1 */
     /* M_forward_backward (lower.c, lower_forward_backward): forward's

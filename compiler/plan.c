@@ -648,16 +648,20 @@ void plan_dump(const Plan *p, FILE *out)
         return;
     /* --step: M_step after its call of forward */
     const Model *m = g->model;
-    fprintf(out, "step: forward, then %d steps; gradients in a pool of %ld reals\n",
-            p->nfused_steps, p->ws_fused);
+    fprintf(out, "step: forward, then %d steps; gradients in a pool of %ld reals%s\n",
+            p->nfused_steps, p->ws_fused,
+            p->fused_whole ? " (all of them, as theta: a small model updates at the end)" : "");
     for (int k = 0; k < p->nfused_steps; k++) {
         const Step *st = &p->fused_steps[k];
         if (st->kind == STEP_UPDATE) {
             const UpdateStep *u = &st->update;
             if (u->gemm)
                 dump_node_step(out, p, PF_BACKWARD, u->gemm);
-            fprintf(out, "  update  %s [%ld] from the pool at %ld", m->params[u->index]->name,
-                    u->size, u->offset);
+            fprintf(out, "  update  %s", m->params[u->index]->name);
+            if (u->count > 1)
+                fprintf(out, " .. %s (%d tensors)", m->params[u->index + u->count - 1]->name,
+                        u->count);
+            fprintf(out, " [%ld] from the pool at %ld", u->size, u->offset);
             if (u->gemm)
                 fprintf(out, ", made by the gemm above %ld rows at a time", u->tile_rows);
             fputc('\n', out);

@@ -157,9 +157,19 @@ typedef struct {
     const char *name;
     const char *source;      /* the .net text, or NULL: read from `path` */
     const char *path;        /* a .net file, or with "sh " a command printing one */
-    bool smaller;            /* the gradient pool is smaller than theta */
+    int whole;               /* 0: a model of more than 16 384 updated reals,
+                                whose gradients share a pool smaller than
+                                theta, each applied as soon as it is final;
+                                else a small model's whole gradient, laid
+                                out as theta and applied at the end, in this
+                                many calls (one per run of parameters that
+                                are not frozen) */
 } Case;
 
+#define WIDE                                                                            \
+    "input x[160]\ninput y[3]\nparam W1[200, 160]\nparam b1[200]\n"                      \
+    "param W2[3, 200] = xavier\nparam b2[3]\n"                                            \
+    "h = relu(W1 · x + b1)\nz = W2 · h + b2\nloss L = softmax_cross_entropy(z, y)\n"
 #define DEFERRED                                                                        \
     "input x[20]\ninput y[3]\nparam W1[130, 20]\nparam b1[130]\nparam W2[130, 130]\n"      \
     "param b2[130]\nparam W3[3, 130] = xavier\nparam b3[3]\nh1 = tanh(W1 · x + b1)\n"       \
@@ -174,55 +184,64 @@ static const Case cases[] = {
     {"mlp", "input x[5]\ninput y[3]\nparam W1[8, 5] = xavier\nparam b1[8]\n"
             "param W2[3, 8] = xavier\nparam b2[3]\n"
             "h = tanh(W1 · x + b1)\nz = W2 · h + b2\nloss L = softmax_cross_entropy(z, y)\n",
-     NULL, true},
-    {"xor", NULL, "examples/xor/xor.net", true},
-    {"iris", NULL, "examples/iris/iris.net", true},
+     NULL, 1},
+    {"xor", NULL, "examples/xor/xor.net", 1},
+    {"iris", NULL, "examples/iris/iris.net", 1},
     /* W and b serve both layers: their gradients sum two layers' shares,
      * and W's update must wait for the first layer's backward */
     {"shared", "input x[4]\nparam W[4, 4]\nparam b[4]\nparam v[4]\n"
                "h1 = tanh(W · x + b)\nh2 = tanh(W · h1 + b)\nloss L = (dot(v, h2) - 1)^2\n",
-     NULL, false},
-    {"cnn", NULL, "examples/digits_cnn/digits_cnn.net", true},
+     NULL, 1},
+    {"cnn", NULL, "examples/digits_cnn/digits_cnn.net", 1},
     /* W1's gradient (200 x 160) is made 96 rows at a time (2 blocks, the
      * last one short), each applied at once */
-    {"wide", "input x[160]\ninput y[3]\nparam W1[200, 160]\nparam b1[200]\n"
-             "param W2[3, 200] = xavier\nparam b2[3]\n"
-             "h = relu(W1 · x + b1)\nz = W2 · h + b2\nloss L = softmax_cross_entropy(z, y)\n",
-     NULL, true},
+    {"wide", WIDE, NULL, 0},
     /* W2's gradient (130 x 130) is made after dL/dh1 reads W2 (moved past
      * it), in blocks */
-    {"deferred", DEFERRED, NULL, true},
+    {"deferred", DEFERRED, NULL, 0},
     /* the same after a convolution: the workspace keeps flatten(h), which
      * the gradient's gemm reads, until after dL/dh has read W1 */
-    {"conv_moved", CONV_MOVED, NULL, true},
-    /* long enough to be split into a static function per group of steps */
-    {"deep", NULL, "sh scripts/deep_net.sh 40 4", true},
+    {"conv_moved", CONV_MOVED, NULL, 0},
+    /* long enough to be split into a static function per group of steps,
+     * with updates in the groups (40 layers of 24: 24 000 reals), and a
+     * small one whose single update follows the last group */
+    {"deep", NULL, "sh scripts/deep_net.sh 40 24", 0},
+    {"deep_small", NULL, "sh scripts/deep_net.sh 40 4", 1},
     /* a frozen first layer (read by nothing in backward) and a frozen
      * scale the backward reads */
     {"frozen", "input x[3]\ninput y[2]\nparam frozen W1[4, 3]\nparam b1[4]\n"
                "param frozen s\nparam W2[2, 4]\nparam b2[2]\n"
                "h = tanh(W1 · x + b1)\nz = s * (W2 · h) + b2\nloss L = mse(z, y)\n",
-     NULL, true},
+     NULL, 2},
     /* dL/db is a, a parameter read by a copy at the end; c is unused (a
      * zero gradient, still decayed and stepped); an input gradient */
     {"leaves", "input x[3]\nparam a[3]\nparam b[3]\nparam c[2]\nwrt x\n"
                "loss L = sum(a * b) + sum(x * a * a) + 0 * sum(c)\n",
-     NULL, false},
+     NULL, 1},
     /* an input gradient written straight into grad_inputs by its loop
      * (M_step drops that loop), and w read inside merged loops (its
      * update follows the merged loop's last statement) */
     {"merged", "input x[3]\nwrt x\nparam w[3]\nparam b[3]\n"
                "h = tanh(w * x + b)\nloss L = sum(h * h * x)\n",
-     NULL, false},
+     NULL, 1},
     /* a merged loop of backward with a local (t15 = x * h, read by its
      * statements only): M_step emits it as one loop too */
     {"local", "input x[3]\nparam w[3]\nparam b[3]\nh = cos(w * x + b)\n"
               "loss L = sum(h * h * x) + sum(sin(w * x + b) * x)\n",
-     NULL, false},
+     NULL, 1},
     /* a gradient that is a constant (dL/dv = 1), filled into the pool */
     {"fill", "param w[2] = 3\nparam v[2] = uniform(0, 1)\nloss L = sum(w * w) + sum(v)\n",
-     NULL, false},
+     NULL, 1},
 };
+
+/* Occurrences of `what` in text. */
+static int count(const char *text, const char *what)
+{
+    int k = 0;
+    for (const char *p = text; p && (p = strstr(p, what)); p += strlen(what))
+        k++;
+    return k;
+}
 
 /* Worst err= of the harness output, -1 when absent; counts the lines. */
 static double worst_error(const char *out, int *lines)
@@ -281,8 +300,16 @@ static void run_case(const Case *c, const char *precision, double limit)
     free(decl);
     long P = num_params(header), pool = pool_reals(text);
     CU_ASSERT(P > 0 && pool > 0 && pool <= P);
-    if (c->smaller)
+    if (c->whole) {
+        /* one update per run in each body of M_step (its copy for one
+         * sample too), after the last gradient */
+        CU_ASSERT_EQUAL(pool, P);
+        int bodies = count(text, "bp_optim_finish(");
+        CU_ASSERT(bodies >= 1);
+        CU_ASSERT_EQUAL(count(text, "bp_optim_update("), c->whole * bodies);
+    } else {
         CU_ASSERT(pool < P);
+    }
     const char *real = strcmp(precision, "float") ? "double" : "float";
     cmd = test_format("%s %s -Werror -Iruntime -DMODEL=%s_model -DSTEP=%s_step "
                       "-DSTEP_WS=%s_step_workspace_size -DREAL=%s -o %s %s "
@@ -340,32 +367,42 @@ static const char *after(const char *text, const char *from, const char *what)
     return p ? strstr(p, what) : NULL;
 }
 
-/* xor: the backward of the hidden layer (t48) reads w2 after dL/dw2 is
- * complete; w2's update comes after that read, and b2's, which nothing
- * reads, right after its gradient; every gradient shares one place. */
+/* A model of more than 16 384 updated reals: W2's update comes after
+ * the backward of the hidden layer reads W2 (after dL/dW2 is complete),
+ * b2's, which nothing reads, right after its gradient. A small model
+ * (xor, 9 reals): the whole gradient, laid out as theta, and one update
+ * after backward's last step. */
 static void test_update_after_last_read(void)
 {
-    char *source = test_read_file("examples/xor/xor.net", NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(source);
     char *out_c = test_format("%s/st_order.c", TEST_TMP);
-    char *args = test_format("-o %s --precision=double --step", out_c);
-    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_order", source, args, NULL, NULL), 0);
+    char *args = test_format("-o %s --step", out_c);
+    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_order", WIDE, args, NULL, NULL), 0);
     char *c = test_read_file(out_c, NULL);
-    const char *fn = "double st_order_step(";
-    const char *dw2 = after(c, fn, "    d_w2[j] /= (double)n;\n");
-    const char *read = after(c, fn, "w2[j] * h[s * 2 + j]");
-    const char *update = after(c, fn, "bp_optim_update(opt, theta, d_w2, st_order_w2_OFFSET, "
-                                      "st_order_w2_SIZE);");
-    CU_ASSERT(dw2 && read && update && dw2 < read && read < update);
-    const char *db2 = after(c, fn, "d_b2[0] = 2.0 * (acc / (double)n);\n    }\n"
-                                   "    /* b2 is final and read no more: update it from dL/db2 */\n"
+    const char *fn = "float st_order_step(";
+    const char *db2 = after(c, fn, "/* b2 is final and read no more: update it from dL/db2 */\n"
                                    "    bp_optim_update(opt, theta, d_b2, st_order_b2_OFFSET, "
                                    "st_order_b2_SIZE);\n");
-    CU_ASSERT_PTR_NOT_NULL(db2);
-    CU_ASSERT_PTR_NOT_NULL(after(c, fn, "double *const d_W1 = wsr + 6 * (size_t)n;\n"));
+    const char *read = after(c, fn, "/* st_order.net:8  dL/dh = transpose(W2) · dL/dz */");
+    const char *update = after(c, fn, "bp_optim_update(opt, theta, d_W2, st_order_W2_OFFSET, "
+                                      "st_order_W2_SIZE);");
+    CU_ASSERT(db2 && read && update && db2 < read && read < update);
+    free(c);
+    free(args);
+
+    char *source = test_read_file("examples/xor/xor.net", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(source);
+    args = test_format("-o %s --precision=double --step", out_c);
+    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_order", source, args, NULL, NULL), 0);
+    c = test_read_file(out_c, NULL);
+    fn = "double st_order_step(";
+    const char *dw2 = after(c, fn, "    d_w2[j] /= (double)n;\n");
+    read = after(c, fn, "w2[j] * h[s * 2 + j]");
+    update = after(c, fn, "    bp_optim_update(opt, theta, d_W1, st_order_W1_OFFSET,\n"
+                          "        st_order_W1_SIZE + st_order_b1_SIZE + st_order_w2_SIZE + "
+                          "st_order_b2_SIZE);\n    bp_optim_finish(opt);\n    return loss;\n}\n");
+    CU_ASSERT(dw2 && read && update && dw2 < read && read < update);
     CU_ASSERT_PTR_NOT_NULL(after(c, "size_t st_order_step_workspace_size(int n)\n",
-                                 "return st_order_workspace_size(n) + 4 * sizeof(double);"));
-    CU_ASSERT_PTR_NOT_NULL(after(c, fn, "    bp_optim_finish(opt);\n    return loss;\n}\n"));
+                                 "return st_order_workspace_size(n) + 9 * sizeof(double);"));
     /* without --step, nothing of it */
     free(c);
     free(args);

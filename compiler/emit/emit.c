@@ -133,8 +133,10 @@ bool emit_c(const Plan *p, FILE *c_file, FILE *h_out)
     /* M_forward_backward's and M_step's locals */
     e.loss_name = unique_name(&e, "loss");
     e.inv_n_name = unique_name(&e, "inv_n");
-    if (p->opt.step)
+    if (p->opt.step) {
         e.opt_name = unique_name(&e, "opt");
+        e.pool_name = unique_name(&e, "pool");
+    }
 
     /* the functions first, into memory: they decide which helpers exist */
     char *fns = NULL;

@@ -74,6 +74,13 @@ typedef struct {
      * argument's and loss's C names */
     bool fused;
     const char *opt_name, *loss_name;
+    /* M_step with a copy for one sample: the gradients are named from a
+     * pointer to the pool (pool_name), a `restrict` parameter of the copy,
+     * so that gcc knows them apart from the workspace's buffers and
+     * vectorises the small outer products that make them; pool_decl, the
+     * public function's declaration of it, or NULL */
+    bool pool_param;
+    const char *pool_name, *pool_decl;
     /* M_forward_backward: the local holding 1/n that gradients into
      * grad_inputs are scaled by, or NULL (each says 1/n itself); the
      * static functions of each function's groups (NULL: in the caller) */

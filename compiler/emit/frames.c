@@ -165,19 +165,25 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
             continue;
         const NodeInfo *in = info(e, n);
         Pool pool = in->mode[f] == NODE_BUFFER ? in->buf[f].pool : in->buf[PF_FORWARD].pool;
-        if (pool == POOL_BATCHED || pool == POOL_SHARED || (e->fused && pool == POOL_GRAD))
+        if (pool == POOL_BATCHED || pool == POOL_SHARED ||
+            (e->fused && pool == POOL_GRAD && !e->pool_param))
             ws_used = true;
     }
     if (e->found)
         fprintf(out, "    bp_nonfinite *const %s = (bp_nonfinite *)ws;\n", e->found);
+    ws_used = ws_used || e->pool_decl;   /* the pool lies after the workspace */
     if ((ws_used || e->ws_direct) && e->found)   /* the record comes first */
         fprintf(out, "    %s *const wsr = (%s *)((char *)ws + BP_NONFINITE_BYTES);\n", e->real,
                 e->real);
     else if (ws_used || e->ws_direct)
         fprintf(out, "    %s *const wsr = (%s *)ws;\n", e->real, e->real);
+    if (e->pool_decl)
+        fprintf(out, "%s", e->pool_decl);
     for (int k = 0; k < e->nused; k++)
         declare(e, out, e->g->nodes[e->used_ids[k]]);
     fputs("    (void)theta;\n    (void)inputs;\n    (void)n;\n    (void)ws;\n", out);
+    if (e->fused && e->pool_param)
+        fprintf(out, "    (void)%s;\n", e->pool_name);
     if (e->found)
         fprintf(out, "    (void)%s;\n", e->found);
     if (f == PF_BACKWARD && e->fused)
@@ -191,6 +197,8 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
     fputs("}\n\n", out);
     free(body);
 }
+
+static const char *pool_start(Emit *e);
 
 /* A function that lowering specialised for one sample (Plan.one_sample):
  * the public function NAME, which calls NAME_one when n is 1, then its
@@ -207,15 +215,32 @@ static void close_frames_one(Emit *e, FILE *out, PlanFn f, const char *doc, cons
         arena_out_of_memory();
     memcpy(copy, body, nbody + 1);
     const char *one = fmt(e, "%s_one", name);
-    const char *one_signature = fmt(e, "static %s %s(%s)", ret, one, without_n(e, params));
+    const char *one_params = without_n(e, params), *one_args = without_n(e, args);
+    if (e->fused && e->pool_param) {   /* M_step's: the pool, before opt */
+        const char *opt = fmt(e, "bp_optimizer *%s", e->opt_name);
+        const char *at = strstr(one_params, opt);
+        if (!at)
+            die("M_step's parameters without opt");
+        one_params = fmt(e, "%.*s%s *restrict %s, %s", (int)(at - one_params), one_params,
+                         e->real, e->pool_name, at);
+        const char *ws = e->found ? fmt(e, "(%s *)((char *)ws + BP_NONFINITE_BYTES)", e->real)
+                                  : fmt(e, "(%s *)ws", e->real);
+        long before = e->p->ws_batched + e->p->ws_shared;   /* the workspace, n = 1 */
+        one_args = fmt(e, "theta, inputs, ws, %s%s, %s", ws,
+                       before ? fmt(e, " + %ld", before) : "", e->opt_name);
+    }
+    const char *one_signature = fmt(e, "static %s %s(%s)", ret, one, one_params);
     fprintf(out, "%s;\n\n", one_signature);
-    const char *call = fmt(e, "%s(%s)", one, without_n(e, args));
+    const char *call = fmt(e, "%s(%s)", one, one_args);
     const char *lead = strcmp(ret, "void") != 0
                        ? fmt(e, "    if (n == 1)   /* the same steps, n a constant: below */\n"
                                 "        return %s;\n", call)
                        : fmt(e, "    if (n == 1) {   /* the same steps, n a constant: below */\n"
                                 "        %s;\n        return;\n    }\n", call);
+    if (e->fused && e->pool_param)
+        e->pool_decl = fmt(e, "    %s *const %s = %s;\n", e->real, e->pool_name, pool_start(e));
     close_frame(e, out, f, doc, fmt(e, "%s %s(%s)", ret, name, params), lead, body, nbody);
+    e->pool_decl = NULL;
     close_frame(e, out, f,
                 fmt(e, "/* %s for one sample: the same steps, with n the constant 1. */", name),
                 one_signature, "    const int n = 1;\n", copy, nbody);
@@ -503,14 +528,22 @@ void emit_init(Emit *e, FILE *out)
 
 /* ---------------------------------------------------------------- M_step */
 
-/* Reals `offset` into M_step's gradient pool, after the workspace's two
- * pools. */
-const char *fused_place(Emit *e, long offset)
+/* Where M_step's gradient pool starts: after the workspace's two pools. */
+static const char *pool_start(Emit *e)
 {
     const Plan *p = e->p;
-    e->ws_direct = true;
     const char *at = p->ws_batched ? fmt(e, "wsr + %ld * (size_t)n", p->ws_batched) : "wsr";
-    return p->ws_shared + offset ? fmt(e, "%s + %ld", at, p->ws_shared + offset) : at;
+    return p->ws_shared ? fmt(e, "%s + %ld", at, p->ws_shared) : at;
+}
+
+/* Reals `offset` into M_step's gradient pool. */
+const char *fused_place(Emit *e, long offset)
+{
+    if (e->pool_param)
+        return offset ? fmt(e, "%s + %ld", e->pool_name, offset) : e->pool_name;
+    e->ws_direct = true;
+    const char *at = pool_start(e);
+    return offset ? fmt(e, "%s + %ld", at, offset) : at;
 }
 
 /* bp_optim_update(opt, theta, dP, M_P_OFFSET, M_P_SIZE): the gradient by
@@ -547,10 +580,25 @@ void emit_update(Emit *e, const Step *st)
         line(e, 1, "}");
         return;
     }
-    comment(e, 1, comment_text(e, fmt(e, "%s is final and read no more: update it from d%s/d%s",
-                                      P, loss, P)));
-    line(e, 1, "bp_optim_update(%s, theta, %s, %s_%s_OFFSET, %s_%s_SIZE);", e->opt_name, grad,
-         e->M, P, e->M, P);
+    if (u->count == 1) {
+        comment(e, 1, comment_text(e, fmt(e, "%s is final and read no more: update it from d%s/d%s",
+                                          P, loss, P)));
+        line(e, 1, "bp_optim_update(%s, theta, %s, %s_%s_OFFSET, %s_%s_SIZE);", e->opt_name, grad,
+             e->M, P, e->M, P);
+        return;
+    }
+    /* parameters next to each other in theta, their gradients likewise in
+     * the pool: one call */
+    const char *names = P, *sizes = fmt(e, "%s_%s_SIZE", e->M, P);
+    for (int k = 1; k < u->count; k++) {
+        const char *Q = m->params[u->index + k]->name;
+        names = fmt(e, "%s%s %s", names, k + 1 < u->count ? "," : " and", Q);
+        sizes = fmt(e, "%s + %s_%s_SIZE", sizes, e->M, Q);
+    }
+    comment(e, 1, fmt(e, "%s\tfrom their gradients, which lie as the parameters do, in one call",
+                      comment_text(e, fmt(e, "%s are final and read no more: update them", names))));
+    line(e, 1, "bp_optim_update(%s, theta, %s, %s_%s_OFFSET,", e->opt_name, grad, e->M, P);
+    line(e, 2, "%s);", sizes);
 }
 
 /* Group k's static function: M_step_ and the value it computes first, as
@@ -591,12 +639,16 @@ void emit_fused_step(Emit *e, FILE *out)
     const Plan *p = e->p;
     const char *r = e->real, *M = e->M, *o = e->opt_name;
     fprintf(out, "/* Bytes of workspace M_step needs: M_workspace_size's, then %ld reals of\n"
-                 " * gradients (each parameter's until its update; some share a place). */\n"
+                 " * gradients (%s). */\n"
                  "size_t %s_step_workspace_size(int n)\n{\n"
                  "    return %s_workspace_size(n) + %ld * sizeof(%s);\n}\n\n",
-            p->ws_fused, M, M, p->ws_fused, r);
+            p->ws_fused,
+            p->fused_whole ? "all of them, laid out as theta"
+                           : "each parameter's until its update; some share a place",
+            M, M, p->ws_fused, r);
     e->f = PF_BACKWARD;
     e->fused = true;
+    e->pool_param = p->one_sample_step;
     const char *params = fmt(e, "%s *restrict theta, const %s *const inputs[], int n, "
                                 "void *restrict ws,\n    bp_optimizer *%s", r, r, o);
     const char *args = fmt(e, "theta, inputs, n, ws, %s", o);
@@ -635,13 +687,22 @@ void emit_fused_step(Emit *e, FILE *out)
     line(e, 1, "return %s;", e->loss_name);
     fclose(e->out);
     const char *doc =
-        "/* One training step: forward, backward and the optimiser's update of each\n"
-        " * parameter as soon as its gradient is final and nothing reads it any\n"
-        " * more, so that no whole gradient vector exists. Returns the batch loss\n"
-        " * (M_forward's) before the update; theta and opt's state change as\n"
-        " * M_forward, M_backward and bp_optim_step would change them. ws holds\n"
-        " * M_step_workspace_size(n) bytes. NAN, and nothing changes, when opt is\n"
-        " * NULL or clips by the global norm (clip_norm > 0). */";
+        p->fused_whole
+        ? "/* One training step: forward, backward and the optimiser's update. The\n"
+          " * model is small, so its whole gradient stays in the workspace and is\n"
+          " * applied after backward in one call per run of parameters (cheaper\n"
+          " * than a call per tensor). Returns the batch loss (M_forward's) before\n"
+          " * the update; theta and opt's state change as M_forward, M_backward and\n"
+          " * bp_optim_step would change them. ws holds M_step_workspace_size(n)\n"
+          " * bytes. NAN, and nothing changes, when opt is NULL or clips by the\n"
+          " * global norm (clip_norm > 0). */"
+        : "/* One training step: forward, backward and the optimiser's update of each\n"
+          " * parameter as soon as its gradient is final and nothing reads it any\n"
+          " * more, so that no whole gradient vector exists. Returns the batch loss\n"
+          " * (M_forward's) before the update; theta and opt's state change as\n"
+          " * M_forward, M_backward and bp_optim_step would change them. ws holds\n"
+          " * M_step_workspace_size(n) bytes. NAN, and nothing changes, when opt is\n"
+          " * NULL or clips by the global norm (clip_norm > 0). */";
     if (p->one_sample_step)
         close_frames_one(e, out, PF_BACKWARD, doc, r, fmt(e, "%s_step", M), params, args, body,
                          nbody);
@@ -649,4 +710,5 @@ void emit_fused_step(Emit *e, FILE *out)
         close_frame(e, out, PF_BACKWARD, doc, fmt(e, "%s %s_step(%s)", r, M, params), NULL, body,
                     nbody);
     e->fused = false;
+    e->pool_param = false;
 }
