@@ -391,8 +391,14 @@ static void test_update_after_last_read(void)
 
     char *source = test_read_file("examples/xor/xor.net", NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(source);
-    args = test_format("-o %s --precision=double --step", out_c);
-    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_order", source, args, NULL, NULL), 0);
+    args = test_format("-o %s --precision=double --step --dump=lower", out_c);
+    char *dump = NULL;
+    CU_ASSERT_EQUAL_FATAL(test_bpgen("st_order", source, args, NULL, &dump), 0);
+    CU_ASSERT_PTR_NOT_NULL(dump ? strstr(dump, "gradients in a pool of 9 reals (all of them, as "
+                                               "theta: a small model updates at the end)\n") : NULL);
+    CU_ASSERT_PTR_NOT_NULL(dump ? strstr(dump, "\n  update  W1 .. b2 (4 tensors) [9] from the "
+                                               "pool at 0\n") : NULL);
+    free(dump);
     c = test_read_file(out_c, NULL);
     fn = "double st_order_step(";
     const char *dw2 = after(c, fn, "    d_w2[j] /= (double)n;\n");
