@@ -66,6 +66,7 @@ static void usage(FILE *out)
           "                        finite differences at a given point (no malloc)\n"
           "  --step                add M_step(), one training step (forward, backward and\n"
           "                        the optimiser's update) without a gradient vector\n"
+          "                        (a small model's stays whole: one update call)\n"
           "  --check-finite        forward, backward and predict check every value they\n"
           "                        write; M_nonfinite(ws) names the first NaN or inf\n"
           "  --line-directives     write #line directives so that compiler messages and\n"
