@@ -1173,7 +1173,13 @@ static void lower_fused(Plan *p)
         update_after[i] = -1;
         if (writer[i] < 0)
             continue;   /* frozen */
-        update_after[i] = whole ? nk - 1 : writer[i] > last[i] ? writer[i] : last[i];
+        tiles[i] = 0;
+        if (whole) {   /* no interval: its place is its parameter's in theta */
+            update_after[i] = nk - 1;
+            count++;
+            continue;
+        }
+        update_after[i] = writer[i] > last[i] ? writer[i] : last[i];
         /* a merged loop's statements run at every index: an update
          * follows its last one */
         while (kept[update_after[i]]->joined && update_after[i] + 1 < nk)
@@ -1188,9 +1194,7 @@ static void lower_fused(Plan *p)
         /* a gradient read by nothing after its own step, whose parameter
          * that step does not read either, may be made and applied a block
          * at a time */
-        if (whole)
-            tiles[i] = 0;
-        else if (v->end == writer[i] && last[i] < writer[i])
+        if (v->end == writer[i] && last[i] < writer[i])
             tiles[i] = tile_rows(kept[writer[i]], d, size);
         /* or, where the layer before reads P after dP is made (dh =
          * transpose(W)·dz after dW), once the step is moved past that

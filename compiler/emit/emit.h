@@ -77,10 +77,10 @@ typedef struct {
     /* M_step with a copy for one sample: the gradients are named from a
      * pointer to the pool (pool_name), a `restrict` parameter of the copy,
      * so that gcc knows them apart from the workspace's buffers and
-     * vectorises the small outer products that make them; pool_decl, the
-     * public function's declaration of it, or NULL */
+     * vectorises the small outer products that make them (the public
+     * function computes it first) */
     bool pool_param;
-    const char *pool_name, *pool_decl;
+    const char *pool_name;
     /* M_forward_backward: the local holding 1/n that gradients into
      * grad_inputs are scaled by, or NULL (each says 1/n itself); the
      * static functions of each function's groups (NULL: in the caller) */

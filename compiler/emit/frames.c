@@ -149,6 +149,13 @@ static int by_declaration_order(const void *pa, const void *pb)
     return (ka > kb) - (ka < kb);
 }
 
+/* The workspace's reals: after --check-finite's record, if any. */
+static const char *ws_reals(Emit *e)
+{
+    return e->found ? fmt(e, "(%s *)((char *)ws + BP_NONFINITE_BYTES)", e->real)
+                    : fmt(e, "(%s *)ws", e->real);
+}
+
 /* Writes a whole C function of f: its comment and signature, `lead` (lines
  * before everything else, or NULL), the declarations of what its body
  * (written by open_body's stream) names, and the body. */
@@ -171,18 +178,12 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
     }
     if (e->found)
         fprintf(out, "    bp_nonfinite *const %s = (bp_nonfinite *)ws;\n", e->found);
-    ws_used = ws_used || e->pool_decl;   /* the pool lies after the workspace */
-    if ((ws_used || e->ws_direct) && e->found)   /* the record comes first */
-        fprintf(out, "    %s *const wsr = (%s *)((char *)ws + BP_NONFINITE_BYTES);\n", e->real,
-                e->real);
-    else if (ws_used || e->ws_direct)
-        fprintf(out, "    %s *const wsr = (%s *)ws;\n", e->real, e->real);
-    if (e->pool_decl)
-        fprintf(out, "%s", e->pool_decl);
+    if (ws_used || e->ws_direct)   /* the record comes first */
+        fprintf(out, "    %s *const wsr = %s;\n", e->real, ws_reals(e));
     for (int k = 0; k < e->nused; k++)
         declare(e, out, e->g->nodes[e->used_ids[k]]);
     fputs("    (void)theta;\n    (void)inputs;\n    (void)n;\n    (void)ws;\n", out);
-    if (e->fused && e->pool_param)
+    if (e->pool_param)
         fprintf(out, "    (void)%s;\n", e->pool_name);
     if (e->found)
         fprintf(out, "    (void)%s;\n", e->found);
@@ -198,16 +199,17 @@ static void close_frame(Emit *e, FILE *out, PlanFn f, const char *doc, const cha
     free(body);
 }
 
-static const char *pool_start(Emit *e);
-
 /* A function that lowering specialised for one sample (Plan.one_sample):
  * the public function NAME, which calls NAME_one when n is 1, then its
  * body again as the static function NAME_one, with n the constant 1,
  * which lets the C compiler unroll and fold every loop over the batch
  * (the 4-16-3 step at batch 1: 0.25 -> 0.18 us for forward and backward).
- * `params` and `args` are NAME's, with n. */
+ * `params` and `args` are NAME's, with n; `one_params` and `one_args`
+ * NAME_one's and its call's (NULL: the same without n); `pre`, lines the
+ * public function starts with, before that call (or NULL). */
 static void close_frames_one(Emit *e, FILE *out, PlanFn f, const char *doc, const char *ret,
                              const char *name, const char *params, const char *args,
+                             const char *one_params, const char *one_args, const char *pre,
                              char *body, size_t nbody)
 {
     char *copy = malloc(nbody + 1);
@@ -215,32 +217,17 @@ static void close_frames_one(Emit *e, FILE *out, PlanFn f, const char *doc, cons
         arena_out_of_memory();
     memcpy(copy, body, nbody + 1);
     const char *one = fmt(e, "%s_one", name);
-    const char *one_params = without_n(e, params), *one_args = without_n(e, args);
-    if (e->fused && e->pool_param) {   /* M_step's: the pool, before opt */
-        const char *opt = fmt(e, "bp_optimizer *%s", e->opt_name);
-        const char *at = strstr(one_params, opt);
-        if (!at)
-            die("M_step's parameters without opt");
-        one_params = fmt(e, "%.*s%s *restrict %s, %s", (int)(at - one_params), one_params,
-                         e->real, e->pool_name, at);
-        const char *ws = e->found ? fmt(e, "(%s *)((char *)ws + BP_NONFINITE_BYTES)", e->real)
-                                  : fmt(e, "(%s *)ws", e->real);
-        long before = e->p->ws_batched + e->p->ws_shared;   /* the workspace, n = 1 */
-        one_args = fmt(e, "theta, inputs, ws, %s%s, %s", ws,
-                       before ? fmt(e, " + %ld", before) : "", e->opt_name);
-    }
-    const char *one_signature = fmt(e, "static %s %s(%s)", ret, one, one_params);
+    const char *one_signature = fmt(e, "static %s %s(%s)", ret, one,
+                                    one_params ? one_params : without_n(e, params));
     fprintf(out, "%s;\n\n", one_signature);
-    const char *call = fmt(e, "%s(%s)", one, one_args);
+    const char *call = fmt(e, "%s(%s)", one, one_args ? one_args : without_n(e, args));
     const char *lead = strcmp(ret, "void") != 0
                        ? fmt(e, "    if (n == 1)   /* the same steps, n a constant: below */\n"
                                 "        return %s;\n", call)
                        : fmt(e, "    if (n == 1) {   /* the same steps, n a constant: below */\n"
                                 "        %s;\n        return;\n    }\n", call);
-    if (e->fused && e->pool_param)
-        e->pool_decl = fmt(e, "    %s *const %s = %s;\n", e->real, e->pool_name, pool_start(e));
-    close_frame(e, out, f, doc, fmt(e, "%s %s(%s)", ret, name, params), lead, body, nbody);
-    e->pool_decl = NULL;
+    close_frame(e, out, f, doc, fmt(e, "%s %s(%s)", ret, name, params),
+                pre ? fmt(e, "%s%s", pre, lead) : lead, body, nbody);
     close_frame(e, out, f,
                 fmt(e, "/* %s for one sample: the same steps, with n the constant 1. */", name),
                 one_signature, "    const int n = 1;\n", copy, nbody);
@@ -345,8 +332,8 @@ void emit_function(Emit *e, FILE *out, PlanFn f, const char *doc)
     fclose(e->out);
     if (p->one_sample[f])
         close_frames_one(e, out, f, doc, f == PF_FORWARD ? e->real : "void",
-                         fmt(e, "%s_%s", e->M, fn_suffix[f]), fn_params(e, f), fn_args(f), body,
-                         nbody);
+                         fmt(e, "%s_%s", e->M, fn_suffix[f]), fn_params(e, f), fn_args(f), NULL,
+                         NULL, NULL, body, nbody);
     else
         close_frame(e, out, f, doc, fn_signature(e, f), NULL, body, nbody);
 }
@@ -528,11 +515,12 @@ void emit_init(Emit *e, FILE *out)
 
 /* ---------------------------------------------------------------- M_step */
 
-/* Where M_step's gradient pool starts: after the workspace's two pools. */
-static const char *pool_start(Emit *e)
+/* Where M_step's gradient pool starts, the workspace's reals being
+ * `reals`: after the workspace's two pools. */
+static const char *pool_start(Emit *e, const char *reals)
 {
     const Plan *p = e->p;
-    const char *at = p->ws_batched ? fmt(e, "wsr + %ld * (size_t)n", p->ws_batched) : "wsr";
+    const char *at = p->ws_batched ? fmt(e, "%s + %ld * (size_t)n", reals, p->ws_batched) : reals;
     return p->ws_shared ? fmt(e, "%s + %ld", at, p->ws_shared) : at;
 }
 
@@ -542,7 +530,7 @@ const char *fused_place(Emit *e, long offset)
     if (e->pool_param)
         return offset ? fmt(e, "%s + %ld", e->pool_name, offset) : e->pool_name;
     e->ws_direct = true;
-    const char *at = pool_start(e);
+    const char *at = pool_start(e, "wsr");
     return offset ? fmt(e, "%s + %ld", at, offset) : at;
 }
 
@@ -686,27 +674,31 @@ void emit_fused_step(Emit *e, FILE *out)
     line(e, 1, "bp_optim_finish(%s);", o);
     line(e, 1, "return %s;", e->loss_name);
     fclose(e->out);
-    const char *doc =
+    const char *doc = fmt(
+        e, "%s * Returns the batch loss (M_forward's) before the update; theta and\n"
+           " * opt's state change as M_forward, M_backward and bp_optim_step would\n"
+           " * change them. ws holds M_step_workspace_size(n) bytes. NAN, and nothing\n"
+           " * changes, when opt is NULL or clips by the global norm (clip_norm > 0). */",
         p->fused_whole
-        ? "/* One training step: forward, backward and the optimiser's update. The\n"
-          " * model is small, so its whole gradient stays in the workspace and is\n"
-          " * applied after backward in one call per run of parameters (cheaper\n"
-          " * than a call per tensor). Returns the batch loss (M_forward's) before\n"
-          " * the update; theta and opt's state change as M_forward, M_backward and\n"
-          " * bp_optim_step would change them. ws holds M_step_workspace_size(n)\n"
-          " * bytes. NAN, and nothing changes, when opt is NULL or clips by the\n"
-          " * global norm (clip_norm > 0). */"
-        : "/* One training step: forward, backward and the optimiser's update of each\n"
-          " * parameter as soon as its gradient is final and nothing reads it any\n"
-          " * more, so that no whole gradient vector exists. Returns the batch loss\n"
-          " * (M_forward's) before the update; theta and opt's state change as\n"
-          " * M_forward, M_backward and bp_optim_step would change them. ws holds\n"
-          " * M_step_workspace_size(n) bytes. NAN, and nothing changes, when opt is\n"
-          " * NULL or clips by the global norm (clip_norm > 0). */";
-    if (p->one_sample_step)
-        close_frames_one(e, out, PF_BACKWARD, doc, r, fmt(e, "%s_step", M), params, args, body,
-                         nbody);
-    else
+            ? "/* One training step: forward, backward and the optimiser's update. The\n"
+              " * model is small, so its whole gradient stays in the workspace and is\n"
+              " * applied after backward in one call per run of parameters (cheaper\n"
+              " * than a call per tensor).\n"
+            : "/* One training step: forward, backward and the optimiser's update of each\n"
+              " * parameter as soon as its gradient is final and nothing reads it any\n"
+              " * more, so that no whole gradient vector exists.\n");
+    if (p->one_sample_step) {
+        /* the copy takes the pool as a restrict parameter, which the public
+         * function computes first */
+        const char *pool = fmt(e, "    %s *const %s = %s;\n", r, e->pool_name,
+                               pool_start(e, ws_reals(e)));
+        const char *one_params = fmt(e, "%s *restrict theta, const %s *const inputs[], "
+                                        "void *restrict ws,\n    %s *restrict %s, bp_optimizer *%s",
+                                     r, r, r, e->pool_name, o);
+        const char *one_args = fmt(e, "theta, inputs, ws, %s, %s", e->pool_name, o);
+        close_frames_one(e, out, PF_BACKWARD, doc, r, fmt(e, "%s_step", M), params, args,
+                         one_params, one_args, pool, body, nbody);
+    } else
         close_frame(e, out, PF_BACKWARD, doc, fmt(e, "%s %s_step(%s)", r, M, params), NULL, body,
                     nbody);
     e->fused = false;
